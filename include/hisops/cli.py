@@ -1,0 +1,102 @@
+"""`hisops …` — what ops staff do outside the Airflow UI.
+
+Every subcommand imports its module lazily so `hisops --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _cmd_inventory_validate(args: argparse.Namespace) -> int:
+    from hisops.inventory.loader import InventoryError, load_inventory
+
+    try:
+        inv = load_inventory(Path(args.path))
+    except InventoryError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"OK {args.path}: {inv.summary()}")
+    return 0
+
+
+def _catalog_url(args: argparse.Namespace) -> str:
+    url = args.url or os.environ.get("HISOPS_CATALOG_URL")
+    if url:
+        return url
+    from hisops.airflow.connections import catalog_sqlalchemy_url
+
+    return catalog_sqlalchemy_url()
+
+
+def _cmd_catalog_upgrade(args: argparse.Namespace) -> int:
+    from hisops.catalog.migrate import upgrade
+
+    upgrade(_catalog_url(args), args.revision)
+    print(f"catalog schema at {args.revision}")
+    return 0
+
+
+def _cmd_synth_generate(args: argparse.Namespace) -> int:
+    from hisops.synth.generate import generate
+
+    generate(args.dsn, scale=args.scale, seed=args.seed, log=print)
+    return 0
+
+
+def _cmd_roles_sync(args: argparse.Namespace) -> int:
+    from hisops.airflow.roles import sync_roles
+
+    for line in sync_roles():
+        print(line)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hisops.devenv import demo
+
+    return getattr(demo, args.action)()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hisops", description="hisops — 医疗信息系统运维平台 (hospital IS operations)")
+    sub = p.add_subparsers(dest="group", required=True)
+
+    inv = sub.add_parser("inventory", help="清单 inventory").add_subparsers(dest="cmd", required=True)
+    v = inv.add_parser("validate", help="validate an inventory file (exit 1 on error)")
+    v.add_argument("path")
+    v.set_defaults(func=_cmd_inventory_validate)
+
+    cat = sub.add_parser("catalog", help="运维目录库 ops catalog").add_subparsers(dest="cmd", required=True)
+    u = cat.add_parser("upgrade", help="apply Alembic migrations to the catalog database")
+    u.add_argument("--url", help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)")
+    u.add_argument("--revision", default="head")
+    u.set_defaults(func=_cmd_catalog_upgrade)
+
+    syn = sub.add_parser("synth", help="合成医院数据 synthetic hospital data").add_subparsers(dest="cmd", required=True)
+    g = syn.add_parser("generate", help="create the synthetic HIS schema and data in a database")
+    g.add_argument("--dsn", required=True, help="libpq DSN of the (empty) target database")
+    g.add_argument("--scale", type=float, default=1.0, help="scale factor; 1 ≈ 100 MB")
+    g.add_argument("--seed", type=int, default=42)
+    g.set_defaults(func=_cmd_synth_generate)
+
+    roles = sub.add_parser("roles", help="角色 roles").add_subparsers(dest="cmd", required=True)
+    r = roles.add_parser("sync", help="create/update the four hisops roles in Airflow (idempotent)")
+    r.set_defaults(func=_cmd_roles_sync)
+
+    demo = sub.add_parser("demo", help="演示环境 the one-command demo")
+    demo.add_argument("action", choices=["up", "down", "clean", "status"])
+    demo.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

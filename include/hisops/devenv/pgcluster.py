@@ -1,0 +1,215 @@
+"""A private PostgreSQL cluster for the demo and the test suite.
+
+Built with the machine's own ``initdb``/``pg_ctl`` in a folder we own, on a port of
+our own, listening on 127.0.0.1 only; it never touches a server that is already
+running. PostgreSQL refuses to run as root, so when we are root the server runs as
+the ``postgres`` OS user (the Debian packages create it).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SUPERUSER = "hisops"
+
+
+class ClusterError(RuntimeError):
+    """The private cluster could not be created or started."""
+
+
+def find_pg_bindir() -> Path:
+    """Newest PostgreSQL server binaries on this machine (Debian layout first)."""
+    env = os.environ.get("HISOPS_PG_BINDIR")
+    if env:
+        return Path(env)
+    root = Path("/usr/lib/postgresql")
+    if root.is_dir():
+        versions = sorted((p for p in root.iterdir() if (p / "bin" / "initdb").exists()),
+                          key=lambda p: int(p.name) if p.name.isdigit() else 0)
+        if versions:
+            return versions[-1] / "bin"
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).resolve().parent
+    raise ClusterError("PostgreSQL server binaries (initdb, pg_ctl) not found; install postgresql")
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass
+class PgCluster:
+    """A PostgreSQL cluster living in ``root`` (data in root/data, secret in root/superuser.pw)."""
+
+    root: Path
+    port: int
+    host: str = "127.0.0.1"
+    user: str = SUPERUSER
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def password_file(self) -> Path:
+        return self.root / "superuser.pw"
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / "server.log"
+
+    @property
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        """libpq key/value DSN (psycopg2, pg_dump --dbname)."""
+        return f"host={self.host} port={self.port} user={self.user} password={self.password} dbname={dbname}"
+
+    def sqlalchemy_url(self, dbname: str) -> str:
+        return f"postgresql+psycopg2://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
+
+    # --- running binaries as the right OS user -------------------------------------------------
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        if os.geteuid() != 0:
+            return argv
+        return ["runuser", "-u", "postgres", "--", *argv]
+
+    def _chown(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(self._as_owner(argv), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ClusterError(f"{Path(argv[0]).name} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        return proc
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def initialized(self) -> bool:
+        return (self.datadir / "PG_VERSION").exists()
+
+    def running(self) -> bool:
+        if not self.initialized():
+            return False
+        bindir = find_pg_bindir()
+        proc = subprocess.run(self._as_owner([str(bindir / "pg_ctl"), "status", "-D", str(self.datadir)]),
+                              capture_output=True, text=True)
+        return proc.returncode == 0
+
+    def init(self) -> None:
+        """initdb with scram-sha-256 on TCP; a random superuser password kept 0600 beside the data."""
+        if self.initialized():
+            return
+        bindir = find_pg_bindir()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._chown(self.root)
+        if not self.password_file.exists():
+            self.password_file.write_text(secrets.token_urlsafe(18) + "\n")
+            self.password_file.chmod(0o600)
+        pwfile = self.root / ".initdb.pw"
+        pwfile.write_text(self.password + "\n")
+        pwfile.chmod(0o600)
+        self._chown(pwfile)
+        try:
+            self._run([str(bindir / "initdb"), "-D", str(self.datadir), "-U", self.user, "--pwfile", str(pwfile),
+                       "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8",
+                       "--locale=C.UTF-8", "--no-instructions"])
+        finally:
+            pwfile.unlink(missing_ok=True)
+        conf = self.datadir / "postgresql.conf"
+        with conf.open("a") as fh:
+            fh.write(
+                "\n# hisops private cluster\n"
+                "listen_addresses = '127.0.0.1'\n"
+                f"port = {self.port}\n"
+                "unix_socket_directories = ''\n"
+                "max_connections = 200\n"
+                "shared_buffers = 256MB\n"
+                "fsync = on\n"
+                "shared_preload_libraries = 'pg_stat_statements'\n"
+                "max_prepared_transactions = 0\n"
+            )
+
+    def start(self, timeout: int = 60) -> None:
+        self.init()
+        if self.running():
+            return
+        if port_in_use(self.port, self.host):
+            raise ClusterError(f"port {self.port} is taken by another server; set another port "
+                               "(HISOPS_DEMO_PG_PORT / HISOPS_TEST_PG_PORT)")
+        bindir = find_pg_bindir()
+        self.logfile.touch()
+        self._chown(self.logfile)
+        self._run([str(bindir / "pg_ctl"), "start", "-w", "-t", str(timeout), "-D", str(self.datadir),
+                   "-l", str(self.logfile)])
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: int = 60) -> None:
+        import psycopg2
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                psycopg2.connect(self.dsn(), connect_timeout=3).close()
+                return
+            except psycopg2.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"cluster on port {self.port} not ready: {exc}") from exc
+                time.sleep(0.3)
+
+    def stop(self, mode: str = "fast") -> None:
+        if not self.running():
+            return
+        bindir = find_pg_bindir()
+        self._run([str(bindir / "pg_ctl"), "stop", "-w", "-m", mode, "-D", str(self.datadir)])
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # --- databases ------------------------------------------------------------------------------
+    def execute(self, sql, dbname: str = "postgres") -> None:
+        """Run one statement (str or psycopg2.sql.Composable) in autocommit mode."""
+        import psycopg2
+
+        conn = psycopg2.connect(self.dsn(dbname))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    def database_exists(self, name: str) -> bool:
+        import psycopg2
+
+        with psycopg2.connect(self.dsn()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            found = cur.fetchone() is not None
+        conn.close()
+        return found
+
+    def create_database(self, name: str, drop_first: bool = False) -> bool:
+        """Create ``name`` unless it exists; returns True when it was created."""
+        from psycopg2 import sql
+
+        ident = sql.Identifier(name)
+        if drop_first:
+            self.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        if self.database_exists(name):
+            return False
+        self.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+        return True
