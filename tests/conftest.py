@@ -1,34 +1,78 @@
-"""Shared fixtures: a real private PostgreSQL cluster and a real sshd on loopback.
+"""Shared fixtures: a real private PostgreSQL cluster, a real sshd on loopback, real Airflow.
 
-Both are started by the suite itself (nothing needs to be running beforehand) in
-``.hisops-test/`` under the repository, on ports of their own.
+Everything is started by the suite itself (nothing needs to be running beforehand) in
+``.hisops-test/`` under the repository, on ports of its own. The cluster starts in
+``pytest_configure`` because Airflow reads its configuration (metadata database URL) from
+the environment when it is first imported.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
+from hisops.devenv.airflow_env import airflow_env
 from hisops.devenv.pgcluster import PgCluster
 from hisops.devenv.sshd import LoopbackSshd
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_HOME = Path(os.environ.get("HISOPS_TEST_HOME", REPO / ".hisops-test"))
+TEST_ROOT = Path(os.environ.get("HISOPS_TEST_HOME", REPO / ".hisops-test"))
+TEST_HOME = TEST_ROOT / f"run-{os.getpid()}"  # one folder per pytest process: parallel runs never collide
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_CLUSTER = PgCluster(TEST_HOME / "pg", int(os.environ.get("HISOPS_TEST_PG_PORT") or free_port()))
+AIRFLOW_API_PORT = int(os.environ.get("HISOPS_TEST_API_PORT") or free_port())
+
+
+def _remove_stale_runs() -> None:
+    """Stop clusters / sshd left behind by killed pytest processes and delete their folders."""
+    for folder in TEST_ROOT.glob("run-*"):
+        pid = int(folder.name.split("-", 1)[1])
+        try:
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        LoopbackSshd(folder / "sshd", 0).stop()
+        PgCluster(folder / "pg", 0).destroy()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # never under xdist workers twice
+        return
+    _remove_stale_runs()
+    _CLUSTER.start()
+    _CLUSTER.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    _CLUSTER.create_database("airflow")
+    env = airflow_env(TEST_HOME / "airflow", _CLUSTER.sqlalchemy_url("airflow"), api_port=AIRFLOW_API_PORT,
+                      inventory=REPO / "inventory" / "hospital.example.yaml")
+    os.environ.update(env)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if os.environ.get("HISOPS_TEST_KEEP") != "1":
+        _CLUSTER.destroy()
+        shutil.rmtree(TEST_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def pg() -> Iterator[PgCluster]:
-    """A fresh private PostgreSQL cluster for the whole session."""
-    cluster = PgCluster(TEST_HOME / "pg", int(os.environ.get("HISOPS_TEST_PG_PORT", "55433")))
-    cluster.destroy()  # leftovers of an earlier, killed session
-    cluster.start()
-    cluster.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    yield cluster
-    cluster.destroy()
+def pg() -> PgCluster:
+    """The session's private PostgreSQL cluster (superuser password in pg.password)."""
+    return _CLUSTER
 
 
 @pytest.fixture
@@ -50,8 +94,18 @@ def new_db(pg: PgCluster):
 @pytest.fixture(scope="session")
 def sshd() -> Iterator[LoopbackSshd]:
     """A real OpenSSH server on 127.0.0.1 accepting a throwaway key for the current user."""
-    server = LoopbackSshd(TEST_HOME / "sshd", int(os.environ.get("HISOPS_TEST_SSH_PORT", "22522")))
-    server.stop()
+    server = LoopbackSshd(TEST_HOME / "sshd", int(os.environ.get("HISOPS_TEST_SSH_PORT") or free_port()))
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_db(pg: PgCluster) -> str:
+    """The Airflow metadata database, migrated, with the four hisops roles."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from hisops.airflow.roles import sync_roles
+
+    sync_roles()
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]

@@ -1,0 +1,56 @@
+"""Airflow connections → what the domain needs (DSNs, SSH parameters, catalog URL).
+
+Called at task run time only — never at DAG parse time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+CATALOG_CONN_ID = "hisops_catalog"
+
+
+def get_connection(conn_id: str) -> Any:
+    """Resolve a connection through Airflow (task SDK in tasks, secrets backends / env / DB elsewhere)."""
+    try:
+        from airflow.sdk import BaseHook
+    except ImportError:  # pragma: no cover - older layouts
+        from airflow.hooks.base import BaseHook
+    return BaseHook.get_connection(conn_id)
+
+
+def _kv(value: Any) -> str:
+    text = str(value)
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def postgres_dsn(conn_id: str, dbname: str | None = None) -> str:
+    """libpq key/value DSN for a postgres connection (password quoted, never logged)."""
+    c = get_connection(conn_id)
+    parts = {"host": c.host or "localhost", "port": c.port or 5432, "user": c.login,
+             "password": c.password, "dbname": dbname or c.schema or "postgres"}
+    extra = c.extra_dejson or {}
+    for key in ("sslmode", "sslrootcert", "sslcert", "sslkey"):
+        if extra.get(key):
+            parts[key] = extra[key]
+    return " ".join(f"{k}={_kv(v)}" for k, v in parts.items() if v not in (None, ""))
+
+
+def catalog_sqlalchemy_url(conn_id: str = CATALOG_CONN_ID) -> str:
+    c = get_connection(conn_id)
+    auth = quote(c.login or "", safe="")
+    if c.password:
+        auth += ":" + quote(c.password, safe="")
+    return f"postgresql+psycopg2://{auth}@{c.host or 'localhost'}:{c.port or 5432}/{c.schema or 'hisops_catalog'}"
+
+
+def ssh_params(conn_id: str):
+    """SshParams from an SSH connection (key_file / private key path in extra, password in password)."""
+    from hisops.targets.runner import SshParams
+
+    c = get_connection(conn_id)
+    extra = c.extra_dejson or {}
+    return SshParams(host=c.host, port=int(c.port or 22), username=c.login,
+                     key_file=extra.get("key_file"), password=c.password or None,
+                     connect_timeout=float(extra.get("conn_timeout", 10)))

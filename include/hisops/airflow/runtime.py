@@ -1,0 +1,33 @@
+"""Run-time glue for task bodies: inventory, targets and the catalog from Airflow connections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hisops.airflow.connections import catalog_sqlalchemy_url, postgres_dsn, ssh_params
+
+
+def inventory():
+    """The inventory as the task sees it now (same file as at parse time)."""
+    from hisops.inventory.loader import default_inventory_path, load_inventory
+
+    return load_inventory(default_inventory_path())
+
+
+def runner_for(host: Any):
+    """The command runner for an inventory host: local, or SSH through its connection."""
+    from hisops.targets.runner import LocalRunner, SshRunner
+
+    if getattr(host, "local", False):
+        return LocalRunner(host.id)
+    return SshRunner(host.id, ssh_params(host.ssh_conn_id))
+
+
+def dsn_for(database: Any) -> str:
+    return postgres_dsn(database.conn_id)
+
+
+def catalog():
+    from hisops.catalog.repository import CatalogRepository
+
+    return CatalogRepository.from_url(catalog_sqlalchemy_url())

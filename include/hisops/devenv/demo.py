@@ -1,0 +1,288 @@
+"""The one-command demo: private PostgreSQL, synthetic hospital, catalog, Airflow with real roles.
+
+`./demo.sh` (= `hisops demo up`) is safe to run twice; `./demo.sh down` stops everything,
+`./demo.sh clean` also deletes `.demo/`. Nothing outside `.demo/` and ports 55432/8080/8025
+is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+from hisops.devenv.airflow_env import REPO, airflow_env
+from hisops.devenv.pgcluster import PgCluster, port_in_use
+
+DEMO = Path(os.environ.get("HISOPS_DEMO_HOME", REPO / ".demo"))
+PG_PORT = int(os.environ.get("HISOPS_DEMO_PG_PORT", "55432"))
+API_PORT = int(os.environ.get("HISOPS_DEMO_API_PORT", "8080"))
+MAIL_PORT = int(os.environ.get("HISOPS_DEMO_MAIL_PORT", "8025"))
+SCALE = float(os.environ.get("HISOPS_DEMO_SCALE", "0.02"))
+INVENTORY = REPO / "inventory" / "hospital.example.yaml"
+HIS_DATABASES = ("his_outpatient", "his_inpatient", "his_emr")
+USERS = (("admin", "超级管理员"), ("sysadmin", "系统管理员"), ("operator", "运维人员"), ("viewer", "普通用户"))
+SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer", "mail-sink")
+
+
+def say(msg: str) -> None:
+    print(f"[hisops demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def cluster() -> PgCluster:
+    return PgCluster(DEMO / "pg", PG_PORT)
+
+
+def _env(pg: PgCluster) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(airflow_env(DEMO / "airflow", pg.sqlalchemy_url("airflow"), api_port=API_PORT,
+                           inventory=INVENTORY))
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    return env
+
+
+def _credentials() -> dict[str, str]:
+    path = DEMO / "credentials.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    creds = {user: secrets.token_urlsafe(9) for user, _ in USERS}
+    path.write_text(json.dumps(creds, indent=1))
+    path.chmod(0o600)
+    return creds
+
+
+# --- data ---------------------------------------------------------------------------------------
+def prepare_databases(pg: PgCluster) -> None:
+    from hisops.catalog.migrate import upgrade
+    from hisops.synth.generate import generate
+
+    for name in ("airflow", "hisops_catalog", *HIS_DATABASES):
+        pg.create_database(name)
+    for name in HIS_DATABASES:
+        if not _has_his_tables(pg, name):
+            say(f"生成合成医院数据 generating synthetic hospital data in {name} (scale {SCALE}) …")
+            generate(pg.dsn(name), scale=SCALE, seed=zlib.crc32(name.encode()) % 1000, log=lambda m: say("  " + m))
+    upgrade(pg.sqlalchemy_url("hisops_catalog"))
+    say("运维目录库 ops catalog schema is at head")
+
+
+def _has_his_tables(pg: PgCluster, dbname: str) -> bool:
+    import psycopg2
+
+    conn = psycopg2.connect(pg.dsn(dbname))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('public.patient') IS NOT NULL")
+            return bool(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+# --- airflow ------------------------------------------------------------------------------------
+def bootstrap_airflow(pg: PgCluster, env: dict[str, str]) -> None:
+    say("Airflow 元数据库迁移 migrating the Airflow metadata database …")
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    script = (
+        "import json, sys\n"
+        "from hisops.airflow.roles import sync_roles, ensure_user\n"
+        "from hisops.devenv.demo import register_connections\n"
+        "for line in sync_roles(): print(line)\n"
+        "creds, users = json.loads(sys.argv[1]), json.loads(sys.argv[2])\n"
+        "for user, role in users: print(user, role, ensure_user(user, role, creds[user]))\n"
+        "register_connections()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(_credentials()), json.dumps(USERS)],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    for line in out.strip().splitlines():
+        say("  " + line)
+
+
+def register_connections() -> None:
+    """Upsert the demo's Airflow connections (passwords live only in Airflow, encrypted)."""
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+
+    pg = cluster()
+    conns = [Connection(conn_id=name, conn_type="postgres", host=pg.host, port=pg.port, login=pg.user,
+                        password=pg.password, schema=name) for name in (*HIS_DATABASES, "hisops_catalog")]
+    conns.append(Connection(conn_id="hisops_smtp", conn_type="smtp", host="127.0.0.1", port=MAIL_PORT,
+                            extra=json.dumps({"from_email": "hisops@hospital.example", "disable_tls": True,
+                                              "disable_ssl": True})))
+    with create_session() as session:
+        for conn in conns:
+            old = session.query(Connection).filter(Connection.conn_id == conn.conn_id).one_or_none()
+            if old is not None:
+                session.delete(old)
+                session.flush()
+            session.add(conn)
+    print(f"connections: {', '.join(c.conn_id for c in conns)}")
+
+
+def _pidfile(name: str) -> Path:
+    return DEMO / "run" / f"{name}.pid"
+
+
+def _alive(name: str) -> bool:
+    try:
+        os.kill(int(_pidfile(name).read_text()), 0)
+        return True
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return False
+
+
+def _command(name: str) -> list[str]:
+    if name == "mail-sink":
+        (DEMO / "mail").mkdir(parents=True, exist_ok=True)
+        return [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{MAIL_PORT}",
+                "-c", "aiosmtpd.handlers.Mailbox", str(DEMO / "mail")]
+    if name == "api-server":
+        return [sys.executable, "-m", "airflow", "api-server", "--port", str(API_PORT), "--workers", "1"]
+    return [sys.executable, "-m", "airflow", name]
+
+
+def start_services(env: dict[str, str]) -> None:
+    (DEMO / "run").mkdir(parents=True, exist_ok=True)
+    (DEMO / "logs").mkdir(parents=True, exist_ok=True)
+    for name in SERVICES:
+        if _alive(name):
+            say(f"{name} already running")
+            continue
+        if name == "api-server" and port_in_use(API_PORT):
+            raise SystemExit(f"port {API_PORT} is used by another program; set HISOPS_DEMO_API_PORT")
+        log = (DEMO / "logs" / f"{name}.log").open("ab")
+        proc = subprocess.Popen(_command(name), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=REPO)
+        _pidfile(name).write_text(str(proc.pid))
+        say(f"started {name} (pid {proc.pid}, log .demo/logs/{name}.log)")
+
+
+# --- REST checks ---------------------------------------------------------------------------------
+def _api(method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    resp = httpx.request(method, f"http://localhost:{API_PORT}{path}", json=body, headers=headers, timeout=30)
+    try:
+        return resp.status_code, resp.json()
+    except ValueError:
+        return resp.status_code, {"text": resp.text}
+
+
+def wait_for(what: str, probe, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}; see .demo/logs/")
+        time.sleep(2)
+
+
+def _healthy() -> bool:
+    try:
+        return _api("GET", "/api/v2/monitor/health")[0] == 200
+    except Exception:
+        return False
+
+
+def token(username: str, password: str) -> str:
+    code, body = _api("POST", "/auth/token", body={"username": username, "password": password})
+    if code not in (200, 201):
+        raise RuntimeError(f"login failed for {username}: {code} {body}")
+    return body["access_token"]
+
+
+def run_selfcheck(tok: str, timeout: float = 600) -> str:
+    wait_for("DAG hisops_selfcheck to be parsed",
+             lambda: _api("GET", "/api/v2/dags/hisops_selfcheck", tok)[0] == 200, 180)
+    _api("PATCH", "/api/v2/dags/hisops_selfcheck", tok, {"is_paused": False})
+    code, body = _api("POST", "/api/v2/dags/hisops_selfcheck/dagRuns", tok, {"logical_date": None})
+    if code not in (200, 201):
+        raise SystemExit(f"could not trigger hisops_selfcheck: {code} {body}")
+    run_id = body["dag_run_id"]
+    say(f"自检运行中 self-check running: {run_id}")
+    state = {"value": "queued"}
+
+    def done() -> bool:
+        state["value"] = _api("GET", f"/api/v2/dags/hisops_selfcheck/dagRuns/{run_id}", tok)[1].get("state")
+        return state["value"] in ("success", "failed")
+
+    wait_for("the self-check run", done, timeout)
+    return state["value"]
+
+
+def _import_errors(tok: str) -> list[dict]:
+    return _api("GET", "/api/v2/importErrors", tok)[1].get("import_errors", [])
+
+
+# --- commands ------------------------------------------------------------------------------------
+def up() -> int:
+    t0 = time.monotonic()
+    DEMO.mkdir(parents=True, exist_ok=True)
+    pg = cluster()
+    say(f"私有 PostgreSQL private cluster in .demo/pg on 127.0.0.1:{PG_PORT}")
+    pg.start()
+    prepare_databases(pg)
+    env = _env(pg)
+    bootstrap_airflow(pg, env)
+    start_services(env)
+    wait_for("the api-server", _healthy, 240)
+    creds = _credentials()
+    tok = token("admin", creds["admin"])
+    state = run_selfcheck(tok)
+    errors = _import_errors(tok)
+    _banner(creds, state, errors, time.monotonic() - t0)
+    return 0 if state == "success" and not errors else 1
+
+
+def _banner(creds: dict[str, str], state: str, errors: list[dict], seconds: float) -> None:
+    print("\n" + "=" * 72)
+    print(f"hisops 演示已启动 demo is up in {seconds:.0f}s — http://localhost:{API_PORT}")
+    print(f"自检 hisops_selfcheck: {state};  导入错误 DAG import errors: {len(errors)}")
+    for e in errors:
+        print(f"  ! {e.get('filename')}: {e.get('stack_trace', '')[-300:]}")
+    print("登录 logins (user / password / role):")
+    for user, role in USERS:
+        print(f"  {user:9s} {creds[user]:14s} {role}")
+    print(f"邮件 mails to supervisors land in {DEMO / 'mail'}")
+    print("停止 stop: ./demo.sh down    清除 clean: ./demo.sh clean    状态 status: ./demo.sh status")
+    print("=" * 72)
+
+
+def down() -> int:
+    for name in SERVICES:
+        if _alive(name):
+            pid = int(_pidfile(name).read_text())
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(50):
+                if not _alive(name):
+                    break
+                time.sleep(0.2)
+            else:
+                os.killpg(pid, signal.SIGKILL)
+            say(f"stopped {name}")
+        _pidfile(name).unlink(missing_ok=True)
+    cluster().stop()
+    say("stopped PostgreSQL")
+    return 0
+
+
+def clean() -> int:
+    down()
+    shutil.rmtree(DEMO, ignore_errors=True)
+    say("removed .demo/")
+    return 0
+
+
+def status() -> int:
+    for name in SERVICES:
+        print(f"{name:14s} {'running' if _alive(name) else 'stopped'}")
+    print(f"{'postgresql':14s} {'running' if cluster().running() else 'stopped'} (127.0.0.1:{PG_PORT})")
+    print(f"UI: http://localhost:{API_PORT}")
+    return 0

@@ -1,0 +1,478 @@
+"""Inventory models: the hospital's systems as ops staff describe them (pydantic v2).
+
+Every model forbids unknown keys and is frozen. Secrets never live here: databases, hosts
+and channels name an Airflow connection id (the loader also rejects secret-looking keys).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
+
+from hisops.inventory.thresholds import ThresholdOverrides, Thresholds
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+Loc = tuple[str | int, ...]
+
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+CONN_ID_RE = re.compile(r"[A-Za-z0-9_.-]+")
+HHMM_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+DEFAULT_LOG_PATTERNS = {"error": "ERROR", "fatal": "FATAL|PANIC"}
+KEEP_MINIMUM = {"keep_daily": 1, "keep_weekly": 0, "keep_monthly": 0}
+
+
+def format_loc(loc: Loc) -> str:
+    """('systems', 1, 'databases', 0, 'id') → 'systems[1].databases[0].id'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("["):
+            out += part
+        else:
+            out += f".{part}" if out else part
+    return out or "(root)"
+
+
+class FieldProblems(ValueError):
+    """Raised by model validators: problems located relative to the model being validated."""
+
+    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{format_loc(loc)}: {msg}" if loc else msg for loc, msg in problems))
+
+
+def _check(problems: list[tuple[Loc, str]]) -> None:
+    if problems:
+        raise FieldProblems(problems)
+
+
+# --- field types -------------------------------------------------------------------------
+
+
+def _slug(value: str) -> str:
+    if not SLUG_RE.fullmatch(value):
+        raise ValueError(
+            "must be a slug: lowercase letters, digits, _ and - (at most 64), e.g. his_outpatient"
+        )
+    return value
+
+
+def _conn_id(value: str) -> str:
+    if not CONN_ID_RE.fullmatch(value):
+        raise ValueError("not a valid Airflow connection id (allowed: letters, digits, _ . -)")
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _cron(value: str) -> str:
+    fields = value.split()
+    try:
+        valid = (value.startswith("@") or len(fields) == 5) and croniter.is_valid(value)
+    except Exception:  # noqa: BLE001 - croniter raises assorted errors on odd input
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"not a valid cron expression: {value!r} (minute hour day month weekday, e.g. '0 7 * * *')"
+        )
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except Exception:  # noqa: BLE001 - ZoneInfoNotFoundError, ValueError, OSError on odd keys
+        raise ValueError(f"unknown time zone {value!r} (IANA name, e.g. Asia/Shanghai)") from None
+    return value
+
+
+def _hhmm_not_number(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError('must be a quoted "HH:MM" string (YAML reads unquoted 22:00 as a number)')
+    return value
+
+
+def _hhmm(value: str) -> str:
+    if not HHMM_RE.fullmatch(value):
+        raise ValueError('must be "HH:MM" (00:00-23:59)')
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    return value
+
+
+def _http_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def _expectation(value: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(value.get("type"), str) or not value["type"]:
+        raise ValueError("needs a 'type' key (a GX expectation, e.g. expect_column_values_to_not_be_null)")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+ConnId = Annotated[str, AfterValidator(_conn_id)]
+Text = Annotated[str, AfterValidator(_non_empty)]
+Cron = Annotated[str, AfterValidator(_cron)]
+TimeZone = Annotated[str, AfterValidator(_timezone)]
+HHMM = Annotated[str, BeforeValidator(_hhmm_not_number), AfterValidator(_hhmm)]
+Regex = Annotated[str, AfterValidator(_regex)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Expectation = Annotated[dict[str, Any], AfterValidator(_expectation)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- global settings ---------------------------------------------------------------------
+
+
+class Schedules(_Model):
+    """Cron expressions, in the inventory's time zone."""
+
+    inspection: Cron = "0 7 * * *"
+    backup: Cron = "0 1 * * *"
+
+
+class MaintenanceWindow(_Model):
+    """Maintenance runs only inside [start, end); may cross midnight (22:00-02:00)."""
+
+    start: HHMM
+    end: HHMM
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> MaintenanceWindow:
+        _check([(("end",), "must differ from start")] if self.start == self.end else [])
+        return self
+
+    def contains(self, moment: time) -> bool:
+        start, end = time.fromisoformat(self.start), time.fromisoformat(self.end)
+        moment = moment.replace(tzinfo=None)
+        return start <= moment < end if start < end else (moment >= start or moment < end)
+
+
+class Offsite(_Model):
+    """Second copy of backups: another local/mounted path, or a remote path over SFTP."""
+
+    kind: Literal["sftp", "path"]
+    ssh_conn_id: ConnId | None = None
+    path: Text
+
+    @model_validator(mode="after")
+    def _conn_matches_kind(self) -> Offsite:
+        if self.kind == "sftp" and not self.ssh_conn_id:
+            _check([(("ssh_conn_id",), "required when kind is sftp")])
+        if self.kind == "path" and self.ssh_conn_id:
+            _check([(("ssh_conn_id",), "only used with kind sftp")])
+        return self
+
+
+class BackupStorage(_Model):
+    path: Text
+    offsite: Offsite | None = None
+
+
+class Retention(_Model):
+    """GFS retention; the default for every database's `backup:`."""
+
+    keep_daily: int = Field(7, ge=1)
+    keep_weekly: int = Field(4, ge=0)
+    keep_monthly: int = Field(6, ge=0)
+
+
+class Reports(_Model):
+    path: Text
+
+
+class Notification(_Model):
+    """A channel; its secret (SMTP password, webhook key) lives in the Airflow connection."""
+
+    name: Text
+    kind: Literal["email", "wecom", "dingtalk", "webhook"]
+    conn_id: ConnId
+    to: list[Text] = []
+    min_severity: Literal["warn", "critical"] = "warn"
+
+    @model_validator(mode="after")
+    def _email_needs_to(self) -> Notification:
+        if self.kind == "email":
+            if not self.to:
+                _check([(("to",), "required for kind email (list of addresses)")])
+            _check(
+                [
+                    (("to", i), "not an email address")
+                    for i, a in enumerate(self.to)
+                    if not EMAIL_RE.fullmatch(a)
+                ]
+            )
+        return self
+
+
+# --- targets -----------------------------------------------------------------------------
+
+
+class BackupPolicy(_Model):
+    """pg_dump backup of one database (keep_* default to the inventory's `retention:`)."""
+
+    keep_daily: int = Field(7, ge=1)
+    keep_weekly: int = Field(4, ge=0)
+    keep_monthly: int = Field(6, ge=0)
+    jobs: int = Field(2, ge=1, le=16)
+    compress: int = Field(5, ge=0, le=9)
+    encrypt: bool = False
+    encryption_conn_id: ConnId | None = None
+    exact_count_max_rows: int = Field(5_000_000, ge=0)
+
+    @model_validator(mode="after")
+    def _encryption_key(self) -> BackupPolicy:
+        if self.encrypt and not self.encryption_conn_id:
+            _check([(("encryption_conn_id",), "required when encrypt is true")])
+        return self
+
+
+class Database(_Model):
+    id: Slug
+    conn_id: ConnId
+    engine: Literal["postgresql"] = "postgresql"
+    critical_tables: list[Text] = []
+    critical_columns: dict[str, list[Text]] = {}
+    backup: BackupPolicy = BackupPolicy()
+    expectations: dict[str, list[Expectation]] = {}
+    thresholds: ThresholdOverrides = ThresholdOverrides()
+    pg_bindir: Text | None = None
+
+
+class LogSource(_Model):
+    path: Text  # glob
+    patterns: dict[str, Regex] = Field(default_factory=lambda: dict(DEFAULT_LOG_PATTERNS), min_length=1)
+
+    def compiled(self) -> dict[str, re.Pattern[str]]:
+        return {name: re.compile(rx) for name, rx in self.patterns.items()}
+
+
+class Host(_Model):
+    """A machine reached over SSH (`ssh_conn_id`) or this machine (`local: true`)."""
+
+    id: Slug
+    ssh_conn_id: ConnId | None = None
+    local: bool = False
+    disk_paths: list[Text] = ["/"]
+    services: list[Text] = []
+    logs: list[LogSource] = []
+    backup_paths: list[Text] = []
+    thresholds: ThresholdOverrides = ThresholdOverrides()
+
+    @model_validator(mode="after")
+    def _exactly_one_access(self) -> Host:
+        if self.ssh_conn_id and self.local:
+            _check([((), "ssh_conn_id and local: true are mutually exclusive (set exactly one)")])
+        if not self.ssh_conn_id and not self.local:
+            _check([((), "set exactly one of ssh_conn_id (remote host) or local: true (this machine)")])
+        return self
+
+
+class Endpoint(_Model):
+    id: Slug
+    url: HttpUrl
+    expect_status: int = Field(200, ge=100, le=599)
+    expect_text: str | None = None
+    timeout_s: float = Field(5, gt=0)
+    verify_tls: bool = True
+    thresholds: ThresholdOverrides = ThresholdOverrides()
+
+
+class System(_Model):
+    id: Slug
+    name: Text  # 中文名
+    name_en: Text
+    owner: str | None = None
+    databases: list[Database] = []
+    hosts: list[Host] = []
+    endpoints: list[Endpoint] = []
+
+
+Target = Database | Host | Endpoint
+
+
+# --- the inventory -----------------------------------------------------------------------
+
+
+def _backup_defaults(retention: Any) -> dict[str, int]:
+    if not isinstance(retention, dict):
+        return {}
+    out = {}
+    for key, minimum in KEEP_MINIMUM.items():
+        value = retention.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+            out[key] = value
+    return out
+
+
+def _database_with(db: Any, defaults: dict[str, int]) -> Any:
+    if not isinstance(db, dict):
+        return db
+    backup = db.get("backup", {})
+    return {**db, "backup": {**defaults, **backup}} if isinstance(backup, dict) else db
+
+
+def _system_with(system: Any, defaults: dict[str, int]) -> Any:
+    if not isinstance(system, dict) or not isinstance(system.get("databases"), list):
+        return system
+    return {**system, "databases": [_database_with(db, defaults) for db in system["databases"]]}
+
+
+class Inventory(_Model):
+    """The whole inventory. Load it with `hisops.inventory.load_inventory`."""
+
+    version: Literal[1]
+    hospital: Text
+    timezone: TimeZone = "Asia/Shanghai"
+    schedules: Schedules = Schedules()
+    maintenance_window: MaintenanceWindow
+    thresholds: ThresholdOverrides = ThresholdOverrides()
+    backup_storage: BackupStorage
+    retention: Retention = Retention()
+    reports: Reports
+    notifications: list[Notification] = []
+    systems: list[System] = Field(min_length=1)
+
+    _base_dir: Path = PrivateAttr(default=REPO_ROOT)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit_retention(cls, data: Any) -> Any:
+        """`retention:` is the default keep_* of every database's `backup:`."""
+        if not isinstance(data, dict) or not isinstance(data.get("systems"), list):
+            return data
+        defaults = _backup_defaults(data.get("retention", {}))
+        return {**data, "systems": [_system_with(s, defaults) for s in data["systems"]]} if defaults else data
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Inventory:
+        _check(self._duplicate_ids() + self._threshold_clashes())
+        return self
+
+    def model_post_init(self, context: Any) -> None:
+        if isinstance(context, dict) and context.get("base_dir"):
+            self._base_dir = Path(context["base_dir"])
+
+    # -- validation helpers --
+
+    def _items(self) -> Iterator[tuple[str, Loc, Any]]:
+        for i, system in enumerate(self.systems):
+            yield "system", ("systems", i), system
+            for kind, attr in (("database", "databases"), ("host", "hosts"), ("endpoint", "endpoints")):
+                for j, item in enumerate(getattr(system, attr)):
+                    yield kind, ("systems", i, attr, j), item
+
+    def _duplicate_ids(self) -> list[tuple[Loc, str]]:
+        seen: dict[tuple[str, str], Loc] = {}
+        out: list[tuple[Loc, str]] = []
+        for kind, loc, item in self._items():
+            first = seen.setdefault((kind, item.id), loc)
+            if first != loc:
+                where = format_loc((*first, "id"))
+                out.append(((*loc, "id"), f"duplicate {kind} id {item.id!r} (first at {where})"))
+        return out
+
+    def _threshold_clashes(self) -> list[tuple[Loc, str]]:
+        base = Thresholds()
+        out = [(("thresholds", n), p) for n, p in base.order_problems(self.thresholds)]
+        effective = base.merged(self.thresholds)
+        for kind, loc, item in self._items():
+            if kind != "system":
+                out += [((*loc, "thresholds", n), p) for n, p in effective.order_problems(item.thresholds)]
+        return out
+
+    # -- conveniences --
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory that relative paths in the inventory are relative to (the repository)."""
+        return self._base_dir
+
+    def resolve_path(self, path: str | Path) -> Path:
+        """Absolute paths unchanged; relative ones under `base_dir`."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self._base_dir / p
+
+    def thresholds_for(self, target: Target | None = None) -> Thresholds:
+        """Effective thresholds: defaults ← inventory `thresholds:` ← target's `thresholds:`."""
+        effective = Thresholds().merged(self.thresholds)
+        return effective if target is None else effective.merged(target.thresholds)
+
+    def all_databases(self) -> list[tuple[System, Database]]:
+        return [(s, d) for s in self.systems for d in s.databases]
+
+    def all_hosts(self) -> list[tuple[System, Host]]:
+        return [(s, h) for s in self.systems for h in s.hosts]
+
+    def all_endpoints(self) -> list[tuple[System, Endpoint]]:
+        return [(s, e) for s in self.systems for e in s.endpoints]
+
+    def find_system(self, system_id: str) -> System:
+        return _find("system", system_id, [(s, s) for s in self.systems])
+
+    def find_database(self, database_id: str) -> Database:
+        return _find("database", database_id, self.all_databases())
+
+    def find_host(self, host_id: str) -> Host:
+        return _find("host", host_id, self.all_hosts())
+
+    def find_endpoint(self, endpoint_id: str) -> Endpoint:
+        return _find("endpoint", endpoint_id, self.all_endpoints())
+
+    def summary(self) -> str:
+        counts = [
+            (len(self.systems), "systems"),
+            (len(self.all_databases()), "databases"),
+            (len(self.all_hosts()), "hosts"),
+            (len(self.all_endpoints()), "endpoints"),
+            (len(self.notifications), "notification channels"),
+        ]
+        return ", ".join(f"{n} {what}" for n, what in counts)
+
+
+def _find(kind: str, item_id: str, pairs: list[tuple[System, Any]]) -> Any:
+    for _, item in pairs:
+        if item.id == item_id:
+            return item
+    known = ", ".join(item.id for _, item in pairs) or "none"
+    raise KeyError(f"no {kind} {item_id!r} in the inventory (known: {known})")

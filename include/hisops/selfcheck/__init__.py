@@ -1,0 +1,1 @@
+"""自检 self-check: can hisops reach every database and host of the inventory?"""

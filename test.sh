@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# hisops test suite: ./test.sh [pytest args]
+# Starts what the tests need by itself: a private PostgreSQL cluster and an sshd on loopback.
+set -euo pipefail
+cd "$(dirname "$0")"
+HISOPS_NEED_SSHD=1 scripts/bootstrap.sh
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"
