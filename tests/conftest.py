@@ -64,6 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if "airflow.settings" in sys.modules:  # close Airflow's pooled connections before the server goes
+        sys.modules["airflow.settings"].dispose_orm()
     if os.environ.get("HISOPS_TEST_KEEP") != "1":
         _CLUSTER.destroy()
         shutil.rmtree(TEST_HOME, ignore_errors=True)

@@ -10,7 +10,6 @@ import time
 
 import httpx
 import pytest
-
 from hisops.airflow.access import OPERATOR, SUPER_ADMIN, SYSTEM_ADMIN, USER
 
 pytestmark = pytest.mark.airflow_server

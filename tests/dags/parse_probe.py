@@ -28,7 +28,6 @@ def main(path: str) -> None:
     socket.socket.connect = _refuse("socket.connect")
     socket.socket.connect_ex = _refuse("socket.connect_ex")
     socket.create_connection = _refuse("socket.create_connection")
-    import airflow.sdk  # baseline: what a dag-processor has loaded anyway
     from airflow.sdk import DAG, BaseHook, Variable
     from airflow.sdk.definitions._internal.contextmanager import DagContext
 

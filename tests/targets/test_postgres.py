@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
-
 from hisops.targets.errors import TargetUnreachable
 from hisops.targets.postgres import pg_session
 
@@ -21,9 +20,8 @@ def test_session_is_read_only_with_statement_timeout(pg):
 
 def test_wrong_password_is_unreachable(pg):
     dsn = pg.dsn().replace(f"password={pg.password}", "password=wrong")
-    with pytest.raises(TargetUnreachable) as exc:
-        with pg_session(dsn, target="db1"):
-            pass
+    with pytest.raises(TargetUnreachable) as exc, pg_session(dsn, target="db1"):
+        pass
     assert "password authentication failed" in exc.value.reason
 
 

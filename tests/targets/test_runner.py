@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 import pytest
-
 from hisops.targets.errors import TargetUnreachable
 from hisops.targets.runner import LocalRunner, SshParams, SshRunner
 

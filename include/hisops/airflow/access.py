@@ -18,7 +18,7 @@ USER = "普通用户"
 ROLES: tuple[str, ...] = (SUPER_ADMIN, SYSTEM_ADMIN, OPERATOR, USER)
 
 # What a role may do on one DAG it is granted: see it, trigger it, clear its tasks.
-_RUN_DAG = {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_create", "can_edit"}}
+_RUN_DAG = {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_create"}}
 
 
 def operator_dag() -> dict[str, dict[str, set[str]]]:

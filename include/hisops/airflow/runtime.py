@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from hisops.airflow.connections import catalog_sqlalchemy_url, postgres_dsn, ssh_params
@@ -27,7 +28,13 @@ def dsn_for(database: Any) -> str:
     return postgres_dsn(database.conn_id)
 
 
-def catalog():
+@lru_cache(maxsize=4)
+def _repository(url: str):
     from hisops.catalog.repository import CatalogRepository
 
-    return CatalogRepository.from_url(catalog_sqlalchemy_url())
+    return CatalogRepository.from_url(url, pool_size=2, max_overflow=2)
+
+
+def catalog():
+    """The catalog repository (one engine per task process and catalog URL)."""
+    return _repository(catalog_sqlalchemy_url())

@@ -1,0 +1,1 @@
+"""Alembic scripts of the ops catalog (run through hisops.catalog.migrate)."""

@@ -1,0 +1,206 @@
+"""What goes into and comes out of the ops catalog: frozen dataclasses, one per table.
+
+Field names equal column names, so a row maps onto its record with ``Record(**row._mapping)``.
+The text values the database constrains with CHECKs are spelled out as ``Literal`` types here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Severity = Literal["ok", "warn", "critical", "check_error"]
+TargetKind = Literal["database", "host", "log", "endpoint", "system"]
+IncidentState = Literal["open", "acknowledged", "resolved"]
+IncidentAction = Literal["opened", "escalated", "updated", "resolved"]
+BackupKind = Literal["database", "files"]
+BackupState = Literal["running", "completed", "verified", "failed"]
+AuditResult = Literal["success", "failure", "refused"]
+
+SEVERITIES: tuple[Severity, ...] = ("ok", "warn", "critical", "check_error")
+TARGET_KINDS: tuple[TargetKind, ...] = ("database", "host", "log", "endpoint", "system")
+INCIDENT_STATES: tuple[IncidentState, ...] = ("open", "acknowledged", "resolved")
+BACKUP_KINDS: tuple[BackupKind, ...] = ("database", "files")
+BACKUP_STATES: tuple[BackupState, ...] = ("running", "completed", "verified", "failed")
+AUDIT_RESULTS: tuple[AuditResult, ...] = ("success", "failure", "refused")
+
+# How bad a severity is. A check that could not run (check_error) is worth an incident, but a
+# real warning about the target outranks it, and critical outranks everything.
+SEVERITY_RANK: Mapping[str, int] = {"ok": 0, "check_error": 1, "warn": 2, "critical": 3}
+
+
+def worse(a: Severity, b: Severity) -> Severity:
+    """The more severe of two severities (``a`` on a tie)."""
+    return b if SEVERITY_RANK[b] > SEVERITY_RANK[a] else a
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRecord:
+    """One check's verdict about one target (in: from inspect/, out: for reports)."""
+
+    check_id: str
+    target_kind: TargetKind
+    target_id: str
+    severity: Severity
+    message_zh: str
+    message_en: str
+    system_id: str | None = None
+    value: float | None = None
+    value_text: str | None = None
+    threshold: str | None = None
+    suggestion_zh: str | None = None
+    suggestion_en: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    observed_at: datetime = field(default_factory=_now)
+    id: int | None = None
+    inspection_run_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SelfcheckRecord:
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    dag_run_id: str | None
+    results: list[dict[str, Any]]
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InspectionRunRecord:
+    id: int
+    dag_id: str
+    run_id: str
+    logical_date: datetime | None
+    started_at: datetime
+    finished_at: datetime | None
+    state: str
+    report_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRecord:
+    id: int
+    check_id: str
+    target_id: str
+    system_id: str | None
+    severity: Severity
+    state: IncidentState
+    title_zh: str
+    title_en: str
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    last_seen_at: datetime
+    occurrences: int
+    owner: str | None
+    last_finding_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentChange:
+    """What ``upsert_incident_for`` did; notify/ decides from ``action`` whom to tell."""
+
+    action: IncidentAction
+    incident: IncidentRecord
+    previous_severity: Severity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackupRecord:
+    id: int
+    database_id: str
+    system_id: str | None
+    kind: BackupKind
+    state: BackupState
+    path: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    size_bytes: int | None
+    manifest: dict[str, Any] | None
+    manifest_sha256: str | None
+    error: str | None
+    dag_run_id: str | None
+    deleted_at: datetime | None
+    deleted_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationRecord:
+    id: int
+    backup_id: int
+    started_at: datetime
+    finished_at: datetime | None
+    ok: bool
+    restore_seconds: float | None
+    evidence_path: str | None
+    details: dict[str, Any]
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceRecord:
+    id: int
+    database_id: str
+    kind: str
+    target_object: str | None
+    state: str
+    started_at: datetime
+    finished_at: datetime | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    backup_id: int | None
+    dag_run_id: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecord:
+    id: int
+    title: str
+    description: str | None
+    requested_by: str
+    approved_by: str | None
+    state: str
+    pre_backup_id: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEventRecord:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    result: AuditResult
+    details: dict[str, Any]
+    dag_id: str | None
+    run_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogOffset:
+    host_id: str
+    path: str
+    inode: int | None
+    offset: int
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSample:
+    target_id: str
+    metric: str
+    value: float
+    observed_at: datetime = field(default_factory=_now)
+    id: int | None = None

@@ -1,0 +1,415 @@
+"""The one way code reads and writes the ops catalog.
+
+Every public method is one short transaction and speaks in records (:mod:`.records`);
+no SQL leaves this module. Timestamps the code does not pass in come from the database
+clock (``now()``), so every worker agrees on them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, case, create_engine, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.sql import Executable
+
+from hisops.catalog import tables as T
+from hisops.catalog.records import (
+    SEVERITY_RANK,
+    AuditEventRecord,
+    AuditResult,
+    BackupKind,
+    BackupRecord,
+    BackupState,
+    ChangeRecord,
+    FindingRecord,
+    IncidentChange,
+    IncidentRecord,
+    InspectionRunRecord,
+    LogOffset,
+    MaintenanceRecord,
+    MetricSample,
+    SelfcheckRecord,
+    VerificationRecord,
+    worse,
+)
+
+R = TypeVar("R")
+
+
+class CatalogError(RuntimeError):
+    """The catalog refused an operation (unknown id, impossible state change)."""
+
+
+class BackupStateError(CatalogError):
+    """A backup was asked to move to a state its current state does not lead to."""
+
+
+def _json(value: Any) -> str:
+    """JSONB serializer: keep Chinese readable, render dates/paths/decimals as text."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+class CatalogRepository:
+    """Typed access to the ``hisops`` schema; construct once per process and share."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str, **engine_kwargs: Any) -> CatalogRepository:
+        kwargs: dict[str, Any] = {"pool_pre_ping": True, "json_serializer": _json, **engine_kwargs}
+        return cls(create_engine(url, **kwargs))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _scalar(self, stmt: Executable) -> Any:
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).scalar_one()
+
+    def _rowcount(self, stmt: Executable) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount
+
+    def _all(self, cls: type[R], stmt: Executable) -> list[R]:
+        with self.engine.connect() as conn:
+            return [cls(**row._mapping) for row in conn.execute(stmt)]
+
+    def _first(self, cls: type[R], stmt: Executable) -> R | None:
+        found = self._all(cls, stmt.limit(1))  # type: ignore[attr-defined]
+        return found[0] if found else None
+
+    def _require(self, stmt: Executable, what: str) -> None:
+        if self._rowcount(stmt) == 0:
+            raise CatalogError(f"{what} does not exist")
+
+    # --- 自检 selfcheck -----------------------------------------------------------------------
+    def record_selfcheck(self, results: list[dict[str, Any]], ok: bool, dag_run_id: str | None = None,
+                         started_at: datetime | None = None) -> int:
+        t = T.selfcheck_run
+        return self._scalar(insert(t).values(
+            results=list(results), ok=ok, dag_run_id=dag_run_id,
+            started_at=started_at or func.now(), finished_at=func.now()).returning(t.c.id))
+
+    def latest_selfcheck(self) -> SelfcheckRecord | None:
+        t = T.selfcheck_run
+        return self._first(SelfcheckRecord, select(t).order_by(t.c.started_at.desc(), t.c.id.desc()))
+
+    # --- 巡检 inspection runs and findings -----------------------------------------------------
+    def start_inspection_run(self, dag_id: str, run_id: str, logical_date: datetime | None = None) -> int:
+        """The id of the inspection run for this DAG run; a retried task gets the same id back."""
+        t = T.inspection_run
+        stmt = pg_insert(t).values(dag_id=dag_id, run_id=run_id, logical_date=logical_date)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.dag_id, t.c.run_id],
+            set_={"state": "running", "finished_at": None, "logical_date": stmt.excluded.logical_date})
+        return self._scalar(stmt.returning(t.c.id))
+
+    def finish_inspection_run(self, inspection_run_id: int, state: str, report_path: str | None = None) -> None:
+        t = T.inspection_run
+        values: dict[str, Any] = {"state": state, "finished_at": func.now()}
+        if report_path is not None:
+            values["report_path"] = report_path
+        self._require(update(t).where(t.c.id == inspection_run_id).values(**values),
+                      f"inspection run {inspection_run_id}")
+
+    def get_inspection_run(self, inspection_run_id: int) -> InspectionRunRecord | None:
+        t = T.inspection_run
+        return self._first(InspectionRunRecord, select(t).where(t.c.id == inspection_run_id))
+
+    def add_findings(self, inspection_run_id: int, findings: Sequence[FindingRecord]) -> list[int]:
+        """Store findings; returns their ids in the order given."""
+        if not findings:
+            return []
+        t = T.finding
+        rows = [_finding_row(f, inspection_run_id) for f in findings]
+        with self.engine.begin() as conn:
+            return list(conn.execute(insert(t).returning(t.c.id, sort_by_parameter_order=True), rows).scalars())
+
+    def findings_for(self, inspection_run_id: int) -> list[FindingRecord]:
+        t = T.finding
+        return self._all(FindingRecord, select(t).where(t.c.inspection_run_id == inspection_run_id).order_by(t.c.id))
+
+    # --- 事件 incidents ------------------------------------------------------------------------
+    def upsert_incident_for(self, finding: FindingRecord, finding_id: int | None) -> IncidentChange | None:
+        """Fold one finding into the incident for its check+target.
+
+        warn/critical/check_error opens an incident or updates the open one ('opened',
+        'escalated' when the severity got worse, else 'updated'; severity never goes down while
+        open). ok resolves the open incident ('resolved'), or returns None if none is open.
+        """
+        with self.engine.begin() as conn:
+            current = _lock_open_incident(conn, finding.check_id, finding.target_id)
+            if finding.severity == "ok":
+                return None if current is None else _resolve(conn, current, finding, finding_id)
+            if current is None:
+                opened = _try_open(conn, finding, finding_id)
+                if opened is not None:
+                    return opened
+                current = _lock_open_incident(conn, finding.check_id, finding.target_id)  # lost a race
+            return _touch(conn, current, finding, finding_id)
+
+    def get_incident(self, incident_id: int) -> IncidentRecord | None:
+        t = T.incident
+        return self._first(IncidentRecord, select(t).where(t.c.id == incident_id))
+
+    def open_incidents(self, system_id: str | None = None) -> list[IncidentRecord]:
+        """Unresolved incidents, worst first, then oldest first."""
+        t = T.incident
+        stmt = select(t).where(t.c.state != "resolved")
+        if system_id is not None:
+            stmt = stmt.where(t.c.system_id == system_id)
+        rank = case(dict(SEVERITY_RANK), value=t.c.severity, else_=0)
+        return self._all(IncidentRecord, stmt.order_by(rank.desc(), t.c.opened_at, t.c.id))
+
+    def incidents(self, since: datetime | None = None, limit: int = 1000) -> list[IncidentRecord]:
+        """Incidents opened since ``since`` (all states), newest first: KPI input (MTTA/MTTR)."""
+        t = T.incident
+        stmt = select(t).order_by(t.c.opened_at.desc(), t.c.id.desc()).limit(limit)
+        return self._all(IncidentRecord, stmt if since is None else stmt.where(t.c.opened_at >= since))
+
+    def acknowledge_incident(self, incident_id: int, by: str) -> bool:
+        """open → acknowledged; False when the incident is not open (already acked, resolved, unknown)."""
+        t = T.incident
+        stmt = (update(t).where(t.c.id == incident_id, t.c.state == "open")
+                .values(state="acknowledged", acknowledged_at=func.now(), acknowledged_by=by))
+        return self._rowcount(stmt) == 1
+
+    def assign_incident(self, incident_id: int, owner: str | None) -> None:
+        t = T.incident
+        self._require(update(t).where(t.c.id == incident_id).values(owner=owner), f"incident {incident_id}")
+
+    # --- 备份 backups --------------------------------------------------------------------------
+    def register_backup_start(self, database_id: str, system_id: str | None, kind: BackupKind, path: str | None,
+                              dag_run_id: str | None = None) -> int:
+        t = T.backup
+        return self._scalar(insert(t).values(database_id=database_id, system_id=system_id, kind=kind,
+                                             path=path, dag_run_id=dag_run_id).returning(t.c.id))
+
+    def complete_backup(self, backup_id: int, manifest: Mapping[str, Any], manifest_sha256: str,
+                        size_bytes: int, path: str | None = None) -> None:
+        """running → completed."""
+        values: dict[str, Any] = {"state": "completed", "finished_at": func.now(), "manifest": dict(manifest),
+                                  "manifest_sha256": manifest_sha256, "size_bytes": size_bytes}
+        if path is not None:
+            values["path"] = path
+        self._move_backup(backup_id, ("running",), values)
+
+    def fail_backup(self, backup_id: int, error: str) -> None:
+        """running/completed → failed."""
+        values = {"state": "failed", "error": error, "finished_at": func.coalesce(T.backup.c.finished_at, func.now())}
+        self._move_backup(backup_id, ("running", "completed"), values)
+
+    def mark_backup_verified(self, backup_id: int) -> None:
+        """completed → verified (re-verifying a verified backup is fine)."""
+        self._move_backup(backup_id, ("completed", "verified"), {"state": "verified"})
+
+    def mark_backup_verification_failed(self, backup_id: int, error: str) -> None:
+        """completed/verified → failed: a backup that does not restore is no backup."""
+        self._move_backup(backup_id, ("completed", "verified"), {"state": "failed", "error": error})
+
+    def _move_backup(self, backup_id: int, allowed: tuple[BackupState, ...], values: dict[str, Any]) -> None:
+        t = T.backup
+        with self.engine.begin() as conn:
+            moved = conn.execute(update(t).where(t.c.id == backup_id, t.c.state.in_(allowed)).values(**values))
+            if moved.rowcount == 1:
+                return
+            state = conn.execute(select(t.c.state).where(t.c.id == backup_id)).scalar_one_or_none()
+        if state is None:
+            raise BackupStateError(f"backup {backup_id} does not exist")
+        raise BackupStateError(f"backup {backup_id} is {state!r}; {values['state']!r} needs one of {allowed}")
+
+    def mark_backup_deleted(self, backup_id: int, reason: str) -> bool:
+        """Record that the backup's files were removed (retention); False if it already was."""
+        t = T.backup
+        stmt = (update(t).where(t.c.id == backup_id, t.c.deleted_at.is_(None))
+                .values(deleted_at=func.now(), deleted_reason=reason))
+        return self._rowcount(stmt) == 1
+
+    def get_backup(self, backup_id: int) -> BackupRecord | None:
+        t = T.backup
+        return self._first(BackupRecord, select(t).where(t.c.id == backup_id))
+
+    def latest_verified_backup(self, database_id: str) -> BackupRecord | None:
+        """The newest verified backup whose files still exist (the restore source, the maintenance gate)."""
+        t = T.backup
+        stmt = (select(t).where(t.c.database_id == database_id, t.c.state == "verified", t.c.deleted_at.is_(None))
+                .order_by(t.c.finished_at.desc().nulls_last(), t.c.id.desc()))
+        return self._first(BackupRecord, stmt)
+
+    def backups_for(self, database_id: str, states: Iterable[BackupState] | None = None,
+                    include_deleted: bool = False) -> list[BackupRecord]:
+        """Backups of one database, newest first."""
+        t = T.backup
+        stmt = select(t).where(t.c.database_id == database_id)
+        if states is not None:
+            stmt = stmt.where(t.c.state.in_(list(states)))
+        if not include_deleted:
+            stmt = stmt.where(t.c.deleted_at.is_(None))
+        return self._all(BackupRecord, stmt.order_by(t.c.started_at.desc(), t.c.id.desc()))
+
+    # --- 恢复演练 restore drills ---------------------------------------------------------------
+    def add_verification(self, backup_id: int, ok: bool, *, started_at: datetime | None = None,
+                         finished_at: datetime | None = None, restore_seconds: float | None = None,
+                         evidence_path: str | None = None, details: Mapping[str, Any] | None = None,
+                         error: str | None = None) -> int:
+        t = T.backup_verification
+        return self._scalar(insert(t).values(
+            backup_id=backup_id, ok=ok, started_at=started_at or func.now(),
+            finished_at=finished_at or func.now(), restore_seconds=restore_seconds,
+            evidence_path=evidence_path, details=dict(details or {}), error=error).returning(t.c.id))
+
+    def verifications_for(self, backup_id: int) -> list[VerificationRecord]:
+        t = T.backup_verification
+        stmt = select(t).where(t.c.backup_id == backup_id).order_by(t.c.started_at.desc(), t.c.id.desc())
+        return self._all(VerificationRecord, stmt)
+
+    # --- 维护 maintenance ----------------------------------------------------------------------
+    def start_maintenance(self, database_id: str, kind: str, target_object: str | None = None, *,
+                          before: Mapping[str, Any] | None = None, backup_id: int | None = None,
+                          dag_run_id: str | None = None) -> int:
+        t = T.maintenance_operation
+        return self._scalar(insert(t).values(
+            database_id=database_id, kind=kind, target_object=target_object,
+            before=None if before is None else dict(before), backup_id=backup_id,
+            dag_run_id=dag_run_id).returning(t.c.id))
+
+    def finish_maintenance(self, operation_id: int, state: str, *, after: Mapping[str, Any] | None = None,
+                           error: str | None = None) -> None:
+        t = T.maintenance_operation
+        stmt = update(t).where(t.c.id == operation_id).values(
+            state=state, finished_at=func.now(), after=None if after is None else dict(after), error=error)
+        self._require(stmt, f"maintenance operation {operation_id}")
+
+    def maintenance_operations(self, database_id: str | None = None, since: datetime | None = None,
+                               limit: int = 100) -> list[MaintenanceRecord]:
+        t = T.maintenance_operation
+        stmt = select(t).order_by(t.c.started_at.desc(), t.c.id.desc()).limit(limit)
+        if database_id is not None:
+            stmt = stmt.where(t.c.database_id == database_id)
+        return self._all(MaintenanceRecord, stmt if since is None else stmt.where(t.c.started_at >= since))
+
+    # --- 变更 changes (install/upgrade/configure) ----------------------------------------------
+    def create_change(self, title: str, requested_by: str, description: str | None = None,
+                      approved_by: str | None = None, details: Mapping[str, Any] | None = None) -> int:
+        t = T.change_record
+        state = "approved" if approved_by else "requested"
+        return self._scalar(insert(t).values(
+            title=title, requested_by=requested_by, description=description, approved_by=approved_by,
+            state=state, details=dict(details or {})).returning(t.c.id))
+
+    def start_change(self, change_id: int, pre_backup_id: int | None = None) -> None:
+        t = T.change_record
+        stmt = update(t).where(t.c.id == change_id).values(
+            state="running", started_at=func.now(), pre_backup_id=pre_backup_id)
+        self._require(stmt, f"change {change_id}")
+
+    def finish_change(self, change_id: int, state: str, details: Mapping[str, Any] | None = None) -> None:
+        """End a change ('completed', 'failed', 'rolled_back'); ``details`` are merged into the stored ones."""
+        t = T.change_record
+        stmt = update(t).where(t.c.id == change_id).values(
+            state=state, finished_at=func.now(), details=t.c.details.concat(dict(details or {})))
+        self._require(stmt, f"change {change_id}")
+
+    def get_change(self, change_id: int) -> ChangeRecord | None:
+        t = T.change_record
+        return self._first(ChangeRecord, select(t).where(t.c.id == change_id))
+
+    # --- 审计 audit trail (append-only) --------------------------------------------------------
+    def add_audit_event(self, actor: str, action: str, target: str | None, result: AuditResult,
+                        details: Mapping[str, Any] | None = None, dag_id: str | None = None,
+                        run_id: str | None = None) -> int:
+        t = T.audit_event
+        return self._scalar(insert(t).values(
+            actor=actor, action=action, target=target, result=result, details=dict(details or {}),
+            dag_id=dag_id, run_id=run_id).returning(t.c.id))
+
+    def audit_events(self, since: datetime | None = None, limit: int = 100) -> list[AuditEventRecord]:
+        """Audit events, newest first."""
+        t = T.audit_event
+        stmt = select(t).order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)
+        return self._all(AuditEventRecord, stmt if since is None else stmt.where(t.c.at >= since))
+
+    # --- 日志读取位置 log offsets --------------------------------------------------------------
+    def get_log_offset(self, host_id: str, path: str) -> LogOffset | None:
+        t = T.log_offset
+        return self._first(LogOffset, select(t).where(t.c.host_id == host_id, t.c.path == path))
+
+    def set_log_offset(self, host_id: str, path: str, inode: int | None, offset: int) -> None:
+        t = T.log_offset
+        stmt = pg_insert(t).values(host_id=host_id, path=path, inode=inode, offset=offset)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.host_id, t.c.path],
+            set_={"inode": stmt.excluded.inode, "offset": stmt.excluded.offset, "updated_at": func.now()})
+        self._rowcount(stmt)
+
+    # --- 趋势 metric samples -------------------------------------------------------------------
+    def add_metric_samples(self, samples: Iterable[MetricSample]) -> int:
+        rows = [{"target_id": s.target_id, "metric": s.metric, "value": s.value, "observed_at": s.observed_at}
+                for s in samples]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(T.metric_sample), rows)
+        return len(rows)
+
+    def metric_series(self, target_id: str, metric: str, since: datetime | None = None) -> list[MetricSample]:
+        """One metric of one target, oldest first."""
+        t = T.metric_sample
+        stmt = select(t).where(t.c.target_id == target_id, t.c.metric == metric)
+        if since is not None:
+            stmt = stmt.where(t.c.observed_at >= since)
+        return self._all(MetricSample, stmt.order_by(t.c.observed_at, t.c.id))
+
+
+# --- incident helpers (run inside the caller's transaction) -----------------------------------
+def _finding_row(f: FindingRecord, inspection_run_id: int) -> dict[str, Any]:
+    row = asdict(f)
+    row.pop("id")
+    row.update(inspection_run_id=inspection_run_id, details=dict(f.details))
+    return row
+
+
+def _lock_open_incident(conn: Connection, check_id: str, target_id: str) -> IncidentRecord | None:
+    t = T.incident
+    stmt = select(t).where(t.c.check_id == check_id, t.c.target_id == target_id, t.c.state != "resolved")
+    row = conn.execute(stmt.with_for_update()).first()
+    return None if row is None else IncidentRecord(**row._mapping)
+
+
+def _try_open(conn: Connection, f: FindingRecord, finding_id: int | None) -> IncidentChange | None:
+    t = T.incident
+    stmt = pg_insert(t).values(
+        check_id=f.check_id, target_id=f.target_id, system_id=f.system_id, severity=f.severity,
+        title_zh=f.message_zh, title_en=f.message_en, opened_at=f.observed_at, last_seen_at=f.observed_at,
+        last_finding_id=finding_id)
+    stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.check_id, t.c.target_id],
+                                       index_where=t.c.state != "resolved")
+    row = conn.execute(stmt.returning(*t.c)).first()
+    return None if row is None else IncidentChange("opened", IncidentRecord(**row._mapping))
+
+
+def _touch(conn: Connection, current: IncidentRecord, f: FindingRecord, finding_id: int | None) -> IncidentChange:
+    t = T.incident
+    severity = worse(current.severity, f.severity)
+    escalated = severity != current.severity
+    values: dict[str, Any] = {"severity": severity, "last_seen_at": f.observed_at,
+                              "occurrences": t.c.occurrences + 1, "last_finding_id": finding_id}
+    if escalated:
+        values.update(title_zh=f.message_zh, title_en=f.message_en)
+    row = conn.execute(update(t).where(t.c.id == current.id).values(**values).returning(*t.c)).one()
+    return IncidentChange("escalated" if escalated else "updated", IncidentRecord(**row._mapping),
+                          previous_severity=current.severity)
+
+
+def _resolve(conn: Connection, current: IncidentRecord, f: FindingRecord, finding_id: int | None) -> IncidentChange:
+    t = T.incident
+    stmt = update(t).where(t.c.id == current.id).values(
+        state="resolved", resolved_at=f.observed_at, last_finding_id=finding_id)
+    row = conn.execute(stmt.returning(*t.c)).one()
+    return IncidentChange("resolved", IncidentRecord(**row._mapping), previous_severity=current.severity)

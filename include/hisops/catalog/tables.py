@@ -1,0 +1,248 @@
+"""The ops catalog's tables (SQLAlchemy Core), all in the PostgreSQL schema ``hisops``.
+
+This module describes the schema as the code sees it; the Alembic migrations in
+``migrations/versions`` create it. ``tests/catalog`` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from hisops.catalog.records import (
+    AUDIT_RESULTS,
+    BACKUP_KINDS,
+    BACKUP_STATES,
+    INCIDENT_STATES,
+    SEVERITIES,
+    TARGET_KINDS,
+)
+
+SCHEMA = "hisops"
+
+metadata = MetaData(
+    schema=SCHEMA,
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    },
+)
+
+TS = DateTime(timezone=True)
+JSON = JSONB(none_as_null=True)
+NUMBER = Numeric(asdecimal=False)  # numeric in the database, float in Python
+EMPTY_JSON = text("'{}'::jsonb")
+
+
+def _id() -> Column:
+    return Column("id", BigInteger, Identity(), primary_key=True)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+selfcheck_run = Table(
+    "selfcheck_run", metadata,
+    _id(),
+    Column("started_at", TS, nullable=False, server_default=func.now()),
+    Column("finished_at", TS),
+    Column("dag_run_id", Text),
+    Column("results", JSON, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("ok", Boolean, nullable=False),
+    Index(None, "started_at"),
+)
+
+inspection_run = Table(
+    "inspection_run", metadata,
+    _id(),
+    Column("dag_id", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("logical_date", TS),
+    Column("started_at", TS, nullable=False, server_default=func.now()),
+    Column("finished_at", TS),
+    Column("state", Text, nullable=False, server_default="running"),
+    Column("report_path", Text),
+    UniqueConstraint("dag_id", "run_id"),
+    Index(None, "started_at"),
+)
+
+finding = Table(
+    "finding", metadata,
+    _id(),
+    Column("inspection_run_id", BigInteger, ForeignKey(inspection_run.c.id, ondelete="CASCADE"), nullable=False),
+    Column("check_id", Text, nullable=False),
+    Column("target_kind", Text, nullable=False),
+    Column("target_id", Text, nullable=False),
+    Column("system_id", Text),
+    Column("severity", Text, nullable=False),
+    Column("value", NUMBER),
+    Column("value_text", Text),
+    Column("threshold", Text),
+    Column("message_zh", Text, nullable=False),
+    Column("message_en", Text, nullable=False),
+    Column("suggestion_zh", Text),
+    Column("suggestion_en", Text),
+    Column("details", JSON, nullable=False, server_default=EMPTY_JSON),
+    Column("observed_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint(_in("severity", SEVERITIES), name="ck_finding_severity"),
+    CheckConstraint(_in("target_kind", TARGET_KINDS),
+                    name="ck_finding_target_kind"),
+    Index(None, "inspection_run_id"),
+    Index(None, "target_id", "check_id", "observed_at"),
+    Index(None, "observed_at"),
+)
+
+incident = Table(
+    "incident", metadata,
+    _id(),
+    Column("check_id", Text, nullable=False),
+    Column("target_id", Text, nullable=False),
+    Column("system_id", Text),
+    Column("severity", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="open"),
+    Column("title_zh", Text, nullable=False),
+    Column("title_en", Text, nullable=False),
+    Column("opened_at", TS, nullable=False, server_default=func.now()),
+    Column("acknowledged_at", TS),
+    Column("acknowledged_by", Text),
+    Column("resolved_at", TS),
+    Column("last_seen_at", TS, nullable=False, server_default=func.now()),
+    Column("occurrences", Integer, nullable=False, server_default="1"),
+    Column("owner", Text),
+    Column("last_finding_id", BigInteger, ForeignKey(finding.c.id, ondelete="SET NULL")),
+    CheckConstraint(_in("severity", SEVERITIES), name="ck_incident_severity"),
+    CheckConstraint(_in("state", INCIDENT_STATES), name="ck_incident_state"),
+    Index("uq_incident_open_check_target", "check_id", "target_id", unique=True,
+          postgresql_where=text("state <> 'resolved'")),
+    Index(None, "opened_at"),
+    Index(None, "system_id", "opened_at"),
+    Index(None, "last_finding_id"),
+)
+
+backup = Table(
+    "backup", metadata,
+    _id(),
+    Column("database_id", Text, nullable=False),
+    Column("system_id", Text),
+    Column("kind", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="running"),
+    Column("path", Text),
+    Column("started_at", TS, nullable=False, server_default=func.now()),
+    Column("finished_at", TS),
+    Column("size_bytes", BigInteger),
+    Column("manifest", JSON),
+    Column("manifest_sha256", Text),
+    Column("error", Text),
+    Column("dag_run_id", Text),
+    Column("deleted_at", TS),
+    Column("deleted_reason", Text),
+    CheckConstraint(_in("kind", BACKUP_KINDS), name="ck_backup_kind"),
+    CheckConstraint(_in("state", BACKUP_STATES), name="ck_backup_state"),
+    Index(None, "database_id", "state", "finished_at"),
+    Index(None, "started_at"),
+)
+
+backup_verification = Table(
+    "backup_verification", metadata,
+    _id(),
+    Column("backup_id", BigInteger, ForeignKey(backup.c.id), nullable=False),
+    Column("started_at", TS, nullable=False, server_default=func.now()),
+    Column("finished_at", TS),
+    Column("ok", Boolean, nullable=False),
+    Column("restore_seconds", NUMBER),
+    Column("evidence_path", Text),
+    Column("details", JSON, nullable=False, server_default=EMPTY_JSON),
+    Column("error", Text),
+    Index(None, "backup_id"),
+    Index(None, "started_at"),
+)
+
+maintenance_operation = Table(
+    "maintenance_operation", metadata,
+    _id(),
+    Column("database_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("target_object", Text),
+    Column("state", Text, nullable=False, server_default="running"),
+    Column("started_at", TS, nullable=False, server_default=func.now()),
+    Column("finished_at", TS),
+    Column("before", JSON),
+    Column("after", JSON),
+    Column("backup_id", BigInteger, ForeignKey(backup.c.id)),
+    Column("dag_run_id", Text),
+    Column("error", Text),
+    Index(None, "database_id", "started_at"),
+    Index(None, "backup_id"),
+)
+
+change_record = Table(
+    "change_record", metadata,
+    _id(),
+    Column("title", Text, nullable=False),
+    Column("description", Text),
+    Column("requested_by", Text, nullable=False),
+    Column("approved_by", Text),
+    Column("state", Text, nullable=False, server_default="requested"),
+    Column("pre_backup_id", BigInteger, ForeignKey(backup.c.id)),
+    Column("started_at", TS),
+    Column("finished_at", TS),
+    Column("details", JSON, nullable=False, server_default=EMPTY_JSON),
+    Index(None, "started_at"),
+    Index(None, "pre_backup_id"),
+)
+
+audit_event = Table(
+    "audit_event", metadata,
+    _id(),
+    Column("at", TS, nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text),
+    Column("result", Text, nullable=False),
+    Column("details", JSON, nullable=False, server_default=EMPTY_JSON),
+    Column("dag_id", Text),
+    Column("run_id", Text),
+    CheckConstraint(_in("result", AUDIT_RESULTS), name="ck_audit_event_result"),
+    Index(None, "at"),
+    Index(None, "actor", "at"),
+)
+
+log_offset = Table(
+    "log_offset", metadata,
+    Column("host_id", Text, primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("inode", BigInteger),
+    Column("offset", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+)
+
+metric_sample = Table(
+    "metric_sample", metadata,
+    _id(),
+    Column("target_id", Text, nullable=False),
+    Column("metric", Text, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("observed_at", TS, nullable=False, server_default=func.now()),
+    Index(None, "target_id", "metric", "observed_at"),
+)
