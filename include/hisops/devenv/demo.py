@@ -94,10 +94,12 @@ def bootstrap_airflow(pg: PgCluster, env: dict[str, str]) -> None:
         "import json, sys\n"
         "from hisops.airflow.roles import sync_roles, ensure_user\n"
         "from hisops.devenv.demo import register_connections\n"
+        "from hisops.airflow.pools import ensure_pools\n"
         "for line in sync_roles(): print(line)\n"
         "creds, users = json.loads(sys.argv[1]), json.loads(sys.argv[2])\n"
         "for user, role in users: print(user, role, ensure_user(user, role, creds[user]))\n"
         "register_connections()\n"
+        "for line in ensure_pools(): print(line)\n"
     )
     out = subprocess.run([sys.executable, "-c", script, json.dumps(_credentials()), json.dumps(USERS)],
                          env=env, check=True, capture_output=True, text=True).stdout
