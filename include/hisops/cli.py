@@ -43,7 +43,11 @@ def _cmd_catalog_upgrade(args: argparse.Namespace) -> int:
 def _cmd_synth_generate(args: argparse.Namespace) -> int:
     from hisops.synth.generate import generate
 
-    generate(args.dsn, scale=args.scale, seed=args.seed, log=print)
+    try:
+        generate(args.dsn, scale=args.scale, seed=args.seed, log=print)
+    except ValueError as exc:
+        print(f"hisops synth generate: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

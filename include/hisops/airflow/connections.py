@@ -12,12 +12,22 @@ CATALOG_CONN_ID = "hisops_catalog"
 
 
 def get_connection(conn_id: str) -> Any:
-    """Resolve a connection through Airflow (task SDK in tasks, secrets backends / env / DB elsewhere)."""
+    """Resolve a connection through Airflow.
+
+    In a task: the task SDK (secrets backends, env, then the API server). Outside tasks
+    (CLI, api-server plugin): the core lookup, which also reads the metadata database.
+    """
+    from airflow.sdk import BaseHook
+
     try:
-        from airflow.sdk import BaseHook
-    except ImportError:  # pragma: no cover - older layouts
-        from airflow.hooks.base import BaseHook
-    return BaseHook.get_connection(conn_id)
+        return BaseHook.get_connection(conn_id)
+    except Exception as sdk_error:
+        try:
+            from airflow.models.connection import Connection
+
+            return Connection.get_connection_from_secrets(conn_id)
+        except Exception:
+            raise sdk_error from None
 
 
 def _kv(value: Any) -> str:

@@ -123,6 +123,11 @@ class CatalogRepository:
         t = T.inspection_run
         return self._first(InspectionRunRecord, select(t).where(t.c.id == inspection_run_id))
 
+    def recent_inspection_runs(self, limit: int = 20) -> list[InspectionRunRecord]:
+        """Newest inspection runs first (the O&M centre's report list)."""
+        t = T.inspection_run
+        return self._all(InspectionRunRecord, select(t).order_by(t.c.started_at.desc(), t.c.id.desc()).limit(limit))
+
     def add_findings(self, inspection_run_id: int, findings: Sequence[FindingRecord]) -> list[int]:
         """Store findings; returns their ids in the order given."""
         if not findings:
@@ -254,6 +259,11 @@ class CatalogRepository:
             stmt = stmt.where(t.c.deleted_at.is_(None))
         return self._all(BackupRecord, stmt.order_by(t.c.started_at.desc(), t.c.id.desc()))
 
+    def recent_backups(self, limit: int = 50) -> list[BackupRecord]:
+        """Newest backups of every database and host first, deleted ones included."""
+        t = T.backup
+        return self._all(BackupRecord, select(t).order_by(t.c.started_at.desc(), t.c.id.desc()).limit(limit))
+
     # --- 恢复演练 restore drills ---------------------------------------------------------------
     def add_verification(self, backup_id: int, ok: bool, *, started_at: datetime | None = None,
                          finished_at: datetime | None = None, restore_seconds: float | None = None,
@@ -264,6 +274,10 @@ class CatalogRepository:
             backup_id=backup_id, ok=ok, started_at=started_at or func.now(),
             finished_at=finished_at or func.now(), restore_seconds=restore_seconds,
             evidence_path=evidence_path, details=dict(details or {}), error=error).returning(t.c.id))
+
+    def get_verification(self, verification_id: int) -> VerificationRecord | None:
+        t = T.backup_verification
+        return self._first(VerificationRecord, select(t).where(t.c.id == verification_id))
 
     def verifications_for(self, backup_id: int) -> list[VerificationRecord]:
         t = T.backup_verification

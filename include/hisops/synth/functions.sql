@@ -182,10 +182,10 @@ CREATE FUNCTION pg_temp.person_name(stream integer, id bigint, female boolean) R
 CREATE FUNCTION pg_temp.pat_female(pid bigint) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT pg_temp.h(100, pid) % 2 = 1 $$;
 
--- born before the data window; older people are more frequent
+-- born before the data window (so before any visit), up to 95 years old, older people more frequent
 CREATE FUNCTION pg_temp.pat_birth(pid bigint) RETURNS date
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT date '2022-12-31' - floor(sqrt(pg_temp.u(101, pid)) * 34675)::integer $$;
+    AS $$ SELECT date '2022-12-31' - floor(pg_temp.u(101, pid) ^ 0.75 * 34675)::integer $$;
 
 CREATE FUNCTION pg_temp.pat_name(pid bigint) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT pg_temp.person_name(102, pid, pg_temp.pat_female(pid)) $$;

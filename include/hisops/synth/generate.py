@@ -219,17 +219,21 @@ def _ensure_empty(conn: PgConnection) -> None:
         raise ValueError(f"{EXISTS_MESSAGE} (found: {', '.join(found)})")
 
 
-def _create_schema(conn: PgConnection) -> None:
+def _in_transaction(conn: PgConnection, *statements: str) -> None:
     conn.autocommit = False
     try:
-        _execute(conn, sql_text("schema.sql"))
-        _execute(conn, sql_text("dictionaries.sql"))
+        for sql in statements:
+            _execute(conn, sql)
         conn.commit()
     except BaseException:
         conn.rollback()
         raise
     finally:
         conn.autocommit = True
+
+
+def _create_schema(conn: PgConnection) -> None:
+    _in_transaction(conn, sql_text("schema.sql"), sql_text("dictionaries.sql"))
 
 
 def _params(conn: PgConnection, counts: Mapping[str, int], seed: int) -> dict[str, int]:
@@ -278,6 +282,7 @@ class Progress:
 
     def __init__(self, conn: PgConnection, chunks: list[Chunk], log: Log, every: float = 3.0) -> None:
         self.conn, self.log, self.every = conn, log, every
+        self.base_size = _database_size(conn)
         self.total = sum(c.weight for c in chunks) or 1
         self.done_weight = self.rows = 0
         self.start = self.last = time.monotonic()
@@ -291,11 +296,11 @@ class Progress:
             self.log(self.line(chunk, now - self.start))
 
     def line(self, chunk: Chunk, elapsed: float) -> str:
-        size_mb = _database_size(self.conn) / 1e6
-        rate = self.rows / max(elapsed, 1e-6)
+        size = _database_size(self.conn)
+        seconds = max(elapsed, 1e-6)
         return (f"synth: {100 * self.done_weight / self.total:5.1f}% loaded, {self.rows:,} rows in "
-                f"{elapsed:.1f}s ({rate:,.0f} rows/s, {size_mb / max(elapsed, 1e-6):.1f} MB/s), "
-                f"database {size_mb:,.0f} MB; last chunk {chunk.table} {chunk.lo}-{chunk.hi}")
+                f"{elapsed:.1f}s ({self.rows / seconds:,.0f} rows/s, {(size - self.base_size) / 1e6 / seconds:.1f} "
+                f"MB/s), database {size / 1e6:,.0f} MB; last chunk {chunk.table} {chunk.lo}-{chunk.hi}")
 
 
 def _database_size(conn: PgConnection) -> int:
@@ -326,27 +331,32 @@ def _build_keys(sessions: Sessions, counts: Mapping[str, int], log: Log) -> None
 
 
 def _add_foreign_keys(sessions: Sessions, conn: PgConnection, log: Log) -> None:
-    fks = {name.split()[1]: sql for name, sql in sql_sections("constraints.sql").items() if name.startswith("fk ")}
-    conn.autocommit = False
-    _execute(conn, "\n".join(fks.values()))
-    conn.commit()
-    conn.autocommit = True
-    tasks = [(table, "\n".join(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name};"
-                               for name in _CONSTRAINT.findall(sql)))
-             for table, sql in fks.items()]
-    _timed(sessions, tasks, f"{sum(len(_CONSTRAINT.findall(s)) for s in fks.values())} foreign keys validated", log)
+    """Add all FKs NOT VALID (brief locks, one session), then validate tables in parallel."""
+    sections = sql_sections("constraints.sql")
+    fks = {name.split()[1]: _CONSTRAINT.findall(sql) for name, sql in sections.items() if name.startswith("fk ")}
+    _in_transaction(conn, *(sections[f"fk {table}"] for table in fks))
+    tasks = [(table, "\n".join(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name};" for name in names))
+             for table, names in fks.items()]
+    _timed(sessions, tasks, f"{sum(map(len, fks.values()))} foreign keys validated", log)
 
 
 def _finish(sessions: Sessions, conn: PgConnection, log: Log) -> None:
     _timed(sessions, [(t, f"ANALYZE {t}") for t in TABLES], "analyzed", log)
     for table, column in PRIMARY_KEYS.items():
-        _execute(conn, f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), max({column})) FROM {table}")
+        _execute(conn, f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), max({column})) "
+                       f"FROM {table}")
         _execute(conn, f"ALTER TABLE {table} RESET (autovacuum_enabled)")
 
 
 def count_rows(conn: PgConnection) -> dict[str, int]:
     row = _fetch_one(conn, "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in TABLES))
     return dict(zip(TABLES, (int(n) for n in row), strict=True))
+
+
+def _log_done(log: Log, counts: Mapping[str, int], elapsed: float, base_size: int, size: int) -> None:
+    grown = (size - base_size) / 1e6
+    log(f"synth: done in {elapsed:.1f}s: {sum(counts.values()):,} rows, database {size / 1e6:,.0f} MB "
+        f"(+{grown:,.0f} MB, {grown / max(elapsed, 1e-6):.1f} MB/s)")
 
 
 def default_jobs() -> int:
@@ -372,6 +382,7 @@ def generate(dsn: str, scale: float = 1.0, seed: int = 42, log: Log = print,
     conn = _connect(dsn)
     try:
         _ensure_empty(conn)
+        base_size = _database_size(conn)
         _create_schema(conn)
         params = _params(conn, counts, seed)
         log(f"synth: scale {scale:g}, seed {seed}, {jobs} sessions; loading "
@@ -382,9 +393,7 @@ def generate(dsn: str, scale: float = 1.0, seed: int = 42, log: Log = print,
             _add_foreign_keys(sessions, conn, log)
             _finish(sessions, conn, log)
         result = count_rows(conn)
-        elapsed, size = time.monotonic() - start, _database_size(conn)
-        log(f"synth: done in {elapsed:.1f}s: {sum(result.values()):,} rows, database {size / 1e6:,.0f} MB "
-            f"({size / 1e6 / max(elapsed, 1e-6):.1f} MB/s)")
+        _log_done(log, result, time.monotonic() - start, base_size, _database_size(conn))
         return result
     finally:
         conn.close()
