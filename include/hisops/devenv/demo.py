@@ -200,23 +200,39 @@ def token(username: str, password: str) -> str:
     return body["access_token"]
 
 
-def run_selfcheck(tok: str, timeout: float = 600) -> str:
-    wait_for("DAG hisops_selfcheck to be parsed",
-             lambda: _api("GET", "/api/v2/dags/hisops_selfcheck", tok)[0] == 200, 180)
-    _api("PATCH", "/api/v2/dags/hisops_selfcheck", tok, {"is_paused": False})
-    code, body = _api("POST", "/api/v2/dags/hisops_selfcheck/dagRuns", tok, {"logical_date": None})
+def trigger_and_wait(tok: str, dag_id: str, timeout: float = 600, conf: dict | None = None) -> str:
+    """Unpause, trigger and wait for one DAG run; returns its final state ('absent' if no such DAG)."""
+    wait_for(f"DAG {dag_id} to be parsed", lambda: _api("GET", f"/api/v2/dags/{dag_id}", tok)[0] == 200, 180)
+    _api("PATCH", f"/api/v2/dags/{dag_id}", tok, {"is_paused": False})
+    code, body = _api("POST", f"/api/v2/dags/{dag_id}/dagRuns", tok, {"logical_date": None, "conf": conf or {}})
     if code not in (200, 201):
-        raise SystemExit(f"could not trigger hisops_selfcheck: {code} {body}")
+        raise SystemExit(f"could not trigger {dag_id}: {code} {body}")
     run_id = body["dag_run_id"]
-    say(f"自检运行中 self-check running: {run_id}")
+    say(f"运行中 running {dag_id}: {run_id}")
     state = {"value": "queued"}
 
     def done() -> bool:
-        state["value"] = _api("GET", f"/api/v2/dags/hisops_selfcheck/dagRuns/{run_id}", tok)[1].get("state")
+        state["value"] = _api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", tok)[1].get("state")
         return state["value"] in ("success", "failed")
 
-    wait_for("the self-check run", done, timeout)
+    wait_for(f"the {dag_id} run", done, timeout)
+    say(f"{dag_id}: {state['value']}")
     return state["value"]
+
+
+def _dag_exists(tok: str, dag_id: str) -> bool:
+    return (REPO / "dags" / f"{dag_id}.py").exists() and _api("GET", f"/api/v2/dags/{dag_id}", tok)[0] == 200
+
+
+def wait_for_verification(tok: str, timeout: float = 900) -> str:
+    """backup_verification is triggered by the backup assets; wait for its runs to finish."""
+    def finished() -> bool:
+        runs = _api("GET", "/api/v2/dags/backup_verification/dagRuns?limit=50", tok)[1].get("dag_runs", [])
+        return bool(runs) and all(r["state"] in ("success", "failed") for r in runs)
+
+    wait_for("the restore drills (backup_verification)", finished, timeout)
+    runs = _api("GET", "/api/v2/dags/backup_verification/dagRuns?limit=50", tok)[1]["dag_runs"]
+    return ", ".join(sorted(r["state"] for r in runs))
 
 
 def _import_errors(tok: str) -> list[dict]:
@@ -237,16 +253,32 @@ def up() -> int:
     wait_for("the api-server", _healthy, 240)
     creds = _credentials()
     tok = token("admin", creds["admin"])
-    state = run_selfcheck(tok)
+    state = trigger_and_wait(tok, "hisops_selfcheck")
+    others = demo_runs(tok)
     errors = _import_errors(tok)
-    _banner(creds, state, errors, time.monotonic() - t0)
+    _banner(creds, state, others, errors, time.monotonic() - t0)
     return 0 if state == "success" and not errors else 1
 
 
-def _banner(creds: dict[str, str], state: str, errors: list[dict], seconds: float) -> None:
+def demo_runs(tok: str) -> dict[str, str]:
+    """First backups (→ restore drills by asset) and the first inspection, so the UI has content."""
+    states: dict[str, str] = {}
+    for dag_id in ("db_backup", "daily_inspection"):
+        if _dag_exists(tok, dag_id):
+            states[dag_id] = trigger_and_wait(tok, dag_id, timeout=900)
+    if "db_backup" in states and _dag_exists(tok, "backup_verification"):
+        states["backup_verification"] = wait_for_verification(tok)
+    return states
+
+
+def _banner(creds: dict[str, str], state: str, others: dict[str, str], errors: list[dict],
+            seconds: float) -> None:
     print("\n" + "=" * 72)
     print(f"hisops 演示已启动 demo is up in {seconds:.0f}s — http://localhost:{API_PORT}")
     print(f"自检 hisops_selfcheck: {state};  导入错误 DAG import errors: {len(errors)}")
+    for dag_id, dag_state in others.items():
+        print(f"  {dag_id}: {dag_state}")
+    print(f"运维中心 O&M centre: http://localhost:{API_PORT}/hisops/  (报告、备份证据 reports, backup evidence)")
     for e in errors:
         print(f"  ! {e.get('filename')}: {e.get('stack_trace', '')[-300:]}")
     print("登录 logins (user / password / role):")
