@@ -93,10 +93,17 @@ class SshRunner:
             self._client = self._connect()
         start = time.monotonic()
         try:
-            _, out, err = self._client.exec_command(command, timeout=timeout)
-            stdout = out.read().decode("utf-8", "replace")
-            stderr = err.read().decode("utf-8", "replace")
-            rc = out.channel.recv_exit_status()
+            stdin, out, err = self._client.exec_command(command, timeout=timeout)
+            try:
+                stdin.close()
+                stdout = out.read().decode("utf-8", "replace")
+                stderr = err.read().decode("utf-8", "replace")
+                rc = out.channel.recv_exit_status()
+            finally:
+                # closing the channel's file objects here avoids paramiko's noisy __del__ at exit
+                for f in (stdin, out, err):
+                    f.close()
+                out.channel.close()
         except TimeoutError:
             return CommandResult(124, "", f"timed out after {timeout}s", time.monotonic() - start)
         except Exception as exc:  # paramiko raises a zoo of types once connected

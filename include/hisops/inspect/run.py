@@ -1,0 +1,394 @@
+"""One system's daily inspection (第七条): every database, host and endpoint of the system.
+
+The work of one system runs in a bounded thread pool (targets are I/O bound: SQL round trips,
+SSH commands, HTTP); the catalog is read before (facts: last verified backup, previous database
+size and filesystem usage) and written after (findings, metrics, log offsets, incidents) from
+the calling thread — only the remembered log offsets are looked up lazily, per file, while a host
+is scanned (its globs expand on the host). An unreachable target or a failing check is a
+finding; only a catalog failure raises (that is an infrastructure failure the caller should see).
+
+Pure domain: no Airflow. The caller passes how targets are reached (:class:`Access`) and the
+catalog repository.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from hisops.catalog.records import FindingRecord, IncidentChange, MetricSample
+
+log = logging.getLogger(__name__)
+
+MAX_WORKERS = 8
+SIZE_METRIC = "database_size_bytes"
+FS_USED_METRIC = "fs_used_bytes"
+# Findings that say the target could not be inspected at all (endpoints: http.status plays that role).
+BLOCKING_CHECKS = frozenset({"database.reachable", "host.reachable", "endpoint.reachable", "http.status"})
+SIZE_LOOKBACK = timedelta(days=40)
+NOTIFY_ACTIONS = ("opened", "escalated")
+REPORT_ACTIONS = ("opened", "escalated", "resolved")
+
+Offsets = dict[str, tuple[int | None, int]]
+
+
+@dataclass(frozen=True)
+class Access:
+    """How targets are reached; the Airflow glue resolves connections, tests pass their own."""
+
+    dsn_for: Callable[[Any], str]
+    runner_for: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The inspection run the findings belong to.
+
+    ``historical``: the run is for a date well before now (backfill, late run) — live checks see
+    the present, not the inspected day, so its findings are marked ``present_state``.
+    ``fold_incidents``: False for backfills — a batch of past dates must not replay the present
+    into the incidents (a late scheduled run still folds: it is the newest look at the targets).
+    """
+
+    inspection_run_id: int
+    historical: bool = False
+    fold_incidents: bool = True
+    now: datetime | None = None  # the engine's "now" (None: the real clock)
+
+
+@dataclass
+class Job:
+    kind: str
+    target_id: str
+    system_id: str
+    call: Callable[[], tuple[list[FindingRecord], Offsets]]
+
+
+@dataclass
+class TargetResult:
+    kind: str
+    target_id: str
+    findings: list[FindingRecord]
+    offsets: Offsets = field(default_factory=dict)
+    seconds: float = 0.0
+    crashed: bool = False
+
+
+@dataclass
+class SystemOutcome:
+    """Small, JSON-able summary of one system's inspection (passed between Airflow tasks)."""
+
+    system_id: str
+    targets: int
+    counts: dict[str, int]
+    seconds: float
+    changes: list[dict[str, Any]]
+    updated: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # "kind:id" → seconds
+
+    def slowest(self, n: int = 5) -> list[tuple[str, float]]:
+        return sorted(((k, round(v, 3)) for k, v in self.timings.items()), key=lambda kv: -kv[1])[:n]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"system_id": self.system_id, "targets": self.targets, "counts": self.counts,
+                "seconds": round(self.seconds, 3), "changes": self.changes, "updated": self.updated,
+                "slowest": self.slowest()}
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def inspect_system(inventory: Any, system: Any, repo: Any, run: RunContext, access: Access, *,
+                   max_workers: int = MAX_WORKERS,
+                   progress: Callable[[str], None] | None = None) -> SystemOutcome:
+    """Inspect every target of ``system`` and record the outcome in the catalog."""
+    started = time.monotonic()
+    jobs = plan(inventory, system, repo, access, run)
+    results = run_jobs(jobs, max_workers, progress or log.info)
+    changes = record(system.id, results, repo, run)
+    findings = [f for r in results for f in r.findings]
+    counts = dict(Counter(f.severity for f in findings))
+    return SystemOutcome(
+        system_id=system.id, targets=len(jobs), counts=counts, seconds=time.monotonic() - started,
+        changes=[change_note(c) for c in changes if c.action in REPORT_ACTIONS],
+        updated=sum(1 for c in changes if c.action == "updated"),
+        timings={f"{r.kind}:{r.target_id}": r.seconds for r in results},
+    )
+
+
+# --------------------------------------------------------------------------- planning (catalog reads)
+
+
+def plan(inventory: Any, system: Any, repo: Any, access: Access, run: RunContext) -> list[Job]:
+    """One job per target; catalog facts are looked up here, in the calling thread."""
+    jobs = [_database_job(inventory, system, db, repo, access, run) for db in system.databases]
+    jobs += [_host_job(inventory, system, host, repo, access, run) for host in system.hosts]
+    jobs += [_endpoint_job(inventory, system, ep) for ep in system.endpoints]
+    return jobs
+
+
+def catalog_facts(repo: Any, database_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """What the database checks need from history: last verified backup, previous size."""
+    backup = repo.latest_verified_backup(database_id)
+    since = (now or datetime.now().astimezone()) - SIZE_LOOKBACK
+    sizes = repo.metric_series(database_id, SIZE_METRIC, since=since)
+    previous = sizes[-1] if sizes else None
+    return {
+        "last_verified_backup_at": backup.finished_at if backup else None,
+        "previous_size_bytes": previous.value if previous else None,
+        "previous_size_at": previous.observed_at if previous else None,
+    }
+
+
+def log_offsets(repo: Any, host: Any) -> Offsets:
+    """Remembered (inode, offset) per log file of ``host``, read lazily from the catalog.
+
+    Globs expand on the host, so the paths are only known while scanning; the engine only calls
+    ``.get(path)``, which this mapping answers from the catalog (None for a new file).
+    """
+    return CatalogOffsets(repo, host.id)
+
+
+def fs_previous(repo: Any, host: Any, now: datetime | None = None) -> dict[str, tuple[datetime, float]]:
+    """Previous (observed_at, used bytes) per disk path of ``host``, for days-until-full."""
+    since = (now or datetime.now().astimezone()) - SIZE_LOOKBACK
+    out = {}
+    for path in host.disk_paths:
+        series = repo.metric_series(host.id, f"{FS_USED_METRIC}:{path}", since=since)
+        if series:
+            out[path] = (series[-1].observed_at, series[-1].value)
+    return out
+
+
+class CatalogOffsets(dict):
+    """path → (inode, offset) read from the catalog on first access (missing → KeyError)."""
+
+    def __init__(self, repo: Any, host_id: str) -> None:
+        super().__init__()
+        self._repo, self._host_id = repo, host_id
+
+    def __missing__(self, path: str) -> tuple[int | None, int]:
+        found = self._repo.get_log_offset(self._host_id, path)
+        if found is None:
+            raise KeyError(path)
+        self[path] = (found.inode, found.offset)
+        return self[path]
+
+    def get(self, path: str, default: Any = None) -> Any:  # dict.get bypasses __missing__
+        try:
+            return self[path]
+        except KeyError:
+            return default
+
+    def __contains__(self, path: object) -> bool:
+        return self.get(path) is not None
+
+
+def _database_job(inventory: Any, system: Any, db: Any, repo: Any, access: Access, run: RunContext) -> Job:
+    from hisops.inspect import engine
+
+    facts = catalog_facts(repo, db.id, run.now)
+    thresholds = inventory.thresholds_for(db)
+
+    def call() -> tuple[list[FindingRecord], Offsets]:
+        try:
+            dsn = access.dsn_for(db)
+        except Exception as exc:  # missing / malformed connection: the target cannot be reached
+            return [unusable_connection("database", db.id, system.id, exc)], {}
+        return engine.inspect_database(system, db, dsn, thresholds, catalog_facts=facts, now=run.now), {}
+
+    return Job("database", db.id, system.id, call)
+
+
+def _host_job(inventory: Any, system: Any, host: Any, repo: Any, access: Access, run: RunContext) -> Job:
+    from hisops.inspect import engine
+
+    offsets, previous = log_offsets(repo, host), fs_previous(repo, host, run.now)
+    thresholds = inventory.thresholds_for(host)
+
+    def call() -> tuple[list[FindingRecord], Offsets]:
+        try:
+            runner = access.runner_for(host)
+        except Exception as exc:
+            return [unusable_connection("host", host.id, system.id, exc)], {}
+        try:
+            findings, new_offsets = engine.inspect_host(system, host, runner, thresholds, log_offsets=offsets,
+                                                        fs_previous=previous, base_dir=inventory.base_dir)
+        finally:
+            _close(runner)
+        return findings, dict(new_offsets or {})
+
+    return Job("host", host.id, system.id, call)
+
+
+def _endpoint_job(inventory: Any, system: Any, endpoint: Any) -> Job:
+    from hisops.inspect import engine
+
+    thresholds = inventory.thresholds_for(endpoint)
+    return Job("endpoint", endpoint.id, system.id,
+               lambda: (engine.inspect_endpoint(system, endpoint, thresholds), {}))
+
+
+def _close(runner: Any) -> None:
+    try:
+        runner.close()
+    except Exception:  # noqa: BLE001 - closing a broken SSH session must not hide the findings
+        log.debug("closing runner failed", exc_info=True)
+
+
+# --------------------------------------------------------------------------- running (targets only)
+
+
+def run_jobs(jobs: Sequence[Job], max_workers: int, progress: Callable[[str], None]) -> list[TargetResult]:
+    """Run the jobs in a bounded pool; results in job order. A crashing job becomes a check-error finding."""
+    if not jobs:
+        return []
+    results: dict[int, TargetResult] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(jobs))), thread_name_prefix="inspect") as pool:
+        futures = {pool.submit(_timed, job): i for i, job in enumerate(jobs)}
+        for done, future in enumerate(as_completed(futures), 1):
+            result = future.result()
+            results[futures[future]] = result
+            progress(progress_line(done, len(jobs), result))
+    return [results[i] for i in range(len(jobs))]
+
+
+def _timed(job: Job) -> TargetResult:
+    start = time.monotonic()
+    try:
+        findings, offsets = job.call()
+        crashed = False
+    except Exception as exc:  # a bug in a check module must not stop the other targets
+        log.exception("inspection of %s %s crashed", job.kind, job.target_id)
+        findings, offsets, crashed = [inspection_crashed(job.kind, job.target_id, job.system_id, exc)], {}, True
+    return TargetResult(job.kind, job.target_id, list(findings), offsets, time.monotonic() - start, crashed)
+
+
+def progress_line(done: int, total: int, result: TargetResult) -> str:
+    counts = Counter(f.severity for f in result.findings)
+    worst = ", ".join(f"{k} {counts[k]}" for k in ("critical", "warn", "check_error") if counts[k])
+    return (f"[{done}/{total}] {result.kind} {result.target_id}: {len(result.findings)} findings"
+            f"{' — ' + worst if worst else ' — all ok'} ({result.seconds:.2f}s)")
+
+
+# --------------------------------------------------------------------------- synthetic findings
+
+
+def unusable_connection(kind: str, target_id: str, system_id: str, exc: Exception) -> FindingRecord:
+    """The target's Airflow connection is missing or wrong: it cannot be reached (critical)."""
+    from hisops.inspect.findings import unreachable
+
+    return unreachable(kind, target_id, system_id,  # type: ignore[arg-type]
+                       f"连接配置不可用 connection not usable — {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def inspection_crashed(kind: str, target_id: str, system_id: str, exc: Exception) -> FindingRecord:
+    """The check code itself failed for this target: a check-error finding carrying the error."""
+    from hisops.inspect.findings import check_error
+
+    return check_error(f"{kind}.inspection", kind, target_id, system_id, exc)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- recording (catalog writes)
+
+
+def record(system_id: str, results: Sequence[TargetResult], repo: Any, run: RunContext) -> list[IncidentChange]:
+    """Findings, metrics and log offsets to the catalog; incidents folded (not for backfills)."""
+    findings = [_owned(f, system_id, run) for r in results for f in r.findings]
+    ids = repo.add_findings(run.inspection_run_id, findings)
+    _store_metrics(repo, findings)
+    for r in results:
+        for path, (inode, offset) in r.offsets.items():
+            repo.set_log_offset(r.target_id, path, inode, offset)
+    if not run.fold_incidents:
+        return []
+    changes = [c for f, i in zip(findings, ids, strict=True) if (c := repo.upsert_incident_for(f, i))]
+    return changes + resolve_stale(system_id, results, findings, repo)
+
+
+def _owned(f: FindingRecord, system_id: str, run: RunContext) -> FindingRecord:
+    """The finding with its system and, for historical runs, marked as present state."""
+    if f.system_id == system_id and not run.historical:
+        return f
+    details = {**f.details, "present_state": True} if run.historical else f.details
+    return replace(f, system_id=f.system_id or system_id, details=details)
+
+
+def _store_metrics(repo: Any, findings: Sequence[FindingRecord]) -> None:
+    from hisops.inspect import engine
+
+    observed = {f.target_id: f.observed_at for f in findings}
+    samples = [MetricSample(t, m, float(v), observed.get(t) or datetime.now().astimezone())
+               for t, m, v in engine.metrics_from(findings) if v is not None]
+    repo.add_metric_samples(samples)
+
+
+def resolve_stale(system_id: str, results: Sequence[TargetResult], findings: Sequence[FindingRecord],
+                  repo: Any) -> list[IncidentChange]:
+    """Resolve open incidents of targets inspected completely this run whose check no longer reported.
+
+    A check that stopped producing its finding (an 'inspection crashed' error, a replication
+    check after the standby was retired) would otherwise keep its incident open forever.
+    Targets that were unreachable, crashed or had a check error are left alone.
+    """
+    seen = {(f.target_id, f.check_id) for f in findings}
+    complete = {t for t in _covered_targets(results) if not _blocked(t, findings)}
+    changes = []
+    for incident in repo.open_incidents(system_id):
+        if incident.target_id in complete and (incident.target_id, incident.check_id) not in seen:
+            ok = _no_longer_reported(incident, system_id)
+            changes.append(repo.upsert_incident_for(ok, None))
+    return [c for c in changes if c is not None]
+
+
+def _covered_targets(results: Sequence[TargetResult]) -> set[str]:
+    covered = set()
+    for r in results:
+        if not r.crashed:
+            covered.add(r.target_id)
+            covered.update(f.target_id for f in r.findings)
+    return covered
+
+
+def _blocked(target_id: str, findings: Sequence[FindingRecord]) -> bool:
+    """Not every check ran for the target: it was unreachable, or some check could not run
+    (a check error may stand in for several checks, e.g. a host script that did not finish)."""
+    return any(f.target_id == target_id and (f.severity == "check_error" or
+                                            (f.check_id in BLOCKING_CHECKS and f.severity != "ok"))
+               for f in findings)
+
+
+def _no_longer_reported(incident: Any, system_id: str) -> FindingRecord:
+    return FindingRecord(
+        check_id=incident.check_id, target_kind=_kind_of(incident.check_id), target_id=incident.target_id,
+        system_id=system_id, severity="ok",
+        message_zh="本次巡检该检查项未再报告问题，事件自动关闭",
+        message_en="the check no longer reports this problem; incident closed automatically",
+    )
+
+
+_KIND_OF_PREFIX = {"database": "database", "db": "database", "host": "host", "log": "log",
+                   "endpoint": "endpoint", "http": "endpoint"}
+
+
+def _kind_of(check_id: str) -> Any:
+    return _KIND_OF_PREFIX.get(check_id.split(".", 1)[0], "system")
+
+
+def change_note(change: IncidentChange) -> dict[str, Any]:
+    """An incident change as a small JSON-able dict (XCom, notification, report)."""
+    i = change.incident
+    return {"action": change.action, "incident_id": i.id, "check_id": i.check_id, "target_id": i.target_id,
+            "system_id": i.system_id, "severity": i.severity, "previous_severity": change.previous_severity,
+            "title_zh": i.title_zh, "title_en": i.title_en}
+
+
+def notifiable(changes: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The changes supervisors are told about: new and escalated incidents only."""
+    return [c for c in changes if c.get("action") in NOTIFY_ACTIONS]
