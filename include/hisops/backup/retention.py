@@ -1,0 +1,200 @@
+"""备份保留 GFS retention tied to verified state.
+
+Per database (or host, for file backups):
+- GFS slots: the newest usable backup of each of the last ``keep_daily`` days, ``keep_weekly`` ISO
+  weeks and ``keep_monthly`` months that have one (local time of the inventory). *Usable* means
+  verified, or completed and still waiting for its drill; within a period a verified backup is
+  preferred to a newer unverified one.
+- Safety rules that beat the policy:
+  * a backup is deleted only when a NEWER backup is verified;
+  * the newest verified backup is never deleted;
+  * running backups are never touched;
+  * failed backups hold no slot (they prove nothing) but follow the "newer verified" rule too.
+- ``plan`` decides (pure, unit-tested); ``apply`` deletes directories under the storage root only,
+  records each deletion in the catalog (``mark_backup_deleted`` with the reason) and as an audit
+  event. Dry run: the plan is logged and audited, nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from hisops.backup.manifest import parse_backup_dir_name
+
+log = logging.getLogger(__name__)
+USABLE = ("verified", "completed")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: int
+    state: str
+    taken_at: datetime  # when the backup was taken (catalog started_at)
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    keep_daily: int
+    keep_weekly: int
+    keep_monthly: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    backup_id: int
+    delete: bool
+    reasons: tuple[str, ...]
+    state: str
+    taken_at: datetime
+    path: str | None
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+
+@dataclass
+class Plan:
+    target_id: str
+    decisions: list[Decision] = field(default_factory=list)
+
+    @property
+    def deletions(self) -> list[Decision]:
+        return [d for d in self.decisions if d.delete]
+
+    @property
+    def kept(self) -> list[Decision]:
+        return [d for d in self.decisions if not d.delete]
+
+
+# --- periods ----------------------------------------------------------------------------------
+
+def _day(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d")
+
+
+def _week(t: datetime) -> str:
+    year, week, _ = t.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _month(t: datetime) -> str:
+    return t.strftime("%Y-%m")
+
+
+RULES: tuple[tuple[str, str, Callable[[datetime], str]], ...] = (
+    ("daily", "每日", _day), ("weekly", "每周", _week), ("monthly", "每月", _month))
+
+
+def _newest_first(items: Iterable[Candidate]) -> list[Candidate]:
+    return sorted(items, key=lambda c: (c.taken_at, c.id), reverse=True)
+
+
+def gfs_slots(candidates: list[Candidate], policy: Policy, tz: tzinfo) -> dict[int, list[str]]:
+    """{backup id: ["daily 2025-03-01", …]} for the backups that hold a GFS slot."""
+    usable = _newest_first(c for c in candidates if c.state in USABLE)
+    slots: dict[int, list[str]] = {}
+    for rule, label_zh, key in RULES:
+        keep = getattr(policy, f"keep_{rule}")
+        periods: dict[str, list[Candidate]] = {}
+        for c in usable:
+            periods.setdefault(key(c.taken_at.astimezone(tz)), []).append(c)
+        for period in list(periods)[:keep]:  # dicts keep insertion order: newest periods first
+            members = periods[period]
+            chosen = next((c for c in members if c.state == "verified"), members[0])
+            slots.setdefault(chosen.id, []).append(f"{label_zh} {rule} {period}")
+    return slots
+
+
+def plan(target_id: str, candidates: list[Candidate], policy: Policy, tz: tzinfo) -> Plan:
+    """Decide for every backup of one target: keep (with the reasons) or delete (with the reason)."""
+    slots = gfs_slots(candidates, policy, tz)
+    verified = _newest_first(c for c in candidates if c.state == "verified")
+    newest_verified = verified[0] if verified else None
+    result = Plan(target_id)
+    for c in _newest_first(candidates):
+        reasons = _keep_reasons(c, slots, newest_verified)
+        if reasons:
+            result.decisions.append(Decision(c.id, False, tuple(reasons), c.state, c.taken_at, c.path))
+        else:
+            why = (f"超出保留策略且已有更新的已校验备份 #{newest_verified.id} beyond GFS policy, newer verified "
+                   f"backup #{newest_verified.id} exists") if c.state in USABLE else (
+                f"失败的备份，已有更新的已校验备份 #{newest_verified.id} failed backup, newer verified backup "
+                f"#{newest_verified.id} exists")
+            result.decisions.append(Decision(c.id, True, (why,), c.state, c.taken_at, c.path))
+    return result
+
+
+def _keep_reasons(c: Candidate, slots: dict[int, list[str]], newest_verified: Candidate | None) -> list[str]:
+    if c.state == "running":
+        return ["运行中 running"]
+    reasons = list(slots.get(c.id, []))
+    if newest_verified is not None and c.id == newest_verified.id:
+        reasons.insert(0, "最新已校验备份 last verified backup (never deleted)")
+    elif newest_verified is None or (c.taken_at, c.id) > (newest_verified.taken_at, newest_verified.id):
+        reasons.append("无更新的已校验备份 no newer verified backup")
+    return reasons
+
+
+# --- applying a plan --------------------------------------------------------------------------
+
+def safe_backup_dir(path: str | None, root: Path, backup_id: int) -> Path | None:
+    """The backup directory if it really is backup ``backup_id`` under ``root`` (never follow links)."""
+    if not path:
+        return None
+    p = Path(path)
+    parsed = parse_backup_dir_name(p.name)
+    if parsed is None or parsed[1] != backup_id or p.parent.resolve() != root.resolve() or p.is_symlink():
+        raise ValueError(f"拒绝删除 refusing to delete {p}: not backup #{backup_id} under {root}")
+    return p
+
+
+@dataclass(frozen=True)
+class Deleted:
+    backup_id: int
+    path: str | None
+    reason: str
+    files_existed: bool
+    offsite: str | None = None
+
+
+def apply(plan_: Plan, root: Path, repo: Any, *, actor: str, dag_id: str | None = None,
+          run_id: str | None = None, delete_offsite: Callable[[Path], str | None] | None = None) -> list[Deleted]:
+    """Delete what the plan says (directories under ``root`` only), recording every deletion."""
+    done = []
+    for d in plan_.deletions:
+        target = safe_backup_dir(d.path, root, d.backup_id)
+        existed = bool(target and target.exists())
+        if existed:
+            shutil.rmtree(target)
+        offsite = delete_offsite(target) if (delete_offsite and target) else None
+        if not repo.mark_backup_deleted(d.backup_id, d.reason):
+            continue  # someone else recorded it meanwhile
+        repo.add_audit_event(actor=actor, action="backup_delete", target=plan_.target_id, result="success",
+                             details={"backup_id": d.backup_id, "path": d.path, "reason": d.reason,
+                                      "state": d.state, "files_existed": existed, "offsite": offsite},
+                             dag_id=dag_id, run_id=run_id)
+        log.info("已删除 deleted backup #%s (%s) %s — %s", d.backup_id, d.state, d.path, d.reason)
+        done.append(Deleted(d.backup_id, d.path, d.reason, existed, offsite))
+    return done
+
+
+def describe(plan_: Plan) -> list[str]:
+    """Human-readable lines, one per backup (for logs and the audit trail)."""
+    lines = []
+    for d in plan_.decisions:
+        verb = "删除 DELETE" if d.delete else "保留 keep"
+        lines.append(f"{plan_.target_id} #{d.backup_id} {d.state} {d.taken_at:%Y-%m-%d %H:%M} {verb}: {d.reason}")
+    return lines
+
+
+def candidates_from(records: Iterable[Any], kind: str) -> list[Candidate]:
+    """Catalog BackupRecords (not deleted) of one kind → candidates."""
+    return [Candidate(r.id, r.state, r.started_at, r.path) for r in records if r.kind == kind]
