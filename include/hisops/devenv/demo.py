@@ -115,6 +115,9 @@ def register_connections() -> None:
     pg = cluster()
     conns = [Connection(conn_id=name, conn_type="postgres", host=pg.host, port=pg.port, login=pg.user,
                         password=pg.password, schema=name) for name in (*HIS_DATABASES, "hisops_catalog")]
+    # restore_database reads FAB's user/role tables to check the triggering user's role
+    conns.append(Connection(conn_id="hisops_airflow_db", conn_type="postgres", host=pg.host, port=pg.port,
+                            login=pg.user, password=pg.password, schema="airflow"))
     conns.append(Connection(conn_id="hisops_smtp", conn_type="smtp", host="127.0.0.1", port=MAIL_PORT,
                             extra=json.dumps({"from_email": "hisops@hospital.example", "disable_tls": True,
                                               "disable_ssl": True})))

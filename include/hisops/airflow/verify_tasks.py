@@ -1,0 +1,501 @@
+"""Task bodies of backup_verification (恢复演练) and restore_database (数据恢复); the DAG files only wire them.
+
+Import-cheap: DAG files import this module at parse time. GX, psycopg2, SQLAlchemy and the domain
+modules are imported inside the functions.
+
+Who triggered a run: ``context["dag_run"].triggering_user_name`` (Airflow ≥ 3.1 stores the
+authenticated user of the UI/REST trigger on the DAG run; the CLI stores the OS user, dag.test()
+"dag_test", scheduled and asset-triggered runs None). Roles of that user: see :func:`user_roles`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hisops.airflow import runtime
+
+log = logging.getLogger(__name__)
+
+CHECK_ID = "backup.verification"
+DRILL_CONN_ID = "hisops_drill"           # optional: a separate server for scratch databases
+AIRFLOW_DB_CONN_ID = "hisops_airflow_db"  # read access to FAB's ab_user / ab_role / ab_user_role
+VERIFY_ACTION, RESTORE_ACTION = "backup_verification", "restore"
+MAX_LINES = 40  # failures / failed checks kept in XCom and the catalog (the evidence has them all)
+
+
+# --- parse time ---------------------------------------------------------------------------------
+
+def verification_schedule(inventory: Any) -> Any:
+    """AssetAny over every inventory database's backup asset (None when there is none).
+
+    By *name reference* (``Asset.ref(name=…)``, resolved by the scheduler): the name equals the asset
+    db_backup emits (``backup_tasks.backup_asset`` — name = URI ``hisops://backup/<id>``). Building
+    ``Asset(uri)`` here would make the parser load every provider's URI handlers (and SQLAlchemy's ORM)."""
+    from airflow.sdk import Asset, AssetAny
+
+    from hisops.backup.manifest import asset_uri
+
+    refs = [Asset.ref(name=asset_uri(db.id)) for _, db in inventory.all_databases()]
+    return AssetAny(*refs) if refs else None
+
+
+# --- shared -------------------------------------------------------------------------------------
+
+def _actor(context: dict) -> str:
+    from hisops.airflow.backup_tasks import actor
+
+    return actor(context)
+
+
+def _label(context: dict, label: str) -> None:
+    from hisops.airflow.backup_tasks import set_label
+
+    set_label(context, label)
+
+
+def _database(database_id: str) -> tuple[Any, Any]:
+    inv = runtime.inventory()
+    system, db = next(((s, d) for s, d in inv.all_databases() if d.id == database_id), (None, None))
+    if db is None:
+        raise ValueError(f"清单中没有数据库 database {database_id!r} is not in the inventory")
+    return system, db
+
+
+def _connection_exists(conn_id: str) -> bool:
+    from hisops.airflow.connections import get_connection
+
+    try:
+        get_connection(conn_id)
+        return True
+    except Exception:  # noqa: BLE001 - AirflowNotFoundException and friends: Airflow stays a lazy import
+        return False
+
+
+def drill_server_dsn(db: Any) -> str:
+    """Where scratch databases live: connection ``hisops_drill`` if defined, else the database's own server."""
+    from hisops.airflow.connections import postgres_dsn
+
+    if _connection_exists(DRILL_CONN_ID):
+        return postgres_dsn(DRILL_CONN_ID, "postgres")
+    return runtime.dsn_for(db)
+
+
+def _audit(context: dict, action: str, target: str, result: str, details: dict[str, Any]) -> None:
+    runtime.catalog().add_audit_event(actor=_actor(context), action=action, target=target, result=result,
+                                      details=details, dag_id=context["dag"].dag_id, run_id=context["run_id"])
+
+
+def _channels() -> list[Any]:
+    from hisops.airflow.notify_glue import channels_from_inventory
+
+    return channels_from_inventory(runtime.inventory().notifications, strict=False)
+
+
+# --- backup_verification: which backups -----------------------------------------------------------
+
+def _event_backup_ids(context: dict) -> list[int]:
+    run = context.get("dag_run")
+    ids = []
+    for event in getattr(run, "consumed_asset_events", None) or []:
+        value = (event.extra or {}).get("backup_id")
+        if isinstance(value, int) and value not in ids and (event.extra or {}).get("kind", "database") == "database":
+            ids.append(value)
+    return ids
+
+
+def _pending_backup_ids() -> list[int]:
+    """The newest not-yet-drilled (state ``completed``) backup of every inventory database.
+
+    What an asset-triggered run drills: Airflow 3.3 attaches no ``consumed_asset_events`` to runs of a
+    DAG scheduled by asset *name reference*, so the catalog says what is new. A backup whose drill
+    could not be performed (infrastructure/configuration) stays ``completed`` and is drilled again."""
+    repo, ids = runtime.catalog(), []
+    for _, db in runtime.inventory().all_databases():
+        found = [b for b in repo.backups_for(db.id, states=("completed",)) if b.kind == "database"]
+        if found:
+            ids.append(found[0].id)
+    return ids
+
+
+def _job(record: Any, context: dict) -> dict[str, Any]:
+    from hisops.verify.scratch import scratch_name
+
+    system, db = _database(record.database_id)
+    return {"backup_id": record.id, "database_id": db.id, "system_id": system.id, "backup_dir": record.path,
+            "manifest_sha256": record.manifest_sha256, "scratch_db": scratch_name(db.id, record.id),
+            "mode": (context.get("params") or {}).get("mode") or "fast"}
+
+
+def _usable(record: Any, backup_id: int) -> str | None:
+    """Why a backup cannot be drilled (None = it can)."""
+    if record is None:
+        return f"备份 #{backup_id} 不存在 backup #{backup_id} does not exist"
+    if record.kind != "database":
+        return f"备份 #{backup_id} 是文件备份 is a file backup (its checksums are checked by file_backup)"
+    if record.state not in ("completed", "verified"):
+        return f"备份 #{backup_id} 状态为 is {record.state}; only completed or verified backups are drilled"
+    if record.deleted_at is not None or not record.path or not Path(record.path).is_dir():
+        return f"备份 #{backup_id} 的文件已不存在 files of backup #{backup_id} are gone ({record.path})"
+    if record.database_id not in {d.id for _, d in runtime.inventory().all_databases()}:
+        return f"备份 #{backup_id} 的数据库 {record.database_id} 已不在清单中 is no longer in the inventory"
+    return None
+
+
+def plan_drills(backup_id: int | None, context: dict) -> list[dict[str, Any]]:
+    """The backups to drill: the form's backup_id, else those of the triggering asset events (when Airflow
+    attaches them), else every database's newest backup not drilled yet. Each gets its scratch database
+    name now (the teardown needs it)."""
+    explicit = backup_id is not None
+    ids = [int(backup_id)] if explicit else (_event_backup_ids(context) or _pending_backup_ids())
+    repo, jobs = runtime.catalog(), []
+    for ident in ids:
+        record = repo.get_backup(ident)
+        reason = _usable(record, ident)
+        if reason and explicit:
+            raise ValueError(reason)
+        if reason:
+            log.warning("跳过 skipped: %s", reason)
+            continue
+        jobs.append(_job(record, context))
+    log.info("恢复演练 drills planned: %s", [(j["database_id"], j["backup_id"], j["scratch_db"]) for j in jobs])
+    return jobs
+
+
+# --- backup_verification: the drill -------------------------------------------------------------
+
+def _encryption_key(backup_dir: Path) -> str | None:
+    from hisops.airflow.connections import get_connection
+    from hisops.backup.manifest import ManifestError, load_manifest
+
+    try:
+        encryption = load_manifest(backup_dir).encryption
+    except ManifestError:
+        return None  # the drill reports the unreadable manifest as the backup's fault
+    if encryption is None:
+        return None
+    try:
+        return get_connection(encryption.key_conn_id).password or None
+    except Exception:  # noqa: BLE001 - reported by the drill as a configuration fault (no key)
+        log.warning("加密连接不可用 encryption connection %r not usable", encryption.key_conn_id)
+        return None
+
+
+def drill_request(job: dict[str, Any], *, before_checks: Any = None) -> Any:
+    from hisops.verify.drill import DrillRequest
+
+    inv = runtime.inventory()
+    _, db = _database(job["database_id"])
+    backup_dir = Path(job["backup_dir"])
+    return DrillRequest(
+        backup_id=job["backup_id"], database_id=db.id, backup_dir=backup_dir, server_dsn=drill_server_dsn(db),
+        evidence_root=inv.resolve_path(inv.reports.path) / "verification", scratch_name=job["scratch_db"],
+        database=db, jobs=db.backup.jobs, mode=job.get("mode", "fast"), pg_bindir=db.pg_bindir,
+        encryption_key=_encryption_key(backup_dir), expected_manifest_sha256=job.get("manifest_sha256"),
+        before_checks=before_checks)
+
+
+#: tests set this to a callable(dsn) to tamper with the restored copy before the checks run
+BEFORE_CHECKS_HOOK: Any = None
+
+
+def _trim(result: dict[str, Any]) -> dict[str, Any]:
+    return {**result, "failures": result["failures"][:MAX_LINES], "failed_checks": result["failed_checks"][:MAX_LINES]}
+
+
+def run_drill_task(job: dict[str, Any], context: dict) -> dict[str, Any]:
+    from hisops.verify.drill import run_drill
+
+    _label(context, job["database_id"])
+    result = run_drill(drill_request(job, before_checks=BEFORE_CHECKS_HOOK))
+    for line in result.failures[:MAX_LINES]:
+        log.error("演练发现 drill found: %s", line)
+    return {**_trim(result.as_dict()), "system_id": job["system_id"]}
+
+
+# --- backup_verification: recording --------------------------------------------------------------
+
+def _finding(result: dict[str, Any]) -> Any:
+    from hisops.catalog.records import FindingRecord
+
+    db, ident = result["database_id"], result["backup_id"]
+    if result["ok"]:
+        return FindingRecord(CHECK_ID, "database", db, "ok", f"备份 #{ident} 恢复演练通过",
+                             f"restore drill of backup #{ident} passed", system_id=result.get("system_id"))
+    first = (result["failures"] or [result["fault"]])[0]
+    severity = "critical" if result["fault"] == "backup" else "check_error"
+    return FindingRecord(
+        CHECK_ID, "database", db, severity, f"备份 #{ident} 恢复演练失败：{first}"[:500],
+        f"restore drill of backup #{ident} failed ({result['fault']}): {first}"[:500],
+        system_id=result.get("system_id"), value_text=result["fault"],
+        suggestion_zh="查看演练证据页与任务日志；备份本身有问题时尽快重新备份。",
+        suggestion_en="Open the drill's evidence page and task log; if the backup itself is bad, take a new one.",
+        details={"backup_id": ident, "evidence_path": result.get("evidence_path"), "failures": result["failures"][:10]})
+
+
+def _mark(repo: Any, result: dict[str, Any]) -> str:
+    """Catalog state of the backup: verified, failed (its fault), or unchanged (we could not drill)."""
+    from hisops.catalog.repository import BackupStateError
+
+    try:
+        if result["ok"]:
+            repo.mark_backup_verified(result["backup_id"])
+            return "verified"
+        if result["fault"] == "backup":
+            repo.mark_backup_verification_failed(result["backup_id"], (result["error"] or "")[:2000])
+            return "failed"
+    except BackupStateError as exc:  # e.g. retention deleted it meanwhile: record, do not crash
+        log.warning("%s", exc)
+        return "unchanged"
+    return "unchanged"
+
+
+def _notify_failure(result: dict[str, Any], incident: Any) -> dict[str, Any]:
+    from hisops.notify import send
+
+    ident, db = result["backup_id"], result["database_id"]
+    title = f"恢复演练失败 Restore drill FAILED · {db} · 备份 backup #{ident}"
+    lines = [f"数据库 database: {db}; 备份 backup #{ident}; 原因类别 fault: {result['fault']}",
+             *[f"- {line}" for line in result["failures"][:10]],
+             f"证据 evidence: {result.get('evidence_path')}",
+             f"事件 incident: #{incident.incident.id if incident else '—'}",
+             "该备份不会被计为“最近已校验备份”。This backup never counts as the last verified backup."]
+    severity = "critical" if result["fault"] == "backup" else "warn"
+    sent = send(_channels(), title, "\n".join(lines), severity=severity)
+    if runtime.inventory().notifications and not sent.sent:  # not raised: a retry would re-record the drill
+        log.error("演练失败告警未送达任何主管 the drill-failure alert reached no supervisor: %s", sent.failed)
+    return {"sent": sent.sent, "failed": sent.failed}
+
+
+def record_drill(result: dict[str, Any], context: dict) -> dict[str, Any]:
+    """Catalog: verification row (evidence, RTO), backup state, incident; supervisors told on failure."""
+    from datetime import datetime
+
+    _label(context, result["database_id"])
+    repo = runtime.catalog()
+    details = {k: result[k] for k in ("mode", "fault", "checks_total", "checks_failed", "failed_checks", "amcheck",
+                                      "timings", "notes", "scratch_db", "failures")}
+    verification_id = repo.add_verification(
+        result["backup_id"], result["ok"], started_at=datetime.fromisoformat(result["started_at"]),
+        finished_at=datetime.fromisoformat(result["finished_at"]), restore_seconds=result["restore_seconds"],
+        evidence_path=result["evidence_path"], details=details, error=result["error"])
+    state = _mark(repo, result)
+    incident = repo.upsert_incident_for(_finding(result), None)
+    notified = {} if result["ok"] else _notify_failure(result, incident)
+    _audit(context, VERIFY_ACTION, result["database_id"], "success" if result["ok"] else "failure",
+           {"backup_id": result["backup_id"], "verification_id": verification_id, "backup_state": state,
+            "evidence_path": result["evidence_path"], "restore_seconds": result["restore_seconds"]})
+    return {"backup_id": result["backup_id"], "database_id": result["database_id"], "ok": result["ok"],
+            "fault": result["fault"], "verification_id": verification_id, "backup_state": state,
+            "incident": incident.action if incident else None, "notified": notified,
+            "summary": (result["failures"] or ["ok"])[0]}
+
+
+def drop_scratch(jobs: list[dict[str, Any]]) -> list[str]:
+    """Teardown: drop every planned scratch database that still exists (guarded by its name pattern)."""
+    from hisops.verify.scratch import drop_database, drop_stale
+
+    dropped, servers = [], {}
+    for job in jobs or []:
+        _, db = _database(job["database_id"])
+        dsn = servers.setdefault(db.id, drill_server_dsn(db))
+        if drop_database(dsn, job["scratch_db"]):
+            dropped.append(job["scratch_db"])
+    for dsn in set(servers.values()):
+        dropped += drop_stale(dsn)  # left by killed workers of earlier runs
+    log.info("已清理演练库 scratch databases dropped: %s", dropped or "none left")
+    return dropped
+
+
+def verification_verdict(records: list[dict[str, Any]]) -> str:
+    failed = [r for r in records if not r["ok"]]
+    if failed:
+        raise RuntimeError("恢复演练未通过 restore drill failed: " + "; ".join(
+            f"{r['database_id']} #{r['backup_id']} ({r['fault']}): {r['summary']}" for r in failed)[:3000])
+    if not records:
+        return "没有需要演练的备份 no backup to drill"
+    return "; ".join(f"{r['database_id']} #{r['backup_id']} 已校验 verified" for r in records)
+
+
+# --- restore_database: who may ---------------------------------------------------------------------
+
+class RoleLookupError(RuntimeError):
+    """The roles of the triggering user could not be read (then overwrite is refused)."""
+
+
+def _roles_via_connection(username: str) -> set[str]:
+    """FAB's tables through a read-only connection to the Airflow metadata DB (works in task processes)."""
+    import psycopg2
+
+    from hisops.airflow.connections import postgres_dsn
+
+    conn = psycopg2.connect(postgres_dsn(AIRFLOW_DB_CONN_ID), connect_timeout=10, application_name="hisops-roles")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT r.name FROM ab_user u JOIN ab_user_role ur ON ur.user_id = u.id "
+                        "JOIN ab_role r ON r.id = ur.role_id WHERE u.username = %s AND u.active", (username,))
+            return {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def _roles_via_security_manager(username: str) -> set[str]:
+    """FAB's security manager (needs the metadata ORM: CLI, dag.test — not a LocalExecutor task process)."""
+    from hisops.airflow.roles import appbuilder
+
+    with appbuilder() as ab:
+        user = ab.sm.find_user(username=username)
+        return {r.name for r in user.roles} if user is not None and user.is_active else set()
+
+
+def user_roles(username: str | None) -> set[str]:
+    """FAB roles of ``username``. Airflow 3 forbids task processes its ORM, so the connection
+    ``hisops_airflow_db`` is asked first; without it FAB's security manager (where the ORM works)."""
+    if not username:
+        return set()
+    if _connection_exists(AIRFLOW_DB_CONN_ID):
+        return _roles_via_connection(username)
+    try:
+        return _roles_via_security_manager(username)
+    except Exception as exc:  # noqa: BLE001 - blocked ORM, FAB not configured, …
+        raise RoleLookupError(
+            f"无法读取用户 {username} 的角色 cannot read the roles of {username!r}: {type(exc).__name__}: {exc}. "
+            f"Define the Airflow connection {AIRFLOW_DB_CONN_ID!r} (read access to ab_user, ab_role, ab_user_role "
+            "of the Airflow metadata database).") from exc
+
+
+# --- restore_database: the steps -----------------------------------------------------------------
+
+def _production_db(db: Any) -> str:
+    from psycopg2.extensions import parse_dsn
+
+    return parse_dsn(runtime.dsn_for(db)).get("dbname", "")
+
+
+def _refusal(context: dict, database_id: str, params: dict[str, Any], reason: str, user: str | None) -> Exception:
+    """Audit a refused attempt (result "refused") and return the exception that fails the run, no retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    _audit(context, RESTORE_ACTION, database_id or "?", "refused",
+           {"reason": reason, "params": {k: v for k, v in params.items() if k != "confirm"},
+            "confirm_given": bool(params.get("confirm")), "user": user})
+    log.error("%s", reason)
+    return AirflowFailException(reason)
+
+
+def _request(params: dict[str, Any], user: str | None, roles: set[str]) -> Any:
+    from hisops.verify.restore import RestoreRequest, parse_backup_param
+
+    return RestoreRequest(database_id=params["database_id"], backup=parse_backup_param(params["backup_id"]),
+                          target=params.get("target") or "new_database",
+                          new_database_name=params.get("new_database_name") or None,
+                          confirm=params.get("confirm"), user=user, roles=frozenset(roles))
+
+
+def _plan(req: Any, db: Any, user: str) -> Any:
+    from hisops.verify import scratch
+    from hisops.verify.restore import RestorePlan, check_new_name, choose_backup, default_new_name
+
+    record = choose_backup(runtime.catalog().backups_for(db.id), req.backup, db.id)
+    production = _production_db(db)
+    if req.target == "overwrite":
+        target = production
+    else:
+        target = req.new_database_name or default_new_name(db.id, record.id)
+        check_new_name(target, scratch.database_exists(runtime.dsn_for(db), target))
+    return RestorePlan(database_id=db.id, backup_id=record.id, backup_dir=record.path, target=req.target,
+                       target_db=target, staging_db=scratch.staging_name(db.id, record.id),
+                       production_db=production, user=user)
+
+
+def authorize_restore(params: dict[str, Any], context: dict) -> dict[str, Any]:
+    """Validate the form, check confirmation and role, resolve the backup; refusals are audited."""
+    from dataclasses import replace
+
+    from hisops.verify.restore import RestoreRefused, authorize, check_confirmation
+
+    user = getattr(context.get("dag_run"), "triggering_user_name", None)
+    database_id = params.get("database_id") or ""
+    try:
+        _, db = _database(database_id)
+        req = _request(params, user, set())
+        check_confirmation(req)  # before asking anyone about roles
+        if req.target == "overwrite":
+            req = replace(req, roles=frozenset(user_roles(user)))
+        authorize(req)
+        plan = _plan(req, db, user or _actor(context))
+    except (RestoreRefused, RoleLookupError, ValueError) as exc:
+        raise _refusal(context, database_id, params, str(exc), user) from exc
+    log.info("已授权 authorized: %s restores backup #%s of %s → %s (%s)", plan.user, plan.backup_id,
+             plan.database_id, plan.target_db, plan.target)
+    _audit(context, "restore_authorized", plan.database_id, "success", plan.as_dict())
+    return plan.as_dict()
+
+
+def stage_restore(plan: dict[str, Any], context: dict) -> dict[str, Any]:
+    """Checksums, then pg_restore into the staging database (production untouched)."""
+    from hisops.verify.restore import RestorePlan, stage
+
+    _, db = _database(plan["database_id"])
+    p = RestorePlan(**plan)
+    try:
+        seconds = stage(p, runtime.dsn_for(db), jobs=db.backup.jobs, pg_bindir=db.pg_bindir,
+                        encryption_key=_encryption_key(Path(p.backup_dir)))
+    except Exception as exc:
+        _audit(context, RESTORE_ACTION, p.database_id, "failure",
+               {**plan, "step": "stage", "error": str(exc)[:1000]})
+        raise
+    log.info("已恢复到暂存库 restored into staging database %s in %.1fs", p.staging_db, seconds)
+    return {**plan, "restore_seconds": seconds}
+
+
+def safety_backup(staged: dict[str, Any], context: dict) -> int | None:
+    """overwrite only: a normal, catalogued backup of the production database about to be replaced."""
+    from hisops.airflow.backup_tasks import run_database_backup
+
+    if staged["target"] != "overwrite":
+        log.info("恢复到新库，无需安全备份 restoring to a new database: nothing is overwritten, no safety backup")
+        return None
+    try:
+        outcome = run_database_backup(staged["database_id"], dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                                      who=_actor(context))
+    except Exception as exc:
+        _audit(context, RESTORE_ACTION, staged["database_id"], "failure",
+               {**staged, "step": "safety_backup", "error": str(exc)[:1000]})
+        raise
+    log.info("安全备份完成 safety backup #%s of %s: %s", outcome["backup_id"], staged["database_id"], outcome["path"])
+    return outcome["backup_id"]
+
+
+def switch_restore(staged: dict[str, Any], safety_backup_id: int | None, context: dict) -> dict[str, Any]:
+    """Make the restored data live: rename staging → new database, or swap it with production."""
+    from hisops.verify.restore import RestorePlan, switch_new_database, switch_overwrite
+
+    _, db = _database(staged["database_id"])
+    plan = RestorePlan(**{k: v for k, v in staged.items() if k in RestorePlan.__dataclass_fields__})
+    if plan.target == "overwrite" and not safety_backup_id:
+        raise RuntimeError("没有安全备份，拒绝覆盖 no safety backup: refusing to overwrite")
+    details = {**staged, "safety_backup_id": safety_backup_id}
+    try:
+        switch = switch_overwrite if plan.target == "overwrite" else switch_new_database
+        outcome = switch(runtime.dsn_for(db), plan)
+    except Exception as exc:
+        _audit(context, RESTORE_ACTION, plan.database_id, "failure", {**details, "step": "switch",
+                                                                       "error": str(exc)[:1000]})
+        raise
+    details.update(outcome.as_dict())
+    _audit(context, RESTORE_ACTION, plan.database_id, "success", details)
+    log.info("恢复完成 restore done: backup #%s of %s is now database %s%s", plan.backup_id, plan.database_id,
+             outcome.target_db, f" (old data kept as {outcome.previous_db})" if outcome.previous_db else "")
+    return details
+
+
+def drop_restore_staging(plan: dict[str, Any] | None) -> bool:
+    """Teardown: drop the staging database if a failed run left it (guarded: hisops_restore_* only)."""
+    from hisops.verify.restore import drop_staging
+
+    if not plan:
+        return False
+    _, db = _database(plan["database_id"])
+    return drop_staging(runtime.dsn_for(db), plan["staging_db"])

@@ -1,0 +1,325 @@
+"""backup_verification and restore_database end to end with dag.test(): real Airflow, PostgreSQL, GX, SMTP."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from hisops.verify import scratch
+from hisops.verify.restore import table_checksums
+
+from tests.verify.conftest import scratch_databases
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Mailbox:
+    port: int
+    messages: list[str] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+        self.messages.append(envelope.original_content.decode("utf-8", "replace"))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mailbox():
+    box = Mailbox(_free_port())
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+def _inventory(tmp_path: Path) -> Path:
+    text = textwrap.dedent(f"""\
+        version: 1
+        hospital: 测试医院
+        maintenance_window: {{start: "01:00", end: "05:00"}}
+        backup_storage: {{path: {tmp_path}/backups}}
+        reports: {{path: {tmp_path}/reports}}
+        notifications:
+          - name: 信息科主管
+            kind: email
+            conn_id: vf_smtp
+            to: [supervisor@hospital.example]
+        systems:
+          - id: emr
+            name: 病案管理系统
+            name_en: Medical records
+            databases:
+              - id: d1
+                conn_id: vf_db
+                critical_tables: [patient]
+                critical_columns: {{patient: [patient_id, name]}}
+                backup: {{keep_daily: 1, keep_weekly: 0, keep_monthly: 0, jobs: 2, compress: 1}}
+        """)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text)
+    return path
+
+
+def _pg_conn(pg, dbname: str) -> str:
+    return json.dumps({"conn_type": "postgres", "host": pg.host, "port": pg.port, "login": pg.user,
+                       "password": pg.password, "schema": dbname})
+
+
+@pytest.fixture
+def dag_env(pg, catalog, his_db, airflow_db, mailbox, monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", _pg_conn(pg, catalog.engine.url.database))
+    monkeypatch.setenv("AIRFLOW_CONN_VF_DB", _pg_conn(pg, his_db))
+    monkeypatch.setenv("AIRFLOW_CONN_VF_SMTP", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": mailbox.port,
+        "extra": {"from_email": "hisops@hospital.example", "disable_tls": True, "disable_ssl": True}}))
+    monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path)))
+    monkeypatch.delenv("AIRFLOW_CONN_HISOPS_AIRFLOW_DB", raising=False)
+    from hisops.airflow.pools import ensure_pools
+
+    ensure_pools()
+    return SimpleNamespace(catalog=catalog, db=his_db, mailbox=mailbox, tmp=tmp_path)
+
+
+def _dag(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", REPO / "dags" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dag = getattr(module, name)()
+    for task in dag.tasks:
+        task.retries = 0
+    return dag
+
+
+def _flip_a_byte(backup_path: str) -> str:
+    victim = max((p for p in (Path(backup_path) / "dump").iterdir() if p.suffix == ".gz"),
+                 key=lambda p: p.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 3] ^= 0x40
+    victim.write_bytes(bytes(data))
+    return victim.name
+
+
+# --- backup_verification ------------------------------------------------------------------------
+
+def test_verification_dag_verifies_and_records_evidence(dag_env, make_backup, pg):
+    outcome = make_backup(dag_env.db)
+    run = _dag("backup_verification").test(run_conf={"backup_id": outcome.backup_id})
+
+    assert run.state == "success"
+    repo = dag_env.catalog
+    assert repo.get_backup(outcome.backup_id).state == "verified"
+    assert repo.latest_verified_backup("d1").id == outcome.backup_id
+    (verification,) = repo.verifications_for(outcome.backup_id)
+    assert verification.ok and verification.restore_seconds > 0 and verification.error is None
+    evidence = Path(verification.evidence_path)
+    assert evidence.is_file() and evidence.is_relative_to(dag_env.tmp / "reports" / "verification" / "d1")
+    assert oct(evidence.stat().st_mode & 0o777) == "0o600"
+    assert verification.details["checks_failed"] == 0 and verification.details["checks_total"] > 40
+    event = next(e for e in repo.audit_events() if e.action == "backup_verification")
+    assert (event.result, event.target, event.actor) == ("success", "d1", "dag_test")
+    assert not [n for n in scratch_databases(pg) if "_d1_" in n]
+    assert dag_env.mailbox.messages == []
+
+
+def test_flipped_byte_fails_the_run_marks_the_backup_and_alerts(dag_env, make_backup):
+    good = make_backup(dag_env.db)
+    assert _dag("backup_verification").test(run_conf={"backup_id": good.backup_id}).state == "success"
+    bad = make_backup(dag_env.db)
+    name = _flip_a_byte(bad.path)
+
+    run = _dag("backup_verification").test(run_conf={"backup_id": bad.backup_id})
+
+    assert run.state == "failed"
+    repo = dag_env.catalog
+    record = repo.get_backup(bad.backup_id)
+    assert record.state == "failed" and name in record.error
+    assert repo.latest_verified_backup("d1").id == good.backup_id  # never counted as last verified
+    (verification,) = repo.verifications_for(bad.backup_id)
+    assert not verification.ok and name in verification.error and Path(verification.evidence_path).is_file()
+    (incident,) = repo.open_incidents()
+    assert (incident.check_id, incident.target_id, incident.severity) == ("backup.verification", "d1", "critical")
+    (mail,) = dag_env.mailbox.messages
+    assert "supervisor@hospital.example" in mail and name in mail
+
+
+def test_missing_row_in_restored_copy_fails_naming_the_table(dag_env, make_backup, monkeypatch):
+    from hisops.airflow import verify_tasks
+
+    outcome = make_backup(dag_env.db)
+    monkeypatch.setattr(verify_tasks, "BEFORE_CHECKS_HOOK", lambda dsn: scratch.run_sql(
+        dsn, ["DELETE FROM lab_result WHERE result_id = (SELECT max(result_id) FROM lab_result)"]))
+
+    run = _dag("backup_verification").test(run_conf={"backup_id": outcome.backup_id})
+
+    assert run.state == "failed"
+    (verification,) = dag_env.catalog.verifications_for(outcome.backup_id)
+    failed = verification.details["failed_checks"]
+    assert [(c["kind"], c["table"]) for c in failed] == [("row_count", "public.lab_result")]
+    assert "public.lab_result" in verification.error
+    assert dag_env.catalog.get_backup(outcome.backup_id).state == "failed"
+
+
+def test_without_backup_id_the_newest_undrilled_backup_is_drilled_once(dag_env, make_backup):
+    """What an asset-triggered run does (Airflow attaches no events to name-reference schedules)."""
+    older, newest = make_backup(dag_env.db), make_backup(dag_env.db)
+    assert _dag("backup_verification").test().state == "success"
+    repo = dag_env.catalog
+    assert repo.get_backup(newest.backup_id).state == "verified"
+    assert repo.get_backup(older.backup_id).state == "completed"  # superseded: not drilled
+    assert _dag("backup_verification").test().state == "success"  # nothing pending: no second drill
+    assert len(repo.verifications_for(newest.backup_id)) == 1
+
+
+def test_asset_events_select_the_backups_to_drill():
+    from hisops.airflow.verify_tasks import _event_backup_ids, verification_schedule
+
+    run = SimpleNamespace(consumed_asset_events=[
+        SimpleNamespace(extra={"backup_id": 7, "kind": "database"}),
+        SimpleNamespace(extra={"backup_id": 7, "kind": "database"}),  # same event seen via the alias
+        SimpleNamespace(extra={"backup_id": 9, "kind": "files"}),
+        SimpleNamespace(extra={"backup_id": 8}),
+    ])
+    assert _event_backup_ids({"dag_run": run}) == [7, 8]
+    from hisops.airflow.backup_tasks import backup_asset
+    from hisops.inventory.loader import load_inventory
+
+    inv = load_inventory(REPO / "inventory" / "hospital.example.yaml")
+    refs = verification_schedule(inv).objects
+    assert [r.name for r in refs] == [backup_asset(d.id).name for _, d in inv.all_databases()]
+
+
+# --- restore_database ---------------------------------------------------------------------------
+
+def _restore(dag_env, **conf) -> Any:
+    return _dag("restore_database").test(run_conf={"database_id": "d1", **conf})
+
+
+def _refusals(repo) -> list:
+    return [e for e in repo.audit_events() if e.action == "restore" and e.result == "refused"]
+
+
+def test_overwrite_without_typed_confirmation_is_refused(dag_env, make_backup, pg):
+    outcome = make_backup(dag_env.db)
+    before = table_checksums(pg.dsn(dag_env.db))
+    run = _restore(dag_env, backup_id=outcome.backup_id, target="overwrite", confirm="yes please")
+    assert run.state == "failed"
+    assert table_checksums(pg.dsn(dag_env.db)) == before
+    (event,) = _refusals(dag_env.catalog)
+    assert event.actor == "dag_test" and "confirm" in event.details["reason"]
+    assert [b.id for b in dag_env.catalog.backups_for("d1")] == [outcome.backup_id]  # no safety backup taken
+
+
+@pytest.mark.parametrize("via_connection", [False, True], ids=["security-manager", "hisops_airflow_db"])
+def test_overwrite_by_a_role_below_system_admin_is_refused(dag_env, make_backup, pg, airflow_db, monkeypatch,
+                                                           via_connection):
+    from hisops.airflow.roles import ensure_user
+
+    ensure_user("dag_test", "运维人员", "not-used-here-1")
+    if via_connection:
+        monkeypatch.setenv("AIRFLOW_CONN_HISOPS_AIRFLOW_DB", _pg_conn(pg, "airflow"))
+    outcome = make_backup(dag_env.db)
+    before = table_checksums(pg.dsn(dag_env.db))
+    run = _restore(dag_env, backup_id=str(outcome.backup_id), target="overwrite", confirm="d1")
+    assert run.state == "failed"
+    assert table_checksums(pg.dsn(dag_env.db)) == before
+    (event,) = _refusals(dag_env.catalog)
+    assert "运维人员" in event.details["reason"] and "系统管理员" in event.details["reason"]
+
+
+def test_system_admin_overwrites_with_safety_backup_and_audit(dag_env, make_backup, pg, airflow_db):
+    from hisops.airflow.roles import ensure_user
+
+    ensure_user("dag_test", "系统管理员", "not-used-here-2")
+    outcome = make_backup(dag_env.db)
+    at_backup = table_checksums(pg.dsn(dag_env.db))
+    scratch.run_sql(pg.dsn(dag_env.db), ["DELETE FROM prescription_item WHERE item_id % 2 = 0"])
+    damaged = table_checksums(pg.dsn(dag_env.db))
+    dag_env.catalog.mark_backup_verified(outcome.backup_id)
+
+    run = _restore(dag_env, backup_id="latest_verified", target="overwrite", confirm="d1")
+
+    assert run.state == "success"
+    assert table_checksums(pg.dsn(dag_env.db)) == at_backup
+    repo = dag_env.catalog
+    done = next(e for e in repo.audit_events() if e.action == "restore" and e.result == "success")
+    assert done.actor == "dag_test" and done.details["backup_id"] == outcome.backup_id
+    safety = repo.get_backup(done.details["safety_backup_id"])
+    assert safety.state == "completed" and safety.database_id == "d1" and safety.id != outcome.backup_id
+    assert table_checksums(pg.dsn(done.details["previous_db"])) == damaged  # the old data is kept
+    assert not [n for n in scratch_databases(pg) if "_d1_" in n]
+
+
+def test_restore_to_a_new_database_by_default(dag_env, make_backup, pg):
+    outcome = make_backup(dag_env.db)
+    run = _restore(dag_env, backup_id=outcome.backup_id, new_database_name=f"{dag_env.db}_copy")
+    try:
+        assert run.state == "success"
+        assert table_checksums(pg.dsn(f"{dag_env.db}_copy")) == table_checksums(pg.dsn(dag_env.db))
+        done = next(e for e in dag_env.catalog.audit_events() if e.action == "restore")
+        assert done.result == "success" and done.details["target_db"] == f"{dag_env.db}_copy"
+        assert done.details["safety_backup_id"] is None
+    finally:
+        pg.execute(f'DROP DATABASE IF EXISTS "{dag_env.db}_copy"')
+
+
+def test_teardown_drops_the_planned_scratch_database_of_a_killed_drill(dag_env, pg):
+    from hisops.airflow.verify_tasks import drop_scratch
+
+    name = scratch.scratch_name("d1", 42)
+    scratch.create_database(pg.dsn(), name)  # as if the worker died mid-drill
+    assert drop_scratch([{"database_id": "d1", "backup_id": 42, "scratch_db": name}]) == [name]
+    assert not scratch.database_exists(pg.dsn(), name)
+    with pytest.raises(scratch.ScratchGuardError):
+        drop_scratch([{"database_id": "d1", "backup_id": 42, "scratch_db": dag_env.db}])
+    assert scratch.database_exists(pg.dsn(), dag_env.db)
+
+
+def test_a_completed_backup_event_queues_the_verification_dag(airflow_db, monkeypatch, tmp_path):
+    """The scheduler side of the asset contract: an event on db_backup's asset ``hisops://backup/<id>``
+    (as the alias emits it) makes backup_verification due — our schedule refers to it by name."""
+    from airflow.assets.manager import AssetManager
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.models.asset import AssetActive, AssetDagRunQueue, AssetModel
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path)))
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=str(REPO / "dags" / "backup_verification.py"))
+    assert not bag.import_errors
+    sync_bag_to_db(bag, "dags-folder", None)
+    uri = "hisops://backup/d1"
+    with create_session() as session:
+        session.execute(delete(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id == "backup_verification"))
+        model = session.query(AssetModel).filter_by(name=uri, uri=uri).one_or_none()
+        if model is None:  # (other tests' db_backup runs may have created it already)
+            model = AssetModel(name=uri, uri=uri)
+            session.add(model)
+            session.flush()
+        if session.query(AssetActive).filter_by(name=uri, uri=uri).one_or_none() is None:
+            # what the scheduler's orphanage check does for an asset materialised through an alias
+            session.add(AssetActive.for_asset(model))
+        session.query(DagModel).filter_by(dag_id="backup_verification").update({"is_paused": False})
+        session.flush()
+        AssetManager.register_asset_change(asset=model, extra={"backup_id": 1, "kind": "database"},
+                                           source_alias_names=["hisops-backup"], session=session)
+        session.flush()
+        due, _ = DagModel.dags_needing_dagruns(session)
+        assert "backup_verification" in {d.dag_id for d in due}
+        session.rollback()
