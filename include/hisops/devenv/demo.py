@@ -145,7 +145,8 @@ def _alive(name: str) -> bool:
 
 def _command(name: str) -> list[str]:
     if name == "mail-sink":
-        (DEMO / "mail").mkdir(parents=True, exist_ok=True)
+        for sub in ("cur", "new", "tmp"):  # a Maildir; aiosmtpd's Mailbox won't create these itself
+            (DEMO / "mail" / sub).mkdir(parents=True, exist_ok=True)
         return [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{MAIL_PORT}",
                 "-c", "aiosmtpd.handlers.Mailbox", str(DEMO / "mail")]
     if name == "api-server":
@@ -287,7 +288,7 @@ def _banner(creds: dict[str, str], state: str, others: dict[str, str], errors: l
     print("登录 logins (user / password / role):")
     for user, role in USERS:
         print(f"  {user:9s} {creds[user]:14s} {role}")
-    print(f"邮件 mails to supervisors land in {DEMO / 'mail'}")
+    print(f"邮件 mails to supervisors land in {DEMO / 'mail' / 'new'} (Maildir)")
     print("停止 stop: ./demo.sh down    清除 clean: ./demo.sh clean    状态 status: ./demo.sh status")
     print("=" * 72)
 
