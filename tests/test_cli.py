@@ -38,3 +38,12 @@ def test_synth_generate_refuses_a_non_empty_database_without_traceback(pg, new_d
     again = run("synth", "generate", "--dsn", pg.dsn(db), "--scale", "0.01")
     assert again.returncode == 1 and "already has HIS tables" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_pools_sync_is_idempotent(airflow_db):
+    from hisops.airflow.pools import POOLS
+
+    first, second = run("pools", "sync"), run("pools", "sync")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    for name in POOLS:
+        assert f"pool {name}: exists" in second.stdout

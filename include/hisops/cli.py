@@ -59,6 +59,14 @@ def _cmd_roles_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pools_sync(args: argparse.Namespace) -> int:
+    from hisops.airflow.pools import ensure_pools
+
+    for line in ensure_pools():
+        print(line)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hisops.devenv import demo
 
@@ -90,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     roles = sub.add_parser("roles", help="角色 roles").add_subparsers(dest="cmd", required=True)
     r = roles.add_parser("sync", help="create/update the four hisops roles in Airflow (idempotent)")
     r.set_defaults(func=_cmd_roles_sync)
+
+    pools = sub.add_parser("pools", help="资源池 Airflow pools").add_subparsers(dest="cmd", required=True)
+    ps = pools.add_parser("sync", help="create the pools hisops DAGs use (existing ones keep their slots)")
+    ps.set_defaults(func=_cmd_pools_sync)
 
     demo = sub.add_parser("demo", help="演示环境 the one-command demo")
     demo.add_argument("action", choices=["up", "down", "clean", "status"])
