@@ -93,6 +93,19 @@ def new_db(pg: PgCluster):
         pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def catalog(pg, new_db):
+    """A migrated ops catalog in a fresh database (a CatalogRepository)."""
+    from hisops.catalog.migrate import upgrade
+    from hisops.catalog.repository import CatalogRepository
+
+    name = new_db("catalog")
+    upgrade(pg.sqlalchemy_url(name))
+    repo = CatalogRepository.from_url(pg.sqlalchemy_url(name))
+    yield repo
+    repo.dispose()
+
+
 @pytest.fixture(scope="session")
 def sshd() -> Iterator[LoopbackSshd]:
     """A real OpenSSH server on 127.0.0.1 accepting a throwaway key for the current user."""

@@ -9,22 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hisops.catalog.migrate import upgrade
-from hisops.catalog.repository import CatalogRepository
 from hisops.devenv.pgcluster import PgCluster
 
 from tests.conftest import TEST_HOME, free_port
 
 SMALL_SCALE = 0.02  # ~2 MB: a few hundred to a few thousand rows per table
-
-
-@pytest.fixture
-def catalog(pg, new_db) -> Iterator[CatalogRepository]:
-    name = new_db("catalog")
-    upgrade(pg.sqlalchemy_url(name))
-    repo = CatalogRepository.from_url(pg.sqlalchemy_url(name))
-    yield repo
-    repo.dispose()
 
 
 @pytest.fixture

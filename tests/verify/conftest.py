@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 from hisops.backup.dump import BackupOutcome, DumpSpec, backup_database
-from hisops.catalog.migrate import upgrade
-from hisops.catalog.repository import CatalogRepository
 
 SMALL_SCALE = 0.02  # a few hundred to a few thousand rows per table: a drill takes seconds
 #: a table with a compound primary key (the synthetic schema has only single-column keys)
@@ -19,15 +17,6 @@ CREATE TABLE ward_bed (ward text NOT NULL, bed integer NOT NULL, patient_id inte
 INSERT INTO ward_bed SELECT 'W' || (i % 5), i, (SELECT min(patient_id) FROM patient) + i, NULL
   FROM generate_series(1, 40) AS i;
 """
-
-
-@pytest.fixture
-def catalog(pg, new_db) -> Iterator[CatalogRepository]:
-    name = new_db("catalog")
-    upgrade(pg.sqlalchemy_url(name))
-    repo = CatalogRepository.from_url(pg.sqlalchemy_url(name))
-    yield repo
-    repo.dispose()
 
 
 def make_his_db(pg, name: str) -> str:

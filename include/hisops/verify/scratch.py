@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hisops.backup.dump import stop_process
+
 log = logging.getLogger(__name__)
 
 SCRATCH_PREFIX = "hisops_drill_"
@@ -223,7 +225,7 @@ def run_pg_restore(dump_dir: Path, dsn: str, *, jobs: int = 2, tool: Path | None
         try:
             rc = proc.wait()
         finally:
-            _stop(proc)
+            stop_process(proc)
         err.seek(0)
         tail = err.read()[-STDERR_TAIL:].decode("utf-8", "replace").strip()
     seconds = time.monotonic() - start
@@ -231,15 +233,6 @@ def run_pg_restore(dump_dir: Path, dsn: str, *, jobs: int = 2, tool: Path | None
         raise RestoreError(f"pg_restore 失败 failed (exit {rc}) after {seconds:.1f}s: {tail or 'no message'}")
     return RestoreRun(seconds=round(seconds, 3), jobs=jobs, tool=str(tool), stderr_tail=tail)
 
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def run_sql(dsn: str, statements: Sequence[str]) -> None:
