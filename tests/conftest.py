@@ -8,6 +8,9 @@ the environment when it is first imported.
 
 from __future__ import annotations
 
+import email
+import email.policy
+import json
 import os
 import shutil
 import socket
@@ -15,7 +18,9 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hisops.devenv.airflow_env import airflow_env
@@ -35,6 +40,42 @@ def free_port() -> int:
 
 _CLUSTER = PgCluster(TEST_HOME / "pg", int(os.environ.get("HISOPS_TEST_PG_PORT") or free_port()))
 AIRFLOW_API_PORT = int(os.environ.get("HISOPS_TEST_API_PORT") or free_port())
+
+
+def pg_conn_json(pg: PgCluster, dbname: str, password: str | None = None) -> str:
+    """An Airflow connection (AIRFLOW_CONN_* JSON) to a database of the test cluster."""
+    return json.dumps({"conn_type": "postgres", "host": pg.host, "port": pg.port, "login": pg.user,
+                       "password": password or pg.password, "schema": dbname})
+
+
+@dataclass
+class Mailbox:
+    """A real SMTP receiver's inbox (aiosmtpd handler): parsed messages and raw text."""
+
+    host: str
+    port: int
+    messages: list[email.message.EmailMessage] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+        self.raw.append(envelope.original_content.decode("utf-8", "replace"))
+        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
+        return "250 OK"
+
+    def subjects(self, prefix: str) -> list[str]:
+        return [str(m["subject"]) for m in self.messages if str(m["subject"]).startswith(prefix)]
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server on 127.0.0.1 collecting what is sent to it."""
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox("127.0.0.1", free_port())
+    controller = Controller(box, hostname=box.host, port=box.port)
+    controller.start()
+    yield box
+    controller.stop()
 
 
 def _remove_stale_runs() -> None:

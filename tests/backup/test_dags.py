@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from hisops.backup.manifest import load_manifest, manifest_sha256, verify_files
 
+from tests.conftest import pg_conn_json
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -45,16 +47,11 @@ def _inventory(tmp_path: Path, sshd) -> Path:
     return path
 
 
-def _pg_conn(pg, dbname: str) -> str:
-    return json.dumps({"conn_type": "postgres", "host": pg.host, "port": pg.port, "login": pg.user,
-                       "password": pg.password, "schema": dbname})
-
-
 @pytest.fixture
 def dag_env(pg, catalog, his_db, sshd, airflow_db, monkeypatch, tmp_path):
     catalog_db = catalog.engine.url.database
-    monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", _pg_conn(pg, catalog_db))
-    monkeypatch.setenv("AIRFLOW_CONN_BK_DB", _pg_conn(pg, his_db))
+    monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", pg_conn_json(pg, catalog_db))
+    monkeypatch.setenv("AIRFLOW_CONN_BK_DB", pg_conn_json(pg, his_db))
     monkeypatch.setenv("AIRFLOW_CONN_BK_SSH", json.dumps({
         "conn_type": "ssh", "host": sshd.host, "port": sshd.port, "login": sshd.user,
         "extra": {"key_file": str(sshd.client_key)}}))

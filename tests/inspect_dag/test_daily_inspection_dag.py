@@ -7,55 +7,27 @@ write a private report, alert once per new problem and close incidents once the 
 
 from __future__ import annotations
 
-import email
-import email.policy
 import importlib.util
 import json
-import socket
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 from hisops.catalog.migrate import upgrade
 from hisops.catalog.repository import CatalogRepository
+
+from tests.conftest import Mailbox, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SUPERVISOR = "supervisor@hospital.example"
 UNREACHABLE = {"database.reachable": "d_down", "host.reachable": "h_down"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-@dataclass
-class Mailbox:
-    host: str
-    port: int
-    messages: list[email.message.EmailMessage] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
-        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
-        return "250 OK"
-
-    def subjects(self, prefix: str) -> list[str]:
-        return [str(m["subject"]) for m in self.messages if str(m["subject"]).startswith(prefix)]
-
-
-@pytest.fixture
-def mailbox():
-    box = Mailbox("127.0.0.1", free_port())
-    controller = Controller(box, hostname=box.host, port=box.port)
-    controller.start()
-    yield box
-    controller.stop()
 
 
 def _inventory(tmp_path: Path) -> Path:

@@ -11,6 +11,8 @@ import pytest
 from hisops.catalog.migrate import upgrade
 from hisops.catalog.repository import CatalogRepository
 
+from tests.conftest import pg_conn_json
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -44,18 +46,13 @@ def _inventory(tmp_path: Path, with_bad_db: bool) -> Path:
     return path
 
 
-def _pg_conn(pg, dbname: str, password: str | None = None) -> str:
-    return json.dumps({"conn_type": "postgres", "host": pg.host, "port": pg.port, "login": pg.user,
-                       "password": password or pg.password, "schema": dbname})
-
-
 @pytest.fixture
 def selfcheck_env(pg, new_db, sshd, airflow_db, monkeypatch, tmp_path):
     catalog_db, target_db = new_db("catalog"), new_db("target")
     upgrade(pg.sqlalchemy_url(catalog_db))
-    monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", _pg_conn(pg, catalog_db))
-    monkeypatch.setenv("AIRFLOW_CONN_SC_DB_OK", _pg_conn(pg, target_db))
-    monkeypatch.setenv("AIRFLOW_CONN_SC_DB_BAD", _pg_conn(pg, target_db, password="wrong"))
+    monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", pg_conn_json(pg, catalog_db))
+    monkeypatch.setenv("AIRFLOW_CONN_SC_DB_OK", pg_conn_json(pg, target_db))
+    monkeypatch.setenv("AIRFLOW_CONN_SC_DB_BAD", pg_conn_json(pg, target_db, password="wrong"))
     monkeypatch.setenv("AIRFLOW_CONN_SC_SSH", json.dumps({
         "conn_type": "ssh", "host": sshd.host, "port": sshd.port, "login": sshd.user,
         "extra": {"key_file": str(sshd.client_key)}}))

@@ -4,46 +4,22 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 import textwrap
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from hisops.verify import scratch
 from hisops.verify.restore import table_checksums
 
+from tests.conftest import pg_conn_json
 from tests.verify.conftest import scratch_databases
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@dataclass
-class Mailbox:
-    port: int
-    messages: list[str] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
-        self.messages.append(envelope.original_content.decode("utf-8", "replace"))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def mailbox():
-    box = Mailbox(_free_port())
-    controller = Controller(box, hostname="127.0.0.1", port=box.port)
-    controller.start()
-    yield box
-    controller.stop()
 
 
 def _inventory(tmp_path: Path) -> Path:
@@ -74,15 +50,10 @@ def _inventory(tmp_path: Path) -> Path:
     return path
 
 
-def _pg_conn(pg, dbname: str) -> str:
-    return json.dumps({"conn_type": "postgres", "host": pg.host, "port": pg.port, "login": pg.user,
-                       "password": pg.password, "schema": dbname})
-
-
 @pytest.fixture
 def dag_env(pg, catalog, his_db, airflow_db, mailbox, monkeypatch, tmp_path):
-    monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", _pg_conn(pg, catalog.engine.url.database))
-    monkeypatch.setenv("AIRFLOW_CONN_VF_DB", _pg_conn(pg, his_db))
+    monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", pg_conn_json(pg, catalog.engine.url.database))
+    monkeypatch.setenv("AIRFLOW_CONN_VF_DB", pg_conn_json(pg, his_db))
     monkeypatch.setenv("AIRFLOW_CONN_VF_SMTP", json.dumps({
         "conn_type": "smtp", "host": "127.0.0.1", "port": mailbox.port,
         "extra": {"from_email": "hisops@hospital.example", "disable_tls": True, "disable_ssl": True}}))
@@ -132,7 +103,7 @@ def test_verification_dag_verifies_and_records_evidence(dag_env, make_backup, pg
     event = next(e for e in repo.audit_events() if e.action == "backup_verification")
     assert (event.result, event.target, event.actor) == ("success", "d1", "dag_test")
     assert not [n for n in scratch_databases(pg) if "_d1_" in n]
-    assert dag_env.mailbox.messages == []
+    assert dag_env.mailbox.raw == []
 
 
 def test_flipped_byte_fails_the_run_marks_the_backup_and_alerts(dag_env, make_backup):
@@ -152,7 +123,7 @@ def test_flipped_byte_fails_the_run_marks_the_backup_and_alerts(dag_env, make_ba
     assert not verification.ok and name in verification.error and Path(verification.evidence_path).is_file()
     (incident,) = repo.open_incidents()
     assert (incident.check_id, incident.target_id, incident.severity) == ("backup.verification", "d1", "critical")
-    (mail,) = dag_env.mailbox.messages
+    (mail,) = dag_env.mailbox.raw
     assert "supervisor@hospital.example" in mail and name in mail
 
 
@@ -230,7 +201,7 @@ def test_overwrite_by_a_role_below_system_admin_is_refused(dag_env, make_backup,
 
     ensure_user("dag_test", "运维人员", "not-used-here-1")
     if via_connection:
-        monkeypatch.setenv("AIRFLOW_CONN_HISOPS_AIRFLOW_DB", _pg_conn(pg, "airflow"))
+        monkeypatch.setenv("AIRFLOW_CONN_HISOPS_AIRFLOW_DB", pg_conn_json(pg, "airflow"))
     outcome = make_backup(dag_env.db)
     before = table_checksums(pg.dsn(dag_env.db))
     run = _restore(dag_env, backup_id=str(outcome.backup_id), target="overwrite", confirm="d1")
