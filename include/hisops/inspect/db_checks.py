@@ -24,6 +24,7 @@ from typing import Any
 
 from hisops.catalog.records import FindingRecord, Severity
 from hisops.inspect.findings import Target, classify, fmt_bytes, fmt_seconds, mask_sensitive, worst
+from hisops.inspect.findings import threshold_text as _th
 from hisops.inventory.thresholds import Level
 
 Facts = Mapping[str, Any]
@@ -637,17 +638,8 @@ def evaluate(t: Target, data: dict[str, Data], errors: Mapping[str, BaseExceptio
         if source in errors:
             out.append(t.error(check_id, errors[source]))
             continue
-        try:
-            out.append(fn(t, data.get(source, {}), facts or {}))
-        except Exception as exc:  # noqa: BLE001 - a broken check must not hide the others
-            out.append(t.error(check_id, exc))
+        out += t.guarded(check_id, lambda fn=fn, source=source: fn(t, data.get(source, {}), facts or {}))
     return out
-
-
-def _th(level: Level, unit: str = "") -> str:
-    from hisops.inspect.findings import threshold_text
-
-    return threshold_text(level, unit)
 
 
 def _as_datetime(value: Any) -> datetime | None:

@@ -12,7 +12,7 @@ Metrics for trend storage ride along in ``details["metrics"]`` ({name: value}); 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -209,6 +209,19 @@ class Target:
 
     def error(self, check_id: str, exc: BaseException | str) -> FindingRecord:
         return check_error(check_id, self.kind, self.target_id, self.system_id, exc)
+
+    def guarded(self, check_id: str, fn: Callable[[], Any]) -> list[FindingRecord]:
+        """Run one check; its finding(s) as a list, or a check_error when it raises.
+
+        A broken check must never hide the others, so every check module runs its checks through this.
+        """
+        try:
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 - turned into a check_error finding
+            return [self.error(check_id, exc)]
+        if result is None:
+            return []
+        return [result] if isinstance(result, FindingRecord) else list(result)
 
     def child(self, kind: TargetKind, target_id: str) -> Target:
         return Target(kind, target_id, self.system_id, self.thresholds, self.observed_at)

@@ -28,6 +28,7 @@ from typing import Any
 
 from hisops.catalog.records import FindingRecord
 from hisops.inspect.findings import Target, classify, fmt_bytes, fmt_seconds, worst
+from hisops.inspect.findings import threshold_text as _th
 
 SCRIPT_TIMEOUT_S = 90
 MIN_GROWTH_INTERVAL_H = 1.0
@@ -386,25 +387,7 @@ def evaluate(t: Target, stdout: str, *, services: list[str], sent_at: float, rec
     ]
     for check_id, group in (("host.fs_used", lambda: check_filesystems(t, facts, disk_paths or [], fs_previous or {})),
                             ("host.inodes", lambda: check_inodes(t, facts))):
-        out += _safe_many(t, check_id, group)
+        out += t.guarded(check_id, group)
     for check_id, fn in singles:
-        try:
-            result = fn()
-        except Exception as exc:  # noqa: BLE001 - one unparseable record must not hide the others
-            result = t.error(check_id, exc)
-        if result is not None:
-            out.append(result)
+        out += t.guarded(check_id, fn)
     return out
-
-
-def _safe_many(t: Target, check_id: str, fn: Any) -> list[FindingRecord]:
-    try:
-        return list(fn())
-    except Exception as exc:  # noqa: BLE001
-        return [t.error(check_id, exc)]
-
-
-def _th(level: Any, unit: str = "") -> str:
-    from hisops.inspect.findings import threshold_text
-
-    return threshold_text(level, unit)

@@ -180,14 +180,9 @@ def evaluate(t: Target, endpoint: Any) -> list[FindingRecord]:
     parts = urlsplit(endpoint.url)
     if parts.scheme == "https":
         steps.append(("http.tls_days", lambda: _tls_step(t, endpoint, parts)))
-    out = []
+    out: list[FindingRecord] = []
     for check_id, step in steps:
-        try:
-            result = step()
-        except Exception as exc:  # noqa: BLE001 - a broken check must not hide the others
-            result = t.error(check_id, exc)
-        if result is not None:
-            out.append(result)
+        out += t.guarded(check_id, step)
     return out
 
 
