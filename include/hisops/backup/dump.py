@@ -383,6 +383,14 @@ def fail_backup(repo: Any, backup_id: int, actor: str, target: str, exc: BaseExc
         log.exception("备份失败且无法写入运维目录 could not record the failure of backup %s", backup_id)
 
 
+def register_completed(repo: Any, backup_id: int, manifest: Any, final: Path) -> str:
+    """Catalog: running → completed with the published manifest; returns the manifest's SHA-256."""
+    digest = manifest_sha256(final)
+    repo.complete_backup(backup_id, manifest.model_dump(mode="json", by_alias=True), digest,
+                         manifest.size_bytes, str(final))
+    return digest
+
+
 def backup_database(spec: DumpSpec, repo: Any) -> BackupOutcome:
     """Run one database backup end to end (see module doc); raises BackupError/StorageError on failure."""
     started = time.monotonic()
@@ -413,9 +421,7 @@ def backup_database(spec: DumpSpec, repo: Any) -> BackupOutcome:
                 final = storage.publish(work, storage.final_dir(root, created_at, backup_id))
         finally:
             conn.close()
-        digest = manifest_sha256(final)
-        repo.complete_backup(backup_id, manifest.model_dump(mode="json", by_alias=True), digest,
-                             manifest.size_bytes, str(final))
+        digest = register_completed(repo, backup_id, manifest, final)
     except BaseException as exc:
         if final is not None:
             storage.unpublish(final, root, backup_id)

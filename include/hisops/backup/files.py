@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from hisops.backup import storage
-from hisops.backup.dump import BackupError, BackupOutcome, Progress, fail_backup, human
+from hisops.backup.dump import BackupError, BackupOutcome, Progress, fail_backup, human, register_completed
 from hisops.backup.manifest import (
     CHUNK,
     FILES_DIR,
@@ -39,7 +39,6 @@ from hisops.backup.manifest import (
     Source,
     Timings,
     Tool,
-    manifest_sha256,
     sha256_file,
 )
 
@@ -208,9 +207,7 @@ def backup_files(spec: FileSpec, runner: Any, repo: Any) -> BackupOutcome:
             storage.write_private(work / MANIFEST_NAME, manifest.to_json().encode())
             storage.fsync_tree(work)
             final = storage.publish(work, storage.final_dir(root, created_at, backup_id))
-        digest = manifest_sha256(final)
-        repo.complete_backup(backup_id, manifest.model_dump(mode="json", by_alias=True), digest,
-                             manifest.size_bytes, str(final))
+        digest = register_completed(repo, backup_id, manifest, final)
     except BaseException as exc:
         if final is not None:
             storage.unpublish(final, root, backup_id)
