@@ -11,6 +11,17 @@ need_apt=()
 command -v pg_dump >/dev/null 2>&1 || need_apt+=(postgresql-client)
 [ "${HISOPS_NEED_SSHD:-0}" = 1 ] && { [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server); }
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+# PostgreSQL tools hisops drives (pgBackRest: physical backups and PITR; hypopg: index advice;
+# pgaudit: statement audit; pg_repack: online bloat removal) and headless Chromium for page tests.
+pg_major="$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1)"; pg_major="${pg_major:-15}"
+command -v pgbackrest >/dev/null 2>&1 || need_apt+=(pgbackrest)
+for ext in hypopg pgaudit repack; do
+  dpkg -s "postgresql-$pg_major-$ext" >/dev/null 2>&1 || need_apt+=("postgresql-$pg_major-$ext")
+done
+if [ "${HISOPS_NEED_BROWSER:-0}" = 1 ]; then
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  fc-list 2>/dev/null | grep -qi 'noto.*cjk' || need_apt+=(fonts-noto-cjk)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "[bootstrap] apt-get install ${need_apt[*]}"
