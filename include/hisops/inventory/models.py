@@ -459,6 +459,14 @@ class Inventory(_Model):
     def find_endpoint(self, endpoint_id: str) -> Endpoint:
         return _find("endpoint", endpoint_id, self.all_endpoints())
 
+    def locate_database(self, database_id: str) -> tuple[System, Database]:
+        """(system, database) for a database id; KeyError naming the known ids."""
+        return _locate("database", database_id, self.all_databases())
+
+    def locate_host(self, host_id: str) -> tuple[System, Host]:
+        """(system, host) for a host id; KeyError naming the known ids."""
+        return _locate("host", host_id, self.all_hosts())
+
     def summary(self) -> str:
         counts = [
             (len(self.systems), "systems"),
@@ -471,8 +479,12 @@ class Inventory(_Model):
 
 
 def _find(kind: str, item_id: str, pairs: list[tuple[System, Any]]) -> Any:
-    for _, item in pairs:
+    return _locate(kind, item_id, pairs)[1]
+
+
+def _locate(kind: str, item_id: str, pairs: list[tuple[System, Any]]) -> tuple[System, Any]:
+    for system, item in pairs:
         if item.id == item_id:
-            return item
+            return system, item
     known = ", ".join(item.id for _, item in pairs) or "none"
     raise KeyError(f"no {kind} {item_id!r} in the inventory (known: {known})")
