@@ -22,6 +22,15 @@ backup of each of the last N days, weeks and months; deletes the rest — but **
 verified**; the last verified backup is never deleted, whatever the policy says; running backups are never
 touched. Every deletion is recorded in the catalog with its reason and as an audit event.
 
+**对账 Reconcile（每天，先于计划 daily, before the plan）** — 目录库与存储双向核对（逻辑备份、文件备份、
+pgBackRest 物理备份）：目录库中有记录但文件已不在的备份标记为 `missing`（审计、事件 `backup.storage`、通知主管），
+此后永不算作“最近已校验备份”；存储中有但目录库不认识的备份目录记为事件 `backup.orphan`（不会自动删除）。
+保留计划在对账之后重新计算：最新的**可恢复**已校验备份永不删除。
+Catalog and storage are compared both ways for both tiers: catalogued backups whose files vanished become
+`missing` (audit event, incident `backup.storage`, supervisors notified) and never again count as last
+verified; backup directories the catalog does not know raise `backup.orphan` (never deleted automatically).
+The plan is computed after that, so the newest *restorable* verified backup is the protected one.
+
 **dry_run** — `auto` (default): scheduled runs delete, a run triggered by hand only previews (an operator
 clicking *Trigger* sees the plan first and must choose `no` to delete now); `yes`: preview only; `no`: delete.
 Hospitals expect unattended housekeeping (a full backup disk makes the next backup fail) *and* no surprise
@@ -54,6 +63,10 @@ that copy by hand.
     doc_md=DOC,
 )
 def backup_retention():
+    @task(task_display_name="对账 Reconcile catalog and storage")
+    def reconcile(**context) -> dict:
+        return t.reconcile_storage(context)
+
     @task(task_display_name="制定计划 Plan")
     def plan(**context) -> dict:
         return t.retention_plan(context)
@@ -62,7 +75,7 @@ def backup_retention():
     def apply(planned: dict, **context) -> dict:
         return t.retention_apply(planned, context["params"]["dry_run"], context)
 
-    apply(plan())
+    reconcile() >> apply(plan())
 
 
 backup_retention()

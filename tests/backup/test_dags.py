@@ -142,6 +142,10 @@ def _age(repo, backup_id: int, days: int) -> None:
 
 
 def test_backup_retention_dag_dry_run_then_delete(dag_env, tmp_path):
+    """The newest verified backup's directory was deleted by hand: reconcile marks it missing (incident),
+    retention protects the newest *restorable* one and deletes only what is older."""
+    import shutil
+
     ids = []
     for _ in range(3):
         _dag("db_backup").test()
@@ -149,23 +153,24 @@ def test_backup_retention_dag_dry_run_then_delete(dag_env, tmp_path):
     for age, bid in zip((3, 2, 1), ids, strict=True):
         _age(dag_env, bid, age)
         dag_env.mark_backup_verified(bid)
+    shutil.rmtree(dag_env.get_backup(ids[2]).path)
     run = _dag("backup_retention").test()  # manual run, dry_run=auto → preview only
     assert run.state == "success"
+    assert dag_env.get_backup(ids[2]).state == "missing"
+    assert [i.check_id for i in dag_env.open_incidents()] == ["backup.storage"]
     assert len(dag_env.backups_for("d1")) == 3
     event = next(e for e in dag_env.audit_events(limit=5) if e.action == "backup_retention")
-    assert event.details["dry_run"] is True and sorted(event.details["planned"]["database:d1"]) == ids[:2]
+    assert event.details["dry_run"] is True and sorted(event.details["planned"]["database:d1"]) == ids[:1]
     run = _dag("backup_retention").test(run_conf={"dry_run": "no"})
     assert run.state == "success"
-    assert [b.id for b in dag_env.backups_for("d1")] == [ids[2]]
-    gone = dag_env.backups_for("d1", include_deleted=True)
-    for bid in ids[:2]:
-        record = next(b for b in gone if b.id == bid)
-        assert record.deleted_at and "newer verified" in record.deleted_reason
-        assert not Path(record.path).exists()
-        assert not (tmp_path / "nas" / "d1" / Path(record.path).name).exists()
-    assert dag_env.latest_verified_backup("d1").id == ids[2]
+    assert [b.id for b in dag_env.backups_for("d1")] == [ids[2], ids[1]]
+    record = next(b for b in dag_env.backups_for("d1", include_deleted=True) if b.id == ids[0])
+    assert record.deleted_at and "newer verified" in record.deleted_reason
+    assert not Path(record.path).exists()
+    assert not (tmp_path / "nas" / "d1" / Path(record.path).name).exists()
+    assert dag_env.latest_verified_backup("d1").id == ids[1]  # the newest restorable one, kept
     deletions = [e for e in dag_env.audit_events(limit=20) if e.action == "backup_delete"]
-    assert sorted(e.details["backup_id"] for e in deletions) == ids[:2]
+    assert [e.details["backup_id"] for e in deletions] == ids[:1]
 
 
 def test_file_backup_dag_without_any_backup_paths_is_a_quiet_success(dag_env, tmp_path, monkeypatch):

@@ -268,3 +268,25 @@ def test_leftovers_of_a_crashed_run_are_removed_and_recorded(pg, his_db, catalog
     assert catalog.get_backup(busy).state == "running"
     assert catalog.get_backup(vanished).state == "failed" and "after 12 h" in catalog.get_backup(vanished).error
     assert catalog.get_backup(out.backup_id).state == "completed"
+
+
+def test_globals_saved_without_passwords_unless_encrypted(pg, his_db, catalog, tmp_path):
+    from hisops.backup.crypto import decrypt_file
+
+    pg.execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'his_globals_t') THEN "
+               "CREATE ROLE his_globals_t LOGIN PASSWORD 'pw-globals-test'; END IF; END $$")
+    plain = backup_database(_spec(pg, his_db, tmp_path / "p"), catalog)
+    m = load_manifest(plain.path)
+    assert m.globals_.path == "globals/globals.sql" and not m.globals_.role_passwords
+    assert "his_globals_t" in m.globals_.roles and "globals/globals.sql" in {f.path for f in m.files}
+    text = (Path(plain.path) / m.globals_.path).read_text()
+    assert "CREATE ROLE his_globals_t;" in text and "SCRAM-SHA-256" not in text
+    assert oct((Path(plain.path) / m.globals_.path).stat().st_mode & 0o777) == "0o600"
+
+    key = "globals key"
+    spec = _spec(pg, his_db, tmp_path / "e", encryption_secret=key, encryption_conn_id="k")
+    enc = backup_database(spec, catalog)
+    me = load_manifest(enc.path)
+    assert me.globals_.path == "globals/globals.sql.enc" and me.globals_.role_passwords
+    decrypt_file(Path(enc.path) / me.globals_.path, tmp_path / "g.sql", key)
+    assert "SCRAM-SHA-256" in (tmp_path / "g.sql").read_text()

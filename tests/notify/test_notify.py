@@ -432,3 +432,17 @@ def test_glue_missing_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ChannelConfigError, match="hisops_no_such_conn"):
         channels_from_inventory(items)
     assert [c.name for c in channels_from_inventory(items, strict=False)] == ["ok"]
+
+
+def test_mail_keeps_line_breaks_in_both_parts(smtp: SmtpSink) -> None:
+    body = "数据库 database: his_emr\n- 文件缺失 missing file: dump/toc.dat\n事件 incident: #7"
+    result = send([email_channel(smtp, to=["supervisor@hospital.example"])], TITLE, body, severity="critical")
+
+    assert result.ok, result.outcomes
+    mail = parse_mail(smtp.messages[0]["raw"])
+    plain = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "his_emr\n- 文件缺失" in plain.replace("\r\n", "\n") and "dump/toc.dat\n事件" in plain.replace("\r\n", "\n")
+    html_part = mail.get_body(preferencelist=("html",))
+    if html_part is not None:  # an HTML part must show the breaks, not a raw newline run together
+        content = html_part.get_content()
+        assert content.count("<br") >= 2 or content.count("<p") >= 3 or "<pre" in content, content

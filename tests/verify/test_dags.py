@@ -144,17 +144,6 @@ def test_missing_row_in_restored_copy_fails_naming_the_table(dag_env, make_backu
     assert dag_env.catalog.get_backup(outcome.backup_id).state == "failed"
 
 
-def test_without_backup_id_the_newest_undrilled_backup_is_drilled_once(dag_env, make_backup):
-    """What an asset-triggered run does (Airflow attaches no events to name-reference schedules)."""
-    older, newest = make_backup(dag_env.db), make_backup(dag_env.db)
-    assert _dag("backup_verification").test().state == "success"
-    repo = dag_env.catalog
-    assert repo.get_backup(newest.backup_id).state == "verified"
-    assert repo.get_backup(older.backup_id).state == "completed"  # superseded: not drilled
-    assert _dag("backup_verification").test().state == "success"  # nothing pending: no second drill
-    assert len(repo.verifications_for(newest.backup_id)) == 1
-
-
 def test_asset_events_select_the_backups_to_drill():
     from hisops.airflow.verify_tasks import _event_backup_ids, verification_schedule
 
@@ -294,3 +283,38 @@ def test_a_completed_backup_event_queues_the_verification_dag(airflow_db, monkey
         due, _ = DagModel.dags_needing_dagruns(session)
         assert "backup_verification" in {d.dag_id for d in due}
         session.rollback()
+
+
+def test_every_undrilled_backup_is_drilled_and_a_vanished_one_fails_the_run(dag_env, make_backup):
+    first, second, vanished = make_backup(dag_env.db), make_backup(dag_env.db), make_backup(dag_env.db)
+    import shutil
+
+    shutil.rmtree(vanished.path)
+
+    run = _dag("backup_verification").test()  # as the asset trigger does: no backup_id
+
+    assert run.state == "failed"  # never green while a backup's files are gone
+    repo = dag_env.catalog
+    assert repo.get_backup(first.backup_id).state == "verified"  # not only the newest is drilled
+    assert repo.get_backup(second.backup_id).state == "verified"
+    assert repo.get_backup(vanished.backup_id).state == "missing"
+    (incident,) = [i for i in repo.open_incidents() if i.check_id == "backup.storage"]
+    assert f"#{vanished.backup_id}" in incident.title_zh
+    assert any(f"#{vanished.backup_id}" in m for m in dag_env.mailbox.raw)
+    assert _dag("backup_verification").test().state == "success"  # nothing pending: no second drill
+    assert len(repo.verifications_for(second.backup_id)) == 1
+
+
+def test_incident_resolution_names_the_passing_backup_and_keeps_failed_ones(dag_env, make_backup):
+    bad = make_backup(dag_env.db)
+    _flip_a_byte(bad.path)
+    assert _dag("backup_verification").test(run_conf={"backup_id": bad.backup_id}).state == "failed"
+    good = make_backup(dag_env.db)
+
+    assert _dag("backup_verification").test(run_conf={"backup_id": good.backup_id}).state == "success"
+
+    repo = dag_env.catalog
+    (incident,) = [i for i in repo.incidents() if i.check_id == "backup.verification"]
+    assert incident.state == "resolved"
+    assert f"#{good.backup_id}" in incident.resolution_note and f"#{bad.backup_id}" in incident.resolution_note
+    assert repo.get_backup(bad.backup_id).state == "failed"

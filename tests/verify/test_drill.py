@@ -138,3 +138,45 @@ def test_unreachable_scratch_server_is_infrastructure_not_the_backups_fault(pg, 
     result = run_drill(_request(pg, outcome, evidence_root, server_dsn=bad))
     assert not result.ok and result.fault == "infrastructure"
     assert Path(result.evidence_path).is_file()
+
+
+def _owner_and_acl(dsn: str) -> tuple[str, str]:
+    import psycopg2
+
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_get_userbyid(relowner), coalesce(relacl::text, '') FROM pg_class "
+                    "WHERE relname = 'ward_note'")
+        row = cur.fetchone()
+    conn.close()
+    return row
+
+
+def test_deep_drill_restores_owners_and_grants_creating_missing_roles(pg, make_backup, evidence_root):
+    import uuid
+
+    name, suffix = f"his_owned_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
+    owner, reader = f"his_owner_{suffix}", f"his_reader_{suffix}"
+    pg.create_database(name)
+    pg.execute(f"CREATE ROLE {owner} NOLOGIN; CREATE ROLE {reader} NOLOGIN")
+    pg.execute(f"CREATE TABLE ward_note (id int PRIMARY KEY, note text); INSERT INTO ward_note "
+               f"SELECT i, 'n' || i FROM generate_series(1, 50) i; ALTER TABLE ward_note OWNER TO {owner}; "
+               f"GRANT SELECT ON ward_note TO {reader}", dbname=name)
+    outcome = make_backup(name)
+    pg.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    pg.execute(f"DROP ROLE {owner}; DROP ROLE {reader}")  # a new server: the roles are not there
+    seen: list[tuple[str, str]] = []
+
+    deep = run_drill(_request(pg, outcome, evidence_root, mode="deep",
+                              before_checks=lambda dsn: seen.append(_owner_and_acl(dsn))))
+
+    assert deep.ok, deep.failures
+    assert seen[0][0] == owner and f"{reader}=r/" in seen[0][1]
+    assert any("owners and privileges restored" in n for n in deep.notes)
+    import psycopg2
+
+    with psycopg2.connect(pg.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_roles WHERE rolname IN (%s, %s)", (owner, reader))
+        assert cur.fetchone()[0] == 0  # the roles created for the drill are gone again
+    conn.close()
+    fast = run_drill(_request(pg, outcome, evidence_root, before_checks=lambda dsn: seen.append(_owner_and_acl(dsn))))
+    assert fast.ok and seen[1][0] == pg.user  # fast: data only

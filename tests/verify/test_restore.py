@@ -33,6 +33,7 @@ def test_overwrite_needs_typed_confirmation_and_system_admin():
     authorize(_req(roles=frozenset({"超级管理员"})))
     authorize(_req(target="new_database", confirm=None, roles=frozenset()))  # a new database needs neither
     for bad in (_req(confirm=None), _req(confirm="HIS_EMR"), _req(confirm="his_outpatient"),
+                _req(confirm="his_emr "), _req(confirm=" his_emr"), _req(confirm="his_emr\n"),
                 _req(roles=frozenset({"运维人员"})), _req(roles=frozenset({"普通用户", "运维人员"})),
                 _req(roles=frozenset()), _req(user=None), _req(target="elsewhere")):
         with pytest.raises(RestoreRefused):

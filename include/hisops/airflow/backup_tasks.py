@@ -243,6 +243,16 @@ def summarize_run(kind: str, selected: list[str], context: dict) -> dict[str, An
 
 # --- backup_retention -------------------------------------------------------------------------
 
+def reconcile_storage(context: dict) -> dict[str, Any]:
+    """Catalog vs storage, both ways, both tiers (vanished → missing; orphans reported)."""
+    from hisops.backup.reconcile import describe, reconcile
+
+    results = reconcile(runtime.catalog(), runtime.inventory(), channels=runtime.channels(), actor=actor(context),
+                        dag_id=context["dag"].dag_id, run_id=context["run_id"])
+    log.info("%s", describe(results))
+    return {"vanished": [i for r in results for i in r.vanished], "orphans": sum(len(r.orphans) for r in results)}
+
+
 def resolve_dry_run(choice: str, run_type: str) -> bool:
     """'yes' → dry run, 'no' → delete; 'auto' → scheduled runs delete, anything manual only previews."""
     if choice not in DRY_RUN_CHOICES:
@@ -270,10 +280,10 @@ def _retention_targets(inv: Any) -> list[tuple[str, str, Any, Path]]:
 
 
 def _plan_for(repo: Any, kind: str, target: str, policy: Any, tz: Any):
-    from hisops.backup.retention import candidates_from, plan
+    from hisops.backup.retention import plan_checked
 
-    records = [r for r in repo.backups_for(target) if r.state != "failed" or r.path]
-    return plan(target, candidates_from(records, kind), policy, tz)
+    return plan_checked(repo, runtime.inventory(), kind, target, policy, tz, channels=runtime.channels(),
+                        actor="backup_retention")
 
 
 def retention_plan(context: dict) -> dict[str, Any]:

@@ -38,3 +38,10 @@ def _repository(url: str):
 def catalog():
     """The catalog repository (one engine per task process and catalog URL)."""
     return _repository(catalog_sqlalchemy_url())
+
+
+def channels() -> list:
+    """The inventory's notification channels (a broken one is skipped with a warning)."""
+    from hisops.airflow.notify_glue import channels_from_inventory
+
+    return channels_from_inventory(inventory().notifications, strict=False)

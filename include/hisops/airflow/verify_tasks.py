@@ -106,16 +106,17 @@ def _event_backup_ids(context: dict) -> list[int]:
 
 
 def _pending_backup_ids() -> list[int]:
-    """The newest not-yet-drilled (state ``completed``) backup of every inventory database.
+    """Every not-yet-drilled (state ``completed``) backup of every inventory database, oldest first.
 
     What an asset-triggered run drills: Airflow 3.3 attaches no ``consumed_asset_events`` to runs of a
-    DAG scheduled by asset *name reference*, so the catalog says what is new. A backup whose drill
-    could not be performed (infrastructure/configuration) stays ``completed`` and is drilled again."""
+    DAG scheduled by asset *name reference*, so the catalog says what is new. ALL undrilled backups are
+    drilled (two backups in quick succession, safety backups of restore_database), never only the
+    newest. A backup whose drill could not be performed (infrastructure/configuration) stays
+    ``completed`` and is drilled again."""
     repo, ids = runtime.catalog(), []
     for _, db in runtime.inventory().all_databases():
         found = [b for b in repo.backups_for(db.id, states=("completed",)) if b.kind == "database"]
-        if found:
-            ids.append(found[0].id)
+        ids += [b.id for b in reversed(found)]
     return ids
 
 
@@ -136,11 +137,21 @@ def _usable(record: Any, backup_id: int) -> str | None:
         return f"备份 #{backup_id} 是文件备份 is a file backup (its checksums are checked by file_backup)"
     if record.state not in ("completed", "verified"):
         return f"备份 #{backup_id} 状态为 is {record.state}; only completed or verified backups are drilled"
-    if record.deleted_at is not None or not record.path or not Path(record.path).is_dir():
-        return f"备份 #{backup_id} 的文件已不存在 files of backup #{backup_id} are gone ({record.path})"
+    if record.deleted_at is not None:
+        return f"备份 #{backup_id} 已被保留策略删除 was deleted by retention ({record.deleted_reason})"
     if record.database_id not in {d.id for _, d in runtime.inventory().all_databases()}:
         return f"备份 #{backup_id} 的数据库 {record.database_id} 已不在清单中 is no longer in the inventory"
     return None
+
+
+def _vanished(repo: Any, record: Any, context: dict) -> str | None:
+    """Storage check before drilling: files gone → ``missing`` + incident + notification (the run
+    must not end green: the drill of this job reports it)."""
+    from hisops.backup import trust
+
+    check = trust.ensure_present(repo, record, channels=_channels(), actor=_actor(context),
+                                 dag_id=context["dag"].dag_id, run_id=context["run_id"])
+    return None if check.ok else f"{check.verdict}: {check.summary}"
 
 
 def plan_drills(backup_id: int | None, context: dict) -> list[dict[str, Any]]:
@@ -158,7 +169,8 @@ def plan_drills(backup_id: int | None, context: dict) -> list[dict[str, Any]]:
         if reason:
             log.warning("跳过 skipped: %s", reason)
             continue
-        jobs.append(_job(record, context))
+        vanished = _vanished(repo, record, context)
+        jobs.append({**_job(record, context), **({"vanished": vanished} if vanished else {})})
     log.info("恢复演练 drills planned: %s", [(j["database_id"], j["backup_id"], j["scratch_db"]) for j in jobs])
     return jobs
 
@@ -208,6 +220,10 @@ def run_drill_task(job: dict[str, Any], context: dict) -> dict[str, Any]:
     from hisops.verify.drill import run_drill
 
     _label(context, job["database_id"])
+    if job.get("vanished"):  # recorded at planning (missing, incident, notification): report, do not drill
+        log.error("备份文件已不在 backup files are not there: %s", job["vanished"])
+        return {"backup_id": job["backup_id"], "database_id": job["database_id"], "ok": False,
+                "fault": "missing", "failures": [job["vanished"]], "system_id": job["system_id"]}
     result = run_drill(drill_request(job, before_checks=BEFORE_CHECKS_HOOK))
     for line in result.failures[:MAX_LINES]:
         log.error("演练发现 drill found: %s", line)
@@ -216,13 +232,16 @@ def run_drill_task(job: dict[str, Any], context: dict) -> dict[str, Any]:
 
 # --- backup_verification: recording --------------------------------------------------------------
 
-def _finding(result: dict[str, Any]) -> Any:
+def _finding(result: dict[str, Any], still_failed: tuple[int, ...] = ()) -> Any:
     from hisops.catalog.records import FindingRecord
 
     db, ident = result["database_id"], result["backup_id"]
     if result["ok"]:
-        return FindingRecord(CHECK_ID, "database", db, "ok", f"备份 #{ident} 恢复演练通过",
-                             f"restore drill of backup #{ident} passed", system_id=result.get("system_id"))
+        failed = ", ".join(f"#{b}" for b in still_failed) if still_failed else ""
+        zh = f"备份 #{ident} 恢复演练通过" + (f"；备份 {failed} 仍为失败" if failed else "")
+        en = f"restore drill of backup #{ident} passed" + (f"; backups {failed} stay failed" if failed else "")
+        return FindingRecord(CHECK_ID, "database", db, "ok", zh, en, system_id=result.get("system_id"),
+                             details={"backup_id": ident, "still_failed": list(still_failed)})
     first = (result["failures"] or [result["fault"]])[0]
     severity = "critical" if result["fault"] == "backup" else "check_error"
     return FindingRecord(
@@ -274,6 +293,10 @@ def record_drill(result: dict[str, Any], context: dict) -> dict[str, Any]:
 
     _label(context, result["database_id"])
     repo = runtime.catalog()
+    if result["fault"] == "missing":  # already recorded by the storage check at planning
+        return {"backup_id": result["backup_id"], "database_id": result["database_id"], "ok": False,
+                "fault": "missing", "verification_id": None, "backup_state": "missing", "incident": None,
+                "notified": {}, "summary": result["failures"][0]}
     details = {k: result[k] for k in ("mode", "fault", "checks_total", "checks_failed", "failed_checks", "amcheck",
                                       "timings", "notes", "scratch_db", "failures")}
     verification_id = repo.add_verification(
@@ -281,7 +304,9 @@ def record_drill(result: dict[str, Any], context: dict) -> dict[str, Any]:
         finished_at=datetime.fromisoformat(result["finished_at"]), restore_seconds=result["restore_seconds"],
         evidence_path=result["evidence_path"], details=details, error=result["error"])
     state = _mark(repo, result)
-    incident = repo.upsert_incident_for(_finding(result), None)
+    failed = tuple(b.id for b in repo.backups_for(result["database_id"], states=("failed",))
+                   if b.kind == "database")
+    incident = repo.upsert_incident_for(_finding(result, failed), None)
     notified = {} if result["ok"] else _notify_failure(result, incident)
     _audit(context, VERIFY_ACTION, result["database_id"], "success" if result["ok"] else "failure",
            {"backup_id": result["backup_id"], "verification_id": verification_id, "backup_state": state,
@@ -394,10 +419,23 @@ def _request(params: dict[str, Any], user: str | None, roles: set[str]) -> Any:
 
 
 def _plan(req: Any, db: Any, user: str) -> Any:
+    from hisops.backup import trust
     from hisops.verify import scratch
-    from hisops.verify.restore import RestorePlan, check_new_name, choose_backup, default_new_name
+    from hisops.verify.restore import (
+        RestorePlan,
+        RestoreRefused,
+        check_new_name,
+        choose_backup,
+        default_new_name,
+    )
 
-    record = choose_backup(runtime.catalog().backups_for(db.id), req.backup, db.id)
+    repo, kw = runtime.catalog(), {"channels": runtime.channels(), "actor": user}
+    trust.last_restorable(repo, runtime.inventory(), db.id, **kw)  # vanished ones → missing first
+    record = choose_backup(repo.backups_for(db.id), req.backup, db.id)
+    check = trust.ensure_present(repo, record, **kw)
+    if not check.ok:
+        raise RestoreRefused(f"备份 #{record.id} 的文件已不在：{check.summary}",
+                             f"backup #{record.id} files are not there: {check.summary}")
     production = _production_db(db)
     if req.target == "overwrite":
         target = production

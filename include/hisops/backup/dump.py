@@ -6,7 +6,8 @@ Steps (``backup_database``):
  3. preflight: backup directory writable and free space ≥ estimate from pg_database_size;
  4. open a REPEATABLE READ transaction, export its snapshot, read the schema fingerprint;
  5. ``pg_dump --format=directory --jobs=N --compress=Z --snapshot=<id>``, while the same transaction
-    counts rows (exact up to ``exact_count_max_rows``, else estimated and flagged);
+    counts rows (exact up to ``exact_count_max_rows``, else estimated and flagged); then the cluster
+    globals (``pg_dumpall --globals-only``, passwords only when encrypted: ``cluster_globals``);
  6. optionally encrypt every file (``.enc``); SHA-256 every file (parallel threads);
  7. write manifest.json last, rename ``.partial-<id>`` into place atomically;
  8. catalog: running → completed (manifest, its SHA-256, size, path) + audit event.
@@ -31,13 +32,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hisops.backup import crypto, storage
+from hisops.backup import cluster_globals, crypto, storage
 from hisops.backup.manifest import (
     DUMP_DIR,
     ENC_SUFFIX,
+    GLOBALS_DIR,
+    GLOBALS_FILE,
     MANIFEST_NAME,
     Encryption,
     FileEntry,
+    Globals,
     Manifest,
     Options,
     Source,
@@ -266,9 +270,9 @@ def encryption_info(spec: DumpSpec, kdf_salt: bytes) -> Encryption:
 
 
 def seal_files(spec: DumpSpec, work: Path) -> tuple[list[FileEntry], Encryption | None, float]:
-    """Encrypt (optional) and checksum everything under ``work/dump``; returns (entries, encryption, seconds)."""
+    """Encrypt (optional) and checksum everything under ``work/dump`` and ``work/globals``; returns (entries, encryption, seconds)."""
     start = time.monotonic()
-    files = sorted(p for p in (work / DUMP_DIR).rglob("*") if p.is_file())
+    files = sorted(p for d in (DUMP_DIR, GLOBALS_DIR) for p in (work / d).rglob("*") if p.is_file())
     workers = max(2, spec.jobs)
     if spec.encryption_secret:
         salt = os.urandom(16)
@@ -341,10 +345,25 @@ def build_manifest(spec: DumpSpec, backup_id: int, created_at: datetime, info: S
         tool=Tool(pg_dump_path=str(tool.path), pg_dump_version=tool.version),
         options=Options(format="directory", jobs=spec.jobs, compress=spec.compress),
         snapshot=facts["snapshot"], tables=facts["tables"], schema=facts["schema"], files=entries,
-        encryption=encryption,
+        encryption=encryption, globals=_globals_entry(facts.get("globals"), encryption is not None),
         timings=Timings(dump_seconds=round(facts["dump_seconds"], 3), checksum_seconds=round(checksum_seconds, 3),
                         total_seconds=round(time.monotonic() - started, 3)),
         size_bytes=sum(e.size for e in entries))
+
+
+def _globals_entry(saved: cluster_globals.SavedGlobals | None, encrypted: bool) -> Globals | None:
+    if saved is None:
+        return None
+    path = f"{GLOBALS_DIR}/{GLOBALS_FILE}" + (ENC_SUFFIX if encrypted else "")
+    return Globals(path=path, role_passwords=saved.role_passwords, roles=list(saved.roles), note=saved.note)
+
+
+def save_globals(spec: DumpSpec, tool: PgDump, work: Path) -> cluster_globals.SavedGlobals:
+    conninfo, env = libpq_env(spec.dsn)
+    try:
+        return cluster_globals.save(tool.path, conninfo, env, work, bool(spec.encryption_secret))
+    except cluster_globals.GlobalsError as exc:
+        raise BackupError(str(exc)) from exc
 
 
 def write_manifest(work: Path, manifest: Manifest) -> None:
@@ -412,6 +431,7 @@ def backup_database(spec: DumpSpec, repo: Any) -> BackupOutcome:
             created_at = datetime.now(UTC)
             with storage.work_dir(root, backup_id) as work:
                 facts = dump_in_snapshot(spec, conn, tool, work)
+                facts["globals"] = save_globals(spec, tool, work)
                 entries, encryption, checksum_s = seal_files(spec, work)
                 storage.tighten(work)
                 manifest = build_manifest(spec, backup_id, created_at, info, tool, facts, entries, encryption,

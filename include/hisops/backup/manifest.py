@@ -36,6 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field
 FORMAT = "hisops-backup/1"
 MANIFEST_NAME = "manifest.json"
 DUMP_DIR = "dump"
+GLOBALS_DIR = "globals"
+GLOBALS_FILE = "globals.sql"  # pg_dumpall --globals-only (roles, tablespaces) in GLOBALS_DIR
 FILES_DIR = "files"
 PARTIAL_PREFIX = ".partial-"
 FILES_PREFIX = "_files"  # not a valid slug start, so never clashes with a database id
@@ -133,6 +135,15 @@ class Encryption(_M):
     chunk_size: int
 
 
+class Globals(_M):
+    """Cluster globals saved beside the dump (``pg_dumpall --globals-only``)."""
+
+    path: str                        # relative to the backup directory (maybe .enc)
+    role_passwords: bool = False     # only when the backup is encrypted (and the source allows it)
+    roles: list[str] = []            # role names defined in it
+    note: str | None = None
+
+
 class Timings(_M):
     dump_seconds: float = 0.0
     checksum_seconds: float = 0.0
@@ -156,6 +167,7 @@ class Manifest(_M):
     schema_: SchemaInfo | None = Field(default=None, alias="schema")
     files: list[FileEntry]
     encryption: Encryption | None = None
+    globals_: Globals | None = Field(default=None, alias="globals")
     timings: Timings
     size_bytes: int
 

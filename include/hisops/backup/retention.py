@@ -7,7 +7,11 @@ Per database (or host, for file backups):
   preferred to a newer unverified one.
 - Safety rules that beat the policy:
   * a backup is deleted only when a NEWER backup is verified;
-  * the newest verified backup is never deleted;
+  * the newest verified backup is never deleted — and "verified" means restorable now: before
+    planning, ``plan_checked`` asks storage (``hisops.backup.trust``) about every completed/verified
+    backup; vanished ones become ``missing`` (incident, notification) and the plan is computed on
+    what is really there, so the newest *restorable* verified backup is the protected one;
+  * ``missing`` backups hold no slot (their catalog rows are kept, marked deleted when expired);
   * running backups are never touched;
   * failed backups hold no slot (they prove nothing) but follow the "newer verified" rule too.
 - ``plan`` decides (pure, unit-tested); ``apply`` deletes directories under the storage root only,
@@ -23,12 +27,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hisops.backup.manifest import parse_backup_dir_name
 
+if TYPE_CHECKING:
+    from hisops.catalog.repository import CatalogRepository
+    from hisops.inventory.models import Inventory
+
 log = logging.getLogger(__name__)
 USABLE = ("verified", "completed")
+STATE_ZH = {"failed": "失败", "missing": "文件已丢失"}
 
 
 @dataclass(frozen=True)
@@ -113,11 +122,18 @@ def gfs_slots(candidates: list[Candidate], policy: Policy, tz: tzinfo) -> dict[i
     return slots
 
 
-def plan(target_id: str, candidates: list[Candidate], policy: Policy, tz: tzinfo) -> Plan:
-    """Decide for every backup of one target: keep (with the reasons) or delete (with the reason)."""
+def plan(target_id: str, candidates: list[Candidate], policy: Policy, tz: tzinfo,
+         protect: int | None = None) -> Plan:
+    """Decide for every backup of one target: keep (with the reasons) or delete (with the reason).
+
+    ``protect``: the id of the newest restorable verified backup (``trust.last_restorable``; 0 = none):
+    when given, it is what "last verified" means, whatever the candidates' states say."""
     slots = gfs_slots(candidates, policy, tz)
     verified = _newest_first(c for c in candidates if c.state == "verified")
-    newest_verified = verified[0] if verified else None
+    if protect is None:
+        newest_verified = verified[0] if verified else None
+    else:  # 0 = storage says nothing is restorable: keep everything
+        newest_verified = next((c for c in verified if c.id == protect), None)
     result = Plan(target_id)
     for c in _newest_first(candidates):
         reasons = _keep_reasons(c, slots, newest_verified)
@@ -126,8 +142,8 @@ def plan(target_id: str, candidates: list[Candidate], policy: Policy, tz: tzinfo
         else:
             why = (f"超出保留策略且已有更新的已校验备份 #{newest_verified.id} beyond GFS policy, newer verified "
                    f"backup #{newest_verified.id} exists") if c.state in USABLE else (
-                f"失败的备份，已有更新的已校验备份 #{newest_verified.id} failed backup, newer verified backup "
-                f"#{newest_verified.id} exists")
+                f"{STATE_ZH.get(c.state, c.state)}的备份，已有更新的已校验备份 #{newest_verified.id} {c.state} "
+                f"backup, newer verified backup #{newest_verified.id} exists")
             result.decisions.append(Decision(c.id, True, (why,), c.state, c.taken_at, c.path))
     return result
 
@@ -193,6 +209,20 @@ def describe(plan_: Plan) -> list[str]:
         verb = "删除 DELETE" if d.delete else "保留 keep"
         lines.append(f"{plan_.target_id} #{d.backup_id} {d.state} {d.taken_at:%Y-%m-%d %H:%M} {verb}: {d.reason}")
     return lines
+
+
+def plan_checked(repo: CatalogRepository, inventory: Inventory, kind: str, target_id: str, policy: Policy,
+                 tz: tzinfo, **record_kw: Any) -> Plan:
+    """The plan after storage was asked: vanished backups are recorded ``missing`` first, then the
+    newest restorable verified backup is protected (recomputed, never the catalog's belief alone)."""
+    from hisops.backup import trust
+
+    for record in repo.backups_for(target_id, states=("completed", "verified")):
+        if record.kind == kind:
+            trust.ensure_present(repo, record, **record_kw)
+    newest = trust.last_restorable(repo, inventory, target_id, kinds=(kind,), **record_kw)
+    records = [r for r in repo.backups_for(target_id) if r.state != "failed" or r.path]
+    return plan(target_id, candidates_from(records, kind), policy, tz, protect=newest.id if newest else 0)
 
 
 def candidates_from(records: Iterable[Any], kind: str) -> list[Candidate]:

@@ -15,15 +15,15 @@ Severity = Literal["ok", "warn", "critical", "check_error"]
 TargetKind = Literal["database", "host", "log", "endpoint", "system"]
 IncidentState = Literal["open", "acknowledged", "resolved"]
 IncidentAction = Literal["opened", "escalated", "updated", "resolved"]
-BackupKind = Literal["database", "files"]
-BackupState = Literal["running", "completed", "verified", "failed"]
+BackupKind = Literal["database", "files", "physical"]
+BackupState = Literal["running", "completed", "verified", "failed", "missing"]
 AuditResult = Literal["success", "failure", "refused"]
 
 SEVERITIES: tuple[Severity, ...] = ("ok", "warn", "critical", "check_error")
 TARGET_KINDS: tuple[TargetKind, ...] = ("database", "host", "log", "endpoint", "system")
 INCIDENT_STATES: tuple[IncidentState, ...] = ("open", "acknowledged", "resolved")
-BACKUP_KINDS: tuple[BackupKind, ...] = ("database", "files")
-BACKUP_STATES: tuple[BackupState, ...] = ("running", "completed", "verified", "failed")
+BACKUP_KINDS: tuple[BackupKind, ...] = ("database", "files", "physical")
+BACKUP_STATES: tuple[BackupState, ...] = ("running", "completed", "verified", "failed", "missing")
 AUDIT_RESULTS: tuple[AuditResult, ...] = ("success", "failure", "refused")
 
 # How bad a severity is. A check that could not run (check_error) is worth an incident, but a
@@ -102,6 +102,7 @@ class IncidentRecord:
     occurrences: int
     owner: str | None
     last_finding_id: int | None
+    resolution_note: str | None = None  # what resolved it (e.g. the backup whose drill passed)
 
 
 @dataclass(frozen=True, slots=True)

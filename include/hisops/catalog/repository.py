@@ -230,6 +230,14 @@ class CatalogRepository:
             raise BackupStateError(f"backup {backup_id} does not exist")
         raise BackupStateError(f"backup {backup_id} is {state!r}; {values['state']!r} needs one of {allowed}")
 
+    def mark_backup_missing(self, backup_id: int, reason: str) -> bool:
+        """completed/verified → missing: its files vanished from storage; False if it was not
+        completed/verified (already missing, failed, running). Never again "last verified"."""
+        t = T.backup
+        stmt = (update(t).where(t.c.id == backup_id, t.c.state.in_(("completed", "verified")))
+                .values(state="missing", error=reason[:2000]))
+        return self._rowcount(stmt) == 1
+
     def mark_backup_deleted(self, backup_id: int, reason: str) -> bool:
         """Record that the backup's files were removed (retention); False if it already was."""
         t = T.backup
@@ -423,7 +431,8 @@ def _touch(conn: Connection, current: IncidentRecord, f: FindingRecord, finding_
 
 def _resolve(conn: Connection, current: IncidentRecord, f: FindingRecord, finding_id: int | None) -> IncidentChange:
     t = T.incident
+    note = f"{f.message_zh} — {f.message_en}"
     stmt = update(t).where(t.c.id == current.id).values(
-        state="resolved", resolved_at=f.observed_at, last_finding_id=finding_id)
+        state="resolved", resolved_at=f.observed_at, last_finding_id=finding_id, resolution_note=note[:2000])
     row = conn.execute(stmt.returning(*t.c)).one()
     return IncidentChange("resolved", IncidentRecord(**row._mapping), previous_severity=current.severity)

@@ -131,6 +131,7 @@ incident = Table(
     Column("occurrences", Integer, nullable=False, server_default="1"),
     Column("owner", Text),
     Column("last_finding_id", BigInteger, ForeignKey(finding.c.id, ondelete="SET NULL")),
+    Column("resolution_note", Text),
     CheckConstraint(_in("severity", SEVERITIES), name="ck_incident_severity"),
     CheckConstraint(_in("state", INCIDENT_STATES), name="ck_incident_state"),
     Index("uq_incident_open_check_target", "check_id", "target_id", unique=True,

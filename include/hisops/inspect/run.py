@@ -133,9 +133,18 @@ def plan(inventory: Any, system: Any, repo: Any, access: Access, run: RunContext
     return jobs
 
 
-def catalog_facts(repo: Any, database_id: str, now: datetime | None = None) -> dict[str, Any]:
-    """What the database checks need from history: last verified backup, previous size."""
-    backup = repo.latest_verified_backup(database_id)
+def catalog_facts(repo: Any, database_id: str, now: datetime | None = None,
+                  inventory: Any = None) -> dict[str, Any]:
+    """What the database checks need from history: last verified backup, previous size.
+
+    With the inventory, "last verified" is the newest verified backup whose files are really there
+    (``hisops.backup.trust``; vanished ones become ``missing`` with their own incident)."""
+    if inventory is not None:
+        from hisops.backup.trust import last_restorable
+
+        backup = last_restorable(repo, inventory, database_id, actor="daily_inspection")
+    else:
+        backup = repo.latest_verified_backup(database_id)
     since = (now or datetime.now().astimezone()) - SIZE_LOOKBACK
     sizes = repo.metric_series(database_id, SIZE_METRIC, since=since)
     previous = sizes[-1] if sizes else None
@@ -193,7 +202,7 @@ class CatalogOffsets(dict):
 def _database_job(inventory: Any, system: Any, db: Any, repo: Any, access: Access, run: RunContext) -> Job:
     from hisops.inspect import engine
 
-    facts = catalog_facts(repo, db.id, run.now)
+    facts = catalog_facts(repo, db.id, run.now, inventory)
     thresholds = inventory.thresholds_for(db)
 
     def call() -> tuple[list[FindingRecord], Offsets]:

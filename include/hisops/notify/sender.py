@@ -132,11 +132,22 @@ def _deliver(channel: Channel, msg: _Message) -> tuple[bool, str]:
 
 
 def _body_for(plugin: Any, msg: _Message) -> tuple[str, str]:
+    """HTML channels (e-mail) always get HTML: ours, or the plain body with its line breaks as
+    ``<br/>`` — handing them plain text made apprise treat it as HTML, so the text part came out
+    joined with spaces and the HTML part showed the raw line breaks."""
     from apprise import NotifyFormat
 
-    if msg.html and plugin.notify_format == NotifyFormat.HTML:
-        return msg.html, NotifyFormat.HTML
+    if plugin.notify_format == NotifyFormat.HTML:
+        return msg.html or text_as_html(msg.body), NotifyFormat.HTML
     return msg.body, NotifyFormat.TEXT
+
+
+def text_as_html(text: str) -> str:
+    """Plain text → HTML that keeps every line (escaped; runs of spaces kept)."""
+    import html
+
+    lines = text.replace("\r\n", "\n").split("\n")
+    return "<br/>".join(html.escape(line).replace("  ", "&nbsp; ") for line in lines)
 
 
 def _asset() -> Any:

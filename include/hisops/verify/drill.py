@@ -132,6 +132,7 @@ class _State:
     amcheck: amcheck.AmcheckResult | None = None
     evidence: Path | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)  # amcheck reports from its own thread
+    created_roles: list[str] = field(default_factory=list)  # deep drills: dropped after the scratch db
 
     def fail(self, fault: Fault, lines: list[str]) -> None:
         rank = {"none": 0, "configuration": 1, "infrastructure": 2, "backup": 3}
@@ -229,13 +230,32 @@ def _restore(state: _State, manifest: Any, dump: Path, dsn: str) -> None:
             tool = scratch.find_pg_restore(state.req.pg_bindir, manifest.tool.pg_dump_version)
         except scratch.RestoreError as exc:
             raise DrillStop("infrastructure", [str(exc)]) from exc
+        keep_owners = _prepare_owners(state, manifest)
         try:
-            run = scratch.run_pg_restore(dump, dsn, jobs=state.req.jobs, tool=tool)
+            run = scratch.run_pg_restore(dump, dsn, jobs=state.req.jobs, tool=tool, keep_owners=keep_owners)
         except scratch.RestoreError as exc:
             raise DrillStop(_restore_fault(str(exc)), [str(exc)]) from exc
     state.restore_seconds = round(run.seconds + state.timings.get("decrypt", 0.0), 3)
     log.info("恢复 restored %s into %s in %.1fs (pg_restore -j%d)", state.req.database_id, state.scratch_db,
              run.seconds, run.jobs)
+
+
+def _prepare_owners(state: _State, manifest: Any) -> bool:
+    """deep mode: restore owners and privileges, creating roles the drill server lacks from the
+    backup's globals (dropped after the drill). Backups without globals: data only, with a note."""
+    from hisops.verify import roles
+
+    if state.req.mode != "deep":
+        return False
+    names = roles.globals_roles(state.req.backup_dir, manifest, state.req.encryption_key)
+    if names is None:
+        state.notes.append("备份没有全局对象，未恢复属主与权限 backup has no globals: owners and privileges "
+                           "not restored")
+        return False
+    state.created_roles = roles.ensure_roles(state.req.server_dsn, names)
+    state.notes.append(f"恢复属主与权限 owners and privileges restored ({len(names)} roles in the backup's "
+                       f"globals, {len(state.created_roles)} created for the drill)")
+    return True
 
 
 def _schema_differences(expected: dict[str, Any], restored: dict[str, Any]) -> list[str]:
@@ -340,6 +360,16 @@ def _scratch(state: _State) -> Iterator[str]:
                 scratch.drop_database(server, state.scratch_db)
             except Exception:  # noqa: BLE001 - the DAG's teardown retries; never mask the real outcome
                 log.exception("演练库删除失败 could not drop scratch database %s", state.scratch_db)
+            _drop_created_roles(state)
+
+
+def _drop_created_roles(state: _State) -> None:
+    from hisops.verify import roles
+
+    try:
+        roles.drop_roles(state.req.server_dsn, state.created_roles)
+    except Exception:  # noqa: BLE001 - reported, never masks the outcome
+        log.exception("演练创建的角色未能删除 could not drop roles created for the drill: %s", state.created_roles)
 
 
 def _inside_scratch(state: _State, manifest: Any, docs_dir: Path) -> None:

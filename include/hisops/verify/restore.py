@@ -111,10 +111,11 @@ def parse_backup_param(value: Any) -> int | str:
 
 
 def check_confirmation(req: RestoreRequest) -> None:
-    """A known target; for overwrite, the database id typed into 'confirm' (exactly)."""
+    """A known target; for overwrite, the database id typed into 'confirm' exactly as it is spelled
+    (a trailing space or another case is refused: the person must type the very name)."""
     if req.target not in TARGETS:
         raise RestoreRefused(f"未知恢复目标 {req.target!r}", f"unknown target {req.target!r}")
-    if req.target == "overwrite" and (req.confirm or "").strip() != req.database_id:
+    if req.target == "overwrite" and (req.confirm or "") != req.database_id:  # exact: no strip, no folding
         raise RestoreRefused(f"覆盖恢复需要在确认栏输入数据库标识 {req.database_id}",
                              f"overwrite needs the database id {req.database_id!r} typed into 'confirm'")
 
