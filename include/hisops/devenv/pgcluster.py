@@ -4,10 +4,16 @@ Built with the machine's own ``initdb``/``pg_ctl`` in a folder we own, on a port
 our own, listening on 127.0.0.1 only; it never touches a server that is already
 running. PostgreSQL refuses to run as root, so when we are root the server runs as
 the ``postgres`` OS user (the Debian packages create it).
+
+Clone anywhere: when we are root and ``postgres`` cannot enter the checkout (a clone in
+root's 0700 home), the server's files go to ``/var/tmp/hisops-<uid>-<hash of the folder>``
+(0700, owned by ``postgres``) and ``<root>/data`` is a symlink to them, so the folder in
+the checkout still shows where the data is and ``destroy()`` removes both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import secrets
@@ -19,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SUPERUSER = "hisops"
+SERVER_OS_USER = "postgres"  # who runs the server when we are root
+OUTSIDE_BASE = Path(os.environ.get("HISOPS_PG_OUTSIDE_DIR", "/var/tmp"))
 
 
 class ClusterError(RuntimeError):
@@ -58,8 +66,16 @@ class PgCluster:
     user: str = SUPERUSER
 
     @property
+    def server_dir(self) -> Path:
+        """Where the server's own files live: ``root`` itself, or the target of ``root/data``."""
+        link = self.root / "data"
+        if link.is_symlink():
+            return Path(os.readlink(link)).parent
+        return self.root
+
+    @property
     def datadir(self) -> Path:
-        return self.root / "data"
+        return self.server_dir / "data"
 
     @property
     def password_file(self) -> Path:
@@ -67,7 +83,12 @@ class PgCluster:
 
     @property
     def logfile(self) -> Path:
-        return self.root / "server.log"
+        return self.server_dir / "server.log"
+
+    def outside_dir(self) -> Path:
+        """The server folder used when the server's OS user cannot reach ``root``."""
+        digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:12]
+        return OUTSIDE_BASE / f"hisops-{os.getuid()}-{digest}"
 
     @property
     def password(self) -> str:
@@ -88,8 +109,30 @@ class PgCluster:
 
     def _chown(self, path: Path) -> None:
         if os.geteuid() == 0:
-            pw = pwd.getpwnam("postgres")
+            pw = pwd.getpwnam(SERVER_OS_USER)
             os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def _server_can_reach(self, path: Path) -> bool:
+        if os.geteuid() != 0:
+            return True
+        probe = subprocess.run(self._as_owner(["test", "-w", str(path), "-a", "-x", str(path)]),
+                               capture_output=True)
+        return probe.returncode == 0
+
+    def _prepare_server_dir(self) -> None:
+        """Own ``root`` for the server's user; if it still cannot get in, use ``outside_dir()``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._chown(self.root)
+        if (self.root / "data").is_symlink() or self._server_can_reach(self.root):
+            return
+        outside = self.outside_dir()
+        if outside.is_symlink() or (outside.exists() and outside.stat().st_uid != pwd.getpwnam(
+                SERVER_OS_USER).pw_uid):
+            raise ClusterError(f"{outside} exists and is not ours; remove it")
+        outside.mkdir(mode=0o700, exist_ok=True)
+        outside.chmod(0o700)
+        self._chown(outside)
+        os.symlink(outside / "data", self.root / "data")
 
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(self._as_owner(argv), capture_output=True, text=True)
@@ -114,12 +157,11 @@ class PgCluster:
         if self.initialized():
             return
         bindir = find_pg_bindir()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._chown(self.root)
+        self._prepare_server_dir()
         if not self.password_file.exists():
             self.password_file.write_text(secrets.token_urlsafe(18) + "\n")
             self.password_file.chmod(0o600)
-        pwfile = self.root / ".initdb.pw"
+        pwfile = self.server_dir / ".initdb.pw"
         pwfile.write_text(self.password + "\n")
         pwfile.chmod(0o600)
         self._chown(pwfile)
@@ -178,6 +220,8 @@ class PgCluster:
 
     def destroy(self) -> None:
         self.stop("immediate")
+        if self.server_dir != self.root:
+            shutil.rmtree(self.server_dir, ignore_errors=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
     # --- databases ------------------------------------------------------------------------------
