@@ -1,7 +1,9 @@
 """The Airflow configuration shared by the demo and the test suite (environment variables).
 
 One place decides how a local Airflow is wired: FAB auth manager (real roles), LocalExecutor,
-metadata in our private PostgreSQL, the project's dags/ and plugins/, no example DAGs.
+metadata in our private PostgreSQL, the project's dags/ and plugins/, no example DAGs. New DAGs
+start paused, as in production (nothing runs on a schedule until someone unpauses it); the demo
+unpauses the DAGs it runs itself.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def airflow_env(home: Path, metadata_url: str, *, api_port: int = 8080,
         "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
         "AIRFLOW__CORE__EXECUTOR": executor,
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__FERNET_KEY": s["fernet_key"],
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{api_port}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,

@@ -204,10 +204,21 @@ def token(username: str, password: str) -> str:
     return body["access_token"]
 
 
+def unpause(tok: str, dag_id: str) -> None:
+    """New DAGs start paused (as in production); the demo unpauses the ones it runs, explicitly.
+
+    An unpaused scheduled DAG (db_backup, daily_inspection) then also runs at its next cron time
+    while the demo is up — intended: the demo shows the nightly routine. catchup=False and the
+    cron timetables do not run a missed interval at unpause time."""
+    wait_for(f"DAG {dag_id} to be parsed", lambda: _api("GET", f"/api/v2/dags/{dag_id}", tok)[0] == 200, 180)
+    code, body = _api("PATCH", f"/api/v2/dags/{dag_id}", tok, {"is_paused": False})
+    if code != 200:
+        raise SystemExit(f"could not unpause {dag_id}: {code} {body}")
+
+
 def trigger_and_wait(tok: str, dag_id: str, timeout: float = 600, conf: dict | None = None) -> str:
     """Unpause, trigger and wait for one DAG run; returns its final state ('absent' if no such DAG)."""
-    wait_for(f"DAG {dag_id} to be parsed", lambda: _api("GET", f"/api/v2/dags/{dag_id}", tok)[0] == 200, 180)
-    _api("PATCH", f"/api/v2/dags/{dag_id}", tok, {"is_paused": False})
+    unpause(tok, dag_id)
     code, body = _api("POST", f"/api/v2/dags/{dag_id}/dagRuns", tok, {"logical_date": None, "conf": conf or {}})
     if code not in (200, 201):
         raise SystemExit(f"could not trigger {dag_id}: {code} {body}")
@@ -267,6 +278,8 @@ def up() -> int:
 def demo_runs(tok: str) -> dict[str, str]:
     """First backups (→ restore drills by asset) and the first inspection, so the UI has content."""
     states: dict[str, str] = {}
+    if _dag_exists(tok, "backup_verification"):  # asset-triggered: must be unpaused before the backups
+        unpause(tok, "backup_verification")
     for dag_id in ("db_backup", "daily_inspection"):
         if _dag_exists(tok, dag_id):
             states[dag_id] = trigger_and_wait(tok, dag_id, timeout=900)
