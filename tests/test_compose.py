@@ -146,3 +146,70 @@ def test_dockerfile_installs_lock_package_and_pg_client() -> None:
         assert re.search(rf"^COPY .*{re.escape(copied)}", dockerfile, re.M), copied
     users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
     assert users[0] == "root" and users[-1] == "airflow"  # apt as root, run as airflow
+
+
+# --- Airflow 3.3's official compose file, where hisops should match it; several machines ---------
+NFS_OVERRIDE = REPO / "docker" / "compose.nfs.yml"
+SHARED_VOLUMES = ("hisops-backups", "hisops-reports", "airflow-logs")
+
+
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
+def test_airflow_services_run_as_airflow_uid_group_0(services: dict[str, Any], name: str) -> None:
+    assert services[name]["user"] == "${AIRFLOW_UID:-50000}:0"
+
+
+def test_new_dags_start_paused_in_production(services: dict[str, Any]) -> None:
+    for name in AIRFLOW_SERVICES:
+        assert env_of(services[name])["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"].lower() == "true"
+
+
+def test_celery_messages_of_a_dead_worker_return_in_minutes(services: dict[str, Any]) -> None:
+    env = env_of(services["airflow-worker"])
+    assert 60 <= int(env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"]) <= 900
+    assert env["AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER"] == "1"
+    assert int(env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]) <= 600
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
+
+
+def test_worker_scales_out(services: dict[str, Any]) -> None:
+    """`--scale airflow-worker=N`: nothing that pins one container (name, hostname, host port)."""
+    worker = services["airflow-worker"]
+    assert not {"container_name", "hostname", "ports"} & worker.keys()
+    assert worker["command"] == "celery worker"
+    assert env_of(worker)["DUMB_INIT_SETSID"] == "0"  # warm shutdown, as the official file
+
+
+def test_connections_every_worker_reaches(services: dict[str, Any]) -> None:
+    env = env_of(services["airflow-worker"])
+    assert env["AIRFLOW_CONN_HISOPS_AIRFLOW_DB"].startswith("postgres://airflow:")
+    assert env["AIRFLOW_CONN_HISOPS_AIRFLOW_DB"].endswith("@postgres:5432/airflow")
+    assert REQUIRED_REF.match(env["AIRFLOW_CONN_HISOPS_SMTP"])  # the hospital's relay, from .env
+    assert "localhost" not in env["AIRFLOW_CONN_HISOPS_SMTP"]
+
+
+def test_shared_volumes_mounted_where_read_and_written(services: dict[str, Any]) -> None:
+    def mounts(name: str) -> set[str]:
+        return {v.split(":", 1)[0] for v in services[name]["volumes"]}
+
+    assert set(SHARED_VOLUMES) <= mounts("airflow-worker")
+    assert {"hisops-reports", "airflow-logs"} <= mounts("airflow-apiserver")  # serves reports, logs
+
+
+def test_nfs_override_shares_every_storage_volume(compose: dict[str, Any]) -> None:
+    override = yaml.safe_load(NFS_OVERRIDE.read_text(encoding="utf-8"))["volumes"]
+    for name in SHARED_VOLUMES:
+        assert name in compose["volumes"]
+        opts = override[name]["driver_opts"]
+        assert opts["type"] == "nfs" and "addr=${HISOPS_NFS_SERVER:?" in opts["o"], name
+        assert opts["device"].startswith(":")
+    assert "compose.nfs.yml" in COMPOSE.read_text(encoding="utf-8")
+
+
+def test_env_template_names_every_required_variable() -> None:
+    """docker/README.md's .env template lists every ${VAR:?} the compose files require."""
+    text = "\n".join(line.split("#", 1)[0] for path in (COMPOSE, NFS_OVERRIDE)
+                     for line in path.read_text(encoding="utf-8").splitlines())
+    required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", text))
+    readme = (REPO / "docker" / "README.md").read_text(encoding="utf-8")
+    missing = sorted(v for v in required if not re.search(rf"^{v}=", readme, re.M))
+    assert not missing, missing
