@@ -10,6 +10,8 @@ need_apt=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v pg_dump >/dev/null 2>&1 || need_apt+=(postgresql-client)
 [ "${HISOPS_NEED_SSHD:-0}" = 1 ] && { [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server); }
+# Redis: the Celery broker of the long CeleryExecutor scenario (tests/celery, loopback only)
+[ "${HISOPS_NEED_SSHD:-0}" = 1 ] && { command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server); }
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 # PostgreSQL tools hisops drives (pgBackRest: physical backups and PITR; hypopg: index advice;
 # pgaudit: statement audit; pg_repack: online bloat removal) and headless Chromium for page tests.
