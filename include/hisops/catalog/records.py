@@ -205,3 +205,14 @@ class MetricSample:
     value: float
     observed_at: datetime = field(default_factory=_now)
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageLocation:
+    """A shared storage location (backups, reports) and the id its marker file must carry."""
+
+    name: str
+    storage_id: str
+    path: str
+    created_at: datetime | None = None
+    created_by: str | None = None

@@ -34,6 +34,7 @@ from hisops.catalog.records import (
     MaintenanceRecord,
     MetricSample,
     SelfcheckRecord,
+    StorageLocation,
     VerificationRecord,
     worse,
 )
@@ -370,6 +371,20 @@ class CatalogRepository:
             index_elements=[t.c.host_id, t.c.path],
             set_={"inode": stmt.excluded.inode, "offset": stmt.excluded.offset, "updated_at": func.now()})
         self._rowcount(stmt)
+
+    # --- 共享存储 shared storage locations ----------------------------------------------------
+    def storage_location(self, name: str) -> StorageLocation | None:
+        t = T.storage_location
+        return self._first(StorageLocation, select(t).where(t.c.name == name))
+
+    def claim_storage_location(self, name: str, storage_id: str, path: str, by: str | None) -> StorageLocation:
+        """Record ``storage_id`` for ``name`` unless one is recorded already; returns the one that is."""
+        t = T.storage_location
+        stmt = pg_insert(t).values(name=name, storage_id=storage_id, path=path, created_by=by)
+        self._rowcount(stmt.on_conflict_do_nothing(index_elements=[t.c.name]))
+        found = self.storage_location(name)
+        assert found is not None
+        return found
 
     # --- 趋势 metric samples -------------------------------------------------------------------
     def add_metric_samples(self, samples: Iterable[MetricSample]) -> int:

@@ -247,3 +247,14 @@ metric_sample = Table(
     Column("observed_at", TS, nullable=False, server_default=func.now()),
     Index(None, "target_id", "metric", "observed_at"),
 )
+
+storage_location = Table(
+    # Shared storage the catalog knows (backups, reports): the id in its marker file. A worker whose
+    # mount shows another id (or none) is looking at different storage and must not use it.
+    "storage_location", metadata,
+    Column("name", Text, primary_key=True),
+    Column("storage_id", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("created_by", Text),
+)

@@ -1,0 +1,1 @@
+"""Shared storage every worker must see the same: marker files with the catalog's storage id."""
