@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 Severity = Literal["ok", "warn", "critical", "check_error"]
@@ -216,3 +216,96 @@ class StorageLocation:
     path: str
     created_at: datetime | None = None
     created_by: str | None = None
+
+
+# --- 保留清理 retention cleanup ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupRunRecord:
+    id: int
+    dag_id: str
+    run_id: str
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None
+    state: str
+    report_path: str | None
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupStepRecord:
+    id: int
+    cleanup_run_id: int
+    scope: str
+    target: str
+    item: str
+    state: str
+    reason: str | None
+    files: int
+    rows: int
+    bytes_freed: int
+    skipped: int
+    failed: int
+    notes: list[str]
+    details: dict[str, Any]
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupFileRecord:
+    id: int
+    cleanup_run_id: int
+    host_id: str
+    rule: str
+    path: str
+    size_bytes: int
+    mtime: datetime
+    action: str
+    outcome: str
+    reason: str | None
+    bytes_freed: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDaily:
+    """One metric of one target on one day (inventory time zone): kept for years (trends, KPI)."""
+
+    day: date
+    target_id: str
+    metric: str
+    n: int
+    min: float
+    max: float
+    sum: float
+
+    @property
+    def avg(self) -> float:
+        return self.sum / self.n if self.n else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FindingDaily:
+    day: date
+    target_kind: str
+    target_id: str
+    check_id: str
+    system_id: str | None
+    n: int
+    n_ok: int
+    n_warn: int
+    n_critical: int
+    n_check_error: int
+    value_n: int
+    value_min: float | None
+    value_max: float | None
+    value_sum: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneBatch:
+    """What one batched prune transaction did; ``last`` is the keyset to continue after."""
+
+    rows: int
+    last: tuple[datetime, int] | None = None

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, case, create_engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, create_engine, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Executable
 
@@ -26,13 +26,19 @@ from hisops.catalog.records import (
     BackupRecord,
     BackupState,
     ChangeRecord,
+    CleanupFileRecord,
+    CleanupRunRecord,
+    CleanupStepRecord,
+    FindingDaily,
     FindingRecord,
     IncidentChange,
     IncidentRecord,
     InspectionRunRecord,
     LogOffset,
     MaintenanceRecord,
+    MetricDaily,
     MetricSample,
+    PruneBatch,
     SelfcheckRecord,
     StorageLocation,
     VerificationRecord,
@@ -404,6 +410,171 @@ class CatalogRepository:
         return self._all(MetricSample, stmt.order_by(t.c.observed_at, t.c.id))
 
 
+    # --- 保留清理 retention cleanup ------------------------------------------------------------
+    def start_cleanup_run(self, dag_id: str, run_id: str, dry_run: bool) -> int:
+        """The id of the cleanup run for this DAG run; a retried task gets the same id back."""
+        t = T.cleanup_run
+        stmt = pg_insert(t).values(dag_id=dag_id, run_id=run_id, dry_run=dry_run)
+        stmt = stmt.on_conflict_do_update(index_elements=[t.c.dag_id, t.c.run_id],
+                                          set_={"state": "running", "finished_at": None,
+                                                "dry_run": stmt.excluded.dry_run})
+        return self._scalar(stmt.returning(t.c.id))
+
+    def finish_cleanup_run(self, cleanup_run_id: int, state: str, report_path: str | None = None,
+                           summary: Mapping[str, Any] | None = None) -> None:
+        t = T.cleanup_run
+        values: dict[str, Any] = {"state": state, "finished_at": func.now(), "summary": dict(summary or {})}
+        if report_path is not None:
+            values["report_path"] = report_path
+        self._require(update(t).where(t.c.id == cleanup_run_id).values(**values),
+                      f"cleanup run {cleanup_run_id}")
+
+    def get_cleanup_run(self, cleanup_run_id: int) -> CleanupRunRecord | None:
+        t = T.cleanup_run
+        return self._first(CleanupRunRecord, select(t).where(t.c.id == cleanup_run_id))
+
+    def add_cleanup_steps(self, cleanup_run_id: int, steps: Sequence[Mapping[str, Any]],
+                          replace_scope: str | None = None) -> None:
+        """Store step results; ``replace_scope`` first removes that scope's earlier rows (task retry)."""
+        t = T.cleanup_step
+        rows = [{**dict(s), "cleanup_run_id": cleanup_run_id} for s in steps]
+        with self.engine.begin() as conn:
+            if replace_scope is not None:
+                conn.execute(delete(t).where(t.c.cleanup_run_id == cleanup_run_id, t.c.scope == replace_scope))
+            if rows:
+                conn.execute(insert(t), rows)
+
+    def cleanup_steps(self, cleanup_run_id: int) -> list[CleanupStepRecord]:
+        t = T.cleanup_step
+        return self._all(CleanupStepRecord, select(t).where(t.c.cleanup_run_id == cleanup_run_id).order_by(t.c.id))
+
+    def add_cleanup_files(self, cleanup_run_id: int, files: Sequence[Mapping[str, Any]]) -> int:
+        """One multi-row insert for a batch of file actions (hisops.cleanup.results.FileAction rows)."""
+        if files:
+            rows = [{**dict(f), "cleanup_run_id": cleanup_run_id} for f in files]
+            with self.engine.begin() as conn:
+                conn.execute(insert(T.cleanup_file), rows)
+        return len(files)
+
+    def clear_cleanup_files(self, cleanup_run_id: int, host_ids: Sequence[str]) -> None:
+        """Forget an earlier attempt's file rows for these hosts (a retried host task records anew)."""
+        t = T.cleanup_file
+        self._rowcount(delete(t).where(t.c.cleanup_run_id == cleanup_run_id, t.c.host_id.in_(list(host_ids))))
+
+    def cleanup_files(self, cleanup_run_id: int, outcomes: Sequence[str] | None = None,
+                      limit: int = 1000) -> list[CleanupFileRecord]:
+        t = T.cleanup_file
+        stmt = select(t).where(t.c.cleanup_run_id == cleanup_run_id)
+        if outcomes is not None:
+            stmt = stmt.where(t.c.outcome.in_(list(outcomes)))
+        return self._all(CleanupFileRecord, stmt.order_by(t.c.id).limit(limit))
+
+    def rollup_metric_batch(self, before: datetime, tz: str, batch: int,
+                            after: tuple[datetime, int] | None = None) -> PruneBatch:
+        """Fold the oldest ≤ ``batch`` samples older than ``before`` into ``metric_daily`` and delete
+        them, in one short transaction (rolled up and deleted together: never counted twice)."""
+        return self._rollup(_METRIC_ROLLUP, before, tz, batch, after)
+
+    def rollup_finding_batch(self, before: datetime, tz: str, batch: int,
+                             after: tuple[datetime, int] | None = None) -> PruneBatch:
+        """Like :meth:`rollup_metric_batch` for findings; the last finding of an unresolved
+        incident stays (the O&M centre links it)."""
+        return self._rollup(_FINDING_ROLLUP, before, tz, batch, after)
+
+    def _rollup(self, sql: str, before: datetime, tz: str, batch: int,
+                after: tuple[datetime, int] | None) -> PruneBatch:
+        far_past = datetime(1970, 1, 1, tzinfo=before.tzinfo)
+        after_at, after_id = after or (far_past, 0)
+        with self.engine.begin() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+            row = conn.execute(text(sql), {"before": before, "tz": tz, "batch": batch,
+                                           "after_at": after_at, "after_id": after_id}).one()
+        return PruneBatch(row.n, (row.last_at, row.last_id) if row.n else None)
+
+    def metric_daily(self, target_id: str, metric: str, since: date | None = None) -> list[MetricDaily]:
+        t = T.metric_daily
+        stmt = select(t).where(t.c.target_id == target_id, t.c.metric == metric)
+        if since is not None:
+            stmt = stmt.where(t.c.day >= since)
+        return self._all(MetricDaily, stmt.order_by(t.c.day))
+
+    def finding_daily(self, target_id: str | None = None, since: date | None = None) -> list[FindingDaily]:
+        t = T.finding_daily
+        stmt = select(t)
+        if target_id is not None:
+            stmt = stmt.where(t.c.target_id == target_id)
+        if since is not None:
+            stmt = stmt.where(t.c.day >= since)
+        return self._all(FindingDaily, stmt.order_by(t.c.day, t.c.target_id, t.c.check_id))
+
+    def prune_resolved_incidents(self, before: datetime, batch: int) -> int:
+        """Delete ≤ ``batch`` incidents resolved before ``before``; open ones are never touched."""
+        t = T.incident
+        ids = (select(t.c.id).where(t.c.state == "resolved", t.c.resolved_at < before)
+               .order_by(t.c.id).limit(batch).scalar_subquery())
+        return self._rowcount(delete(t).where(t.c.id.in_(ids)))
+
+    def old_inspection_runs(self, before: datetime, limit: int) -> list[InspectionRunRecord]:
+        """Finished inspection runs started before ``before`` with no findings left (rolled up)."""
+        t, f = T.inspection_run, T.finding
+        stmt = (select(t).where(t.c.started_at < before, t.c.state != "running",
+                                ~select(f.c.id).where(f.c.inspection_run_id == t.c.id).exists())
+                .order_by(t.c.id).limit(limit))
+        return self._all(InspectionRunRecord, stmt)
+
+    def delete_inspection_runs(self, ids: Sequence[int]) -> int:
+        t, f = T.inspection_run, T.finding
+        return self._rowcount(delete(t).where(t.c.id.in_(list(ids)),
+                                              ~select(f.c.id).where(f.c.inspection_run_id == t.c.id).exists()))
+
+    def old_evidence(self, before: datetime, limit: int) -> list[VerificationRecord]:
+        """Restore drills older than ``before`` that still point at an evidence folder."""
+        t = T.backup_verification
+        stmt = (select(t).where(t.c.started_at < before, t.c.evidence_path.is_not(None))
+                .order_by(t.c.id).limit(limit))
+        return self._all(VerificationRecord, stmt)
+
+    def clear_evidence(self, verification_ids: Sequence[int], note: str) -> int:
+        """The drill stays (the record of the restore test); its evidence path is cleared."""
+        t = T.backup_verification
+        stmt = (update(t).where(t.c.id.in_(list(verification_ids)))
+                .values(evidence_path=None, details=t.c.details.concat({"evidence_removed": note})))
+        return self._rowcount(stmt)
+
+    def old_cleanup_runs(self, before: datetime, limit: int) -> list[CleanupRunRecord]:
+        t = T.cleanup_run
+        stmt = (select(t).where(t.c.started_at < before, t.c.state != "running")
+                .order_by(t.c.id).limit(limit))
+        return self._all(CleanupRunRecord, stmt)
+
+    def prune_cleanup_files(self, cleanup_run_id: int, batch: int) -> int:
+        t = T.cleanup_file
+        ids = (select(t.c.id).where(t.c.cleanup_run_id == cleanup_run_id).order_by(t.c.id).limit(batch)
+               .scalar_subquery())
+        return self._rowcount(delete(t).where(t.c.id.in_(ids)))
+
+    def delete_cleanup_run(self, cleanup_run_id: int) -> int:
+        return self._rowcount(delete(T.cleanup_run).where(T.cleanup_run.c.id == cleanup_run_id))
+
+    def count_prunable(self, kind: str, before: datetime) -> int:
+        """How many rows a prune of ``kind`` would touch now (dry run)."""
+        f, i = T.finding, T.incident
+        where = {
+            "metric_sample": T.metric_sample.c.observed_at < before,
+            "finding": (f.c.observed_at < before) & ~select(i.c.id).where(
+                i.c.last_finding_id == f.c.id, i.c.state != "resolved").exists(),
+            "incident": (i.c.state == "resolved") & (i.c.resolved_at < before),
+            "audit_event": T.audit_event.c.at < before,
+        }[kind]
+        table = {"metric_sample": T.metric_sample, "finding": f, "incident": i,
+                 "audit_event": T.audit_event}[kind]
+        return self._scalar(select(func.count()).select_from(table).where(where))
+
+    def count_audit_events_before(self, before: datetime) -> int:
+        t = T.audit_event
+        return self._scalar(select(func.count()).select_from(t).where(t.c.at < before))
+
+
 # --- incident helpers (run inside the caller's transaction) -----------------------------------
 def _finding_row(f: FindingRecord, inspection_run_id: int) -> dict[str, Any]:
     row = asdict(f)
@@ -451,3 +622,62 @@ def _resolve(conn: Connection, current: IncidentRecord, f: FindingRecord, findin
         state="resolved", resolved_at=f.observed_at, last_finding_id=finding_id, resolution_note=note[:2000])
     row = conn.execute(stmt.returning(*t.c)).one()
     return IncidentChange("resolved", IncidentRecord(**row._mapping), previous_severity=current.severity)
+
+
+# --- roll-ups: one statement per batch (keyset on (observed_at, id), see ix_*_observed_at_id) ---
+_METRIC_ROLLUP = """
+WITH doomed AS (
+    SELECT id, observed_at FROM hisops.metric_sample
+    WHERE observed_at < :before AND (observed_at, id) > (:after_at, :after_id)
+    ORDER BY observed_at, id LIMIT :batch
+), gone AS (
+    DELETE FROM hisops.metric_sample m USING doomed d WHERE m.id = d.id
+    RETURNING m.target_id, m.metric, m.value, m.observed_at
+), folded AS (
+    INSERT INTO hisops.metric_daily AS t (day, target_id, metric, n, min, max, sum)
+    SELECT (observed_at AT TIME ZONE :tz)::date, target_id, metric, count(*), min(value), max(value),
+           sum(value)
+    FROM gone GROUP BY 1, 2, 3
+    ON CONFLICT (day, target_id, metric) DO UPDATE SET
+        n = t.n + EXCLUDED.n, min = LEAST(t.min, EXCLUDED.min), max = GREATEST(t.max, EXCLUDED.max),
+        sum = t.sum + EXCLUDED.sum
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS n,
+       (SELECT max(observed_at) FROM doomed) AS last_at,
+       (SELECT id FROM doomed ORDER BY observed_at DESC, id DESC LIMIT 1) AS last_id,
+       (SELECT count(*) FROM folded) AS days
+"""
+
+_FINDING_ROLLUP = """
+WITH doomed AS (
+    SELECT f.id, f.observed_at FROM hisops.finding f
+    WHERE f.observed_at < :before AND (f.observed_at, f.id) > (:after_at, :after_id)
+      AND NOT EXISTS (SELECT 1 FROM hisops.incident i
+                      WHERE i.last_finding_id = f.id AND i.state <> 'resolved')
+    ORDER BY f.observed_at, f.id LIMIT :batch
+), gone AS (
+    DELETE FROM hisops.finding f USING doomed d WHERE f.id = d.id
+    RETURNING f.target_kind, f.target_id, f.check_id, f.system_id, f.severity, f.value, f.observed_at
+), folded AS (
+    INSERT INTO hisops.finding_daily AS t (day, target_kind, target_id, check_id, system_id, n, n_ok,
+        n_warn, n_critical, n_check_error, value_n, value_min, value_max, value_sum)
+    SELECT (observed_at AT TIME ZONE :tz)::date, target_kind, target_id, check_id, max(system_id),
+           count(*), count(*) FILTER (WHERE severity = 'ok'), count(*) FILTER (WHERE severity = 'warn'),
+           count(*) FILTER (WHERE severity = 'critical'), count(*) FILTER (WHERE severity = 'check_error'),
+           count(value), min(value), max(value), sum(value)
+    FROM gone GROUP BY 1, 2, 3, 4
+    ON CONFLICT (day, target_kind, target_id, check_id) DO UPDATE SET
+        system_id = COALESCE(EXCLUDED.system_id, t.system_id), n = t.n + EXCLUDED.n,
+        n_ok = t.n_ok + EXCLUDED.n_ok, n_warn = t.n_warn + EXCLUDED.n_warn,
+        n_critical = t.n_critical + EXCLUDED.n_critical,
+        n_check_error = t.n_check_error + EXCLUDED.n_check_error, value_n = t.value_n + EXCLUDED.value_n,
+        value_min = LEAST(t.value_min, EXCLUDED.value_min), value_max = GREATEST(t.value_max, EXCLUDED.value_max),
+        value_sum = COALESCE(t.value_sum, 0) + COALESCE(EXCLUDED.value_sum, 0)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS n,
+       (SELECT max(observed_at) FROM doomed) AS last_at,
+       (SELECT id FROM doomed ORDER BY observed_at DESC, id DESC LIMIT 1) AS last_id,
+       (SELECT count(*) FROM folded) AS days
+"""

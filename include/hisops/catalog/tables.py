@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -258,3 +259,95 @@ storage_location = Table(
     Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("created_by", Text),
 )
+
+
+# --- 保留清理 retention cleanup (hisops.cleanup) ------------------------------------------------
+
+cleanup_run = Table(
+    "cleanup_run", metadata,
+    _id(),
+    Column("dag_id", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("started_at", TS, nullable=False, server_default=func.now()),
+    Column("finished_at", TS),
+    Column("state", Text, nullable=False, server_default="running"),
+    Column("report_path", Text),
+    Column("summary", JSON, nullable=False, server_default=EMPTY_JSON),
+    UniqueConstraint("dag_id", "run_id"),
+    Index(None, "started_at"),
+)
+
+cleanup_step = Table(
+    "cleanup_step", metadata,
+    _id(),
+    Column("cleanup_run_id", BigInteger, ForeignKey(cleanup_run.c.id, ondelete="CASCADE"), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("item", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("reason", Text),
+    Column("files", BigInteger, nullable=False, server_default="0"),
+    Column("rows", BigInteger, nullable=False, server_default="0"),
+    Column("bytes_freed", BigInteger, nullable=False, server_default="0"),
+    Column("skipped", BigInteger, nullable=False, server_default="0"),
+    Column("failed", BigInteger, nullable=False, server_default="0"),
+    Column("notes", JSON, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("details", JSON, nullable=False, server_default=EMPTY_JSON),
+    Column("recorded_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint("scope IN ('host', 'catalog', 'airflow', 'task_logs')", name="ck_cleanup_step_scope"),
+    Index(None, "cleanup_run_id"),
+)
+
+cleanup_file = Table(
+    "cleanup_file", metadata,
+    _id(),
+    Column("cleanup_run_id", BigInteger, ForeignKey(cleanup_run.c.id, ondelete="CASCADE"), nullable=False),
+    Column("host_id", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("mtime", TS, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("reason", Text),
+    Column("bytes_freed", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint("outcome IN ('deleted', 'compressed', 'would_delete', 'would_compress', 'skipped', "
+                    "'failed')", name="ck_cleanup_file_outcome"),
+    Index(None, "cleanup_run_id"),
+)
+
+metric_daily = Table(
+    "metric_daily", metadata,
+    Column("day", Date, primary_key=True),
+    Column("target_id", Text, primary_key=True),
+    Column("metric", Text, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("min", Float, nullable=False),
+    Column("max", Float, nullable=False),
+    Column("sum", Float, nullable=False),
+    Index(None, "target_id", "metric", "day"),
+)
+
+finding_daily = Table(
+    "finding_daily", metadata,
+    Column("day", Date, primary_key=True),
+    Column("target_kind", Text, primary_key=True),
+    Column("target_id", Text, primary_key=True),
+    Column("check_id", Text, primary_key=True),
+    Column("system_id", Text),
+    Column("n", BigInteger, nullable=False),
+    Column("n_ok", BigInteger, nullable=False),
+    Column("n_warn", BigInteger, nullable=False),
+    Column("n_critical", BigInteger, nullable=False),
+    Column("n_check_error", BigInteger, nullable=False),
+    Column("value_n", BigInteger, nullable=False),
+    Column("value_min", NUMBER),
+    Column("value_max", NUMBER),
+    Column("value_sum", NUMBER),
+    Index(None, "target_id", "check_id", "day"),
+)
+
+# keyset order for batched pruning (hisops.cleanup.records): each batch starts where the last ended
+Index("ix_metric_sample_observed_at_id", metric_sample.c.observed_at, metric_sample.c.id)
+Index("ix_finding_observed_at_id", finding.c.observed_at, finding.c.id)

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from hisops.inventory.cleanup import CleanupRule, RecordRetention
 from hisops.inventory.thresholds import ThresholdOverrides, Thresholds
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -298,6 +299,9 @@ class Host(_Model):
     logs: list[LogSource] = []
     backup_paths: list[Text] = []
     thresholds: ThresholdOverrides = ThresholdOverrides()
+    cleanup: list[CleanupRule] = []  # 保留清理 file rules (hisops.cleanup)
+    data_directories: list[Text] = []  # database data directories here: never cleaned
+    clinical_paths: list[Text] = []  # clinical data (EMR, images …): never cleaned
 
     @model_validator(mode="after")
     def _exactly_one_access(self) -> Host:
@@ -371,6 +375,7 @@ class Inventory(_Model):
     retention: Retention = Retention()
     reports: Reports
     notifications: list[Notification] = []
+    record_retention: RecordRetention = RecordRetention()
     systems: list[System] = Field(min_length=1)
 
     _base_dir: Path = PrivateAttr(default=REPO_ROOT)
@@ -386,7 +391,7 @@ class Inventory(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Inventory:
-        _check(self._duplicate_ids() + self._threshold_clashes())
+        _check(self._duplicate_ids() + self._threshold_clashes() + self._cleanup_clashes())
         return self
 
     def model_post_init(self, context: Any) -> None:
@@ -420,6 +425,44 @@ class Inventory(_Model):
             if kind != "system":
                 out += [((*loc, "thresholds", n), p) for n, p in effective.order_problems(item.thresholds)]
         return out
+
+    def _cleanup_clashes(self) -> list[tuple[Loc, str]]:
+        from hisops.inventory.cleanup import rule_problems
+
+        out: list[tuple[Loc, str]] = []
+        for i, system in enumerate(self.systems):
+            for j, host in enumerate(system.hosts):
+                loc: Loc = ("systems", i, "hosts", j)
+                resolved = host.model_copy(update={"cleanup": [
+                    r.model_copy(update={"paths": [str(self.resolve_path(p)) for p in r.paths]})
+                    for r in host.cleanup]})
+                out += [((*loc, *rel), msg) for rel, msg in
+                        rule_problems(resolved.cleanup, self.protected_paths(loc), ("cleanup",))]
+        return out
+
+    def protected_paths(self, host_loc: Loc) -> list[Any]:
+        """Paths no cleanup rule of the host at ``host_loc`` may reach (absolute, with their source)."""
+        from hisops.inventory import cleanup as c
+
+        host = self.systems[host_loc[1]].hosts[host_loc[3]]  # type: ignore[index]
+        out = [c.Protected(str(self.resolve_path(p)), (*host_loc, "data_directories", k), c.DATA_DIR)
+               for k, p in enumerate(host.data_directories)]
+        out += [c.Protected(str(self.resolve_path(p)), (*host_loc, "clinical_paths", k), c.CLINICAL)
+                for k, p in enumerate(host.clinical_paths)]
+        out.append(c.Protected(str(self.resolve_path(self.backup_storage.path)), ("backup_storage", "path"),
+                               c.BACKUPS))
+        if self.backup_storage.offsite and self.backup_storage.offsite.kind == "path":
+            out.append(c.Protected(str(self.resolve_path(self.backup_storage.offsite.path)),
+                                   ("backup_storage", "offsite", "path"), c.BACKUPS))
+        out.append(c.Protected(str(self.resolve_path(self.reports.path)), ("reports", "path"), c.REPORTS))
+        return out
+
+    def host_loc(self, host_id: str) -> Loc:
+        for i, system in enumerate(self.systems):
+            for j, host in enumerate(system.hosts):
+                if host.id == host_id:
+                    return ("systems", i, "hosts", j)
+        raise KeyError(f"no host {host_id!r} in the inventory")
 
     # -- conveniences --
 

@@ -1,0 +1,98 @@
+"""The cleanup run: host files for every host with rules, recorded step by step in the catalog.
+
+One service call per DAG task (the adapters in ``hisops.airflow.cleanup_tasks`` only translate
+the Airflow context). Every step result and every file action is stored; an unreachable host
+is a failed step for its rules and the other hosts are still cleaned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from hisops.cleanup.hostfiles import FileSink, clean_host
+from hisops.cleanup.results import StepResult
+from hisops.inventory.cleanup import DATA_DIR, Protected
+from hisops.targets.errors import TargetUnreachable
+
+if TYPE_CHECKING:
+    from hisops.catalog.repository import CatalogRepository
+    from hisops.inventory.models import Host, Inventory
+    from hisops.runinfo import RunInfo
+    from hisops.targets.runner import CommandRunner
+
+log = logging.getLogger(__name__)
+
+CLEANUP_ACTION = "retention_cleanup"
+
+
+def resolve_dry_run(choice: str, run: RunInfo) -> bool:
+    """'yes' → preview; 'no' → act; 'auto' → scheduled runs act, anything started by hand previews."""
+    if choice not in ("auto", "yes", "no"):
+        raise ValueError(f"dry_run must be auto, yes or no, not {choice!r}")
+    return choice == "yes" or (choice == "auto" and not run.is_scheduled)
+
+
+def start_run(repo: CatalogRepository, run: RunInfo, dry_run: bool) -> int:
+    run_id = repo.start_cleanup_run(run.dag_id, run.run_id, dry_run)
+    repo.add_audit_event(run.actor, f"{CLEANUP_ACTION}.start", None, "success",
+                         details={"dry_run": dry_run, "cleanup_run_id": run_id}, **run.audit_fields())
+    return run_id
+
+
+def server_data_directories(inventory: Inventory, query: Callable[[str], str | None] | None
+                            ) -> tuple[list[Protected], list[str]]:
+    """Second guard: ``SHOW data_directory`` of every inventory database (protected on every host).
+
+    ``query(database_id)`` returns the directory or raises; a database that does not answer
+    (or does not let the monitoring user read the setting) is listed in the notes and the
+    inventory's ``data_directories`` remain the guard for it.
+    """
+    if query is None:
+        return [], []
+    found, notes = [], []
+    for _, db in inventory.all_databases():
+        try:
+            directory = query(db.id)
+        except Exception as exc:  # noqa: BLE001 - unreachable / not permitted: note it, keep going
+            notes.append(f"{db.id}: SHOW data_directory — {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        if directory:
+            found.append(Protected(directory, ("server", db.id, "data_directory"), DATA_DIR))
+    return found, notes
+
+
+def clean_host_files(repo: CatalogRepository, inventory: Inventory, cleanup_run_id: int, *, dry_run: bool,
+                     runner_for: Callable[[Host], CommandRunner], extra_protected: Iterable[Protected] = (),
+                     notes: Iterable[str] = (), echo: Callable[[str], None] | None = print,
+                     host_ids: Iterable[str] | None = None) -> list[StepResult]:
+    """Every host with ``cleanup:`` rules (or those named); steps and files go to the catalog."""
+    wanted = set(host_ids) if host_ids is not None else None
+    hosts = [h for _, h in inventory.all_hosts() if h.cleanup and (wanted is None or h.id in wanted)]
+    repo.clear_cleanup_files(cleanup_run_id, [h.id for h in hosts])
+    extra = list(extra_protected)
+    steps: list[StepResult] = []
+    for host in hosts:
+        sink = FileSink(lambda rows: repo.add_cleanup_files(cleanup_run_id, rows), echo)
+        try:
+            runner = runner_for(host)
+        except Exception as exc:  # noqa: BLE001 - a broken connection definition is this host's problem
+            steps += [StepResult("host", host.id, r.name, "failed", f"主机不可达 host unreachable: {exc}")
+                      for r in host.cleanup]
+            continue
+        try:
+            host_steps = clean_host(inventory, host, runner, dry_run=dry_run, sink=sink, extra_protected=extra)
+        except TargetUnreachable as exc:
+            host_steps = [StepResult("host", host.id, r.name, "failed", f"主机不可达 host unreachable: {exc}")
+                          for r in host.cleanup]
+        finally:
+            runner.close()
+        steps += host_steps
+    notes = list(notes)
+    if notes:
+        steps.append(StepResult("host", "*", "server-data-directory", "skipped",
+                                "部分数据库未返回 data_directory some databases did not report data_directory "
+                                "(the inventory's data_directories still guard them)", notes=notes[:20]))
+    repo.add_cleanup_steps(cleanup_run_id, [s.record() for s in steps], replace_scope="host")
+    return steps
