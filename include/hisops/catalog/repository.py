@@ -433,6 +433,11 @@ class CatalogRepository:
         t = T.cleanup_run
         return self._first(CleanupRunRecord, select(t).where(t.c.id == cleanup_run_id))
 
+    def recent_cleanup_runs(self, limit: int = 20) -> list[CleanupRunRecord]:
+        """Newest cleanup runs first (reports list)."""
+        t = T.cleanup_run
+        return self._all(CleanupRunRecord, select(t).order_by(t.c.started_at.desc(), t.c.id.desc()).limit(limit))
+
     def add_cleanup_steps(self, cleanup_run_id: int, steps: Sequence[Mapping[str, Any]],
                           replace_scope: str | None = None) -> None:
         """Store step results; ``replace_scope`` first removes that scope's earlier rows (task retry)."""

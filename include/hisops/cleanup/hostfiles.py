@@ -103,7 +103,7 @@ def clean_host(inventory: Inventory, host: Host, runner: CommandRunner, *, dry_r
     protected = inventory.protected_paths(inventory.host_loc(host.id)) + list(extra_protected)
     ctx = HostContext(host.id, runner, protected, dry_run, sink)
     try:
-        _prelude(ctx)
+        prepare(ctx)
     except TargetUnreachable as exc:
         return [StepResult("host", host.id, rule.name, "failed", f"{r.UNREACHABLE}: {exc}")
                 for rule in host.cleanup]
@@ -122,7 +122,8 @@ def _stream_tokens(runner: CommandRunner, command: str, timeout: float = LISTING
     return stream, hs.tokens(stream.chunks())
 
 
-def _prelude(ctx: HostContext) -> None:
+def prepare(ctx: HostContext) -> None:
+    """Host clock, real paths of the protected paths, the open-for-writing snapshot."""
     stream, toks = _stream_tokens(ctx.runner, hs.prelude_command(p.path for p in ctx.protected), 120)
     try:
         pre = hs.parse_prelude(toks)

@@ -18,7 +18,7 @@ from hisops.targets.errors import TargetUnreachable
 
 if TYPE_CHECKING:
     from hisops.catalog.repository import CatalogRepository
-    from hisops.inventory.models import Host, Inventory
+    from hisops.inventory.models import Database, Host, Inventory
     from hisops.runinfo import RunInfo
     from hisops.targets.runner import CommandRunner
 
@@ -41,22 +41,27 @@ def start_run(repo: CatalogRepository, run: RunInfo, dry_run: bool) -> int:
     return run_id
 
 
-def server_data_directories(inventory: Inventory, query: Callable[[str], str | None] | None
+def server_data_directories(inventory: Inventory, dsn_for: Callable[[Database], str] | None
                             ) -> tuple[list[Protected], list[str]]:
     """Second guard: ``SHOW data_directory`` of every inventory database (protected on every host).
 
-    ``query(database_id)`` returns the directory or raises; a database that does not answer
-    (or does not let the monitoring user read the setting) is listed in the notes and the
-    inventory's ``data_directories`` remain the guard for it.
+    A database that does not answer (or does not let the monitoring user read the setting:
+    it needs superuser or pg_read_all_settings) is listed in the notes; the inventory's
+    ``data_directories`` remain the guard for it.
     """
-    if query is None:
+    if dsn_for is None:
         return [], []
+    from hisops.targets.postgres import pg_session
+
     found, notes = [], []
     for _, db in inventory.all_databases():
         try:
-            directory = query(db.id)
+            with pg_session(dsn_for(db), target=db.id, application_name="hisops-cleanup") as conn, \
+                    conn.cursor() as cur:
+                cur.execute("SHOW data_directory")
+                directory = cur.fetchone()[0]
         except Exception as exc:  # noqa: BLE001 - unreachable / not permitted: note it, keep going
-            notes.append(f"{db.id}: SHOW data_directory — {type(exc).__name__}: {str(exc)[:200]}")
+            notes.append(f"{db.id}: SHOW data_directory — {type(exc).__name__}: {str(exc).strip()[:200]}")
             continue
         if directory:
             found.append(Protected(directory, ("server", db.id, "data_directory"), DATA_DIR))

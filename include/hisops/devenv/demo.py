@@ -86,10 +86,39 @@ def _has_his_tables(pg: PgCluster, dbname: str) -> bool:
 
 
 # --- airflow ------------------------------------------------------------------------------------
+CLEANER = "hisops_airflow_cleaner"  # the role behind hisops_airflow_clean (retention_cleanup's db clean)
+
+
+def _cleaner_password() -> str:
+    path = DEMO / "airflow_cleaner.pw"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(12))
+    return path.read_text().strip()
+
+
+def ensure_airflow_cleaner(pg: PgCluster) -> None:
+    """A login role with exactly the grants `airflow db clean` needs (not a superuser)."""
+    from psycopg2 import sql
+
+    from hisops.cleanup.airflow_meta import CLEANER_GRANTS
+
+    role = sql.Identifier(CLEANER)
+    pg.execute(sql.SQL("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) "
+                       "THEN CREATE ROLE {} LOGIN; END IF; END $$").format(sql.Literal(CLEANER), role))
+    pg.execute(sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}")
+               .format(role, sql.Literal(_cleaner_password())))
+    pg.execute(sql.SQL("GRANT CONNECT ON DATABASE airflow TO {}").format(role))
+    for grant in CLEANER_GRANTS:
+        pg.execute(sql.SQL(grant).format(role=role), dbname="airflow")
+
+
 def bootstrap_airflow(pg: PgCluster, env: dict[str, str]) -> None:
     say("Airflow 元数据库迁移 migrating the Airflow metadata database …")
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
+    ensure_airflow_cleaner(pg)
     script = (
         "import json, sys\n"
         "from hisops.airflow.roles import sync_roles, ensure_user\n"
@@ -118,6 +147,9 @@ def register_connections() -> None:
     # restore_database reads FAB's user/role tables to check the triggering user's role
     conns.append(Connection(conn_id="hisops_airflow_db", conn_type="postgres", host=pg.host, port=pg.port,
                             login=pg.user, password=pg.password, schema="airflow"))
+    # retention_cleanup runs `airflow db clean` as a role with only the grants it needs
+    conns.append(Connection(conn_id="hisops_airflow_clean", conn_type="postgres", host=pg.host, port=pg.port,
+                            login=CLEANER, password=_cleaner_password(), schema="airflow"))
     conns.append(Connection(conn_id="hisops_smtp", conn_type="smtp", host="127.0.0.1", port=MAIL_PORT,
                             extra=json.dumps({"from_email": "hisops@hospital.example", "disable_tls": True,
                                               "disable_ssl": True})))
@@ -250,6 +282,22 @@ def wait_for_verification(tok: str, timeout: float = 900) -> str:
     return ", ".join(sorted(r["state"] for r in runs))
 
 
+def seed_old_logs(folder: Path | None = None, days: tuple[int, ...] = (1, 3, 16, 20, 25, 30, 45, 60)) -> list[Path]:
+    """Application logs with mtimes in the past for retention_cleanup (rule his-app-logs); kept when present."""
+    folder = folder or DEMO / "hislogs"
+    made = []
+    for sub in ("outpatient", "inpatient"):
+        for age in days:
+            path = folder / sub / f"his-app.{age:03d}.log"
+            if not path.exists():
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                path.write_text(f"[demo] 门诊/住院应用日志 application log, {age} days old\n" * 2000)
+                then = time.time() - age * 86400
+                os.utime(path, (then, then))
+                made.append(path)
+    return made
+
+
 def _import_errors(tok: str) -> list[dict]:
     return _api("GET", "/api/v2/importErrors", tok)[1].get("import_errors", [])
 
@@ -262,6 +310,7 @@ def up() -> int:
     say(f"私有 PostgreSQL private cluster in .demo/pg on 127.0.0.1:{PG_PORT}")
     pg.start()
     prepare_databases(pg)
+    seed_old_logs()
     env = _env(pg)
     bootstrap_airflow(pg, env)
     start_services(env)
@@ -276,7 +325,7 @@ def up() -> int:
 
 
 def demo_runs(tok: str) -> dict[str, str]:
-    """First backups (→ restore drills by asset) and the first inspection, so the UI has content."""
+    """First backups (→ restore drills by asset), the first inspection and a cleanup preview, so the UI has content."""
     states: dict[str, str] = {}
     if _dag_exists(tok, "backup_verification"):  # asset-triggered: must be unpaused before the backups
         unpause(tok, "backup_verification")
@@ -285,6 +334,8 @@ def demo_runs(tok: str) -> dict[str, str]:
             states[dag_id] = trigger_and_wait(tok, dag_id, timeout=900)
     if "db_backup" in states and _dag_exists(tok, "backup_verification"):
         states["backup_verification"] = wait_for_verification(tok)
+    if _dag_exists(tok, "retention_cleanup"):  # a manual run previews: lists the seeded old logs
+        states["retention_cleanup (预演 dry run)"] = trigger_and_wait(tok, "retention_cleanup", timeout=600)
     return states
 
 

@@ -440,15 +440,18 @@ class Inventory(_Model):
                         rule_problems(resolved.cleanup, self.protected_paths(loc), ("cleanup",))]
         return out
 
-    def protected_paths(self, host_loc: Loc) -> list[Any]:
-        """Paths no cleanup rule of the host at ``host_loc`` may reach (absolute, with their source)."""
+    def protected_paths(self, host_loc: Loc | None = None) -> list[Any]:
+        """Paths no cleanup rule may reach (absolute, with their source): the global ones, plus
+        those of the host at ``host_loc``."""
         from hisops.inventory import cleanup as c
 
-        host = self.systems[host_loc[1]].hosts[host_loc[3]]  # type: ignore[index]
-        out = [c.Protected(str(self.resolve_path(p)), (*host_loc, "data_directories", k), c.DATA_DIR)
-               for k, p in enumerate(host.data_directories)]
-        out += [c.Protected(str(self.resolve_path(p)), (*host_loc, "clinical_paths", k), c.CLINICAL)
-                for k, p in enumerate(host.clinical_paths)]
+        out = []
+        if host_loc is not None:
+            host = self.systems[host_loc[1]].hosts[host_loc[3]]  # type: ignore[index]
+            out += [c.Protected(str(self.resolve_path(p)), (*host_loc, "data_directories", k), c.DATA_DIR)
+                    for k, p in enumerate(host.data_directories)]
+            out += [c.Protected(str(self.resolve_path(p)), (*host_loc, "clinical_paths", k), c.CLINICAL)
+                    for k, p in enumerate(host.clinical_paths)]
         out.append(c.Protected(str(self.resolve_path(self.backup_storage.path)), ("backup_storage", "path"),
                                c.BACKUPS))
         if self.backup_storage.offsite and self.backup_storage.offsite.kind == "path":
