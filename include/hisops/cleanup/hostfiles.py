@@ -129,7 +129,7 @@ def prepare(ctx: HostContext) -> None:
         pre = hs.parse_prelude(toks)
     finally:
         stream.finish()
-    ctx.now, ctx.method, ctx.writers = pre.now, pre.method, pre.writers
+    ctx.now = pre.now
     for p in ctx.protected:
         ctx.real_protected.append((p.path, p))
         real = pre.real_protected.get(p.path)
@@ -137,8 +137,8 @@ def prepare(ctx: HostContext) -> None:
             ctx.real_protected.append((real, p))
 
 
-def _refresh_writers(ctx: HostContext) -> None:
-    stream, toks = _stream_tokens(ctx.runner, hs.WRITERS, 120)
+def _refresh_writers(ctx: HostContext, root: str) -> None:
+    stream, toks = _stream_tokens(ctx.runner, hs.writers_command([root]), 120)
     try:
         pre = hs.parse_prelude(toks)
     finally:
@@ -151,13 +151,13 @@ def _refresh_writers(ctx: HostContext) -> None:
 
 def clean_rule(ctx: HostContext, rule: CleanupRule, patterns: list[str]) -> StepResult:
     step = StepResult("host", ctx.host_id, rule.name, "dry_run" if ctx.dry_run else "ok",
-                      details={"action": rule.action, "paths": patterns, "skipped_by_reason": {},
-                               "writers_check": ctx.method})
+                      details={"action": rule.action, "paths": patterns, "skipped_by_reason": {}})
     reasons: Counter[str] = Counter()
     for pattern in patterns:
         if not _one_glob(ctx, rule, pattern, step, reasons):
             break
     step.details["skipped_by_reason"] = dict(reasons)
+    step.details["writers_check"] = ctx.method
     step.details["filesystems"] = _filesystems(ctx.runner, patterns)
     return step
 
@@ -187,7 +187,8 @@ def _one_glob(ctx: HostContext, rule: CleanupRule, pattern: str, step: StepResul
         real = _real_root(toks)
         if not _root_allowed(ctx, root, real, step):
             return step.state not in ("protected", "skipped")
-        batch = _Batch(ctx, rule, step, reasons)
+        _refresh_writers(ctx, real)
+        batch = _Batch(ctx, rule, step, reasons, real)
         matcher = hs.glob_regex(pattern)
         found = (c for c in _candidates(toks) if matcher.match(c.path))
         for cand in _keep_newest(found, rule.keep_newest):
@@ -259,8 +260,9 @@ def _stamp(epoch: float) -> datetime:
 
 
 class _Batch:
-    def __init__(self, ctx: HostContext, rule: CleanupRule, step: StepResult, reasons: Counter[str]) -> None:
-        self.ctx, self.rule, self.step, self.reasons = ctx, rule, step, reasons
+    def __init__(self, ctx: HostContext, rule: CleanupRule, step: StepResult, reasons: Counter[str],
+                 root: str) -> None:
+        self.ctx, self.rule, self.step, self.reasons, self.root = ctx, rule, step, reasons, root
         self.pending: list[Candidate] = []
 
     def _action(self, cand: Candidate, outcome: r.FileOutcome, reason: str | None = None,
@@ -315,7 +317,7 @@ class _Batch:
         if not self.pending:
             return
         todo, self.pending = self.pending, []
-        _refresh_writers(self.ctx)  # second look right before acting
+        _refresh_writers(self.ctx, self.root)  # second look right before acting
         groups: dict[str, list[Candidate]] = {}
         for cand in todo:
             if self.ctx.method == hs.NONE or cand.path in self.ctx.writers:
