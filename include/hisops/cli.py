@@ -67,6 +67,23 @@ def _cmd_pools_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evidence_list(args: argparse.Namespace) -> int:
+    """等保证据包 evidence packs in the catalog, newest month first (id, month, time, size, SHA-256, file)."""
+    from hisops.catalog.repository import CatalogRepository
+
+    repo = CatalogRepository.from_url(_catalog_url(args))
+    try:
+        packs = repo.evidence_packs(limit=args.limit)
+    finally:
+        repo.dispose()
+    if not packs:
+        print("没有证据包 no evidence pack yet (DAG kpi_report builds one per month)")
+    for p in packs:
+        print(f"#{p.id}  {p.month}  {p.created_at:%Y-%m-%d %H:%M %Z}  {p.size_bytes} B  {len(p.items)} items  "
+              f"sha256 {p.sha256}  {p.path}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hisops.devenv import demo
 
@@ -102,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     pools = sub.add_parser("pools", help="资源池 Airflow pools").add_subparsers(dest="cmd", required=True)
     ps = pools.add_parser("sync", help="create the pools hisops DAGs use (existing ones keep their slots)")
     ps.set_defaults(func=_cmd_pools_sync)
+
+    ev = sub.add_parser("evidence", help="等保证据包 evidence packs").add_subparsers(dest="cmd", required=True)
+    el = ev.add_parser("list", help="list the monthly evidence packs with their SHA-256")
+    el.add_argument("--url", help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)")
+    el.add_argument("--limit", type=int, default=24)
+    el.set_defaults(func=_cmd_evidence_list)
 
     demo = sub.add_parser("demo", help="演示环境 the one-command demo")
     demo.add_argument("action", choices=["up", "down", "clean", "status"])

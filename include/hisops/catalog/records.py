@@ -174,6 +174,51 @@ class ChangeRecord:
     started_at: datetime | None
     finished_at: datetime | None
     details: dict[str, Any]
+    requested_at: datetime | None = None
+    kind: str | None = None
+    targets: list[str] = field(default_factory=list)
+    dag_run_id: str | None = None
+    failed_at: datetime | None = None
+    incident_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeStepRecord:
+    """One step of a change (request, assessment, backup, approval, apply, verify, revert …)."""
+
+    id: int
+    change_id: int
+    step: str
+    state: str
+    started_at: datetime
+    finished_at: datetime | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class KpiReportRecord:
+    id: int
+    period_start: datetime
+    period_end: datetime
+    label: str
+    generated_at: datetime
+    path: str
+    sha256: str
+    summary: dict[str, Any]
+    dag_run_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EvidencePackRecord:
+    id: int
+    month: str
+    created_at: datetime
+    path: str
+    sha256: str
+    size_bytes: int
+    items: list[dict[str, Any]]
+    created_by: str
+    dag_run_id: str | None
 
 
 @dataclass(frozen=True, slots=True)

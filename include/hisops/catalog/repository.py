@@ -44,6 +44,7 @@ from hisops.catalog.records import (
     VerificationRecord,
     worse,
 )
+from hisops.catalog.repository_kpi import KpiQueries, ReportArchive
 
 R = TypeVar("R")
 
@@ -61,8 +62,11 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-class CatalogRepository:
-    """Typed access to the ``hisops`` schema; construct once per process and share."""
+class CatalogRepository(KpiQueries, ReportArchive):
+    """Typed access to the ``hisops`` schema; construct once per process and share.
+
+    The KPI aggregates and the report/evidence archive live in :mod:`.repository_kpi`.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

@@ -26,7 +26,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from hisops.catalog.records import (
     AUDIT_RESULTS,
@@ -210,8 +210,55 @@ change_record = Table(
     Column("started_at", TS),
     Column("finished_at", TS),
     Column("details", JSON, nullable=False, server_default=EMPTY_JSON),
+    Column("requested_at", TS, nullable=False, server_default=func.now()),
+    Column("kind", Text),  # sql | pg_config | package | config_file (hisops.change)
+    Column("targets", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("dag_run_id", Text),
+    Column("failed_at", TS),  # first failed verification: DORA recovery time starts here
+    Column("incident_id", BigInteger, ForeignKey(incident.c.id, ondelete="SET NULL")),
     Index(None, "started_at"),
     Index(None, "pre_backup_id"),
+    Index(None, "finished_at"),
+)
+
+change_step = Table(
+    "change_step", metadata,
+    _id(),
+    Column("change_id", BigInteger, ForeignKey(change_record.c.id, ondelete="CASCADE"), nullable=False),
+    Column("step", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("started_at", TS, nullable=False, server_default=func.now()),
+    Column("finished_at", TS),
+    Column("details", JSON, nullable=False, server_default=EMPTY_JSON),
+    Index(None, "change_id"),
+)
+
+kpi_report = Table(
+    "kpi_report", metadata,
+    _id(),
+    Column("period_start", TS, nullable=False),
+    Column("period_end", TS, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("generated_at", TS, nullable=False, server_default=func.now()),
+    Column("path", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("summary", JSON, nullable=False, server_default=EMPTY_JSON),
+    Column("dag_run_id", Text),
+    Index(None, "period_start"),
+)
+
+evidence_pack = Table(
+    "evidence_pack", metadata,
+    _id(),
+    Column("month", Text, nullable=False),  # YYYY-MM
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("path", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("items", JSON, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("created_by", Text, nullable=False),
+    Column("dag_run_id", Text),
+    Index(None, "month"),
 )
 
 audit_event = Table(
