@@ -61,11 +61,11 @@ def _array(values: tuple[str, ...]) -> str:
 def generation_sql(databases: int, hosts: int, days: int) -> list[tuple[str, str]]:
     """(what, SQL) steps; all rows made by PostgreSQL. Targets: db_NNN / host_NNN in sys_NN."""
     start = f"timestamptz '{END}' - interval '{days} days'"
-    target = """(SELECT 'database' AS kind, 'db_' || lpad(i::text, 3, '0') AS id, 'sys_' || lpad((i % {s})::text, 2, '0') AS sys
-                 FROM generate_series(0, {d} - 1) i
+    target = f"""(SELECT 'database' AS kind, 'db_' || lpad(i::text, 3, '0') AS id, 'sys_' || lpad((i % {SYSTEMS})::text, 2, '0') AS sys
+                 FROM generate_series(0, {databases} - 1) i
                  UNION ALL
-                 SELECT 'host', 'host_' || lpad(i::text, 3, '0'), 'sys_' || lpad((i % {s})::text, 2, '0')
-                 FROM generate_series(0, {h} - 1) i)""".format(s=SYSTEMS, d=databases, h=hosts)
+                 SELECT 'host', 'host_' || lpad(i::text, 3, '0'), 'sys_' || lpad((i % {SYSTEMS})::text, 2, '0')
+                 FROM generate_series(0, {hosts} - 1) i)"""
     return [
         ("inspection runs", f"""
             INSERT INTO hisops.inspection_run (dag_id, run_id, logical_date, started_at, finished_at, state)
@@ -235,7 +235,7 @@ def main() -> int:
         from sqlalchemy import create_engine, text
 
         engine = create_engine(url)
-        print(f"| step | rows | seconds |\n|---|---:|---:|")
+        print("| step | rows | seconds |\n|---|---:|---:|")
         for what, sql in generation_sql(args.databases, args.hosts, args.days):
             t0 = time.perf_counter()
             with engine.begin() as conn:
