@@ -44,6 +44,7 @@ from hisops.catalog.records import (
     VerificationRecord,
     worse,
 )
+from hisops.catalog.repository_change import ChangeSteps
 from hisops.catalog.repository_kpi import KpiQueries, ReportArchive
 
 R = TypeVar("R")
@@ -62,7 +63,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-class CatalogRepository(KpiQueries, ReportArchive):
+class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
     """Typed access to the ``hisops`` schema; construct once per process and share.
 
     The KPI aggregates and the report/evidence archive live in :mod:`.repository_kpi`.
@@ -330,12 +331,14 @@ class CatalogRepository(KpiQueries, ReportArchive):
 
     # --- 变更 changes (install/upgrade/configure) ----------------------------------------------
     def create_change(self, title: str, requested_by: str, description: str | None = None,
-                      approved_by: str | None = None, details: Mapping[str, Any] | None = None) -> int:
+                      approved_by: str | None = None, details: Mapping[str, Any] | None = None, *,
+                      kind: str | None = None, targets: Sequence[str] = (), dag_run_id: str | None = None) -> int:
         t = T.change_record
         state = "approved" if approved_by else "requested"
         return self._scalar(insert(t).values(
             title=title, requested_by=requested_by, description=description, approved_by=approved_by,
-            state=state, details=dict(details or {})).returning(t.c.id))
+            state=state, details=dict(details or {}), kind=kind, targets=list(targets),
+            dag_run_id=dag_run_id).returning(t.c.id))
 
     def start_change(self, change_id: int, pre_backup_id: int | None = None) -> None:
         t = T.change_record

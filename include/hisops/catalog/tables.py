@@ -112,6 +112,9 @@ finding = Table(
     Index(None, "inspection_run_id"),
     Index(None, "target_id", "check_id", "observed_at"),
     Index(None, "observed_at"),
+    # the KPI report's availability samples (hisops.catalog.repository_kpi.AVAILABILITY_PREDICATE)
+    Index("ix_finding_availability", "observed_at",
+          postgresql_where=text("check_id IN ('database.reachable', 'host.reachable', 'http.status')")),
 )
 
 incident = Table(

@@ -17,8 +17,8 @@ from hisops.kpi.period import Period, scheduled_days
 if TYPE_CHECKING:
     from hisops.catalog.repository import CatalogRepository
     from hisops.catalog.repository_kpi import (
+        AvailabilityRow,
         ChangeKpiRow,
-        DownTargetRow,
         InspectionKpiRow,
         LogicalGapRow,
         OperatorKpiRow,
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 INSPECTION_DEADLINE = "08:00"  # clinics open at 08:00: the daily inspection must be done before
 NO_DATA = "无数据 no data"
+DOWN_TARGETS = 10  # targets listed as most often found down
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class KpiReport:
     systems: list[SystemKpi]
     availability: Ratio
     excluded_checks: int
-    down_targets: list[DownTargetRow]
+    down_targets: list[AvailabilityRow]  # per-target rows, most often down first
     incidents: IncidentTotals
     backups: Ratio
     backups_attempted: int
@@ -155,7 +156,10 @@ def _system_ids(inventory: Inventory, *row_lists: list[Any]) -> list[str]:
 def build_report(repo: CatalogRepository, inventory: Inventory, period: Period, now: datetime) -> KpiReport:
     """Every figure of the 运维考核月报 for ``period`` (ten aggregate queries, no raw rows)."""
     start, end, tz = period.start, period.end, period.tz
-    availability = repo.kpi_availability(start, end)
+    rows = repo.kpi_availability(start, end)
+    availability = [r for r in rows if r.per_system]
+    down = sorted((r for r in rows if not r.per_system and r.up < r.checks),
+                  key=lambda r: (r.up - r.checks, r.target_id))[:DOWN_TARGETS]
     incidents = repo.kpi_incidents(start, end)
     backups = [b for b in repo.kpi_backups(start, end, tz) if b.kind == "database"]
     drills = repo.kpi_drills(start, end)
@@ -196,7 +200,7 @@ def build_report(repo: CatalogRepository, inventory: Inventory, period: Period, 
         hospital=inventory.hospital, period=period, generated_at=now, systems=systems,
         availability=Ratio(sum(r.up for r in availability), sum(r.checks for r in availability)),
         excluded_checks=sum(r.excluded for r in availability),
-        down_targets=repo.kpi_down_targets(start, end),
+        down_targets=down,
         incidents=IncidentTotals(**{k: getattr(total_inc, k) for k in IncidentTotals.__dataclass_fields__})
         if total_inc else IncidentTotals(),
         backups=Ratio(sum(s.backups.numerator for s in systems), sum(s.backups.denominator for s in systems)),

@@ -11,6 +11,8 @@ Create Date: 2026-12-01
 - ``change_step``: one row per step of a change (request, assessment, backup, approval, apply,
   verify, revert, verify_after_revert) with its typed result.
 - ``kpi_report``: every 运维考核月报 written (period, file, checksum, headline figures).
+- ``ix_finding_availability``: partial index of the reachability/HTTP-status findings, the KPI
+  report's availability samples (a few percent of all findings).
 - ``evidence_pack``: every monthly 等保 evidence archive (month, file, SHA-256, item list).
 
 Self-contained on purpose (history does not follow later edits of ``hisops.catalog.tables``).
@@ -100,7 +102,13 @@ def _evidence_pack() -> None:
     op.create_index("ix_evidence_pack_month", "evidence_pack", ["month"], schema=S)
 
 
+def _availability_index() -> None:
+    op.create_index("ix_finding_availability", "finding", ["observed_at"], schema=S,
+                    postgresql_where=sa.text("check_id IN ('database.reachable', 'host.reachable', 'http.status')"))
+
+
 def upgrade() -> None:
+    _availability_index()
     _change_columns()
     _change_step()
     _kpi_report()
@@ -108,6 +116,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_finding_availability", "finding", schema=S)
     for table in ("evidence_pack", "kpi_report", "change_step"):
         op.drop_table(table, schema=S)
     op.drop_index("ix_change_record_finished_at", "change_record", schema=S)
