@@ -16,7 +16,9 @@ import subprocess
 import sys
 import time
 import zlib
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from hisops.devenv.airflow_env import REPO, airflow_env
 from hisops.devenv.pgcluster import PgCluster, port_in_use
@@ -336,6 +338,10 @@ def demo_runs(tok: str) -> dict[str, str]:
         states["backup_verification"] = wait_for_verification(tok)
     if _dag_exists(tok, "retention_cleanup"):  # a manual run previews: lists the seeded old logs
         states["retention_cleanup (预演 dry run)"] = trigger_and_wait(tok, "retention_cleanup", timeout=600)
+    if _dag_exists(tok, "kpi_report"):  # 运维考核 KPI report of the demo's data: today, ad hoc
+        today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+        states["kpi_report"] = trigger_and_wait(tok, "kpi_report", timeout=600,
+                                                conf={"start": today, "end": today, "evidence_pack": False})
     return states
 
 
