@@ -1,7 +1,7 @@
 """change control steps, KPI reports, monthly evidence packs
 
 Revision ID: 0700_change_kpi
-Revises: 0600_storage
+Revises: 0500_cleanup
 Create Date: 2026-12-01
 
 - ``change_record`` gains ``requested_at`` and what change control (第十条) needs to be queried: ``kind`` (sql, pg_config,
@@ -25,7 +25,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 revision = "0700_change_kpi"
-down_revision = "0600_storage"
+down_revision = "0500_cleanup"
 branch_labels = None
 depends_on = None
 
