@@ -25,8 +25,9 @@ HISOPS = Path(sys.executable).parent / "hisops"
 
 THRESHOLD_NAMES = (
     "uptime_minutes, connections_pct, idle_in_tx_seconds, idle_in_tx_count, long_query_seconds, "
+    "long_transaction_seconds, "
     "lock_wait_seconds, xid_age_pct, xid_age, cache_hit_pct, dead_tuples_min, dead_tuples_pct, "
-    "vacuum_age_hours, analyze_age_hours, bloat_bytes, replication_lag_seconds, replication_lag_bytes, "
+    "vacuum_age_hours, analyze_age_hours, bloat_bytes, index_bloat_pct, replication_lag_seconds, replication_lag_bytes, "
     "inactive_slot_minutes, wal_ready_files, sequence_used_pct, invalid_indexes, filesystem_used_pct, "
     "days_until_full, inodes_free_pct, load_per_cpu, memory_available_pct, swap_free_pct, failed_units, "
     "clock_offset_seconds, http_latency_seconds, tls_days_left, backup_age_hours"
@@ -35,8 +36,8 @@ THRESHOLD_NAMES = (
 # file in tests/inventory/bad → the exact line after "<file>: "
 BAD_CASES = {
     "keep_daily_zero.yaml": "systems[1].databases[0].backup.keep_daily: must be >= 1",
-    "unknown_key.yaml": "systems[0].databases[0].schema: unknown key (allowed: id, conn_id, engine, "
-    "critical_tables, critical_columns, backup, expectations, thresholds, pg_bindir)",
+    "unknown_key.yaml": "systems[0].databases[0].schema: unknown key (allowed: id, conn_id, conn_id_shared, engine, "
+    "critical_tables, critical_columns, backup, expectations, thresholds, pg_bindir, host, data_path)",
     "threshold_typo.yaml": f"thresholds.conections_pct: unknown key (allowed: {THRESHOLD_NAMES}); "
     "did you mean connections_pct?",
     "warn_above_critical.yaml": "thresholds.connections_pct: warn must be <= critical",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import types
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -13,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from hisops.inventory.bounds import MAX_FILE_BYTES, BoundsExceeded, check_events
 from hisops.inventory.models import REPO_ROOT, FieldProblems, Inventory, Loc, format_loc
 from hisops.inventory.thresholds import fmt_number
 
@@ -36,6 +39,7 @@ PHRASES = {
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
     "string_too_short": "must not be empty",
+    "finite_number": "must be a finite number (not .nan / .inf)",
 }
 BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 
@@ -64,7 +68,7 @@ def load_inventory(path: str | Path, *, base_dir: str | Path | None = None) -> I
     """Parse and validate; raise InventoryError listing every problem found."""
     label = str(path)
     data = _read_mapping(Path(path), label)
-    secrets = find_secrets(data)
+    secrets = find_secrets(data) + find_unsafe_values(data)
     inventory, problems = _validate(data, base_dir or REPO_ROOT)
     problems = secrets + [p for p in problems if not any(_under(p[0], s[0]) for s in secrets)]
     if problems or inventory is None:
@@ -81,7 +85,14 @@ def _fail(label: str, where: str, problem: str) -> InventoryError:
 
 def _read_text(path: Path, label: str) -> str:
     try:
-        return path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as fh:  # never read more than the limit (a named pipe, /dev/zero …)
+            raw = fh.read(MAX_FILE_BYTES + 1)
+            size = max(len(raw), _size_of(path)) if len(raw) > MAX_FILE_BYTES else len(raw)
+        if size > MAX_FILE_BYTES:
+            mib = MAX_FILE_BYTES // (1024 * 1024)
+            raise _fail(label, "(file)", f"larger than {mib} MiB ({size / 1024 / 1024:.1f} MiB): "
+                                         "is this the inventory?")
+        return raw.decode("utf-8-sig")
     except FileNotFoundError:
         raise _fail(label, "(file)", "file not found") from None
     except IsADirectoryError:
@@ -92,10 +103,22 @@ def _read_text(path: Path, label: str) -> str:
         raise _fail(label, "(file)", f"cannot read: {exc.strerror or exc}") from None
 
 
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _read_mapping(path: Path, label: str) -> dict[str, Any]:
     text = _read_text(path, label)
     try:
+        check_events(text, _StrictLoader)  # limits first: nothing is built from a hostile file
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+    except BoundsExceeded as exc:
+        raise _fail(label, exc.where, exc.problem) from None
+    except (RecursionError, MemoryError) as exc:  # should not happen within the bounds; never a traceback
+        raise _fail(label, "(file)", f"YAML too complex to load ({type(exc).__name__})") from None
     except yaml.MarkedYAMLError as exc:
         raise _fail(label, *_yaml_position(exc)) from None
     except yaml.YAMLError as exc:
@@ -177,6 +200,44 @@ def _under(loc: Loc, prefix: Loc) -> bool:
     return loc[: len(prefix)] == prefix
 
 
+# --- numbers and invisible characters ------------------------------------------------------
+
+INVISIBLE_CATEGORIES = {"Cf", "Cc", "Co", "Cs"}  # format (zero-width, bidi), control, private, surrogate
+ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+NOT_FINITE = "must be a finite number (not .nan / .inf)"
+
+
+def find_unsafe_values(data: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
+    """Non-finite numbers, and invisible characters (zero-width, bidi overrides) in keys or text.
+
+    A ``.nan`` threshold compares false with everything and silently disables a check; a
+    right-to-left override makes a name read differently from what it is.
+    """
+    if isinstance(data, dict):
+        out: list[tuple[Loc, str]] = []
+        for key, value in data.items():
+            sub = (*loc, key if isinstance(key, str | int) and not isinstance(key, bool) else str(key))
+            problem = _invisible(key) if isinstance(key, str) else None
+            out += [(sub, problem)] if problem else find_unsafe_values(value, sub)
+        return out
+    if isinstance(data, list):
+        return [p for i, item in enumerate(data) for p in find_unsafe_values(item, (*loc, i))]
+    if isinstance(data, float) and not math.isfinite(data):
+        return [(loc, NOT_FINITE)]
+    if isinstance(data, str):
+        problem = _invisible(data)
+        return [(loc, problem)] if problem else []
+    return []
+
+
+def _invisible(text: str) -> str | None:
+    for ch in text:
+        if unicodedata.category(ch) in INVISIBLE_CATEGORIES and ch not in ALLOWED_CONTROLS:
+            name = unicodedata.name(ch, "control character")
+            return f"contains the invisible character U+{ord(ch):04X} ({name}); remove it"
+    return None
+
+
 # --- validation --------------------------------------------------------------------------
 
 
@@ -206,6 +267,9 @@ def _phrase(err: ErrorDetails, loc: Loc) -> str:
     if kind in BOUNDS:
         bound = next(v for k, v in ctx.items() if k in ("ge", "gt", "le", "lt"))
         return f"must be {BOUNDS[kind]} {fmt_number(bound)}"
+    if kind == "int_parsing_size":  # 1.0e+32 where an integer is expected: say the field's maximum
+        limit = _field_max(loc)
+        return f"must be <= {fmt_number(limit)}" if limit is not None else "number too large"
     if kind == "literal_error":
         choices = [c.strip("'") for c in re.split(r", | or ", str(ctx.get("expected", "")))]
         return "must be one of: " + ", ".join(choices)
@@ -217,6 +281,15 @@ def _phrase(err: ErrorDetails, loc: Loc) -> str:
     if kind in PHRASES:
         return PHRASES[kind]
     return err["msg"][:1].lower() + err["msg"][1:]
+
+
+def _field_max(loc: Loc) -> float | None:
+    model = model_at(Inventory, loc[:-1])
+    field = model.model_fields.get(loc[-1]) if model and isinstance(loc[-1], str) else None
+    for meta in field.metadata if field else []:
+        if getattr(meta, "le", None) is not None:
+            return meta.le
+    return None
 
 
 def _unknown_key(loc: Loc) -> str:

@@ -210,12 +210,16 @@ class BackupStorage(_Model):
     offsite: Offsite | None = None
 
 
+# sensible maxima: ten years of dailies, weeklies and monthlies (a typo such as 1e32 is an error)
+MAX_KEEP = {"keep_daily": 3660, "keep_weekly": 520, "keep_monthly": 1200}
+
+
 class Retention(_Model):
     """GFS retention; the default for every database's `backup:`."""
 
-    keep_daily: int = Field(7, ge=1)
-    keep_weekly: int = Field(4, ge=0)
-    keep_monthly: int = Field(6, ge=0)
+    keep_daily: int = Field(7, ge=1, le=MAX_KEEP["keep_daily"])
+    keep_weekly: int = Field(4, ge=0, le=MAX_KEEP["keep_weekly"])
+    keep_monthly: int = Field(6, ge=0, le=MAX_KEEP["keep_monthly"])
 
 
 class Reports(_Model):
@@ -252,14 +256,14 @@ class Notification(_Model):
 class BackupPolicy(_Model):
     """pg_dump backup of one database (keep_* default to the inventory's `retention:`)."""
 
-    keep_daily: int = Field(7, ge=1)
-    keep_weekly: int = Field(4, ge=0)
-    keep_monthly: int = Field(6, ge=0)
+    keep_daily: int = Field(7, ge=1, le=MAX_KEEP["keep_daily"])
+    keep_weekly: int = Field(4, ge=0, le=MAX_KEEP["keep_weekly"])
+    keep_monthly: int = Field(6, ge=0, le=MAX_KEEP["keep_monthly"])
     jobs: int = Field(2, ge=1, le=16)
     compress: int = Field(1, ge=0, le=9)  # gzip -1: ~3x faster than -5 for ~30% more bytes (bench/README.md)
     encrypt: bool = False
     encryption_conn_id: ConnId | None = None
-    exact_count_max_rows: int = Field(5_000_000, ge=0)
+    exact_count_max_rows: int = Field(5_000_000, ge=0, le=10**12)
 
     @model_validator(mode="after")
     def _encryption_key(self) -> BackupPolicy:
@@ -271,6 +275,8 @@ class BackupPolicy(_Model):
 class Database(_Model):
     id: Slug
     conn_id: ConnId
+    #: another database entry names the same connection on purpose (else that is an error)
+    conn_id_shared: bool = False
     engine: Literal["postgresql"] = "postgresql"
     critical_tables: list[Text] = []
     critical_columns: dict[str, list[Text]] = {}
@@ -278,6 +284,9 @@ class Database(_Model):
     expectations: dict[str, list[Expectation]] = {}
     thresholds: ThresholdOverrides = ThresholdOverrides()
     pg_bindir: Text | None = None
+    #: where the data lives (a host of the inventory and one of its disk_paths): days until full
+    host: Slug | None = None
+    data_path: Text | None = None
 
 
 class LogSource(_Model):
@@ -288,6 +297,16 @@ class LogSource(_Model):
         return {name: re.compile(rx) for name, rx in self.patterns.items()}
 
 
+class Service(_Model):
+    """A required service: its systemd unit name, and optionally the process to look for on
+    hosts without systemd (default: the usual process of that unit, e.g. postgresql → postgres)
+    and a TCP port that must be listening."""
+
+    name: Text
+    process: Text | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+
+
 class Host(_Model):
     """A machine reached over SSH (`ssh_conn_id`) or this machine (`local: true`)."""
 
@@ -295,7 +314,7 @@ class Host(_Model):
     ssh_conn_id: ConnId | None = None
     local: bool = False
     disk_paths: list[Text] = ["/"]
-    services: list[Text] = []
+    services: list[Text | Service] = []
     logs: list[LogSource] = []
     backup_paths: list[Text] = []
     thresholds: ThresholdOverrides = ThresholdOverrides()
@@ -317,7 +336,7 @@ class Endpoint(_Model):
     url: HttpUrl
     expect_status: int = Field(200, ge=100, le=599)
     expect_text: str | None = None
-    timeout_s: float = Field(5, gt=0)
+    timeout_s: float = Field(5, gt=0, le=300)
     verify_tls: bool = True
     thresholds: ThresholdOverrides = ThresholdOverrides()
 
@@ -344,7 +363,7 @@ def _backup_defaults(retention: Any) -> dict[str, int]:
     out = {}
     for key, minimum in KEEP_MINIMUM.items():
         value = retention.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        if isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= MAX_KEEP[key]:
             out[key] = value
     return out
 
@@ -391,7 +410,8 @@ class Inventory(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Inventory:
-        _check(self._duplicate_ids() + self._threshold_clashes() + self._cleanup_clashes())
+        _check(self._duplicate_ids() + self._duplicate_conn_ids() + self._data_places()
+               + self._threshold_clashes() + self._cleanup_clashes())
         return self
 
     def model_post_init(self, context: Any) -> None:
@@ -415,6 +435,36 @@ class Inventory(_Model):
             if first != loc:
                 where = format_loc((*first, "id"))
                 out.append(((*loc, "id"), f"duplicate {kind} id {item.id!r} (first at {where})"))
+        return out
+
+    def _duplicate_conn_ids(self) -> list[tuple[Loc, str]]:
+        """Two database entries on one connection inspect and back up the same database twice."""
+        first: dict[str, tuple[Loc, Database]] = {}
+        out: list[tuple[Loc, str]] = []
+        for kind, loc, item in self._items():
+            if kind != "database":
+                continue
+            seen = first.setdefault(item.conn_id, (loc, item))
+            if seen[0] != loc and not (item.conn_id_shared and seen[1].conn_id_shared):
+                out.append(((*loc, "conn_id"),
+                            f"conn_id {item.conn_id!r} is also used by {format_loc(seen[0])} (both entries would "
+                            "inspect and back up the same database); if intended, set conn_id_shared: true "
+                            "on both"))
+        return out
+
+    def _data_places(self) -> list[tuple[Loc, str]]:
+        hosts = {h.id: h for _, h in self.all_hosts()}
+        out: list[tuple[Loc, str]] = []
+        for kind, loc, item in self._items():
+            if kind != "database":
+                continue
+            if item.data_path and not item.host:
+                out.append(((*loc, "data_path"), "needs host: (the host whose disk holds it)"))
+            elif item.host and item.host not in hosts:
+                out.append(((*loc, "host"), f"no host {item.host!r} in the inventory"))
+            elif item.host and item.data_path and item.data_path not in hosts[item.host].disk_paths:
+                out.append(((*loc, "data_path"), f"must be one of host {item.host!r}'s disk_paths "
+                                                 f"({', '.join(hosts[item.host].disk_paths)})"))
         return out
 
     def _threshold_clashes(self) -> list[tuple[Loc, str]]:

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 GB = 1024**3
 Severity = Literal["ok", "warn", "critical"]
@@ -31,13 +39,16 @@ def order_problem(warn: float | None, critical: float | None, lower_is_worse: bo
     return None
 
 
+MAX_LIMIT = 1e15  # no threshold is beyond a petabyte / 31 million years; bigger is a typo
+
+
 class LevelOverride(BaseModel):
-    """One check's override as written in the YAML: warn and/or critical."""
+    """One check's override as written in the YAML: warn and/or critical (finite, bounded)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    warn: float | None = None
-    critical: float | None = None
+    warn: float | None = Field(None, ge=-MAX_LIMIT, le=MAX_LIMIT)
+    critical: float | None = Field(None, ge=-MAX_LIMIT, le=MAX_LIMIT)
 
 
 class Level(BaseModel):
@@ -99,6 +110,7 @@ class Thresholds(BaseModel):
     idle_in_tx_seconds: Level = _hi(warn=300)  # one session idle in transaction
     idle_in_tx_count: Level = _hi(critical=100)  # sessions idle in transaction
     long_query_seconds: Level = _hi(60, 300)
+    long_transaction_seconds: Level = _hi(300, 3600)  # oldest open transaction (xact_start)
     lock_wait_seconds: Level = _hi(60, 120)
     xid_age_pct: Level = _hi(90, 95)  # of autovacuum_freeze_max_age
     xid_age: Level = _hi(1.3e9, 1.4e9)  # absolute transaction id age
@@ -107,7 +119,8 @@ class Thresholds(BaseModel):
     dead_tuples_pct: Level = _hi(warn=10)  # of live tuples
     vacuum_age_hours: Level = _hi(24, 48)
     analyze_age_hours: Level = _hi(24, 48)
-    bloat_bytes: Level = _hi(1 * GB, 5 * GB)
+    bloat_bytes: Level = _hi(1 * GB, 5 * GB)  # wasted bytes of a table or an index (estimate)
+    index_bloat_pct: Level = _hi(warn=50)  # and share of the index wasted: both must be passed
     replication_lag_seconds: Level = _hi(5, 3600)
     replication_lag_bytes: Level = _hi(critical=1 * GB)
     inactive_slot_minutes: Level = _hi(warn=30)
