@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,8 @@ def storage_finding(severity: str, minutes: int, *, target_id: str = "emr_db", v
 
 
 def record(repo: CatalogRepository, run: int, finding: FindingRecord):
+    """Fold ``finding`` as the next inspection would (one finding per run, target and check)."""
+    run = repo.start_inspection_run("daily_inspection", f"r{run}-{uuid.uuid4().hex[:8]}")
     [finding_id] = repo.add_findings(run, [finding])
     return repo.upsert_incident_for(finding, finding_id), finding_id
 
@@ -374,7 +377,8 @@ def test_log_offset_round_trip(repo):
     assert (first.inode, first.offset) == (1234, 100) and first.updated_at is not None
     repo.set_log_offset("his-app-01", "/var/log/his/app.log", 5678, 0)  # rotated
     assert repo.get_log_offset("his-app-01", "/var/log/his/app.log") == LogOffset(
-        "his-app-01", "/var/log/his/app.log", 5678, 0, repo.get_log_offset("his-app-01", "/var/log/his/app.log").updated_at)
+        "his-app-01", "/var/log/his/app.log", 5678, 0, repo.get_log_offset("his-app-01", "/var/log/his/app.log").updated_at,
+        prev_inode=1234, prev_offset=100)
     repo.set_log_offset("his-app-02", "/var/log/his/app.log", None, 7)
     assert repo.get_log_offset("his-app-02", "/var/log/his/app.log").offset == 7
     with repo.engine.connect() as conn:

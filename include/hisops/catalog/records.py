@@ -241,6 +241,10 @@ class LogOffset:
     inode: int | None
     offset: int
     updated_at: datetime | None = None
+    reader: str = ""
+    inspection_run_id: int | None = None
+    prev_inode: int | None = None
+    prev_offset: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +254,7 @@ class MetricSample:
     value: float
     observed_at: datetime = field(default_factory=_now)
     id: int | None = None
+    inspection_run_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

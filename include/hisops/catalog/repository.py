@@ -141,13 +141,24 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
         return self._all(InspectionRunRecord, select(t).order_by(t.c.started_at.desc(), t.c.id.desc()).limit(limit))
 
     def add_findings(self, inspection_run_id: int, findings: Sequence[FindingRecord]) -> list[int]:
-        """Store findings; returns their ids in the order given."""
+        """Store findings; returns their ids in the order given.
+
+        One row per (run, target, check): a retried task replaces its earlier rows (same ids), so
+        nothing is stored twice and incidents that point at them stay valid.
+        """
         if not findings:
             return []
         t = T.finding
-        rows = [_finding_row(f, inspection_run_id) for f in findings]
+        latest = {(f.target_id, f.check_id): _finding_row(f, inspection_run_id) for f in findings}
+        rows = list(latest.values())
+        stmt = pg_insert(t)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.inspection_run_id, t.c.target_id, t.c.check_id],
+            set_={c: stmt.excluded[c] for c in rows[0] if c not in ("inspection_run_id", "target_id", "check_id")})
         with self.engine.begin() as conn:
-            return list(conn.execute(insert(t).returning(t.c.id, sort_by_parameter_order=True), rows).scalars())
+            ids = list(conn.execute(stmt.returning(t.c.id, sort_by_parameter_order=True), rows).scalars())
+        by_key = dict(zip(latest, ids, strict=True))
+        return [by_key[(f.target_id, f.check_id)] for f in findings]
 
     def findings_for(self, inspection_run_id: int) -> list[FindingRecord]:
         t = T.finding
@@ -160,8 +171,12 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
         warn/critical/check_error opens an incident or updates the open one ('opened',
         'escalated' when the severity got worse, else 'updated'; severity never goes down while
         open). ok resolves the open incident ('resolved'), or returns None if none is open.
+        A stored finding folds once: folding it again (a retried task) changes nothing and
+        returns what the first fold did ('opened'/'resolved', else 'updated').
         """
         with self.engine.begin() as conn:
+            if finding_id is not None and (replay := _replayed(conn, finding, finding_id)) is not None:
+                return replay
             current = _lock_open_incident(conn, finding.check_id, finding.target_id)
             if finding.severity == "ok":
                 return None if current is None else _resolve(conn, current, finding, finding_id)
@@ -171,6 +186,19 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
                     return opened
                 current = _lock_open_incident(conn, finding.check_id, finding.target_id)  # lost a race
             return _touch(conn, current, finding, finding_id)
+
+    def close_incident(self, incident_id: int, resolution: str) -> IncidentChange | None:
+        """Resolve an open incident without a finding (its target left the inventory), saying why."""
+        t = T.incident
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t).where(t.c.id == incident_id, t.c.state != "resolved")
+                               .with_for_update()).first()
+            if row is None:
+                return None
+            current = IncidentRecord(**row._mapping)
+            done = conn.execute(update(t).where(t.c.id == incident_id).values(
+                state="resolved", resolved_at=func.now(), resolution_note=resolution[:2000]).returning(*t.c)).one()
+        return IncidentChange("resolved", IncidentRecord(**done._mapping), previous_severity=current.severity)
 
     def get_incident(self, incident_id: int) -> IncidentRecord | None:
         t = T.incident
@@ -373,17 +401,56 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
         return self._all(AuditEventRecord, stmt if since is None else stmt.where(t.c.at >= since))
 
     # --- 日志读取位置 log offsets --------------------------------------------------------------
-    def get_log_offset(self, host_id: str, path: str) -> LogOffset | None:
+    def get_log_offset(self, host_id: str, path: str, reader: str = "") -> LogOffset | None:
         t = T.log_offset
-        return self._first(LogOffset, select(t).where(t.c.host_id == host_id, t.c.path == path))
+        return self._first(LogOffset, select(t).where(t.c.host_id == host_id, t.c.reader == reader,
+                                                      t.c.path == path))
 
-    def set_log_offset(self, host_id: str, path: str, inode: int | None, offset: int) -> None:
+    def set_log_offset(self, host_id: str, path: str, inode: int | None, offset: int, reader: str = "") -> None:
+        self.save_log_offsets(host_id, reader, None, {path: (inode, offset)})
+
+    def log_offsets(self, host_id: str, reader: str, inspection_run_id: int | None = None
+                    ) -> dict[str, tuple[int | None, int]]:
+        """path → (inode, offset) where ``reader`` stopped reading ``host_id``'s logs.
+
+        For rows the run ``inspection_run_id`` itself advanced (a retried task), the position
+        before that run: a retry reads the same lines again instead of nothing.
+        """
         t = T.log_offset
-        stmt = pg_insert(t).values(host_id=host_id, path=path, inode=inode, offset=offset)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.host_id, t.c.path],
-            set_={"inode": stmt.excluded.inode, "offset": stmt.excluded.offset, "updated_at": func.now()})
-        self._rowcount(stmt)
+        out: dict[str, tuple[int | None, int]] = {}
+        for r in self._all(LogOffset, select(t).where(t.c.host_id == host_id, t.c.reader == reader)):
+            if inspection_run_id is not None and r.inspection_run_id == inspection_run_id:
+                if r.prev_offset is not None:
+                    out[r.path] = (r.prev_inode, r.prev_offset)
+            else:
+                out[r.path] = (r.inode, r.offset)
+        return out
+
+    def save_log_offsets(self, host_id: str, reader: str, inspection_run_id: int | None,
+                         offsets: Mapping[str, tuple[int | None, int]],
+                         listed: Iterable[str] | None = None) -> None:
+        """Remember where reading stopped; with ``listed``, forget paths of this host/reader that
+        are gone (rotated away and deleted) — except those this run itself wrote."""
+        t = T.log_offset
+        with self.engine.begin() as conn:
+            for path, (inode, offset) in offsets.items():
+                stmt = pg_insert(t).values(host_id=host_id, reader=reader, path=path, inode=inode, offset=offset,
+                                           inspection_run_id=inspection_run_id)
+                same_run = t.c.inspection_run_id.is_not_distinct_from(inspection_run_id) & (
+                    t.c.inspection_run_id.is_not(None))
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[t.c.host_id, t.c.reader, t.c.path],
+                    set_={"inode": stmt.excluded.inode, "offset": stmt.excluded.offset, "updated_at": func.now(),
+                          "inspection_run_id": stmt.excluded.inspection_run_id,
+                          "prev_inode": case((same_run, t.c.prev_inode), else_=t.c.inode),
+                          "prev_offset": case((same_run, t.c.prev_offset), else_=t.c.offset)})
+                conn.execute(stmt)
+            if listed is not None:
+                keep = set(listed) | set(offsets)
+                gone = delete(t).where(t.c.host_id == host_id, t.c.reader == reader, t.c.path.not_in(keep))
+                if inspection_run_id is not None:
+                    gone = gone.where(t.c.inspection_run_id.is_distinct_from(inspection_run_id))
+                conn.execute(gone)
 
     # --- 共享存储 shared storage locations ----------------------------------------------------
     def storage_location(self, name: str) -> StorageLocation | None:
@@ -401,11 +468,23 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
 
     # --- 趋势 metric samples -------------------------------------------------------------------
     def add_metric_samples(self, samples: Iterable[MetricSample]) -> int:
-        rows = [{"target_id": s.target_id, "metric": s.metric, "value": s.value, "observed_at": s.observed_at}
-                for s in samples]
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(insert(T.metric_sample), rows)
+        """Store samples; those of an inspection run are stored once per (run, target, metric)."""
+        rows = [{"target_id": s.target_id, "metric": s.metric, "value": s.value, "observed_at": s.observed_at,
+                 "inspection_run_id": s.inspection_run_id} for s in samples]
+        t = T.metric_sample
+        plain = [r for r in rows if r["inspection_run_id"] is None]
+        per_run = list({(r["inspection_run_id"], r["target_id"], r["metric"]): r
+                        for r in rows if r["inspection_run_id"] is not None}.values())
+        with self.engine.begin() as conn:
+            if plain:
+                conn.execute(insert(t), plain)
+            if per_run:
+                stmt = pg_insert(t)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[t.c.inspection_run_id, t.c.target_id, t.c.metric],
+                    index_where=t.c.inspection_run_id.is_not(None),
+                    set_={"value": stmt.excluded.value, "observed_at": stmt.excluded.observed_at})
+                conn.execute(stmt, per_run)
         return len(rows)
 
     def metric_series(self, target_id: str, metric: str, since: datetime | None = None) -> list[MetricSample]:
@@ -593,6 +672,20 @@ def _finding_row(f: FindingRecord, inspection_run_id: int) -> dict[str, Any]:
     row.pop("id")
     row.update(inspection_run_id=inspection_run_id, details=dict(f.details))
     return row
+
+
+def _replayed(conn: Connection, f: FindingRecord, finding_id: int) -> IncidentChange | None:
+    """The incident this stored finding already folded into, as the change that fold made."""
+    t = T.incident
+    stmt = select(t).where(t.c.last_finding_id == finding_id, t.c.check_id == f.check_id,
+                           t.c.target_id == f.target_id)
+    row = conn.execute(stmt.order_by(t.c.id.desc())).first()
+    if row is None:
+        return None
+    incident = IncidentRecord(**row._mapping)
+    if incident.state == "resolved":
+        return IncidentChange("resolved", incident)
+    return IncidentChange("opened" if incident.occurrences == 1 else "updated", incident)
 
 
 def _lock_open_incident(conn: Connection, check_id: str, target_id: str) -> IncidentRecord | None:

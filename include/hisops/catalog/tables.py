@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     Table,
     Text,
     UniqueConstraint,
@@ -110,6 +111,7 @@ finding = Table(
     CheckConstraint(_in("target_kind", TARGET_KINDS),
                     name="ck_finding_target_kind"),
     Index(None, "inspection_run_id"),
+    Index("uq_finding_run_target_check", "inspection_run_id", "target_id", "check_id", unique=True),
     Index(None, "target_id", "check_id", "observed_at"),
     Index(None, "observed_at"),
     # the KPI report's availability samples (hisops.catalog.repository_kpi.AVAILABILITY_PREDICATE)
@@ -282,11 +284,16 @@ audit_event = Table(
 
 log_offset = Table(
     "log_offset", metadata,
-    Column("host_id", Text, primary_key=True),
-    Column("path", Text, primary_key=True),
+    Column("host_id", Text, nullable=False),
+    Column("path", Text, nullable=False),
     Column("inode", BigInteger),
     Column("offset", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
+    Column("reader", Text, nullable=False, server_default=""),  # machine that read the file
+    Column("inspection_run_id", BigInteger),  # the run that advanced it …
+    Column("prev_inode", BigInteger),  # … and where it stood before (a retry re-reads from there)
+    Column("prev_offset", BigInteger),
+    PrimaryKeyConstraint("host_id", "reader", "path"),
 )
 
 metric_sample = Table(
@@ -296,7 +303,10 @@ metric_sample = Table(
     Column("metric", Text, nullable=False),
     Column("value", Float, nullable=False),
     Column("observed_at", TS, nullable=False, server_default=func.now()),
+    Column("inspection_run_id", BigInteger, ForeignKey(inspection_run.c.id, ondelete="CASCADE")),
     Index(None, "target_id", "metric", "observed_at"),
+    Index("uq_metric_sample_run_target_metric", "inspection_run_id", "target_id", "metric", unique=True,
+          postgresql_where=text("inspection_run_id IS NOT NULL")),
 )
 
 storage_location = Table(
