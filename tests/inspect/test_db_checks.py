@@ -63,13 +63,13 @@ def test_healthy_database_all_checks_run(pg, new_db):
         assert f.severity == "ok" or f.suggestion_zh
 
 
-def test_runs_six_tagged_statements(pg, new_db):
+def test_runs_seven_tagged_statements(pg, new_db):
     db = new_db("stmts")
     dbid = scalar(pg, "SELECT oid FROM pg_database WHERE datname = %s", args=(db,))
     calls = "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = %s AND query LIKE '%%hisops:inspect:%%'"
     before = scalar(pg, calls, args=(dbid,))
     run(pg, db)
-    assert scalar(pg, calls, args=(dbid,)) - before == len(db_checks.QUERIES) == 6
+    assert scalar(pg, calls, args=(dbid,)) - before == len(db_checks.QUERIES) == 7
 
 
 def test_idle_in_transaction_session(pg, new_db, conns):

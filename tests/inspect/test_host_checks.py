@@ -113,7 +113,7 @@ def test_required_services(sshd):
     bad, _ = inspect(host(services=["sshd", "hisops-no-such-daemon"]), LocalRunner())
     f = bad["host.services"]
     assert f.severity == "critical" and f.value == 1 and "hisops-no-such-daemon" in f.message_zh
-    assert f.details["services"]["sshd"][0] == "active"
+    assert f.details["services"]["sshd"]["state"] == "active"
 
 
 def test_missing_disk_path_is_a_check_error_for_that_path_only():

@@ -64,18 +64,20 @@ class FakeEngine:
         return [reach, FindingRecord(check, kind, target_id, sev, f"{check} {sev}", f"{check} {sev}",
                                      system_id=system.id, value=1.0, details=metric)]
 
-    def inspect_database(self, system, database, dsn, thresholds, *, catalog_facts=None, now=None):
+    def inspect_database(self, system, database, dsn, thresholds, *, catalog_facts=None, now=None, tz=None):
         assert dsn.startswith("dsn-for-")
         self.facts_seen[database.id] = dict(catalog_facts or {})
         return self._findings("database", system, database.id, "db.connections")
 
-    def inspect_host(self, system, host, runner, thresholds, *, log_offsets=None, fs_previous=None, base_dir=None):
+    def inspect_host(self, system, host, runner, thresholds, *, log_offsets=None, fs_previous=None, base_dir=None,
+                     tz=None):
         self.fs_seen = fs_previous
-        self.offsets_seen.append({p: log_offsets.get(p) for p in ("/var/log/app/a.log", "/var/log/app/b.log")})
+        remembered = log_offsets("") if callable(log_offsets) else log_offsets
+        self.offsets_seen.append({p: remembered.get(p) for p in ("/var/log/app/a.log", "/var/log/app/b.log")})
         findings = self._findings("host", system, host.id, "host.load")
         return findings, {"/var/log/app/a.log": (42, 1000 * (len(self.offsets_seen)))}
 
-    def inspect_endpoint(self, system, endpoint, thresholds):
+    def inspect_endpoint(self, system, endpoint, thresholds, tz=None):
         return self._findings("endpoint", system, endpoint.id, "http.status")
 
     def metrics_from(self, findings):
@@ -212,7 +214,7 @@ def test_late_run_is_labelled_but_still_folds_incidents(repo, engine):
 def test_metrics_facts_and_log_offsets_round_trip(repo, engine):
     inspect(repo)
     assert engine.facts_seen["d0"] == {"last_verified_backup_at": None, "previous_size_bytes": None,
-                                       "previous_size_at": None}
+                                       "previous_size_at": None, "previous_started_at": None}
     assert engine.offsets_seen[0] == {"/var/log/app/a.log": None, "/var/log/app/b.log": None}
     assert [s.value for s in repo.metric_series("d0", "connections_pct")] == [50.0]
     assert engine.fs_seen == {}

@@ -1,7 +1,7 @@
-"""PostgreSQL checks (数据库巡检): six catalog queries, then pure evaluation into findings.
+"""PostgreSQL checks (数据库巡检): seven catalog queries, then pure evaluation into findings.
 
 Light on production by construction:
-- six statements per database, each one round trip returning one JSON row, all reading
+- seven statements per database, each one round trip returning one JSON row, all reading
   statistics views and catalogs only (no table data, no pgstattuple, no locks beyond catalog
   AccessShare); the session is read-only with statement_timeout and lock_timeout set
   (`hisops.targets.postgres.pg_session`), so a stuck catalog can cost at most a few seconds;
@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from hisops.catalog.records import FindingRecord, Severity
-from hisops.inspect.findings import Target, classify, fmt_bytes, fmt_seconds, mask_sensitive, worst
+from hisops.inspect.findings import Target, classify, fmt_bytes, fmt_seconds, mask_sensitive, plural, worst
 from hisops.inspect.findings import threshold_text as _th
 from hisops.inventory.thresholds import Level
 
@@ -85,6 +85,10 @@ SELECT json_build_object(
   'active', (SELECT coalesce(json_agg(x), '[]') FROM (
       SELECT pid, usename, app, client, query_s, xact_s, query FROM a
       WHERE state = 'active' ORDER BY query_s DESC LIMIT 5) x),
+  'xact_count', (SELECT count(*) FROM a WHERE xact_s IS NOT NULL),
+  'xact', (SELECT coalesce(json_agg(x), '[]') FROM (
+      SELECT pid, usename, app, client, state, xact_s, query_s, query FROM a
+      WHERE xact_s IS NOT NULL ORDER BY xact_s DESC LIMIT 5) x),
   'idle_tx_count', (SELECT count(*) FROM a WHERE state LIKE 'idle in transaction%'),
   'idle_tx', (SELECT coalesce(json_agg(x), '[]') FROM (
       SELECT pid, usename, app, client, state, state_s, xact_s, query FROM a
@@ -123,20 +127,29 @@ SELECT json_build_object(
 def q_bloat(version_num: int) -> str:
     """Table bloat estimated from pg_stats (after ioguix/pgsql-bloat-estimation; no extension, no table scan).
 
-    pg_stats is read per candidate table (LATERAL, so its privilege checks run only for those
-    columns): joined wholesale it cost ~50 ms per fresh session on the scale-1 database.
+    Sizes are the files' real sizes (``pg_relation_size``), not ``relpages`` — that is only
+    updated by VACUUM/ANALYZE, so a table that grew 3x since then looked small. Live tuples come
+    from the statistics collector (``n_live_tup``, current), falling back to ``reltuples`` when
+    the statistics were reset. pg_stats is read per candidate table (LATERAL, so its privilege
+    checks run only for those columns): joined wholesale it cost ~50 ms per fresh session.
     """
     return """/* hisops:inspect:bloat */
 WITH t AS (
-  SELECT tbl.oid, ns.nspname, tbl.relname, tbl.reltuples, tbl.relpages AS heappages,
-         coalesce(toast.relpages, 0) AS toastpages, coalesce(toast.reltuples, 0) AS toasttuples,
+  SELECT tbl.oid, ns.nspname, tbl.relname,
+         CASE WHEN coalesce(st.n_live_tup, 0) > 0 OR tbl.reltuples <= 0 THEN coalesce(st.n_live_tup, 0)
+              ELSE tbl.reltuples END::float8 AS reltuples,
+         coalesce(st.n_dead_tup, 0) AS dead, coalesce(st.n_live_tup, 0) AS live,
+         pg_relation_size(tbl.oid) / current_setting('block_size')::numeric AS heappages,
+         coalesce(pg_relation_size(toast.oid), 0) / current_setting('block_size')::numeric AS toastpages,
+         coalesce(toast.reltuples, 0) AS toasttuples,
          coalesce(substring(array_to_string(tbl.reloptions, ' ') FROM 'fillfactor=([0-9]+)')::int, 100) AS ff,
          current_setting('block_size')::numeric AS bs,
          CASE WHEN version() ~ 'mingw32|64-bit|x86_64|ppc64|ia64|amd64|aarch64' THEN 8 ELSE 4 END AS ma
   FROM pg_class tbl
   JOIN pg_namespace ns ON ns.oid = tbl.relnamespace
   LEFT JOIN pg_class toast ON toast.oid = tbl.reltoastrelid
-  WHERE tbl.relkind = 'r' AND tbl.relpages >= 10 AND tbl.reltuples >= 0
+  LEFT JOIN pg_stat_user_tables st ON st.relid = tbl.oid
+  WHERE tbl.relkind = 'r' AND pg_relation_size(tbl.oid) >= 10 * current_setting('block_size')::int
     AND ns.nspname NOT IN ('pg_catalog', 'information_schema')),
 att AS (
   SELECT t.*, w.* FROM t, LATERAL (
@@ -152,13 +165,66 @@ tpl AS (
             - CASE WHEN ceil(data_width)::int % ma = 0 THEN ma ELSE ceil(data_width)::int % ma END AS tpl_size
   FROM att WHERE NOT is_na),
 est AS (
-  SELECT nspname || '.' || relname AS name, (heappages + toastpages) * bs AS real_bytes,
+  SELECT nspname || '.' || relname AS name, (heappages + toastpages) * bs AS real_bytes, live, dead,
          greatest(heappages + toastpages
                   - ceil(reltuples / ((bs - 24) * ff / (tpl_size * 100))) - ceil(toasttuples / 4), 0) * bs AS bloat_bytes
   FROM tpl)
 SELECT json_build_object(
   'tables', (SELECT coalesce(json_agg(x), '[]') FROM (
-      SELECT name, real_bytes, bloat_bytes FROM est ORDER BY bloat_bytes DESC LIMIT 10) x))"""
+      SELECT name, real_bytes, bloat_bytes, live, dead FROM est ORDER BY bloat_bytes DESC LIMIT 10) x))"""
+
+
+def q_index_bloat(version_num: int) -> str:
+    """B-tree index bloat estimated from pg_stats (after ioguix/pgsql-bloat-estimation btree_bloat.sql).
+
+    Expected pages = tuples / (usable page bytes × fillfactor / index tuple width); the real
+    size is ``pg_relation_size``. Indexes under 15 pages, expression columns without statistics
+    and ``name`` columns (the estimate is wrong for them) are left out. An estimate: it says so.
+    """
+    return """/* hisops:inspect:index_bloat */
+WITH i AS (
+  SELECT ci.oid AS idxoid, ix.indrelid AS tbloid, n.nspname, ct.relname AS tblname, ci.relname AS idxname,
+         pg_relation_size(ci.oid) AS real_bytes,
+         CASE WHEN ix.indpred IS NULL AND coalesce(st.n_live_tup, 0) > 0 THEN st.n_live_tup
+              ELSE greatest(ci.reltuples, 0) END::float8 AS tuples,
+         coalesce(substring(array_to_string(ci.reloptions, ' ') FROM 'fillfactor=([0-9]+)')::int, 90) AS ff,
+         string_to_array(textin(int2vectorout(ix.indkey)), ' ')::int[] AS indkey, ix.indnatts,
+         current_setting('block_size')::numeric AS bs,
+         CASE WHEN version() ~ 'mingw32|64-bit|x86_64|ppc64|ia64|amd64|aarch64' THEN 8 ELSE 4 END AS ma
+  FROM pg_index ix
+  JOIN pg_class ci ON ci.oid = ix.indexrelid
+  JOIN pg_class ct ON ct.oid = ix.indrelid
+  JOIN pg_namespace n ON n.oid = ct.relnamespace
+  LEFT JOIN pg_stat_user_tables st ON st.relid = ct.oid
+  WHERE ci.relam = (SELECT oid FROM pg_am WHERE amname = 'btree') AND ix.indisvalid
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+    AND pg_relation_size(ci.oid) >= 15 * current_setting('block_size')::int),
+w AS (
+  SELECT i.*, x.* FROM i, LATERAL (
+    SELECT sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 1024)) AS data_width,
+           max(coalesce(s.null_frac, 0)) > 0 AS has_nulls,
+           count(*) <> count(s.attname) OR bool_or(coalesce(a1.atttypid, a2.atttypid) = 'pg_catalog.name'::regtype)
+             AS is_na
+    FROM generate_series(1, i.indnatts) AS k(pos)
+    LEFT JOIN pg_attribute a1 ON i.indkey[k.pos] <> 0 AND a1.attrelid = i.tbloid AND a1.attnum = i.indkey[k.pos]
+    LEFT JOIN pg_attribute a2 ON i.indkey[k.pos] = 0 AND a2.attrelid = i.idxoid AND a2.attnum = k.pos
+    LEFT JOIN pg_stats s ON s.schemaname = i.nspname
+         AND s.tablename = CASE WHEN a1.attnum IS NULL THEN i.idxname ELSE i.tblname END
+         AND s.attname = coalesce(a1.attname, a2.attname) AND NOT s.inherited) x),
+h AS (
+  SELECT *, CASE WHEN has_nulls THEN 12 ELSE 8 END AS hdr FROM w WHERE NOT is_na),
+est AS (
+  SELECT nspname || '.' || idxname AS name, nspname || '.' || tblname AS table_name, real_bytes, bs,
+         1 + ceil(tuples / floor((bs - 24 - 16) * ff / (100 * (4 + hdr + ma
+             - CASE WHEN hdr % ma = 0 THEN ma ELSE hdr % ma END + data_width + ma
+             - CASE WHEN data_width = 0 THEN 0 WHEN data_width::int % ma = 0 THEN ma
+                    ELSE data_width::int % ma END)::numeric))) AS est_pages
+  FROM h)
+SELECT json_build_object(
+  'indexes', (SELECT coalesce(json_agg(x), '[]') FROM (
+      SELECT name, table_name, real_bytes, greatest(real_bytes - est_pages * bs, 0) AS bloat_bytes,
+             round((100 * greatest(real_bytes - est_pages * bs, 0) / nullif(real_bytes, 0))::numeric, 1) AS bloat_pct
+      FROM est ORDER BY 4 DESC LIMIT 10) x))"""
 
 
 def q_objects(version_num: int) -> str:
@@ -228,7 +294,7 @@ SELECT json_build_object(
 #: statement name → SQL builder (given server_version_num); run in this order
 QUERIES: dict[str, Callable[[int], str]] = {
     "instance": q_instance, "sessions": q_sessions, "tables": q_tables, "bloat": q_bloat,
-    "objects": q_objects, "replication": q_replication,
+    "index_bloat": q_index_bloat, "objects": q_objects, "replication": q_replication,
 }
 
 
@@ -294,18 +360,20 @@ def check_uptime(t: Target, d: Data, facts: Facts) -> FindingRecord:
     minutes = d["uptime_s"] / 60
     level = t.thresholds.uptime_minutes
     severity = classify(level, minutes)
-    previous = facts.get("previous_started_at")
+    previous = _as_datetime(facts.get("previous_started_at"))
     started = _as_datetime(d["started_at"])
     restarted = previous is not None and started is not None and abs((started - previous).total_seconds()) > 1
     if restarted:
         severity = worst(severity, "warn")
     what = "重启过" if severity != "ok" else "运行中"
     return t.make("db.uptime", severity, round(minutes, 1), level, unit=" min", value_text=fmt_seconds(d["uptime_s"]),
-                  zh=f"数据库{what}，已运行 {fmt_seconds(d['uptime_s'])}（启动于 {d['started_at']}）"
+                  zh=f"数据库{what}，已运行 {fmt_seconds(d['uptime_s'])}（启动于 {t.when(started)}）"
                      + ("；自上次巡检以来发生过重启" if restarted else ""),
-                  en=f"up for {fmt_seconds(d['uptime_s'])} (started {d['started_at']})"
+                  en=f"up for {fmt_seconds(d['uptime_s'])} (started {t.when(started)})"
                      + ("; restarted since the last inspection" if restarted else ""),
-                  started_at=d["started_at"], restarted_since_last=restarted)
+                  started_at=d["started_at"], restarted_since_last=restarted,
+                  previous_started_at=previous,
+                  metrics={"server_started_epoch": started.timestamp()} if started else {})
 
 
 def check_connections(t: Target, d: Data, facts: Facts) -> FindingRecord:
@@ -328,10 +396,31 @@ def check_long_queries(t: Target, d: Data, facts: Facts) -> FindingRecord:
     over = [r for r in rows if level.warn is not None and (r["query_s"] or 0) >= level.warn]
     zh = (f"{len(over)} 个查询运行超过 {fmt_seconds(level.warn)}，最长 {fmt_seconds(longest)}（pid {rows[0]['pid']}）"
           if severity != "ok" else f"无长时间运行的查询（最长 {fmt_seconds(longest)}）")
-    en = (f"{len(over)} queries running longer than {fmt_seconds(level.warn)}, longest {fmt_seconds(longest)} "
+    en = (f"{plural(len(over), 'query', 'queries')} running longer than {fmt_seconds(level.warn)}, longest {fmt_seconds(longest)} "
           f"(pid {rows[0]['pid']})" if severity != "ok" else f"no long-running query (longest {fmt_seconds(longest)})")
     return t.make("db.long_queries", severity, round(longest, 1), level, unit=" s", zh=zh, en=en,
                   active=d["active_count"], top=_redacted(rows))
+
+
+def check_long_transactions(t: Target, d: Data, facts: Facts) -> FindingRecord:
+    """Age of the oldest open transaction (``xact_start``), however short its statements are:
+    it holds back vacuum and keeps its locks (check_postgres ``txn_time``)."""
+    rows, count = d["xact"], d["xact_count"]
+    oldest = max((r["xact_s"] or 0 for r in rows), default=0.0)
+    level = t.thresholds.long_transaction_seconds
+    severity = classify(level, oldest)
+    if not rows:
+        zh, en = "无打开的事务", "no open transaction"
+    elif severity == "ok":
+        zh, en = f"无长事务（最老 {fmt_seconds(oldest)}）", f"no long transaction (oldest {fmt_seconds(oldest)})"
+    else:
+        top = rows[0]
+        zh = (f"最老的事务已打开 {fmt_seconds(oldest)}（pid {top['pid']}，用户 {top['usename']}，"
+              f"状态 {top['state']}）")
+        en = (f"the oldest transaction has been open {fmt_seconds(oldest)} (pid {top['pid']}, user "
+              f"{top['usename']}, {top['state']})")
+    return t.make("db.long_transactions", severity, round(oldest, 1), level, unit=" s",
+                  value_text=fmt_seconds(oldest), zh=zh, en=en, open_transactions=count, top=_redacted(rows))
 
 
 def check_idle_in_tx(t: Target, d: Data, facts: Facts) -> FindingRecord:
@@ -344,8 +433,8 @@ def check_idle_in_tx(t: Target, d: Data, facts: Facts) -> FindingRecord:
         zh, en = "无事务空闲会话", "no session idle in transaction"
     else:
         zh = f"{count} 个会话处于事务中空闲（idle in transaction），最长 {fmt_seconds(longest)}（pid {rows[0]['pid']}）"
-        en = f"{count} sessions idle in transaction, longest {fmt_seconds(longest)} (pid {rows[0]['pid']})"
-    return t.make("db.idle_in_tx", severity, round(longest, 1), threshold, value_text=f"{count} sessions",
+        en = f"{plural(count, 'session')} idle in transaction, longest {fmt_seconds(longest)} (pid {rows[0]['pid']})"
+    return t.make("db.idle_in_tx", severity, round(longest, 1), threshold, value_text=plural(count, "session"),
                   zh=zh, en=en, count=count, top=_redacted(rows))
 
 
@@ -360,7 +449,7 @@ def check_locks(t: Target, d: Data, facts: Facts) -> FindingRecord:
         blockers = [b["pid"] for b in top.get("blockers") or []]
         zh = (f"{count} 个会话在等待锁，最长 {fmt_seconds(longest)}（pid {top['pid']} 等待 {top['mode']} "
               f"{top.get('relation') or top['locktype']}，被 pid {blockers} 阻塞）")
-        en = (f"{count} sessions wait for locks, longest {fmt_seconds(longest)} (pid {top['pid']} waits for "
+        en = (f"{plural(count, 'session')} waiting for locks, longest {fmt_seconds(longest)} (pid {top['pid']} waits for "
               f"{top['mode']} on {top.get('relation') or top['locktype']}, blocked by pids {blockers})")
     return t.make("db.locks", classify(level, longest), round(longest, 1), level, unit=" s", zh=zh, en=en,
                   waiting=count, top=_redacted(rows))
@@ -415,9 +504,9 @@ def check_dead_tuples(t: Target, d: Data, facts: Facts) -> FindingRecord:
                       zh=f"死元组正常（共 {total:,}）", en=f"dead tuples fine ({total:,} in all)", top=rows[:5])
     top = bad[0]
     names = ", ".join(r["name"] for r in bad[:5])
-    return t.make("db.dead_tuples", severity, top["dead"], threshold, value_text=f"{top['name']}: {top['pct']}%",
+    return t.make("db.dead_tuples", severity, top["dead"], threshold, value_text=f"{top['dead']:,} ({top['pct']}%)",
                   zh=f"{len(bad)} 张表死元组过多：{top['name']} 有 {top['dead']:,} 个（占活元组 {top['pct']}%）",
-                  en=f"{len(bad)} tables with many dead tuples: {top['name']} has {top['dead']:,} "
+                  en=f"{plural(len(bad), 'table')} with many dead tuples: {top['name']} has {top['dead']:,} "
                      f"({top['pct']}% of live)",
                   sugg_zh=f"对以下表执行 VACUUM (ANALYZE)：{names}；并检查 autovacuum 是否被长事务阻塞。",
                   sugg_en=f"VACUUM (ANALYZE) {names}; check autovacuum is not blocked by long transactions.",
@@ -429,21 +518,25 @@ def _age_check(t: Target, check_id: str, rows: list[dict[str, Any]], hours_key: 
     """Tables past autovacuum's own trigger point, by hours since their last (auto)vacuum/analyze."""
     never = [r["name"] for r in rows if r[hours_key] is None]
     aged = [r for r in rows if r[hours_key] is not None]
-    oldest = max((r[hours_key] for r in aged), default=0.0)
+    oldest = max((r[hours_key] for r in aged), default=None)
     severity = worst(classify(level, oldest), "warn" if never else "ok")
     if not autovacuum:
         severity = worst(severity, "warn")
     zh_what, en_what = what
+    never_zh, never_en = f"从未{zh_what}：{', '.join(never[:5])}", f"never: {', '.join(never[:5])}"
     if severity == "ok":
         zh, en = f"需要{zh_what}的表均已及时处理", f"tables due for {en_what} are handled in time"
     else:
-        zh = (f"{len(rows)} 张表已达 autovacuum 触发条件但{zh_what}滞后：最久 {oldest:.1f} 小时"
-              + (f"，从未{zh_what}：{', '.join(never[:5])}" if never else "")
+        parts_zh = ([f"最久 {oldest:.1f} 小时"] if oldest is not None else []) + ([never_zh] if never else [])
+        parts_en = ([f"oldest {oldest:.1f} h"] if oldest is not None else []) + ([never_en] if never else [])
+        zh = (f"{len(rows)} 张表已达 autovacuum 触发条件但{zh_what}滞后：" + "，".join(parts_zh)
               + ("；autovacuum 已关闭" if not autovacuum else ""))
-        en = (f"{len(rows)} tables past autovacuum's trigger wait for {en_what}: oldest {oldest:.1f} h"
-              + (f", never: {', '.join(never[:5])}" if never else "") + ("; autovacuum is off" if not autovacuum else ""))
-    return t.make(check_id, severity, round(oldest, 6), level, unit=" h", zh=zh, en=en, tables=rows[:10],
-                  never=never[:20], autovacuum=autovacuum)
+        en = (f"{plural(len(rows), 'table')} past autovacuum's trigger wait for {en_what}: " + ", ".join(parts_en)
+              + ("; autovacuum is off" if not autovacuum else ""))
+    value_text = "从未 never" if never and oldest is None else None
+    return t.make(check_id, severity, None if oldest is None else round(oldest, 6), level, unit=" h",
+                  value_text=value_text or (None if oldest is None else f"{oldest:.1f} h"), zh=zh, en=en,
+                  tables=rows[:10], never=never[:20], autovacuum=autovacuum)
 
 
 def check_vacuum_age(t: Target, d: Data, facts: Facts) -> FindingRecord:
@@ -464,11 +557,41 @@ def check_bloat(t: Target, d: Data, facts: Facts) -> FindingRecord:
                       zh="没有足够大的表（≥ 10 页）需要估算膨胀", en="no table large enough (>= 10 pages) to estimate bloat")
     top = rows[0]
     severity = classify(level, top["bloat_bytes"])
-    zh = f"表膨胀估算最大：{top['name']} 浪费约 {fmt_bytes(top['bloat_bytes'])}（表大小 {fmt_bytes(top['real_bytes'])}）"
-    en = f"largest estimated table bloat: {top['name']} wastes about {fmt_bytes(top['bloat_bytes'])} " \
-         f"(of {fmt_bytes(top['real_bytes'])})"
-    return t.make("db.bloat", severity, top["bloat_bytes"], _th(level, " B"), value_text=fmt_bytes(top["bloat_bytes"]),
-                  zh=zh, en=en, tables=rows, method="estimate from pg_stats (ioguix), tables >= 10 pages")
+    dead_zh = f"，死元组 {top['dead']:,} 个" if top.get("dead") else ""
+    dead_en = f", {top['dead']:,} dead tuples" if top.get("dead") else ""
+    zh = (f"表膨胀估算最大：{top['name']} 浪费约 {fmt_bytes(top['bloat_bytes'])}"
+          f"（实际大小 {fmt_bytes(top['real_bytes'])}{dead_zh}；估算值）")
+    en = (f"largest estimated table bloat: {top['name']} wastes about {fmt_bytes(top['bloat_bytes'])} "
+          f"(of {fmt_bytes(top['real_bytes'])} on disk{dead_en}; an estimate)")
+    return t.make("db.bloat", severity, top["bloat_bytes"], _th(level, " B"), value_text=f"≈ {fmt_bytes(top['bloat_bytes'])}",
+                  zh=zh, en=en, tables=rows, estimate=True,
+                  method="estimate from pg_stats (ioguix) against pg_relation_size, tables >= 10 pages")
+
+
+def check_index_bloat(t: Target, d: Data, facts: Facts) -> FindingRecord:
+    """Flag an index only when both its wasted bytes and its wasted share pass their thresholds."""
+    rows, by_bytes, by_pct = d["indexes"], t.thresholds.bloat_bytes, t.thresholds.index_bloat_pct
+    threshold = f"wasted {_th(by_bytes, ' B')}; and share {_th(by_pct, '%')}"
+    if not rows:
+        return t.make("db.index_bloat", "ok", 0, threshold, value_text="0 B",
+                      zh="没有足够大的 B-tree 索引（≥ 15 页）需要估算膨胀",
+                      en="no btree index large enough (>= 15 pages) to estimate bloat")
+    for r in rows:
+        r["severity"] = min(classify(by_bytes, r["bloat_bytes"]), classify(by_pct, r["bloat_pct"] or 0),
+                            key=lambda s: {"ok": 0, "warn": 1, "critical": 2}[s])
+    bad = [r for r in rows if r["severity"] != "ok"]
+    top = bad[0] if bad else rows[0]
+    severity = worst(*(r["severity"] for r in bad))
+    zh = (f"索引膨胀估算：{top['name']}（表 {top['table_name']}）浪费约 {fmt_bytes(top['bloat_bytes'])}，"
+          f"占 {top['bloat_pct']}%（实际大小 {fmt_bytes(top['real_bytes'])}；估算值）")
+    en = (f"estimated index bloat: {top['name']} (table {top['table_name']}) wastes about "
+          f"{fmt_bytes(top['bloat_bytes'])}, {top['bloat_pct']}% of {fmt_bytes(top['real_bytes'])} (an estimate)")
+    names = ", ".join(r["name"] for r in bad[:5])
+    return t.make("db.index_bloat", severity, top["bloat_bytes"], threshold,
+                  value_text=f"≈ {fmt_bytes(top['bloat_bytes'])} ({top['bloat_pct']}%)", zh=zh, en=en,
+                  sugg_zh=f"维护窗口内 REINDEX INDEX CONCURRENTLY {names}。" if bad else None,
+                  sugg_en=f"REINDEX INDEX CONCURRENTLY {names} in the maintenance window." if bad else None,
+                  indexes=rows, estimate=True, method="btree estimate from pg_stats (ioguix), indexes >= 15 pages")
 
 
 def check_size_growth(t: Target, d: Data, facts: Facts) -> FindingRecord:
@@ -531,7 +654,7 @@ def check_replication(t: Target, d: Data, facts: Facts) -> FindingRecord:
                       zh="未配置复制（无备库、无复制槽）", en="no replication configured (no standby, no slot)")
     severity = worst(*(p[0] for p in problems))
     shown = [p for p in problems if p[0] != "ok"] or problems
-    return t.make("db.replication", severity, None, threshold, value_text=f"{len(problems)} item(s)",
+    return t.make("db.replication", severity, None, threshold, value_text=plural(len(problems), "item"),
                   zh="；".join(p[1] for p in shown), en="; ".join(p[2] for p in shown),
                   standbys=d["standbys"], slots=d["slots"], receiver=d["receiver"], replay=d["replay"])
 
@@ -557,7 +680,7 @@ def check_wal_archive(t: Target, d: Data, facts: Facts) -> FindingRecord:
     if ready is None:
         return t.error("db.wal_archive", "no privilege to list pg_wal/archive_status (grant pg_monitor)")
     failed = (d["archiver"] or {}).get("failed_count")
-    return t.make("db.wal_archive", classify(level, ready), ready, level, value_text=f"{ready} files",
+    return t.make("db.wal_archive", classify(level, ready), ready, level, value_text=plural(ready, "file"),
                   zh=f"待归档 WAL 文件 {ready} 个（累计失败 {failed} 次）",
                   en=f"{ready} WAL files waiting to be archived ({failed} failures so far)", archiver=d["archiver"])
 
@@ -569,7 +692,7 @@ def check_invalid_indexes(t: Target, d: Data, facts: Facts) -> FindingRecord:
     if not rows:
         return t.make("db.invalid_indexes", classify(level, 0), 0, level, zh="无无效索引", en="no invalid index")
     return t.make("db.invalid_indexes", classify(level, len(rows)), len(rows), level,
-                  zh=f"{len(rows)} 个无效索引：{names}", en=f"{len(rows)} invalid indexes: {names}",
+                  zh=f"{len(rows)} 个无效索引：{names}", en=f"{plural(len(rows), 'invalid index', 'invalid indexes')}: {names}",
                   sugg_zh=f"确认无正在进行的并发建索引后，DROP INDEX CONCURRENTLY {names} 并重建。",
                   sugg_en=f"When no CONCURRENTLY build is running: DROP INDEX CONCURRENTLY {names}, then rebuild.",
                   indexes=rows)
@@ -584,7 +707,7 @@ def check_sequences(t: Target, d: Data, facts: Facts) -> FindingRecord:
     pct = float(top["used_pct"])
     typ = f"（列类型 {top['coltype']}）" if top["coltype"] else ""
     return t.make("db.sequences", classify(level, pct), round(pct, 2), level, unit="%",
-                  value_text=f"{top['name']}: {top['last_value']:,}/{top['limit_value']:,}",
+                  value_text=f"{pct:.2f}%",
                   zh=f"使用率最高的序列 {top['name']}{typ} 已用 {pct:.2f}%（{top['last_value']:,}/{top['limit_value']:,}）",
                   en=f"fullest sequence {top['name']} ({top['coltype'] or 'no owning column'}) is {pct:.2f}% used "
                      f"({top['last_value']:,}/{top['limit_value']:,})",
@@ -600,8 +723,8 @@ def check_backup_age(t: Target, d: Data, facts: Facts) -> FindingRecord:
     hours = (t.observed_at - last).total_seconds() / 3600
     return t.make("db.backup_age", classify(level, hours), round(hours, 1), level, unit=" h",
                   value_text=fmt_seconds(hours * 3600),
-                  zh=f"最近一次已验证备份在 {fmt_seconds(hours * 3600)}前（{last:%Y-%m-%d %H:%M}）",
-                  en=f"last verified backup {fmt_seconds(hours * 3600)} ago ({last:%Y-%m-%d %H:%M})",
+                  zh=f"最近一次已验证备份在 {fmt_seconds(hours * 3600)}前（{t.when(last)}）",
+                  en=f"last verified backup {fmt_seconds(hours * 3600)} ago ({t.when(last)})",
                   last_verified_backup_at=last)
 
 
@@ -611,6 +734,7 @@ CHECKS: list[tuple[str, str, Evaluator]] = [
     ("db.uptime", "instance", check_uptime),
     ("db.connections", "instance", check_connections),
     ("db.long_queries", "sessions", check_long_queries),
+    ("db.long_transactions", "sessions", check_long_transactions),
     ("db.idle_in_tx", "sessions", check_idle_in_tx),
     ("db.locks", "sessions", check_locks),
     ("db.xid_age", "instance", check_xid_age),
@@ -619,6 +743,7 @@ CHECKS: list[tuple[str, str, Evaluator]] = [
     ("db.vacuum_age", "tables", check_vacuum_age),
     ("db.analyze_age", "tables", check_analyze_age),
     ("db.bloat", "bloat", check_bloat),
+    ("db.index_bloat", "index_bloat", check_index_bloat),
     ("db.size_growth", "instance", check_size_growth),
     ("db.replication", "replication", check_replication),
     ("db.wal_archive", "replication", check_wal_archive),

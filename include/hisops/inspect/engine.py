@@ -45,8 +45,8 @@ def _reachable_ok(kind: Any, target_id: str, system_id: str, zh: str, en: str, *
 
 
 def inspect_database(system: Any, database: Any, dsn: str, thresholds: Thresholds, *,
-                     catalog_facts: dict[str, Any] | None = None, now: datetime | None = None
-                     ) -> list[FindingRecord]:
+                     catalog_facts: dict[str, Any] | None = None, now: datetime | None = None,
+                     tz: str | None = None) -> list[FindingRecord]:
     """All database checks in one short session.
 
     ``catalog_facts`` (what only the catalog knows; every key optional):
@@ -57,7 +57,7 @@ def inspect_database(system: Any, database: Any, dsn: str, thresholds: Threshold
     """
     import psycopg2
 
-    t = Target("database", database.id, system.id, thresholds, _aware(now))
+    t = Target("database", database.id, system.id, thresholds, _aware(now), tz)
     started = time.monotonic()
     try:
         with db_checks_session(dsn, database.id) as conn:
@@ -90,17 +90,17 @@ def resolve_glob(glob: str, base_dir: Path | None) -> str:
 
 
 def inspect_host(system: Any, host: Any, runner: CommandRunner, thresholds: Thresholds, *,
-                 log_offsets: Mapping[str, tuple[int | None, int]] | None = None,
+                 log_offsets: log_scan.OffsetSource = None,
                  fs_previous: Mapping[str, tuple[datetime, float]] | None = None,
-                 base_dir: Path | None = None) -> tuple[list[FindingRecord], Offsets]:
+                 base_dir: Path | None = None, tz: str | None = None) -> tuple[list[FindingRecord], Offsets]:
     """Host and log checks; returns the findings and the new (inode, offset) of every log file read.
 
-    ``log_offsets``: remembered (inode, offset) by file path; only ``.get(path)`` is used, so a
-    lazy mapping over the catalog works. ``fs_previous``: previous (observed_at, used bytes) per
+    ``log_offsets``: remembered (inode, offset) by file path, or a function of the reader (the
+    machine the script ran on) returning them — the catalog lookup. ``fs_previous``: previous (observed_at, used bytes) per
     disk path — the catalog's ``fs_used_bytes:<path>`` metric — for days-until-full.
     Unreachable host → one critical ``host.reachable`` finding and no offsets (keep the old ones).
     """
-    t = Target("host", host.id, system.id, thresholds, now_utc())
+    t = Target("host", host.id, system.id, thresholds, now_utc(), tz)
     globs = [resolve_glob(src.path, base_dir) for src in host.logs]
     try:
         out, records = _host_part(t, host, runner, globs, fs_previous)
@@ -109,7 +109,7 @@ def inspect_host(system: Any, host: Any, runner: CommandRunner, thresholds: Thre
     if not host.logs:
         return out, {}
     try:
-        logs, offsets = log_scan.inspect_logs(t, list(host.logs), globs, records, runner, log_offsets or {})
+        logs, offsets = log_scan.inspect_logs(t, list(host.logs), globs, records, runner, log_offsets)
     except TargetUnreachable as exc:  # the session dropped between the two commands
         return [*out, check_error("log.scan", "host", host.id, system.id, exc.reason)], {}
     return out + logs, offsets
@@ -133,9 +133,10 @@ def _host_part(t: Target, host: Any, runner: CommandRunner, globs: list[str],
     return out, host_checks.parse_output(res.stdout).records
 
 
-def inspect_endpoint(system: Any, endpoint: Any, thresholds: Thresholds) -> list[FindingRecord]:
+def inspect_endpoint(system: Any, endpoint: Any, thresholds: Thresholds, tz: str | None = None
+                     ) -> list[FindingRecord]:
     """HTTP(S) status, latency, expected text and TLS certificate of one endpoint."""
-    t = Target("endpoint", endpoint.id, system.id, thresholds, now_utc())
+    t = Target("endpoint", endpoint.id, system.id, thresholds, now_utc(), tz)
     return http_checks.evaluate(t, endpoint)
 
 

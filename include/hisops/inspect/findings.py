@@ -37,6 +37,13 @@ SUGGESTIONS: dict[str, tuple[str, str]] = {
     "db.long_queries": ("联系应用负责人确认长查询是否正常；确认异常后可用 pg_cancel_backend(pid) 取消。",
                         "Ask the application owner whether the long query is expected; cancel it with "
                         "pg_cancel_backend(pid) if not."),
+    "db.long_transactions": ("长事务会阻止清理（VACUUM）并一直持有锁：联系应用方确认事务为何不提交；确认异常后"
+                             "pg_terminate_backend(pid)，并为应用设置合理的事务超时。",
+                             "A long open transaction blocks vacuum and keeps its locks: ask the application "
+                             "owner why it does not commit; end it with pg_terminate_backend(pid) if it is stuck, "
+                             "and set a transaction timeout in the application."),
+    "db.index_bloat": ("索引膨胀（估算）：维护窗口内 REINDEX INDEX CONCURRENTLY 重建。",
+                       "Index bloat (estimate): rebuild with REINDEX INDEX CONCURRENTLY in the maintenance window."),
     "db.idle_in_tx": ("会话开启事务后长时间未提交，会阻塞清理并持有锁；联系应用方修复，必要时 pg_terminate_backend(pid)，"
                       "并设置 idle_in_transaction_session_timeout。",
                       "Sessions idle in a transaction block vacuum and hold locks; have the application fixed, "
@@ -165,6 +172,8 @@ def finding(check_id: str, kind: TargetKind, target_id: str, system_id: str | No
         sugg_zh, sugg_en = suggestion_for(check_id) or (None, None)
     if isinstance(threshold, Level):
         threshold = threshold_text(threshold, unit)
+    if value_text is None and value is not None and unit:  # the unit belongs next to the number
+        value_text = fmt_bytes(value) if unit == " B" else f"{fmt_number(round(float(value), 2))}{unit}"
     return FindingRecord(
         check_id=check_id, target_kind=kind, target_id=target_id, system_id=system_id, severity=severity,
         message_zh=zh, message_en=en, value=None if value is None else float(value), value_text=value_text,
@@ -201,6 +210,13 @@ class Target:
     system_id: str | None
     thresholds: Thresholds
     observed_at: datetime
+    tz: str | None = None  # the inventory's time zone: times in messages are for people
+
+    def when(self, moment: datetime | str | None) -> str:
+        """A time for a message, in the inventory's zone ('2026-12-01 08:30')."""
+        from hisops.report.timefmt import fmt
+
+        return fmt(moment, self.tz)
 
     def make(self, check_id: str, severity: Severity, value: float | None = None,
              threshold: Level | str | None = None, **kw: Any) -> FindingRecord:
@@ -224,7 +240,7 @@ class Target:
         return [result] if isinstance(result, FindingRecord) else list(result)
 
     def child(self, kind: TargetKind, target_id: str) -> Target:
-        return Target(kind, target_id, self.system_id, self.thresholds, self.observed_at)
+        return Target(kind, target_id, self.system_id, self.thresholds, self.observed_at, self.tz)
 
 
 # --- masking -----------------------------------------------------------------------------------
@@ -251,6 +267,11 @@ def mask_sensitive(text: str) -> str:
 
 
 # --- small formatting helpers ------------------------------------------------------------------
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """'1 session', '2 sessions' (English count words; Chinese needs none)."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
 
 
 def fmt_bytes(n: float | None) -> str:

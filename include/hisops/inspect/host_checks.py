@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from hisops.catalog.records import FindingRecord
-from hisops.inspect.findings import Target, classify, fmt_bytes, fmt_seconds, worst
+from hisops.inspect.findings import Target, classify, fmt_bytes, fmt_seconds, plural, worst
 from hisops.inspect.findings import threshold_text as _th
 
 SCRIPT_TIMEOUT_S = 90
@@ -53,13 +53,27 @@ fs() {
 }
 if [ -d /run/systemd/system ] && have systemctl; then init=systemd; else init=other; fi
 printf 'init\t%s\n' "$init"
-svc() {
-  if [ "$init" = systemd ]; then printf 'svc\t%s\t%s\tsystemd\n' "$1" "$(systemctl is-active -- "$1" 2>/dev/null | head -n 1)"
-  else
-    n=$(printf '%s' "$1" | cut -c1-15)
-    if ps -e -o comm= 2>/dev/null | grep -F -x -q -e "$1" -e "$n"; then st=active; else st=inactive; fi
-    printf 'svc\t%s\t%s\tps\n' "$1" "$st"
+listening() {  # listening PORT: a TCP socket in LISTEN state on that port (IPv4 or IPv6)
+  if [ -r /proc/net/tcp ]; then
+    h=$(printf ':%04X' "$1")
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v h="$h" '$4 == "0A" && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }'
+  else (ss -ltn 2>/dev/null || netstat -ltn 2>/dev/null) | awk -v p="$1" '$0 ~ "[:.]" p "[ \t]" { f = 1 } END { exit !f }'; fi
+}
+svc() {  # svc NAME "PROCESS..." PORT: systemd's view, else the process list; and the port if given
+  st=active; how=
+  if [ "$init" = systemd ] && [ -z "$4" ]; then
+    st=$(systemctl is-active -- "$1" 2>/dev/null | head -n 1); how=systemd
+  elif [ -n "$2" ]; then
+    st=inactive; how="process $2"
+    for p in $2; do n=$(printf '%s' "$p" | cut -c1-15)
+      if ps -e -o comm= 2>/dev/null | grep -F -x -q -e "$p" -e "$n"; then st=active; how="process $p"; break; fi
+    done
   fi
+  if [ -n "$3" ]; then
+    how="${how:+$how, }port $3"
+    [ "$st" = active ] && { listening "$3" || st="not listening"; }
+  fi
+  printf 'svc\t%s\t%s\t%s\n' "$1" "${st:-unknown}" "$how"
 }
 if [ "$init" = systemd ]; then
   printf 'failed\t%s\n' "$(lim 10 systemctl list-units --state=failed --no-legend --plain 2>/dev/null | awk '{print $1}' | tr '\n' ' ')"
@@ -86,14 +100,50 @@ else printf 'updates\tnone\n'; fi
 """
 
 
-def build_script(disk_paths: list[str], services: list[str], extra: str = "") -> str:
+#: systemd unit name → process names (``ps -o comm``) to look for on hosts without systemd.
+#: Units not listed are looked for under their own name; an inventory entry can name the
+#: process (``{name: his-app, process: java}``) and/or a TCP port that must be listening.
+SERVICE_PROCESSES: dict[str, tuple[str, ...]] = {
+    "postgresql": ("postgres", "postmaster"), "postgres": ("postgres",),
+    "mysql": ("mysqld",), "mysqld": ("mysqld",), "mariadb": ("mariadbd", "mysqld"),
+    "nginx": ("nginx",), "httpd": ("httpd",), "apache2": ("apache2",),
+    "ssh": ("sshd",), "sshd": ("sshd",), "cron": ("cron",), "crond": ("crond",),
+    "chrony": ("chronyd",), "chronyd": ("chronyd",), "ntp": ("ntpd",), "ntpd": ("ntpd",),
+    "redis": ("redis-server",), "redis-server": ("redis-server",), "docker": ("dockerd",),
+    "containerd": ("containerd",), "pgbouncer": ("pgbouncer",), "haproxy": ("haproxy",),
+    "keepalived": ("keepalived",), "rsyslog": ("rsyslogd",), "tomcat": ("java",),
+    "tomcat9": ("java",), "zabbix-agent": ("zabbix_agentd",), "zabbix-agent2": ("zabbix_agent2",),
+}
+
+
+def process_names(unit: str) -> tuple[str, ...]:
+    """'postgresql@15-main.service' → ('postgres', 'postmaster'); unknown units: their own name."""
+    base = unit.removesuffix(".service").split("@", 1)[0]
+    return SERVICE_PROCESSES.get(base, (base,))
+
+
+def service_line(service: Any) -> str:
+    """One ``svc NAME "PROCESSES" PORT`` call for a service of the inventory (a name or a spec)."""
+    name = service if isinstance(service, str) else service.name
+    process = None if isinstance(service, str) else service.process
+    port = None if isinstance(service, str) else service.port
+    procs = " ".join((process,) if process else process_names(name))
+    explicit = "1" if process else ""
+    return f"svc {shlex.quote(name)} {shlex.quote(procs)} {shlex.quote(str(port or ''))} {shlex.quote(explicit)}\n"
+
+
+def service_name(service: Any) -> str:
+    return service if isinstance(service, str) else service.name
+
+
+def build_script(disk_paths: list[str], services: list[Any], extra: str = "") -> str:
     """The whole host check as one sh script (wrapped in ``sh -c`` so a remote login shell doesn't matter).
 
     ``extra``: more sh code to run in the same round trip (the log listing).
     """
     body = _PRELUDE
     body += "".join(f"fs {shlex.quote(p)}\n" for p in disk_paths)
-    body += "".join(f"svc {shlex.quote(s)}\n" for s in services)
+    body += "".join(service_line(s) for s in services)
     body += extra + "printf 'done\\t1\\n'\n"
     return "sh -c " + shlex.quote(body)
 
@@ -142,10 +192,16 @@ def check_filesystems(t: Target, facts: HostFacts, paths: list[str],
     out = [t.error(f"host.fs_used:{p}", "no answer from the host for this path") for p in paths if p not in answered]
     for path, message in ((r[0], r[1] if len(r) > 1 else "") for r in facts.all("fserr")):
         out.append(t.error(f"host.fs_used:{path}", f"df {path}: {message}"))
+    by_mount: dict[str, list[tuple[str, tuple[int, int, int, str]]]] = {}
     for path, line in ((r[0], r[1]) for r in facts.all("fs")):
         parsed = parse_df(line)
-        out.append(t.error(f"host.fs_used:{path}", f"unparseable df line: {line!r}") if parsed is None
-                   else _fs_finding(t, path, parsed, previous.get(path)))
+        if parsed is None:
+            out.append(t.error(f"host.fs_used:{path}", f"unparseable df line: {line!r}"))
+        else:  # paths on the same filesystem are one finding (df names its mount point)
+            by_mount.setdefault(parsed[3], []).append((path, parsed))
+    for entries in by_mount.values():
+        path, parsed = entries[0]
+        out.append(_fs_finding(t, path, parsed, previous.get(path), [p for p, _ in entries]))
     return out
 
 
@@ -163,8 +219,10 @@ def days_until_full(used_now: float, available: float, previous: tuple[datetime,
 
 
 def _fs_finding(t: Target, path: str, parsed: tuple[int, int, int, str],
-                previous: tuple[datetime, float] | None) -> FindingRecord:
+                previous: tuple[datetime, float] | None, paths: list[str] | None = None) -> FindingRecord:
     total_k, used_k, avail_k, mount = parsed
+    paths = paths or [path]
+    shown = ", ".join(paths)
     pct = 100.0 * used_k / max(used_k + avail_k, 1)  # like df: blocks reserved for root count as unusable
     used, avail = used_k * 1024, avail_k * 1024
     per_day, days = days_until_full(used, avail, previous, t.observed_at)
@@ -176,19 +234,25 @@ def _fs_finding(t: Target, path: str, parsed: tuple[int, int, int, str],
     return t.make(f"host.fs_used:{path}", severity, round(pct, 1),
                   f"used {_th(pct_level, '%')}; days until full {_th(days_level)}",
                   value_text=f"{fmt_bytes(used)} / {fmt_bytes(used + avail)}",
-                  zh=f"{path}（挂载点 {mount}）已用 {pct:.1f}%，剩余 {fmt_bytes(avail)}{growth_zh}{full_zh}",
-                  en=f"{path} (mounted on {mount}) {pct:.1f}% used, {fmt_bytes(avail)} free"
+                  zh=f"{shown}（挂载点 {mount}）已用 {pct:.1f}%，剩余 {fmt_bytes(avail)}{growth_zh}{full_zh}",
+                  en=f"{shown} (mounted on {mount}) {pct:.1f}% used, {fmt_bytes(avail)} free"
                      + (f", growing {fmt_bytes(per_day)}/day" if per_day is not None else "") + full_en,
-                  path=path, mount=mount, used_bytes=used, available_bytes=avail, total_bytes=total_k * 1024,
-                  growth_bytes_per_day=per_day, days_until_full=days,
-                  metrics={f"fs_used_pct:{path}": pct, f"fs_used_bytes:{path}": used})
+                  path=path, paths=paths, mount=mount, used_bytes=used, available_bytes=avail,
+                  total_bytes=total_k * 1024, growth_bytes_per_day=per_day, days_until_full=days,
+                  metrics={f"{name}:{p}": v for p in paths
+                           for name, v in (("fs_used_pct", pct), ("fs_used_bytes", used), ("fs_free_bytes", avail))})
 
 
 def check_inodes(t: Target, facts: HostFacts) -> list[FindingRecord]:
     out = []
     level = t.thresholds.inodes_free_pct
+    mounts: set[str] = set()
     for path, line in ((r[0], r[1]) for r in facts.all("inode")):
         parsed = parse_df(line)
+        if parsed is not None and parsed[3] in mounts:
+            continue  # the same filesystem as an earlier path
+        if parsed is not None:
+            mounts.add(parsed[3])
         if parsed is None or parsed[0] == 0:  # btrfs and some others have no fixed inode table
             out.append(t.make(f"host.inodes:{path}", "ok", None, level, unit="%", value_text="n/a",
                               zh=f"{path} 所在文件系统不限制 inode", en=f"{path}: the filesystem has no fixed inode count"))
@@ -249,25 +313,38 @@ def check_swap(t: Target, facts: HostFacts) -> FindingRecord:
                   metrics={"swap_free_pct": pct})
 
 
-def check_services(t: Target, facts: HostFacts, services: list[str]) -> FindingRecord | None:
+def check_services(t: Target, facts: HostFacts, services: list[Any]) -> FindingRecord | None:
+    """Required services: systemd's ``is-active`` where systemd runs, else the process list
+    (`SERVICE_PROCESSES`), plus a listening TCP port when the inventory names one. The finding
+    says how each service was judged."""
     if not services:
         return None
-    rows = {r[0]: (r[1], r[2]) for r in facts.all("svc")}
-    missing = [s for s in services if s not in rows]
-    down = [s for s in services if s in rows and rows[s][0] != "active"]
-    how = "systemd" if facts.first("init") == ["systemd"] else "进程列表 process list"
+    names = [service_name(s) for s in services]
+    rows = {r[0]: (r[1], r[2] if len(r) > 2 else "") for r in facts.all("svc")}
+    missing = [s for s in names if s not in rows]
     if missing:
         return t.error("host.services", f"no answer for services {missing}")
+    down = [s for s in names if rows[s][0] != "active"]
+    methods = {s: rows[s][1] for s in names}
+    how_zh = "；".join(f"{s}：{_method_zh(methods[s])}" for s in names)
+    how_en = "; ".join(f"{s}: {methods[s] or 'unknown'}" for s in names)
+    details = {"services": {s: {"state": rows[s][0], "method": methods[s]} for s in names},
+               "init": (facts.first("init") or ["?"])[0]}
     if not down:
-        return t.make("host.services", "ok", 0, "any inactive = critical", value_text=f"{len(services)} active",
-                      zh=f"必需服务均在运行（{how}）：{', '.join(services)}",
-                      en=f"required services are running ({how}): {', '.join(services)}", services=rows)
-    states = ", ".join(f"{s}={rows[s][0] or 'unknown'}" for s in down)
+        return t.make("host.services", "ok", 0, "any inactive = critical",
+                      value_text=f"{len(names)} active",
+                      zh=f"必需服务均在运行（{how_zh}）", en=f"required services are running ({how_en})", **details)
+    states = ", ".join(f"{s}={rows[s][0] or 'unknown'} ({methods[s] or 'unknown'})" for s in down)
     return t.make("host.services", "critical", len(down), "any inactive = critical", value_text=", ".join(down),
-                  zh=f"必需服务未运行（{how}）：{states}", en=f"required services not running ({how}): {states}",
-                  sugg_zh=f"查看 {', '.join(down)} 的日志（journalctl -u 服务名），重启后确认业务恢复。",
-                  sugg_en=f"Read the logs of {', '.join(down)} (journalctl -u NAME), restart, check the business.",
-                  services=rows)
+                  zh=f"必需服务未运行：{states}", en=f"required services not running: {states}",
+                  sugg_zh=f"查看 {', '.join(down)} 的日志（journalctl -u 服务名 或应用日志），重启后确认业务恢复。",
+                  sugg_en=f"Read the logs of {', '.join(down)} (journalctl -u NAME or the application's log), "
+                          "restart, check the business.", **details)
+
+
+def _method_zh(method: str) -> str:
+    return (method.replace("systemd", "systemd 状态").replace("process", "进程").replace("port", "端口")
+            or "未知")
 
 
 def check_failed_units(t: Target, facts: HostFacts) -> FindingRecord:
@@ -282,7 +359,7 @@ def check_failed_units(t: Target, facts: HostFacts) -> FindingRecord:
     return t.make("host.failed_units", classify(level, len(units)), len(units), level,
                   value_text=", ".join(units[:5]) or "none",
                   zh=f"失败的 systemd 单元 {len(units)} 个" + (f"：{', '.join(units[:10])}" if units else ""),
-                  en=f"{len(units)} failed systemd units" + (f": {', '.join(units[:10])}" if units else ""),
+                  en=plural(len(units), "failed systemd unit") + (f": {', '.join(units[:10])}" if units else ""),
                   units=units)
 
 
@@ -364,7 +441,7 @@ def check_updates(t: Target, facts: HostFacts) -> FindingRecord:
     return t.make("host.updates", "warn" if security_n else "ok", security_n, "any security update = warn",
                   value_text=f"{security_n} security",
                   zh=f"待安装安全更新 {security_n} 个{total_text}（{tool}，基于本机软件源缓存）",
-                  en=f"{security_n} pending security updates" + ("" if total == "na" else f", {total} in all")
+                  en=plural(security_n, "pending security update") + ("" if total == "na" else f", {total} in all")
                      + f" ({tool}, from the host's package lists)",
                   tool=tool, total=None if total == "na" else int(total), security=security_n)
 

@@ -163,8 +163,8 @@ def check_tls(t: Target, endpoint: Any, cert: PeerCert) -> FindingRecord:
     trust_zh = f"；证书不受信任：{cert.verify_error}" if untrusted else ""
     trust_en = f"; certificate not trusted: {cert.verify_error}" if untrusted else ""
     return t.make("http.tls_days", severity, round(days, 2), level, unit=" d", value_text=state_en,
-                  zh=f"TLS 证书{state_zh}（到期 {cert.not_after:%Y-%m-%d}）{trust_zh}",
-                  en=f"TLS certificate {state_en} (expires {cert.not_after:%Y-%m-%d}){trust_en}",
+                  zh=f"TLS 证书{state_zh}（到期 {t.when(cert.not_after)}）{trust_zh}",
+                  en=f"TLS certificate {state_en} (expires {t.when(cert.not_after)}){trust_en}",
                   not_after=cert.not_after, subject=cert.subject, issuer=cert.issuer,
                   verify_error=cert.verify_error, verify_tls=endpoint.verify_tls, metrics={"tls_days_left": days})
 

@@ -37,11 +37,12 @@ from __future__ import annotations
 import re
 import shlex
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hisops.catalog.records import FindingRecord
-from hisops.inspect.findings import Target, fmt_bytes, mask_sensitive
+from hisops.inspect.findings import Target, fmt_bytes, mask_sensitive, plural
 
 try:  # Python 3.11+: sre_parse moved to re._parser
     from re import _constants as C  # type: ignore[attr-defined]
@@ -213,11 +214,22 @@ def glob_word(glob: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "*?[]/._-+,:@%" else "\\" + ch for ch in glob)
 
 
+# Who reads: the machine the files live on as it names itself (machine-id, else hostname). Offsets
+# are remembered per reader, so a `local: true` host read by another worker starts its own.
+_READER_SH = r"""printf 'logreader\t%s\n' "$({ cat /etc/machine-id 2>/dev/null || hostname; } | head -n 1)"
+"""
+
+
 def listing_snippet(globs: list[str]) -> str:
     """sh code that lists every file matched by each glob (appended to the host-check script)."""
     if not globs:
         return ""
-    return _STAT_SH + "".join(f"lst {i} {glob_word(g)}\n" for i, g in enumerate(globs))
+    return _STAT_SH + _READER_SH + "".join(f"lst {i} {glob_word(g)}\n" for i, g in enumerate(globs))
+
+
+def reader_of(records: dict[str, list[list[str]]]) -> str:
+    rows = records.get("logreader") or [[""]]
+    return (rows[0][0] if rows[0] else "").strip()[:200]
 
 
 @dataclass(frozen=True)
@@ -245,8 +257,38 @@ class ReadPlan:
     inode: int
     start: int
     end: int  # size at listing time; the scan stops at the last complete line before it
-    reason: str  # new | continued | rotated | truncated
+    reason: str  # new | continued | renamed (rotated file read on) | rotated | truncated
     rotated_from: tuple[int, int] | None = None  # (old inode, old offset) of the rotated-away file
+
+
+Remembered = Mapping[str, tuple[int | None, int]]
+
+
+def plan_reads(files: list[Listed], remembered: Remembered) -> list[ReadPlan]:
+    """One plan per listed file, deciding by file identity (inode), not by name.
+
+    A glob such as ``x.log*`` lists the rotated file too: ``x.log.1`` is the inode that was
+    ``x.log`` yesterday, so it continues from yesterday's offset — counted once, not re-read
+    from 0. Only when the old inode is not listed is its tail looked up beside the new file.
+    """
+    by_inode = {inode: offset for inode, offset in remembered.values() if inode is not None}
+    listed = {f.inode for f in files}
+    return [plan_file(f.path, f.inode or 0, f.size, remembered.get(f.path), by_inode, listed) for f in files]
+
+
+def plan_file(path: str, inode: int, size: int, previous: tuple[int | None, int] | None,
+              by_inode: Mapping[int, int], listed: set[int | None]) -> ReadPlan:
+    if inode in by_inode:
+        offset = by_inode[inode]
+        if size < offset:
+            return ReadPlan(path, inode, 0, size, "truncated")
+        moved = previous is None or previous[0] != inode
+        return ReadPlan(path, inode, offset, size, "renamed" if moved else "continued")
+    if previous is not None and previous[0] is not None and previous[0] != inode:
+        old_inode, old_offset = previous
+        tail = None if old_inode in listed else (old_inode, old_offset)  # listed: read under its new name
+        return ReadPlan(path, inode, 0, size, "rotated", tail)
+    return plan_read(path, inode, size, previous)
 
 
 def plan_read(path: str, inode: int, size: int, remembered: tuple[int | None, int] | None) -> ReadPlan:
@@ -391,26 +433,47 @@ def run_scan(runner: Any, plans: list[ReadPlan], patterns: PatternSet) -> Scan:
     return Scan(plans, parse_scan(records), perr, stderr)
 
 
+class LogOffsets(dict):  # noqa: FURB189 - a dict with two facts about where it came from
+    """path → (inode, offset) after a scan, plus who read (``reader``) and every path listed."""
+
+    def __init__(self, offsets: Mapping[str, tuple[int | None, int]] | None = None, reader: str = "",
+                 listed: frozenset[str] = frozenset()) -> None:
+        super().__init__(offsets or {})
+        self.reader, self.listed = reader, listed
+
+
+OffsetSource = Remembered | Callable[[str], Remembered] | None
+
+
+def remembered_for(source: OffsetSource, reader: str) -> Remembered:
+    """The remembered offsets: a mapping as given, or looked up for this reader (the catalog)."""
+    if source is None:
+        return {}
+    return source(reader) if callable(source) else source
+
+
 def inspect_logs(t: Target, sources: list[Any], globs: list[str], records: dict[str, list[list[str]]],
-                 runner: Any, offsets: Any) -> tuple[list[FindingRecord], Offsets]:
+                 runner: Any, offsets: OffsetSource) -> tuple[list[FindingRecord], LogOffsets]:
     """Log findings of one host and the new (inode, offset) per scanned path.
 
-    ``offsets`` needs only ``.get(path)`` (a dict, or a lazy mapping over the catalog).
+    ``offsets``: path → (inode, offset) remembered by the last inspection, or a function of the
+    reader (the machine the host's script ran on) returning them.
     """
     files, empty = parse_listing(records)
+    reader = reader_of(records)
     patterns = PatternSet()
     for source in sources:
         for regex in source.patterns.values():
             patterns.add(regex)
     readable = {f.path: f for f in files if f.error is None}
-    plans = [plan_read(f.path, f.inode or 0, f.size, offsets.get(f.path)) for f in readable.values()]
+    plans = plan_reads(list(readable.values()), remembered_for(offsets, reader))
     scan = run_scan(runner, plans, patterns)
     findings: list[FindingRecord] = []
     for i, source in enumerate(sources):
         lt = t.child("log", f"{t.target_id}:{source.path}")
         mine = [f for f in files if f.glob_index == i]
         findings += source_findings(lt, source, globs[i], mine, i in empty, scan, patterns)
-    return findings, new_offsets(scan)
+    return findings, LogOffsets(new_offsets(scan), reader, frozenset(f.path for f in files))
 
 
 def new_offsets(scan: Scan) -> Offsets:
@@ -463,9 +526,9 @@ def _files_finding(lt: Target, glob: str, files: list[Listed], empty: bool, scan
     read = [plans[f.path] for f in files if f.path in plans]
     scanned = sum(max(p.end - p.start, 0) for p in read)
     notes = sorted({p.reason for p in read} - {"continued"})
-    return lt.make("log.files", "ok", len(read), None, value_text=f"{len(read)} files, {fmt_bytes(scanned)} new",
+    return lt.make("log.files", "ok", len(read), None, value_text=f"{plural(len(read), 'file')}, +{fmt_bytes(scanned)}",
                    zh=f"{len(read)} 个日志文件，新增 {fmt_bytes(scanned)}" + (f"（{', '.join(notes)}）" if notes else ""),
-                   en=f"{len(read)} log files, {fmt_bytes(scanned)} new" + (f" ({', '.join(notes)})" if notes else ""),
+                   en=f"{plural(len(read), 'log file')}, {fmt_bytes(scanned)} new" + (f" ({', '.join(notes)})" if notes else ""),
                    glob=glob, files=[{"path": p.path, "inode": p.inode, "from": p.start, "to": p.end,
                                       "reason": p.reason} for p in read[:50]])
 
@@ -502,8 +565,8 @@ def _count_finding(lt: Target, check_id: str, name: str, regex: str, count: int,
     rotated = [p.path for p, sid, s in segments if sid.startswith("r") and s and s.status == "ok"]
     first = [p.path for p, sid, _ in segments if sid.startswith("f") and p.reason == "new"]
     zh = f"新增日志中匹配 {name}（{regex}）的行：{count}"
-    en = f"{count} new log lines match {name} ({regex})"
+    en = f"{plural(count, 'new log line')} match{'es' if count == 1 else ''} {name} ({regex})"
     return lt.make(check_id, severity, count, f"any {'= critical' if name.lower() in CRITICAL_NAMES else '= warn'}",
-                   value_text=f"{count} lines", zh=zh, en=en, pattern=regex,
+                   value_text=plural(count, "line"), zh=zh, en=en, pattern=regex,
                    samples=[mask_sensitive(s) for s in samples], rotated_tail_read=rotated, first_scan=first,
                    metrics={f"log_lines:{name}": count})

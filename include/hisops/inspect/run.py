@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hisops.catalog.records import FindingRecord, IncidentChange, MetricSample
@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 MAX_WORKERS = 8
 SIZE_METRIC = "database_size_bytes"
 FS_USED_METRIC = "fs_used_bytes"
+FS_FREE_METRIC = "fs_free_bytes"
+STARTED_METRIC = "server_started_epoch"
+INSPECTION_CHECK_PREFIXES = ("db.", "host.", "log.", "http.", "database.", "endpoint.")
+REMOVED_ZH = "目标已从清单中移除，事件关闭"
+REMOVED_EN = "target removed from the inventory; incident closed"
 # Findings that say the target could not be inspected at all (endpoints: http.status plays that role).
 BLOCKING_CHECKS = frozenset({"database.reachable", "host.reachable", "endpoint.reachable", "http.status"})
 SIZE_LOOKBACK = timedelta(days=40)
@@ -60,6 +65,8 @@ class RunContext:
     historical: bool = False
     fold_incidents: bool = True
     now: datetime | None = None  # the engine's "now" (None: the real clock)
+    #: False for backfills: reading a log for a past day must not move where the next run starts
+    advance_offsets: bool = True
 
 
 @dataclass
@@ -111,7 +118,7 @@ def inspect_system(inventory: Any, system: Any, repo: Any, run: RunContext, acce
     started = time.monotonic()
     jobs = plan(inventory, system, repo, access, run)
     results = run_jobs(jobs, max_workers, progress or log.info)
-    changes = record(system.id, results, repo, run)
+    changes = record(system.id, results, repo, run, known=known_targets(inventory))
     findings = [f for r in results for f in r.findings]
     counts = dict(Counter(f.severity for f in findings))
     return SystemOutcome(
@@ -134,8 +141,10 @@ def plan(inventory: Any, system: Any, repo: Any, access: Access, run: RunContext
 
 
 def catalog_facts(repo: Any, database_id: str, now: datetime | None = None,
-                  inventory: Any = None) -> dict[str, Any]:
-    """What the database checks need from history: last verified backup, previous size.
+                  inventory: Any = None, *, database: Any = None,
+                  inspection_run_id: int | None = None) -> dict[str, Any]:
+    """What the database checks need from history (metric samples of earlier runs): last
+    verified backup, previous size, previous server start, free space where the data lives.
 
     With the inventory, "last verified" is the newest verified backup whose files are really there
     (``hisops.backup.trust``; vanished ones become ``missing`` with their own incident)."""
@@ -146,63 +155,63 @@ def catalog_facts(repo: Any, database_id: str, now: datetime | None = None,
     else:
         backup = repo.latest_verified_backup(database_id)
     since = (now or datetime.now().astimezone()) - SIZE_LOOKBACK
-    sizes = repo.metric_series(database_id, SIZE_METRIC, since=since)
-    previous = sizes[-1] if sizes else None
-    return {
+    previous = _last_sample(repo, database_id, SIZE_METRIC, since, inspection_run_id)
+    started = _last_sample(repo, database_id, STARTED_METRIC, since, inspection_run_id)
+    facts = {
         "last_verified_backup_at": backup.finished_at if backup else None,
         "previous_size_bytes": previous.value if previous else None,
         "previous_size_at": previous.observed_at if previous else None,
+        "previous_started_at": datetime.fromtimestamp(started.value, UTC) if started else None,
     }
+    place = data_place(inventory, database)
+    if place:
+        free = _last_sample(repo, place[0], f"{FS_FREE_METRIC}:{place[1]}", since, None)
+        facts["disk_free_bytes"] = free.value if free else None
+        facts["disk_free_at"] = free.observed_at if free else None
+    return facts
 
 
-def log_offsets(repo: Any, host: Any) -> Offsets:
-    """Remembered (inode, offset) per log file of ``host``, read lazily from the catalog.
+def data_place(inventory: Any, database: Any) -> tuple[str, str] | None:
+    """(host id, disk path) where the database's files live, when the inventory says so."""
+    host_id = getattr(database, "host", None)
+    if inventory is None or not host_id:
+        return None
+    host = inventory.find_host(host_id)
+    path = database.data_path or (host.disk_paths[0] if host.disk_paths else None)
+    return (host_id, path) if path else None
 
-    Globs expand on the host, so the paths are only known while scanning; the engine only calls
-    ``.get(path)``, which this mapping answers from the catalog (None for a new file).
-    """
-    return CatalogOffsets(repo, host.id)
+
+def _last_sample(repo: Any, target_id: str, metric: str, since: datetime, exclude_run: int | None) -> Any:
+    """The newest sample not taken by the run itself (a retried task must compare with before)."""
+    series = [s for s in repo.metric_series(target_id, metric, since=since)
+              if exclude_run is None or s.inspection_run_id != exclude_run]
+    return series[-1] if series else None
 
 
-def fs_previous(repo: Any, host: Any, now: datetime | None = None) -> dict[str, tuple[datetime, float]]:
+def reader_offsets(repo: Any, host: Any, run: RunContext) -> Callable[[str], Offsets]:
+    """Remembered (inode, offset) per log file of ``host`` as read by ``reader`` (the machine
+    the host script ran on), looked up once the script named it; a retried run sees the
+    offsets from before its first attempt."""
+    return lambda reader: repo.log_offsets(host.id, reader, run.inspection_run_id)
+
+
+def fs_previous(repo: Any, host: Any, now: datetime | None = None,
+                inspection_run_id: int | None = None) -> dict[str, tuple[datetime, float]]:
     """Previous (observed_at, used bytes) per disk path of ``host``, for days-until-full."""
     since = (now or datetime.now().astimezone()) - SIZE_LOOKBACK
     out = {}
     for path in host.disk_paths:
-        series = repo.metric_series(host.id, f"{FS_USED_METRIC}:{path}", since=since)
-        if series:
-            out[path] = (series[-1].observed_at, series[-1].value)
+        sample = _last_sample(repo, host.id, f"{FS_USED_METRIC}:{path}", since, inspection_run_id)
+        if sample:
+            out[path] = (sample.observed_at, sample.value)
     return out
-
-
-class CatalogOffsets(dict):
-    """path → (inode, offset) read from the catalog on first access (missing → KeyError)."""
-
-    def __init__(self, repo: Any, host_id: str) -> None:
-        super().__init__()
-        self._repo, self._host_id = repo, host_id
-
-    def __missing__(self, path: str) -> tuple[int | None, int]:
-        found = self._repo.get_log_offset(self._host_id, path)
-        if found is None:
-            raise KeyError(path)
-        self[path] = (found.inode, found.offset)
-        return self[path]
-
-    def get(self, path: str, default: Any = None) -> Any:  # dict.get bypasses __missing__
-        try:
-            return self[path]
-        except KeyError:
-            return default
-
-    def __contains__(self, path: object) -> bool:
-        return self.get(path) is not None
 
 
 def _database_job(inventory: Any, system: Any, db: Any, repo: Any, access: Access, run: RunContext) -> Job:
     from hisops.inspect import engine
 
-    facts = catalog_facts(repo, db.id, run.now, inventory)
+    facts = catalog_facts(repo, db.id, run.now, inventory=inventory, database=db,
+                          inspection_run_id=run.inspection_run_id)
     thresholds = inventory.thresholds_for(db)
 
     def call() -> tuple[list[FindingRecord], Offsets]:
@@ -210,7 +219,8 @@ def _database_job(inventory: Any, system: Any, db: Any, repo: Any, access: Acces
             dsn = access.dsn_for(db)
         except Exception as exc:  # missing / malformed connection: the target cannot be reached
             return [unusable_connection("database", db.id, system.id, exc)], {}
-        return engine.inspect_database(system, db, dsn, thresholds, catalog_facts=facts, now=run.now), {}
+        return engine.inspect_database(system, db, dsn, thresholds, catalog_facts=facts, now=run.now,
+                                       tz=inventory.timezone), {}
 
     return Job("database", db.id, system.id, call)
 
@@ -218,7 +228,8 @@ def _database_job(inventory: Any, system: Any, db: Any, repo: Any, access: Acces
 def _host_job(inventory: Any, system: Any, host: Any, repo: Any, access: Access, run: RunContext) -> Job:
     from hisops.inspect import engine
 
-    offsets, previous = log_offsets(repo, host), fs_previous(repo, host, run.now)
+    offsets = reader_offsets(repo, host, run)
+    previous = fs_previous(repo, host, run.now, run.inspection_run_id)
     thresholds = inventory.thresholds_for(host)
 
     def call() -> tuple[list[FindingRecord], Offsets]:
@@ -228,10 +239,11 @@ def _host_job(inventory: Any, system: Any, host: Any, repo: Any, access: Access,
             return [unusable_connection("host", host.id, system.id, exc)], {}
         try:
             findings, new_offsets = engine.inspect_host(system, host, runner, thresholds, log_offsets=offsets,
-                                                        fs_previous=previous, base_dir=inventory.base_dir)
+                                                        fs_previous=previous, base_dir=inventory.base_dir,
+                                                        tz=inventory.timezone)
         finally:
             _close(runner)
-        return findings, dict(new_offsets or {})
+        return findings, new_offsets
 
     return Job("host", host.id, system.id, call)
 
@@ -241,7 +253,7 @@ def _endpoint_job(inventory: Any, system: Any, endpoint: Any) -> Job:
 
     thresholds = inventory.thresholds_for(endpoint)
     return Job("endpoint", endpoint.id, system.id,
-               lambda: (engine.inspect_endpoint(system, endpoint, thresholds), {}))
+               lambda: (engine.inspect_endpoint(system, endpoint, thresholds, tz=inventory.timezone), {}))
 
 
 def _close(runner: Any) -> None:
@@ -307,18 +319,74 @@ def inspection_crashed(kind: str, target_id: str, system_id: str, exc: Exception
 # --------------------------------------------------------------------------- recording (catalog writes)
 
 
-def record(system_id: str, results: Sequence[TargetResult], repo: Any, run: RunContext) -> list[IncidentChange]:
-    """Findings, metrics and log offsets to the catalog; incidents folded (not for backfills)."""
+def record(system_id: str, results: Sequence[TargetResult], repo: Any, run: RunContext,
+           known: KnownTargets | None = None) -> list[IncidentChange]:
+    """Findings, metrics and log offsets to the catalog; incidents folded (not for backfills).
+
+    Idempotent per run: a retried task replaces its findings and samples and re-folds them into
+    the incidents without counting anything twice.
+    """
     findings = [_owned(f, system_id, run) for r in results for f in r.findings]
     ids = repo.add_findings(run.inspection_run_id, findings)
-    _store_metrics(repo, findings)
-    for r in results:
-        for path, (inode, offset) in r.offsets.items():
-            repo.set_log_offset(r.target_id, path, inode, offset)
+    _store_metrics(repo, findings, run.inspection_run_id)
+    if run.advance_offsets:
+        _store_offsets(repo, results, run.inspection_run_id)
     if not run.fold_incidents:
         return []
     changes = [c for f, i in zip(findings, ids, strict=True) if (c := repo.upsert_incident_for(f, i))]
-    return changes + resolve_stale(system_id, results, findings, repo)
+    changes += resolve_stale(system_id, results, findings, repo)
+    return changes + (close_removed(system_id, known, repo) if known is not None else [])
+
+
+def _store_offsets(repo: Any, results: Sequence[TargetResult], inspection_run_id: int) -> None:
+    from hisops.inspect.log_scan import LogOffsets
+
+    for r in results:
+        if isinstance(r.offsets, LogOffsets):  # the host's logs were listed (and maybe read)
+            repo.save_log_offsets(r.target_id, r.offsets.reader, inspection_run_id, dict(r.offsets),
+                                  listed=r.offsets.listed)
+        else:
+            for path, (inode, offset) in r.offsets.items():
+                repo.save_log_offsets(r.target_id, "", inspection_run_id, {path: (inode, offset)})
+
+
+@dataclass(frozen=True)
+class KnownTargets:
+    """What the inventory holds now: system ids and, per system, its target ids (logs included)."""
+
+    systems: frozenset[str]
+    targets: Mapping[str, frozenset[str]]
+
+
+def known_targets(inventory: Any) -> KnownTargets:
+    targets = {}
+    for s in inventory.systems:
+        ids = {d.id for d in s.databases} | {e.id for e in s.endpoints}
+        for h in s.hosts:
+            ids |= {h.id} | {f"{h.id}:{src.path}" for src in h.logs}
+        targets[s.id] = frozenset(ids)
+    return KnownTargets(frozenset(targets), targets)
+
+
+def close_removed(system_id: str, known: KnownTargets, repo: Any) -> list[IncidentChange]:
+    """Close inspection incidents whose target (or whole system) left the inventory, saying why.
+
+    Nobody would ever inspect that target again, so nothing else would close them. This system's
+    run also closes those of systems that are gone (the row lock makes that happen once).
+    """
+    changes = []
+    for incident in repo.open_incidents():
+        if not incident.check_id.startswith(INSPECTION_CHECK_PREFIXES) or incident.system_id is None:
+            continue
+        gone_system = incident.system_id not in known.systems
+        if gone_system or (incident.system_id == system_id and incident.target_id not in known.targets[system_id]):
+            what = ("系统" if gone_system else "目标", "system" if gone_system else "target")
+            reason = (f"{what[0]}已从清单中移除，事件关闭 ({what[1]} removed from the inventory; "
+                      "incident closed)")
+            change = repo.close_incident(incident.id, reason)
+            if change is not None:
+                changes.append(change)
+    return changes
 
 
 def _owned(f: FindingRecord, system_id: str, run: RunContext) -> FindingRecord:
@@ -329,11 +397,12 @@ def _owned(f: FindingRecord, system_id: str, run: RunContext) -> FindingRecord:
     return replace(f, system_id=f.system_id or system_id, details=details)
 
 
-def _store_metrics(repo: Any, findings: Sequence[FindingRecord]) -> None:
+def _store_metrics(repo: Any, findings: Sequence[FindingRecord], inspection_run_id: int | None = None) -> None:
     from hisops.inspect import engine
 
     observed = {f.target_id: f.observed_at for f in findings}
-    samples = [MetricSample(t, m, float(v), observed.get(t) or datetime.now().astimezone())
+    samples = [MetricSample(t, m, float(v), observed.get(t) or datetime.now().astimezone(),
+                            inspection_run_id=inspection_run_id)
                for t, m, v in engine.metrics_from(findings) if v is not None]
     repo.add_metric_samples(samples)
 

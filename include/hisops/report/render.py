@@ -373,9 +373,9 @@ def breakable(text: str) -> Any:
 
 
 def fmt_time(moment: datetime | None, tz: ZoneInfo, with_seconds: bool = False) -> str:
-    if moment is None:
-        return "—"
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
+    from hisops.report.timefmt import fmt
+
+    return fmt(moment, tz, seconds=with_seconds)
 
 
 def age_text(since: datetime, now: datetime) -> str:
