@@ -27,7 +27,7 @@ def test_a_few_hours_late_on_the_same_day_is_still_current() -> None:
 
 def test_backfill_and_catch_up_of_old_dates_are_historical() -> None:
     past = DUE - timedelta(days=3)
-    back = semantics(run("backfill", past, past), NOW, TZ)
+    back = semantics(run("backfill", past - timedelta(days=1), past), NOW, TZ)
     assert back.historical and not back.fold_incidents and not back.advance_offsets and back.report_for == past
     caught_up = semantics(run("scheduled", past - timedelta(days=1), past), NOW, TZ)
     assert caught_up.historical and caught_up.report_for == past

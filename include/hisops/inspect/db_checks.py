@@ -128,17 +128,18 @@ def q_bloat(version_num: int) -> str:
     """Table bloat estimated from pg_stats (after ioguix/pgsql-bloat-estimation; no extension, no table scan).
 
     Sizes are the files' real sizes (``pg_relation_size``), not ``relpages`` — that is only
-    updated by VACUUM/ANALYZE, so a table that grew 3x since then looked small. Live tuples come
-    from the statistics collector (``n_live_tup``, current), falling back to ``reltuples`` when
-    the statistics were reset. pg_stats is read per candidate table (LATERAL, so its privilege
+    updated by VACUUM/ANALYZE, so a table that grew 3x since then looked small. Live and dead
+    tuples come from the statistics system (``pg_stat_get_live_tuples``, current; the functions,
+    not the pg_stat_user_tables view, which computes a dozen counters per table), falling back
+    to ``reltuples`` when the statistics were reset. pg_stats is read per candidate table (LATERAL, so its privilege
     checks run only for those columns): joined wholesale it cost ~50 ms per fresh session.
     """
     return """/* hisops:inspect:bloat */
 WITH t AS (
   SELECT tbl.oid, ns.nspname, tbl.relname,
-         CASE WHEN coalesce(st.n_live_tup, 0) > 0 OR tbl.reltuples <= 0 THEN coalesce(st.n_live_tup, 0)
+         CASE WHEN pg_stat_get_live_tuples(tbl.oid) > 0 OR tbl.reltuples <= 0 THEN pg_stat_get_live_tuples(tbl.oid)
               ELSE tbl.reltuples END::float8 AS reltuples,
-         coalesce(st.n_dead_tup, 0) AS dead, coalesce(st.n_live_tup, 0) AS live,
+         pg_stat_get_dead_tuples(tbl.oid) AS dead, pg_stat_get_live_tuples(tbl.oid) AS live,
          pg_relation_size(tbl.oid) / current_setting('block_size')::numeric AS heappages,
          coalesce(pg_relation_size(toast.oid), 0) / current_setting('block_size')::numeric AS toastpages,
          coalesce(toast.reltuples, 0) AS toasttuples,
@@ -148,7 +149,6 @@ WITH t AS (
   FROM pg_class tbl
   JOIN pg_namespace ns ON ns.oid = tbl.relnamespace
   LEFT JOIN pg_class toast ON toast.oid = tbl.reltoastrelid
-  LEFT JOIN pg_stat_user_tables st ON st.relid = tbl.oid
   WHERE tbl.relkind = 'r' AND pg_relation_size(tbl.oid) >= 10 * current_setting('block_size')::int
     AND ns.nspname NOT IN ('pg_catalog', 'information_schema')),
 att AS (
@@ -178,14 +178,16 @@ def q_index_bloat(version_num: int) -> str:
     """B-tree index bloat estimated from pg_stats (after ioguix/pgsql-bloat-estimation btree_bloat.sql).
 
     Expected pages = tuples / (usable page bytes × fillfactor / index tuple width); the real
-    size is ``pg_relation_size``. Indexes under 15 pages, expression columns without statistics
-    and ``name`` columns (the estimate is wrong for them) are left out. An estimate: it says so.
+    size is ``pg_relation_size``. Only the 100 largest indexes of at least 15 pages are estimated
+    (bounded cost on databases with thousands of indexes; bloat that matters is in big ones);
+    expression columns without statistics and ``name`` columns (the estimate is wrong for them)
+    are left out. An estimate: it says so.
     """
     return """/* hisops:inspect:index_bloat */
 WITH i AS (
   SELECT ci.oid AS idxoid, ix.indrelid AS tbloid, n.nspname, ct.relname AS tblname, ci.relname AS idxname,
          pg_relation_size(ci.oid) AS real_bytes,
-         CASE WHEN ix.indpred IS NULL AND coalesce(st.n_live_tup, 0) > 0 THEN st.n_live_tup
+         CASE WHEN ix.indpred IS NULL AND pg_stat_get_live_tuples(ct.oid) > 0 THEN pg_stat_get_live_tuples(ct.oid)
               ELSE greatest(ci.reltuples, 0) END::float8 AS tuples,
          coalesce(substring(array_to_string(ci.reloptions, ' ') FROM 'fillfactor=([0-9]+)')::int, 90) AS ff,
          string_to_array(textin(int2vectorout(ix.indkey)), ' ')::int[] AS indkey, ix.indnatts,
@@ -195,22 +197,24 @@ WITH i AS (
   JOIN pg_class ci ON ci.oid = ix.indexrelid
   JOIN pg_class ct ON ct.oid = ix.indrelid
   JOIN pg_namespace n ON n.oid = ct.relnamespace
-  LEFT JOIN pg_stat_user_tables st ON st.relid = ct.oid
   WHERE ci.relam = (SELECT oid FROM pg_am WHERE amname = 'btree') AND ix.indisvalid
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
-    AND pg_relation_size(ci.oid) >= 15 * current_setting('block_size')::int),
+    AND pg_relation_size(ci.oid) >= 15 * current_setting('block_size')::int
+  ORDER BY real_bytes DESC LIMIT 100),
 w AS (
   SELECT i.*, x.* FROM i, LATERAL (
-    SELECT sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 1024)) AS data_width,
-           max(coalesce(s.null_frac, 0)) > 0 AS has_nulls,
-           count(*) <> count(s.attname) OR bool_or(coalesce(a1.atttypid, a2.atttypid) = 'pg_catalog.name'::regtype)
-             AS is_na
+    SELECT sum((1 - coalesce(s1.null_frac, s2.null_frac, 0)) * coalesce(s1.avg_width, s2.avg_width, 1024))
+             AS data_width,
+           max(coalesce(s1.null_frac, s2.null_frac, 0)) > 0 AS has_nulls,
+           count(*) <> count(coalesce(s1.attname, s2.attname))
+             OR bool_or(coalesce(a1.atttypid, a2.atttypid) = 'pg_catalog.name'::regtype) AS is_na
     FROM generate_series(1, i.indnatts) AS k(pos)
     LEFT JOIN pg_attribute a1 ON i.indkey[k.pos] <> 0 AND a1.attrelid = i.tbloid AND a1.attnum = i.indkey[k.pos]
     LEFT JOIN pg_attribute a2 ON i.indkey[k.pos] = 0 AND a2.attrelid = i.idxoid AND a2.attnum = k.pos
-    LEFT JOIN pg_stats s ON s.schemaname = i.nspname
-         AND s.tablename = CASE WHEN a1.attnum IS NULL THEN i.idxname ELSE i.tblname END
-         AND s.attname = coalesce(a1.attname, a2.attname) AND NOT s.inherited) x),
+    LEFT JOIN pg_stats s1 ON a1.attname IS NOT NULL AND s1.schemaname = i.nspname AND s1.tablename = i.tblname
+                         AND s1.attname = a1.attname AND NOT s1.inherited
+    LEFT JOIN pg_stats s2 ON a2.attname IS NOT NULL AND s2.schemaname = i.nspname AND s2.tablename = i.idxname
+                         AND s2.attname = a2.attname AND NOT s2.inherited) x),
 h AS (
   SELECT *, CASE WHEN has_nulls THEN 12 ELSE 8 END AS hdr FROM w WHERE NOT is_na),
 est AS (

@@ -9,9 +9,9 @@ An inspection can only see the present. So:
   findings are marked "present state", and it changes nothing that the next current run relies
   on: no log offsets move, no incident is opened or resolved.
 
-A scheduled run is judged by when it was due (``run_after``), never by its logical date: the
-cron timetable's logical date may be the start of the interval (yesterday 07:00), which made
-every on-time run look like a backfill.
+A scheduled (or backfilled) run is judged by when it was due (``run_after``), never by its
+logical date: the cron timetable's logical date is the start of the data interval (yesterday
+07:00), which made every on-time run look like a backfill.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ class RunSemantics:
 
 
 def due_at(run: RunInfo) -> datetime | None:
-    """When the run was meant to look at the targets."""
-    if run.is_scheduled:
+    """When the run was meant to look at the targets: for timetable runs (scheduled, backfill)
+    when they were due; for manual runs the logical date chosen (else when triggered)."""
+    if run.is_scheduled or run.is_backfill:
         return run.run_after or run.logical_date
     return run.logical_date or run.run_after
 
