@@ -42,17 +42,19 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--slots", type=int, default=POOL_SLOTS, help="systems at once (pool slots)")
     p.add_argument("--rounds", type=int, default=2, help="inspection rounds (the 2nd sees history)")
     p.add_argument("--keep", action="store_true", help="keep cluster, sshd and files")
+    p.add_argument("--pg-port", type=int, default=PG_PORT, help="port of the throwaway cluster")
+    p.add_argument("--ssh-port", type=int, default=SSH_PORT, help="port of the loopback sshd")
     return p.parse_args()
 
 
 # --------------------------------------------------------------------------- setup
 
 
-def start_servers() -> tuple[Any, Any]:
+def start_servers(pg_port: int = PG_PORT, ssh_port: int = SSH_PORT) -> tuple[Any, Any]:
     from hisops.devenv.pgcluster import PgCluster
     from hisops.devenv.sshd import LoopbackSshd
 
-    cluster, sshd = PgCluster(OUT / "pg", PG_PORT), LoopbackSshd(OUT / "sshd", SSH_PORT)
+    cluster, sshd = PgCluster(OUT / "pg", pg_port), LoopbackSshd(OUT / "sshd", ssh_port)
     cluster.start()
     sshd.start()
     return cluster, sshd
@@ -234,7 +236,7 @@ def main() -> int:
     args = parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    cluster, sshd = start_servers()
+    cluster, sshd = start_servers(args.pg_port, args.ssh_port)
     try:
         databases = create_databases(cluster, args.databases)
         catalog_url = create_catalog(cluster)

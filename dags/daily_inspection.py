@@ -37,8 +37,9 @@ progress) → *通知事件 Notify incidents* and *生成报告 Report* → *发
 **补录 Backfill** — `airflow backfill create --dag-id daily_inspection --from-date D1 --to-date D2` (or a
 manual run with a past logical date) writes the record for a missed day. Live checks can only see the
 present: the report says so (当前状态，非历史 present state, not historical); trends come from stored data.
-Backfill runs do not touch incidents; a late run (scheduler was down at the scheduled time, or a manual
-run for a past date) is labelled the same way but still opens/resolves incidents and alerts.
+A run for an earlier day (backfill, a manual run with a past date, a scheduled run caught up days later)
+is historical: it moves no log offsets and opens/resolves no incidents. The on-time 07:00 run is dated
+today (its logical date is the start of its interval, yesterday — that does not make it a backfill).
 
 **失败时怎么办 When it fails**
 - An unreachable database/host/endpoint or a failing check does **not** fail the run: it is a critical or

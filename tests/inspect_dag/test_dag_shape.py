@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from hisops.airflow import inspection_tasks as t
@@ -67,18 +65,6 @@ def test_params_and_runbook(dag):
     assert dag.params["systems"] == []
     assert "失败时怎么办" in dag.doc_md and "当前状态，非历史" in dag.doc_md
     assert all(task.task_display_name != task.task_id for task in dag.tasks)  # Chinese-first names
-
-
-def test_historical_rule():
-    now = datetime(2026, 3, 3, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-    assert not t.is_historical("scheduled", now - timedelta(hours=1), now)
-    assert t.is_historical("scheduled", now - timedelta(hours=3), now)  # scheduler was down: late run
-    assert t.is_historical("backfill", now, now)
-    from airflow.utils.types import DagRunType
-
-    assert t.is_historical(DagRunType.BACKFILL_JOB, now, now)
-    assert not t.is_historical("manual", None, now)
-    assert t.is_backfill(DagRunType.BACKFILL_JOB) and not t.is_backfill(DagRunType.SCHEDULED)
 
 
 def test_system_selection():

@@ -18,7 +18,6 @@ from hisops.airflow import runtime
 log = logging.getLogger(__name__)
 
 DAG_ID = "daily_inspection"
-LATE_AFTER = timedelta(hours=2)  # started later than this after its date → live checks show the present
 TREND_WINDOW = timedelta(days=7)
 EMAIL = "email"
 ALERT_LINES = 30  # chat robots cap message size (WeCom: 4096 bytes)
@@ -26,15 +25,6 @@ MAIL_INLINE_LIMIT = 200_000  # bytes of HTML; a bigger report is mailed as summa
 
 
 # --------------------------------------------------------------------------- start
-
-
-def is_backfill(run_type: Any) -> bool:
-    return "backfill" in str(getattr(run_type, "value", run_type) or "").lower()
-
-
-def is_historical(run_type: Any, reference: datetime | None, now: datetime) -> bool:
-    """A backfill, or a run for a date well before now: the live checks cannot see that date."""
-    return is_backfill(run_type) or (reference is not None and now - reference > LATE_AFTER)
 
 
 def select_systems(inventory: Any, wanted: Sequence[str] | None) -> list[str]:
@@ -53,19 +43,26 @@ def start(run_id: str, run_type: str | None, logical_date: datetime | None, run_
     """Open the inspection run in the catalog; one work order per system to inspect.
 
     Work orders are the mapped task's kwargs: ``{system_id, inspection_run_id, historical,
-    fold_incidents}`` — backfills leave incidents alone, late runs are labelled but still alert.
+    fold_incidents}`` — historical runs (backfills, earlier days) move no offsets, fold no incidents.
     """
+    from hisops.inspect.schedule import due_at, semantics
+    from hisops.runinfo import RunInfo
+
     inv = runtime.inventory()
     chosen = select_systems(inv, systems)
-    reference = logical_date or run_after
-    now = datetime.now().astimezone()
-    historical = is_historical(run_type, reference, now)
+    run = RunInfo(DAG_ID, run_id, run_type=_run_type(run_type), logical_date=logical_date, run_after=run_after)
+    sem = semantics(run, datetime.now().astimezone(), inv.timezone)
+    reference = due_at(run)
     run_pk = runtime.catalog().start_inspection_run(DAG_ID, run_id, reference)
     log.info("巡检记录 inspection run #%s for %s: %d systems %s%s", run_pk, reference, len(chosen), chosen,
-             " — 补录/迟到：检查结果为当前状态 (historical: present state)" if historical else "")
-    fold = not is_backfill(run_type)
-    return [{"system_id": s, "inspection_run_id": run_pk, "historical": historical, "fold_incidents": fold}
-            for s in chosen]
+             " — 补录：检查结果为当前状态，不改动日志位置和事件 (historical: present state)" if sem.historical else "")
+    return [{"system_id": s, "inspection_run_id": run_pk, "historical": sem.historical,
+             "fold_incidents": sem.fold_incidents} for s in chosen]
+
+
+def _run_type(value: Any) -> str:
+    text = str(getattr(value, "value", value) or "manual").lower()
+    return text.split(".")[-1]
 
 
 def run_of(plan: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -104,7 +101,8 @@ def inspect_system(system_id: str, inspection_run_id: int, historical: bool,
     system = inv.find_system(system_id)
     log.info("系统 system %s %s: %d databases, %d hosts, %d endpoints", system.name, system.name_en,
              len(system.databases), len(system.hosts), len(system.endpoints))
-    context = RunContext(inspection_run_id=inspection_run_id, historical=historical, fold_incidents=fold_incidents)
+    context = RunContext(inspection_run_id=inspection_run_id, historical=historical, fold_incidents=fold_incidents,
+                         advance_offsets=fold_incidents)
     outcome = run_system(inv, system, runtime.catalog(), context, access(), progress=log.info)
     log.info("系统 system %s done in %.1fs: %s; incident changes %s", system_id, outcome.seconds,
              outcome.counts, [(c["action"], c["incident_id"]) for c in outcome.changes])
@@ -218,12 +216,15 @@ def report_data(plan: Sequence[Mapping[str, Any]], outcomes: Sequence[Mapping[st
     run_pk = start_info["inspection_run_id"]
     infos = _system_infos(inv, start_info["systems"])
     now = datetime.now().astimezone()
-    end = logical_date if start_info["historical"] and logical_date else now
+    # the day the report is for: the day it runs, unless historical (then the day the run was due)
+    due = repo.get_inspection_run(run_pk).logical_date or logical_date
+    report_for = due if start_info["historical"] else None
+    end = report_for or now
     return ReportData(
         hospital=inv.hospital, timezone=inv.timezone, run_id=run_id, generated_at=now, systems=infos,
         findings=repo.findings_for(run_pk), open_incidents=repo.open_incidents(),
         changes=[c for o in outcomes for c in o.get("changes", [])],
-        samples=trend_samples(repo, trend_keys(inv, infos), end), logical_date=logical_date,
+        samples=trend_samples(repo, trend_keys(inv, infos), end), logical_date=report_for,
         period_start=period[0], period_end=period[1], historical=start_info["historical"],
         inspection_run_id=run_pk,
     )
