@@ -220,7 +220,7 @@ def test_inspection_over_days(days) -> None:
     resolved = [i for i in repo.incidents() if (i.target_id, i.check_id) == ("d1", "db.invalid_indexes")]
     assert [i.state for i in resolved] == ["resolved"]
     gone = [i for i in repo.incidents() if i.target_id == "d2" and i.check_id == "db.invalid_indexes"]
-    assert [i.state for i in gone] == ["resolved"] and "removed from the inventory" in gone[0].resolution
+    assert [i.state for i in gone] == ["resolved"] and "removed from the inventory" in gone[0].resolution_note
     now_open = open_incidents(repo)
     assert ("d1", "db.long_transactions") in now_open and ("d2", "db.invalid_indexes") not in now_open
 
