@@ -1,7 +1,7 @@
 """inspection over days: idempotent findings/metrics, log offsets per reader
 
 Revision ID: 0200_inspection
-Revises: 0500_cleanup
+Revises: 0700_change_kpi
 Create Date: 2026-12-01
 
 - finding: one row per (inspection run, target, check) — a retried task replaces, never adds.
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0200_inspection"
-down_revision = "0500_cleanup"
+down_revision = "0700_change_kpi"
 branch_labels = None
 depends_on = None
 
