@@ -233,3 +233,20 @@ def test_concurrency_is_bounded(repo, engine):
     inspect(repo, workers=2)
     assert engine.peak == 2
     assert time.monotonic() - start >= 0.2 * 5 / 2
+
+
+def test_incidents_of_targets_removed_from_the_inventory_close_saying_why(repo, engine):
+    """d_gone (this system) and a whole system that left the inventory: closed, with the reason;
+    incidents of other capabilities (no inspection check id) are not the inspection's to close."""
+    run_pk = repo.start_inspection_run("daily_inspection", "before-removal")
+    old = [FindingRecord("db.connections", "database", "d_gone", "warn", "连接数高", "connections high", system_id="s1"),
+           FindingRecord("db.locks", "database", "x1", "critical", "锁等待", "lock waits", system_id="s_gone"),
+           FindingRecord("backup.verify", "database", "d_gone", "critical", "演练失败", "drill failed", system_id="s1")]
+    for f, fid in zip(old, repo.add_findings(run_pk, old), strict=True):
+        repo.upsert_incident_for(f, fid)
+    outcome, _ = inspect(repo)
+    closed = {(c["target_id"], c["check_id"]) for c in outcome.changes if c["action"] == "resolved"}
+    assert closed == {("d_gone", "db.connections"), ("x1", "db.locks")}
+    for target, check in closed:
+        assert "removed from the inventory" in incident(repo, check, target).resolution_note
+    assert incident(repo, "backup.verify", "d_gone").state == "open"
