@@ -84,6 +84,44 @@ def _cmd_evidence_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_proposals(args: argparse.Namespace) -> int:
+    from hisops.catalog.repository import CatalogError, CatalogRepository
+    from hisops.tune.proposals import decide, proposal_lines
+
+    repo = CatalogRepository.from_url(_catalog_url(args))
+    try:
+        if args.cmd == "list":
+            states = None if args.state == "all" else [args.state]
+            for line in proposal_lines(repo.proposals(args.database, states=states)):
+                print(line)
+            return 0
+        try:
+            record = decide(repo, args.id, args.cmd == "approve", args.by, args.note)
+        except CatalogError as exc:
+            print(f"hisops proposals {args.cmd}: {exc} (refused, audited)", file=sys.stderr)
+            return 1
+        print(f"proposal #{record.id} {record.state} by {args.by}: {record.definition}")
+        return 0
+    finally:
+        repo.dispose()
+
+
+def _proposals_parser(sub: argparse._SubParsersAction) -> None:
+    props = sub.add_parser("proposals", help="调优提案 tuning proposals").add_subparsers(dest="cmd", required=True)
+    ls = props.add_parser("list", help="list proposals (default: open ones)")
+    ls.add_argument("--database")
+    ls.add_argument("--state", default="proposed",
+                    choices=["proposed", "approved", "applied", "measured", "rejected", "all"])
+    for name in ("approve", "reject"):
+        d = props.add_parser(name, help=f"{name} a proposed change (audited)")
+        d.add_argument("id", type=int)
+        d.add_argument("--by", required=True, help="who decides (named in the audit trail)")
+        d.add_argument("--note")
+    for p in props.choices.values():
+        p.add_argument("--url", help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)")
+        p.set_defaults(func=_cmd_proposals)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hisops.devenv import demo
 
@@ -125,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     el.add_argument("--url", help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)")
     el.add_argument("--limit", type=int, default=24)
     el.set_defaults(func=_cmd_evidence_list)
+
+    _proposals_parser(sub)
 
     demo = sub.add_parser("demo", help="演示环境 the one-command demo")
     demo.add_argument("action", choices=["up", "down", "clean", "status"])

@@ -18,6 +18,7 @@ IncidentAction = Literal["opened", "escalated", "updated", "resolved"]
 BackupKind = Literal["database", "files", "physical"]
 BackupState = Literal["running", "completed", "verified", "failed", "missing"]
 AuditResult = Literal["success", "failure", "refused"]
+ProposalState = Literal["proposed", "approved", "applied", "measured", "rejected"]
 
 SEVERITIES: tuple[Severity, ...] = ("ok", "warn", "critical", "check_error")
 TARGET_KINDS: tuple[TargetKind, ...] = ("database", "host", "log", "endpoint", "system")
@@ -25,6 +26,7 @@ INCIDENT_STATES: tuple[IncidentState, ...] = ("open", "acknowledged", "resolved"
 BACKUP_KINDS: tuple[BackupKind, ...] = ("database", "files", "physical")
 BACKUP_STATES: tuple[BackupState, ...] = ("running", "completed", "verified", "failed", "missing")
 AUDIT_RESULTS: tuple[AuditResult, ...] = ("success", "failure", "refused")
+PROPOSAL_STATES: tuple[ProposalState, ...] = ("proposed", "approved", "applied", "measured", "rejected")
 
 # How bad a severity is. A check that could not run (check_error) is worth an incident, but a
 # real warning about the target outranks it, and critical outranks everything.
@@ -160,6 +162,7 @@ class MaintenanceRecord:
     backup_id: int | None
     dag_run_id: str | None
     error: str | None
+    proposal_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,3 +362,33 @@ class PruneBatch:
 
     rows: int
     last: tuple[datetime, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementSnapshot:
+    """pg_stat_statements of one database at one review: cumulative counters and deltas per query."""
+
+    id: int
+    database_id: str
+    taken_at: datetime
+    stats_reset: datetime | None
+    dag_run_id: str | None
+    statements: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalRecord:
+    """A tuning suggestion (create/drop an index) on its way proposed → approved → applied → measured."""
+
+    id: int
+    database_id: str
+    kind: str
+    object_name: str
+    definition: str
+    state: ProposalState
+    created_at: datetime
+    updated_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    details: dict[str, Any]
+    measured: dict[str, Any] | None

@@ -38,8 +38,11 @@ from hisops.catalog.records import (
     MaintenanceRecord,
     MetricDaily,
     MetricSample,
+    ProposalRecord,
+    ProposalState,
     PruneBatch,
     SelfcheckRecord,
+    StatementSnapshot,
     StorageLocation,
     VerificationRecord,
     worse,
@@ -335,12 +338,13 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
     # --- 维护 maintenance ----------------------------------------------------------------------
     def start_maintenance(self, database_id: str, kind: str, target_object: str | None = None, *,
                           before: Mapping[str, Any] | None = None, backup_id: int | None = None,
-                          dag_run_id: str | None = None) -> int:
+                          dag_run_id: str | None = None, proposal_id: int | None = None,
+                          state: str = "running") -> int:
         t = T.maintenance_operation
         return self._scalar(insert(t).values(
             database_id=database_id, kind=kind, target_object=target_object,
             before=None if before is None else dict(before), backup_id=backup_id,
-            dag_run_id=dag_run_id).returning(t.c.id))
+            dag_run_id=dag_run_id, proposal_id=proposal_id, state=state).returning(t.c.id))
 
     def finish_maintenance(self, operation_id: int, state: str, *, after: Mapping[str, Any] | None = None,
                            error: str | None = None) -> None:
@@ -356,6 +360,76 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
         if database_id is not None:
             stmt = stmt.where(t.c.database_id == database_id)
         return self._all(MaintenanceRecord, stmt if since is None else stmt.where(t.c.started_at >= since))
+
+    def maintenance_for_run(self, dag_run_id: str) -> list[MaintenanceRecord]:
+        """The maintenance operations of one DAG run, in the order they were recorded."""
+        t = T.maintenance_operation
+        return self._all(MaintenanceRecord, select(t).where(t.c.dag_run_id == dag_run_id).order_by(t.c.id))
+
+    # --- 性能评估 statement snapshots and tuning proposals -------------------------------------
+    def add_statement_snapshot(self, database_id: str, statements: Sequence[Mapping[str, Any]], *,
+                               stats_reset: datetime | None = None, dag_run_id: str | None = None) -> int:
+        t = T.statement_snapshot
+        return self._scalar(insert(t).values(
+            database_id=database_id, statements=[dict(s) for s in statements], stats_reset=stats_reset,
+            dag_run_id=dag_run_id).returning(t.c.id))
+
+    def latest_statement_snapshot(self, database_id: str) -> StatementSnapshot | None:
+        t = T.statement_snapshot
+        stmt = select(t).where(t.c.database_id == database_id).order_by(t.c.taken_at.desc(), t.c.id.desc())
+        return self._first(StatementSnapshot, stmt)
+
+    def propose(self, database_id: str, kind: str, object_name: str, definition: str,
+                details: Mapping[str, Any]) -> tuple[int, bool]:
+        """(id, created): a new proposal, or the open one with the same definition refreshed."""
+        t = T.tuning_proposal
+        with self.engine.begin() as conn:
+            open_id = conn.execute(select(t.c.id).where(
+                t.c.database_id == database_id, t.c.kind == kind, t.c.definition == definition,
+                t.c.state.in_(("proposed", "approved"))).with_for_update()).scalar_one_or_none()
+            if open_id is not None:
+                conn.execute(update(t).where(t.c.id == open_id).values(
+                    details=dict(details), updated_at=func.now()))
+                return open_id, False
+            new_id = conn.execute(insert(t).values(
+                database_id=database_id, kind=kind, object_name=object_name, definition=definition,
+                details=dict(details)).returning(t.c.id)).scalar_one()
+            return new_id, True
+
+    def get_proposal(self, proposal_id: int) -> ProposalRecord | None:
+        t = T.tuning_proposal
+        return self._first(ProposalRecord, select(t).where(t.c.id == proposal_id))
+
+    def proposals(self, database_id: str | None = None, states: Iterable[ProposalState] | None = None,
+                  limit: int = 200) -> list[ProposalRecord]:
+        """Proposals, newest first."""
+        t = T.tuning_proposal
+        stmt = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        if database_id is not None:
+            stmt = stmt.where(t.c.database_id == database_id)
+        if states is not None:
+            stmt = stmt.where(t.c.state.in_(list(states)))
+        return self._all(ProposalRecord, stmt)
+
+    def move_proposal(self, proposal_id: int, allowed: Iterable[ProposalState], state: ProposalState, *,
+                      by: str | None = None, measured: Mapping[str, Any] | None = None) -> ProposalRecord:
+        """Move a proposal to ``state`` if it is in one of ``allowed``; CatalogError otherwise."""
+        t = T.tuning_proposal
+        values: dict[str, Any] = {"state": state, "updated_at": func.now()}
+        if by is not None:
+            values.update(decided_by=by, decided_at=func.now())
+        if measured is not None:
+            values["measured"] = dict(measured)
+        allowed = tuple(allowed)
+        with self.engine.begin() as conn:
+            row = conn.execute(update(t).where(t.c.id == proposal_id, t.c.state.in_(allowed))
+                               .values(**values).returning(*t.c)).first()
+            if row is not None:
+                return ProposalRecord(**row._mapping)
+            current = conn.execute(select(t.c.state).where(t.c.id == proposal_id)).scalar_one_or_none()
+        if current is None:
+            raise CatalogError(f"proposal {proposal_id} does not exist")
+        raise CatalogError(f"proposal {proposal_id} is {current!r}; {state!r} needs one of {allowed}")
 
     # --- 变更 changes (install/upgrade/configure) ----------------------------------------------
     def create_change(self, title: str, requested_by: str, description: str | None = None,

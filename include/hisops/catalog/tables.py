@@ -34,6 +34,7 @@ from hisops.catalog.records import (
     BACKUP_KINDS,
     BACKUP_STATES,
     INCIDENT_STATES,
+    PROPOSAL_STATES,
     SEVERITIES,
     TARGET_KINDS,
 )
@@ -199,6 +200,7 @@ maintenance_operation = Table(
     Column("backup_id", BigInteger, ForeignKey(backup.c.id)),
     Column("dag_run_id", Text),
     Column("error", Text),
+    Column("proposal_id", BigInteger, ForeignKey("hisops.tuning_proposal.id")),
     Index(None, "database_id", "started_at"),
     Index(None, "backup_id"),
 )
@@ -411,3 +413,35 @@ finding_daily = Table(
 # keyset order for batched pruning (hisops.cleanup.records): each batch starts where the last ended
 Index("ix_metric_sample_observed_at_id", metric_sample.c.observed_at, metric_sample.c.id)
 Index("ix_finding_observed_at_id", finding.c.observed_at, finding.c.id)
+
+# --- tuning (performance_review, db_maintenance) -------------------------------------------------
+statement_snapshot = Table(
+    "statement_snapshot", metadata,
+    _id(),
+    Column("database_id", Text, nullable=False),
+    Column("taken_at", TS, nullable=False, server_default=func.now()),
+    Column("stats_reset", TS),
+    Column("dag_run_id", Text),
+    Column("statements", JSON, nullable=False, server_default=text("'[]'::jsonb")),
+    Index(None, "database_id", "taken_at"),
+)
+
+tuning_proposal = Table(
+    "tuning_proposal", metadata,
+    _id(),
+    Column("database_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("object_name", Text, nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="proposed"),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    Column("decided_by", Text),
+    Column("decided_at", TS),
+    Column("details", JSON, nullable=False, server_default=EMPTY_JSON),
+    Column("measured", JSON),
+    CheckConstraint(_in("state", PROPOSAL_STATES), name="ck_tuning_proposal_state"),
+    Index(None, "database_id", "state"),
+    Index("uq_tuning_proposal_open", "database_id", "kind", "definition", unique=True,
+          postgresql_where=text("state IN ('proposed', 'approved')")),
+)

@@ -189,6 +189,31 @@ class MaintenanceWindow(_Model):
         return start <= moment < end if start < end else (moment >= start or moment < end)
 
 
+MAINTENANCE_KINDS = ("reindex", "drop_invalid", "vacuum_analyze", "analyze", "create_index", "drop_index")
+MaintenanceKind = Literal["reindex", "drop_invalid", "vacuum_analyze", "analyze", "create_index", "drop_index"]
+
+
+class Tuning(_Model):
+    """performance_review (第九条) and db_maintenance (第八条): thresholds and safeguards."""
+
+    review: Cron = "0 6 * * 1"               # weekly review, Monday 06:00
+    slow_mean_ms: float = Field(20, gt=0)     # slow query: mean ≥ 20 ms …
+    slow_min_calls: int = Field(100, ge=1)    # … and ≥ 100 calls (pghero)
+    advice_min_drop_pct: float = Field(50, gt=0, lt=100)  # hypothetical index must cut cost this much
+    unused_index_min_mb: float = Field(10, ge=0)
+    big_table_mb: float = Field(100, ge=0)    # seq scans on tables at least this big are reported
+    reindex_bloat_pct: float = Field(30, gt=0, le=100)
+    reindex_min_mb: float = Field(1, ge=0)
+    vacuum_dead_pct: float = Field(10, gt=0, le=100)
+    vacuum_min_dead: int = Field(10_000, ge=0)
+    analyze_changed_pct: float = Field(10, gt=0)
+    lock_timeout_ms: int = Field(2000, ge=10, le=60_000)
+    lock_retries: int = Field(3, ge=0, le=20)
+    statement_timeout_s: int = Field(3600, ge=1)
+    backup_max_age_hours: float = Field(24, gt=0)
+    pre_approved: list[MaintenanceKind] = []  # scheduled runs may apply these kinds without a person
+
+
 class Offsite(_Model):
     """Second copy of backups: another local/mounted path, or a remote path over SFTP."""
 
@@ -389,6 +414,7 @@ class Inventory(_Model):
     timezone: TimeZone = "Asia/Shanghai"
     schedules: Schedules = Schedules()
     maintenance_window: MaintenanceWindow
+    tuning: Tuning = Tuning()
     thresholds: ThresholdOverrides = ThresholdOverrides()
     backup_storage: BackupStorage
     retention: Retention = Retention()
