@@ -29,6 +29,9 @@ API_PORT = int(os.environ.get("HISOPS_DEMO_API_PORT", "8080"))
 MAIL_PORT = int(os.environ.get("HISOPS_DEMO_MAIL_PORT", "8025"))
 SCALE = float(os.environ.get("HISOPS_DEMO_SCALE", "0.02"))
 INVENTORY = REPO / "inventory" / "hospital.example.yaml"
+#: the example inventory with a maintenance window spanning the day, so db_maintenance can be shown at any hour
+DEMO_INVENTORY = DEMO / "inventory.yaml"
+TUNING_DB = "his_outpatient"  # gets the planted tuning problems (hisops.devenv.tuning_plant)
 HIS_DATABASES = ("his_outpatient", "his_inpatient", "his_emr")
 USERS = (("admin", "超级管理员"), ("sysadmin", "系统管理员"), ("operator", "运维人员"), ("viewer", "普通用户"))
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer", "mail-sink")
@@ -45,7 +48,7 @@ def cluster() -> PgCluster:
 def _env(pg: PgCluster) -> dict[str, str]:
     env = dict(os.environ)
     env.update(airflow_env(DEMO / "airflow", pg.sqlalchemy_url("airflow"), api_port=API_PORT,
-                           inventory=INVENTORY))
+                           inventory=write_demo_inventory()))
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
 
@@ -61,6 +64,18 @@ def _credentials() -> dict[str, str]:
 
 
 # --- data ---------------------------------------------------------------------------------------
+def write_demo_inventory() -> Path:
+    """inventory/hospital.example.yaml, maintenance window 00:00-23:59 (documented in the README)."""
+    import re
+
+    text = INVENTORY.read_text(encoding="utf-8")
+    text = re.sub(r'(maintenance_window:[^\n]*\n\s+start: )"[0-9:]+"(\n\s+end: )"[0-9:]+"',
+                  r'\1"00:00"\2"23:59"', text, count=1)
+    DEMO.mkdir(parents=True, exist_ok=True)
+    DEMO_INVENTORY.write_text(text, encoding="utf-8")
+    return DEMO_INVENTORY
+
+
 def prepare_databases(pg: PgCluster) -> None:
     from hisops.catalog.migrate import upgrade
     from hisops.synth.generate import generate
@@ -71,6 +86,10 @@ def prepare_databases(pg: PgCluster) -> None:
         if not _has_his_tables(pg, name):
             say(f"生成合成医院数据 generating synthetic hospital data in {name} (scale {SCALE}) …")
             generate(pg.dsn(name), scale=SCALE, seed=zlib.crc32(name.encode()) % 1000, log=lambda m: say("  " + m))
+    from hisops.devenv.tuning_plant import plant
+
+    say(f"预埋调优问题 planting tuning problems in {TUNING_DB} (pharmacy_dispense_log) …")
+    plant(pg.dsn(TUNING_DB))
     upgrade(pg.sqlalchemy_url("hisops_catalog"))
     say("运维目录库 ops catalog schema is at head")
 
@@ -342,6 +361,37 @@ def demo_runs(tok: str) -> dict[str, str]:
         today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
         states["kpi_report"] = trigger_and_wait(tok, "kpi_report", timeout=600,
                                                 conf={"start": today, "end": today, "evidence_pack": False})
+    states.update(tuning_runs(tok))
+    return states
+
+
+def tuning_runs(tok: str) -> dict[str, str]:
+    """The pharmacy's slow lookups, a performance_review, the proposal approved (as the demo's sysadmin,
+    audited), then a db_maintenance run triggered by admin that waits for a sysadmin in the UI."""
+    from hisops.catalog.repository import CatalogRepository
+    from hisops.devenv.tuning_plant import run_workload
+    from hisops.tune.proposals import decide
+
+    states: dict[str, str] = {}
+    if not (_dag_exists(tok, "performance_review") and _dag_exists(tok, "db_maintenance")):
+        return states
+    pg = cluster()
+    mean = run_workload(pg.dsn(TUNING_DB))
+    say(f"慢查询负载 slow lookups played: mean {mean:.1f} ms")
+    states["performance_review"] = trigger_and_wait(tok, "performance_review", timeout=900,
+                                                    conf={"databases": [TUNING_DB]})
+    repo = CatalogRepository.from_url(pg.sqlalchemy_url("hisops_catalog"))
+    try:
+        for p in repo.proposals(TUNING_DB, states=("proposed",)):
+            if p.kind == "create_index":
+                decide(repo, p.id, True, "sysadmin", "demo: approved by the demo script")
+    finally:
+        repo.dispose()
+    _api("PATCH", "/api/v2/dags/db_maintenance", tok, {"is_paused": False})
+    code, body = _api("POST", "/api/v2/dags/db_maintenance/dagRuns", tok, {
+        "logical_date": None, "conf": {"database_id": TUNING_DB, "dry_run": "no", "kinds": ["create_index"]}})
+    states["db_maintenance"] = (f"awaiting approval: log in as sysadmin → 需要操作 Required actions ({body.get('dag_run_id')})"
+                                if code in (200, 201) else f"not triggered: {code}")
     return states
 
 
