@@ -25,7 +25,7 @@ from hisops.catalog.repository import CatalogRepository
 from hisops.roles import OPERATOR, SYSTEM_ADMIN
 
 from tests.airflow.conftest import api, catalog_url, login  # noqa: F401 (fixtures)
-from tests.tune.conftest import planted  # noqa: F401 (fixture)
+from tests.tune.conftest import planted, verified_backup  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 DB = "d_planted"
@@ -67,11 +67,7 @@ def env(pg, new_db, planted, airflow_db, monkeypatch, tmp_path):  # noqa: F811
     monkeypatch.setenv("AIRFLOW_CONN_HISOPS_AIRFLOW_DB", _pg(pg, "airflow"))
     monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path)))
     repo = CatalogRepository.from_url(pg.sqlalchemy_url(catalog_db))
-    folder = tmp_path / "backups" / "b1"
-    folder.mkdir(parents=True)
-    bid = repo.register_backup_start(DB, "s1", "database", str(folder))
-    repo.complete_backup(bid, {}, "0" * 64, 1)
-    repo.mark_backup_verified(bid)
+    verified_backup(repo, DB, tmp_path / "backups" / "b1", "s1")
     from hisops.inventory.loader import load_inventory
     from hisops.runinfo import RunInfo
     from hisops.tune.review import review_database

@@ -39,9 +39,9 @@ def test_window_and_its_end(start, end, now, inside, closes):
 
 
 def _verified(catalog, path, finished_hours_ago: float) -> int:
-    bid = catalog.register_backup_start("his_outpatient", "outpatient", "database", str(path))
-    catalog.complete_backup(bid, {}, "0" * 64, 1)
-    catalog.mark_backup_verified(bid)
+    from tests.tune.conftest import verified_backup
+
+    bid = verified_backup(catalog, "his_outpatient", path)
     with catalog.engine.begin() as conn:  # age it (the catalog stamps finished_at with now())
         from sqlalchemy import text
         conn.execute(text("UPDATE hisops.backup SET finished_at = now() - make_interval(secs => :s) "
@@ -52,17 +52,15 @@ def _verified(catalog, path, finished_hours_ago: float) -> int:
 def test_fresh_backup_needs_a_verified_young_backup_whose_files_exist(catalog, tmp_path):
     v = check_fresh_backup(catalog, None, "his_outpatient")
     assert not v.ok and "no verified backup" in v.reason_en
-    old = tmp_path / "old"
-    old.mkdir()
-    _verified(catalog, old, 30)
+    _verified(catalog, tmp_path / "old", 30)
     v = check_fresh_backup(catalog, None, "his_outpatient")
     assert not v.ok and "30.0 h old" in v.reason_en
     gone = tmp_path / "gone"  # verified and young, but its files vanished
-    _verified(catalog, gone, 1)
+    gone_id = _verified(catalog, gone, 1)
+    (gone / "manifest.json").unlink()
     assert not check_fresh_backup(catalog, None, "his_outpatient").ok
-    young = tmp_path / "young"
-    young.mkdir()
-    bid = _verified(catalog, young, 2)
+    assert catalog.get_backup(gone_id).state == "missing"  # recorded by hisops.backup.trust
+    bid = _verified(catalog, tmp_path / "young", 2)
     v = check_fresh_backup(catalog, None, "his_outpatient", now=datetime.now(UTC) + timedelta(minutes=1))
     assert v.ok and v.details["backup_id"] == bid
 

@@ -68,3 +68,18 @@ def inventory():
 @pytest.fixture
 def run() -> RunInfo:
     return RunInfo(dag_id="performance_review", run_id="manual__test", triggering_user="operator1")
+
+
+def verified_backup(repo, database_id: str, folder, system_id: str = "outpatient") -> int:
+    """A catalogued verified backup whose manifest exists (what hisops.backup.trust checks)."""
+    import hashlib
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "manifest.json"
+    manifest.write_text('{"files": []}')
+    bid = repo.register_backup_start(database_id, system_id, "database", str(folder))
+    repo.complete_backup(bid, {"files": []}, hashlib.sha256(manifest.read_bytes()).hexdigest(), 1)
+    repo.mark_backup_verified(bid)
+    return bid

@@ -16,7 +16,7 @@ from hisops.safeguards.window import WindowClock
 from hisops.tune import maintenance as m
 from hisops.tune import review
 
-from tests.tune.conftest import DB_ID
+from tests.tune.conftest import DB_ID, verified_backup
 
 APPROVED = check_approval(ApprovalRequest("operator1", "sysadmin", frozenset({SYSTEM_ADMIN}), True))
 
@@ -30,12 +30,7 @@ def _window_now(inventory, lock_timeout_ms: int = 2000, retries: int = 3):
 
 
 def _backup(catalog, tmp_path) -> int:
-    folder = tmp_path / "backup"
-    folder.mkdir()
-    bid = catalog.register_backup_start(DB_ID, "outpatient", "database", str(folder))
-    catalog.complete_backup(bid, {}, "0" * 64, 1)
-    catalog.mark_backup_verified(bid)
-    return bid
+    return verified_backup(catalog, DB_ID, tmp_path / "backup")
 
 
 def _sql(dsn: str, query: str):

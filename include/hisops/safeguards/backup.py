@@ -20,9 +20,9 @@ DEFAULT_MAX_AGE = timedelta(hours=24)
 
 
 def _last_restorable(repo: CatalogRepository, inventory: Inventory, database_id: str):
-    from hisops.safeguards._trust_shim import last_restorable
+    from hisops.backup.trust import last_restorable
 
-    return last_restorable(repo, inventory, database_id, max_age=None)
+    return last_restorable(repo, inventory, database_id, max_age=None, actor="db_maintenance")
 
 
 def check_fresh_backup(repo: CatalogRepository, inventory: Inventory, database_id: str, *,
