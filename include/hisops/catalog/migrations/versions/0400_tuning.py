@@ -1,7 +1,7 @@
 """tuning: statement snapshots, index/maintenance proposals, maintenance run links
 
 Revision ID: 0400_tuning
-Revises: 0700_change_kpi
+Revises: 0200_inspection
 Create Date: 2026-12-01
 
 Self-contained on purpose: a migration is history and must not follow later edits of
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0400_tuning"
-down_revision = "0700_change_kpi"
+down_revision = "0200_inspection"
 branch_labels = None
 depends_on = None
 
