@@ -55,6 +55,7 @@ def login(api):
     from hisops.airflow.roles import ensure_user
 
     tokens: dict[str, str] = {}
+    users: dict[str, str] = {}
 
     def as_role(role: str) -> httpx.Client:
         if role not in tokens:
@@ -63,7 +64,10 @@ def login(api):
             resp = httpx.post(f"{api}/auth/token", json={"username": user, "password": password}, timeout=60)
             assert resp.status_code == 201, resp.text
             tokens[role] = resp.json()["access_token"]
-        return httpx.Client(base_url=api, headers={"Authorization": f"Bearer {tokens[role]}"}, timeout=60)
+            users[role] = user
+        client = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {tokens[role]}"}, timeout=60)
+        client.hisops_user = users[role]  # type: ignore[attr-defined]
+        return client
 
     return as_role
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import httpx
 import pytest
-from hisops.airflow.access import OPERATOR, SUPER_ADMIN, SYSTEM_ADMIN, USER
+from hisops.airflow.access import AUDITOR, OPERATOR, SUPER_ADMIN, SYSTEM_ADMIN, USER
 from hisops.catalog.records import FindingRecord
 from hisops.catalog.repository import CatalogRepository
 
@@ -40,7 +42,7 @@ def test_every_route_needs_a_login(api, seeded):
     assert httpx.post(f"{api}/hisops/incidents/{seeded['incident']}/ack").status_code == 401
 
 
-@pytest.mark.parametrize("role", [USER, OPERATOR, SYSTEM_ADMIN, SUPER_ADMIN])
+@pytest.mark.parametrize("role", [USER, OPERATOR, SYSTEM_ADMIN, SUPER_ADMIN, AUDITOR])
 def test_every_role_sees_the_centre_and_its_evidence(login, seeded, role):
     c = login(role)
     page = c.get("/hisops/")
@@ -75,3 +77,44 @@ def test_operator_acknowledges_and_it_is_audited(login, seeded):
 def test_system_admin_reads_the_audit_trail(login, seeded):
     resp = login(SYSTEM_ADMIN).get("/hisops/audit")
     assert resp.status_code == 200 and "审计记录" in resp.text
+
+
+@pytest.mark.parametrize("role", [USER, OPERATOR, AUDITOR])
+def test_the_centre_is_in_every_roles_navigation(login, role):
+    """The UI builds its navigation from /api/v2/plugins (needs "Plugins" read)."""
+    resp = login(role).get("/api/v2/plugins")
+    assert resp.status_code == 200, resp.text
+    views = [v for p in resp.json()["plugins"] for v in p["external_views"]]
+    assert any(v["href"] == "/hisops/" and v["url_route"] == "hisops" for v in views)
+
+
+def test_auditor_reads_the_audit_trail_in_chinese_with_times_in_the_inventory_zone(login, seeded):
+    seeded["repo"].add_audit_event("zhang", "dag.trigger", "dag:db_backup", "success",
+                                   details={"conf": "{}", "http": "POST 200"}, dag_id="db_backup",
+                                   run_id="manual__x")
+    event = seeded["repo"].audit_events(limit=1)[0]
+    page = login(AUDITOR).get("/hisops/audit")
+    assert page.status_code == 200
+    assert "触发运行 trigger run" in page.text and "<dl>" in page.text and "<dt>http</dt>" in page.text
+    local = event.at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
+    assert local in page.text and "/dags/db_backup/runs/manual__x" in page.text
+    assert '{"conf"' not in page.text  # details are a definition list, not raw JSON
+
+
+def test_bad_limit_is_400_with_a_message(login):
+    resp = login(SUPER_ADMIN).get("/hisops/audit", params={"limit": "-5"})
+    assert resp.status_code == 400 and "limit" in resp.json()["detail"]
+    assert login(SUPER_ADMIN).get("/hisops/audit", params={"limit": "abc"}).status_code == 400
+
+
+def test_acknowledging_a_missing_incident_is_404_with_a_message(login):
+    resp = login(OPERATOR).post("/hisops/incidents/987654/ack")
+    assert resp.status_code == 404 and "987654" in resp.json()["detail"]
+
+
+def test_home_shows_times_in_the_inventory_zone_and_links_to_runs(login, seeded):
+    run = seeded["repo"].get_inspection_run(seeded["run"])
+    page = login(USER).get("/hisops/").text
+    local = run.started_at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert local in page and f"/dags/daily_inspection/runs/{run.run_id}" in page
+    assert "小时 h" not in page or 'class="nw"' in page

@@ -1,23 +1,26 @@
-"""第十三条 — the four permission levels and per-DAG ``access_control``.
+"""第十三条 — the five roles and per-DAG ``access_control``.
 
-Pure constants: DAG files import this at parse time, so it must stay import-cheap.
+Pure constants: DAG files import this at parse time, so it must stay import-cheap. Role names
+come from :mod:`hisops.roles` (the one home of the names).
 
-| level | see | trigger inspection/backup/verification/cleanup | trigger restore/change/maintenance | connections, variables, pools | users, roles |
-| 超级管理员 | ✓ | ✓ | ✓ | ✓ | ✓ |
-| 系统管理员 | ✓ | ✓ | ✓ | ✓ | ✗ |
-| 运维人员   | ✓ | ✓ (per DAG) | ✗ | ✗ | ✗ |
-| 普通用户   | ✓ read only | ✗ | ✗ | ✗ | ✗ |
+| level | see DAGs | trigger, clear/re-run, pause routine DAGs | restore/change/maintenance | connections, variables, pools | users, roles | audit trail |
+| 超级管理员 | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+| 系统管理员 | ✓ | ✓ | ✓ | ✓ | ✗ | ✓ |
+| 运维人员   | ✓ | ✓ (per DAG) | ✗ | ✗ | ✗ | ✗ |
+| 普通用户   | ✓ read only | ✗ | ✗ | ✗ | ✗ | ✗ |
+| 审计管理员 | ✗ (O&M centre: reports, evidence) | ✗ | ✗ | ✗ | ✗ | ✓ |
 """
 
 from __future__ import annotations
 
-SUPER_ADMIN = "超级管理员"
-SYSTEM_ADMIN = "系统管理员"
-OPERATOR = "运维人员"
-USER = "普通用户"
-ROLES: tuple[str, ...] = (SUPER_ADMIN, SYSTEM_ADMIN, OPERATOR, USER)
+from hisops.roles import AUDITOR, OPERATOR, ROLES, SUPER_ADMIN, SYSTEM_ADMIN, USER
 
-# What a role may do on one DAG it is granted: see it, trigger it, clear its tasks.
+__all__ = ["AUDITOR", "OPERATOR", "ROLES", "SUPER_ADMIN", "SYSTEM_ADMIN", "USER", "admin_dag",
+           "operator_dag"]
+
+# What a role may do on one DAG it is granted: see it, trigger it, and (with the global
+# "Task Instances"/"DAG Runs" edit of hisops.airflow.roles) clear, re-run and mark its tasks.
+# FAB ties pause/unpause to the same DAG edit; the audit trail records every one.
 _RUN_DAG = {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_create"}}
 
 
@@ -30,3 +33,10 @@ def operator_dag() -> dict[str, dict[str, set[str]]]:
 def admin_dag() -> dict[str, dict[str, set[str]]]:
     """access_control for DAGs that change production (restore, change, maintenance)."""
     return {SYSTEM_ADMIN: {k: set(v) for k, v in _RUN_DAG.items()}}
+
+
+# --- hisops' own FAB resources (custom views), checked by the O&M centre -------------------
+#: the 运维中心 page, its reports and restore-drill evidence (every role)
+CENTRE_RESOURCE = "hisops 运维中心 O&M centre"
+#: the audit trail (审计管理员, 系统管理员, 超级管理员)
+AUDIT_RESOURCE = "hisops 审计记录 Audit trail"

@@ -2,30 +2,39 @@
 
 Airflow does not protect plugin routes: every route here resolves the user from the Airflow
 JWT (cookie of the UI session, or a Bearer token) and asks the auth manager for a permission
-that matches what the route shows or does:
+that matches what the route shows or does (custom FAB resources from ``hisops.airflow.access``):
 
 | route | permission (FAB) | who has it |
-| GET  /                          | list DAGs                         | all four roles |
-| GET  /reports/{run}             | read DAG daily_inspection         | all four roles |
-| GET  /evidence/{id}/{file}      | read DAG backup_verification      | all four roles |
-| POST /incidents/{id}/ack        | edit DAG daily_inspection         | 运维人员 and above |
-| GET  /audit                     | read connections                  | 系统管理员, 超级管理员 |
+| GET  /                          | read "hisops 运维中心 O&M centre"   | all five roles |
+| GET  /reports/{run}             | read "hisops 运维中心 O&M centre"   | all five roles |
+| GET  /evidence/{id}/{file}      | read "hisops 运维中心 O&M centre"   | all five roles |
+| POST /incidents/{id}/ack        | edit DAG daily_inspection          | 运维人员, 系统管理员, 超级管理员 |
+| GET  /audit                     | read "hisops 审计记录 Audit trail"  | 审计管理员, 系统管理员, 超级管理员 |
+
+Refused requests are written to the audit trail by ``hisops.airflow.audit_middleware``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
+from hisops.airflow.access import AUDIT_RESOURCE, CENTRE_RESOURCE
+
 INSPECTION_DAG = "daily_inspection"
-VERIFICATION_DAG = "backup_verification"
+BACKUP_DAGS = {"database": "db_backup", "files": "file_backup"}
 TEMPLATES = Path(__file__).with_name("templates")
+EVIDENCE_PAGES = ("evidence.html", "index.html")  # our own page first, GX's Data Docs after
+MAX_AUDIT_ROWS = 1000
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 
 
 # --- authentication and authorisation -------------------------------------------------------
@@ -46,10 +55,17 @@ def _require(allowed: bool) -> None:
         raise HTTPException(status_code=403, detail="权限不足 forbidden: your role may not do this")
 
 
-def may_list_dags(user: Any) -> bool:
-    from airflow.api_fastapi.app import get_auth_manager
+def _custom(resource: str) -> Callable[[Any], bool]:
+    def check(user: Any) -> bool:
+        from airflow.api_fastapi.app import get_auth_manager
 
-    return get_auth_manager().is_authorized_dag(method="GET", user=user)
+        return get_auth_manager().is_authorized_custom_view(method="GET", resource_name=resource,
+                                                            user=user)
+    return check
+
+
+may_see_centre = _custom(CENTRE_RESOURCE)
+may_read_audit = _custom(AUDIT_RESOURCE)
 
 
 def may_dag(method: str, dag_id: str) -> Callable[[Any], bool]:
@@ -57,39 +73,66 @@ def may_dag(method: str, dag_id: str) -> Callable[[Any], bool]:
         from airflow.api_fastapi.app import get_auth_manager
         from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
-        return get_auth_manager().is_authorized_dag(method=method, details=DagDetails(id=dag_id), user=user)
+        return get_auth_manager().is_authorized_dag(method=method, details=DagDetails(id=dag_id),
+                                                    user=user)
     return check
-
-
-def may_administer(user: Any) -> bool:
-    from airflow.api_fastapi.app import get_auth_manager
-
-    return get_auth_manager().is_authorized_connection(method="GET", user=user)
 
 
 # --- data ------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
-def _repo():
+def catalog_repository():
+    """The api-server's catalog repository (shared by these routes and the audit middleware)."""
     from hisops.airflow.connections import catalog_sqlalchemy_url
     from hisops.catalog.repository import CatalogRepository
 
     return CatalogRepository.from_url(catalog_sqlalchemy_url(), pool_size=2, max_overflow=2)
 
 
-def _render(template: str, **context: Any) -> HTMLResponse:
-    from jinja2 import Environment, FileSystemLoader, select_autoescape
+def _timezone() -> str:
+    """The inventory's timezone (what people read times in); Asia/Shanghai without one."""
+    try:
+        from hisops.airflow.dagkit import parse_time_inventory
 
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
-    env.filters["age"] = _age
-    env.filters["ts"] = lambda d: d.astimezone().strftime("%Y-%m-%d %H:%M") if d else "—"
-    return HTMLResponse(env.get_template(template).render(**context))
+        return parse_time_inventory().timezone
+    except Exception:  # noqa: BLE001 - an invalid inventory must not take the centre down
+        from hisops.report.timefmt import DEFAULT_TZ
+
+        return DEFAULT_TZ
 
 
 def _age(since: datetime | None) -> str:
     if since is None:
         return "—"
-    hours = (datetime.now(UTC) - since).total_seconds() / 3600
+    minutes = (datetime.now(UTC) - since).total_seconds() / 60
+    if minutes < 90:
+        return f"{minutes:.0f} 分钟 min"
+    hours = minutes / 60
     return f"{hours:.1f} 小时 h" if hours < 48 else f"{hours / 24:.1f} 天 d"
+
+
+def _run_link(dag_id: str | None, run_id: str | None) -> str | None:
+    """The Airflow UI page of a DAG run (relative to the api-server's root)."""
+    if not dag_id:
+        return None
+    return f"/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}" if run_id else f"/dags/{quote(dag_id)}"
+
+
+def _render(template: str, **context: Any) -> HTMLResponse:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    from hisops.audit.requests import ACTION_NAMES
+    from hisops.report.timefmt import fmt
+
+    tz = _timezone()
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    env.filters["age"] = _age
+    env.filters["ts"] = lambda d: fmt(d, tz)
+    env.filters["ts_s"] = lambda d: fmt(d, tz, seconds=True)
+    env.filters["times"] = lambda text: ISO_TIME.sub(lambda m: fmt(m.group(0), tz), text or "")
+    env.filters["action_name"] = lambda a: ACTION_NAMES.get(a, a)
+    env.globals["run_link"] = _run_link
+    env.globals["backup_dag"] = BACKUP_DAGS.get
+    return HTMLResponse(env.get_template(template).render(tz=tz, **context))
 
 
 def _user_name(user: Any) -> str:
@@ -100,8 +143,24 @@ def _file_under(base: Path, relative: str) -> Path:
     """A file inside ``base`` (no path traversal), or 404."""
     target = (base / relative).resolve()
     if not target.is_relative_to(base.resolve()) or not target.is_file():
-        raise HTTPException(status_code=404, detail="not found")
+        raise HTTPException(status_code=404, detail="文件不存在 not found")
     return target
+
+
+def _evidence_default(base: Path) -> str:
+    return next((p for p in EVIDENCE_PAGES if (base / p).is_file()), EVIDENCE_PAGES[-1])
+
+
+def _limit(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_AUDIT_ROWS:
+        raise HTTPException(status_code=400, detail=(
+            f"limit 必须是 1–{MAX_AUDIT_ROWS} 的整数 limit must be an integer from 1 to "
+            f"{MAX_AUDIT_ROWS} (got {raw!r})"))
+    return value
 
 
 # --- routes ----------------------------------------------------------------------------------
@@ -110,45 +169,54 @@ def create_app() -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def home(user: UserDep) -> HTMLResponse:
-        _require(may_list_dags(user))
-        repo = _repo()
+        _require(may_see_centre(user))
+        repo = catalog_repository()
+        backups = repo.recent_backups(20)
         return _render("ops_centre.html.j2", user=_user_name(user), now=datetime.now(UTC),
                        selfcheck=repo.latest_selfcheck(), incidents=repo.open_incidents(),
-                       runs=repo.recent_inspection_runs(10), backups=repo.recent_backups(20),
-                       verifications={b.id: repo.verifications_for(b.id)[:1] for b in repo.recent_backups(20)},
-                       can_ack=may_dag("PUT", INSPECTION_DAG)(user), can_audit=may_administer(user))
+                       runs=repo.recent_inspection_runs(10), backups=backups,
+                       verifications={b.id: repo.verifications_for(b.id)[:1] for b in backups},
+                       can_ack=may_dag("PUT", INSPECTION_DAG)(user), can_audit=may_read_audit(user))
 
     @app.get("/reports/{inspection_run_id}")
     def report(inspection_run_id: int, user: UserDep) -> FileResponse:
-        _require(may_dag("GET", INSPECTION_DAG)(user))
-        run = _repo().get_inspection_run(inspection_run_id)
+        _require(may_see_centre(user))
+        run = catalog_repository().get_inspection_run(inspection_run_id)
         if run is None or not run.report_path or not Path(run.report_path).is_file():
-            raise HTTPException(status_code=404, detail="no report for this run")
+            raise HTTPException(status_code=404, detail="该巡检没有报告 no report for this run")
         return FileResponse(run.report_path, media_type="text/html")
 
     @app.get("/evidence/{verification_id}/{file_path:path}")
     def evidence(verification_id: int, file_path: str, user: UserDep) -> FileResponse:
-        _require(may_dag("GET", VERIFICATION_DAG)(user))
-        ver = _repo().get_verification(verification_id)
+        _require(may_see_centre(user))
+        ver = catalog_repository().get_verification(verification_id)
         if ver is None or not ver.evidence_path:
-            raise HTTPException(status_code=404, detail="no evidence for this drill")
+            raise HTTPException(status_code=404, detail="该演练没有证据 no evidence for this drill")
         base = Path(ver.evidence_path)
         if base.is_file():  # a single evidence page
             base, file_path = base.parent, file_path or base.name
-        return FileResponse(_file_under(base, file_path or "index.html"))
+        return FileResponse(_file_under(base, file_path or _evidence_default(base)))
 
     @app.post("/incidents/{incident_id}/ack")
     def acknowledge(incident_id: int, user: UserDep) -> RedirectResponse:
         _require(may_dag("PUT", INSPECTION_DAG)(user))
-        repo, name = _repo(), _user_name(user)
+        repo, name = catalog_repository(), _user_name(user)
+        if repo.get_incident(incident_id) is None:
+            raise HTTPException(status_code=404,
+                                detail=f"事件 {incident_id} 不存在 incident {incident_id} does not exist")
         changed = repo.acknowledge_incident(incident_id, name)
         repo.add_audit_event(actor=name, action="incident.acknowledge", target=f"incident:{incident_id}",
-                             result="success" if changed else "failure", details={"via": "ops_centre"})
+                             result="success" if changed else "failure", details={"via": "ops_centre"},
+                             reason=None if changed else "已确认或已关闭 already acknowledged or resolved")
         return RedirectResponse(url="../../", status_code=303)
 
     @app.get("/audit", response_class=HTMLResponse)
-    def audit(user: UserDep, limit: int = 200) -> HTMLResponse:
-        _require(may_administer(user))
-        return _render("audit.html.j2", user=_user_name(user), events=_repo().audit_events(limit=min(limit, 1000)))
+    def audit(user: UserDep, limit: str = "200", action: str | None = None,
+              result: str | None = None) -> HTMLResponse:
+        _require(may_read_audit(user))
+        events = catalog_repository().audit_events(limit=_limit(limit), action=action or None,
+                                                   result=result or None)  # type: ignore[arg-type]
+        return _render("audit.html.j2", user=_user_name(user), events=events, action=action,
+                       result=result)
 
     return app

@@ -1,4 +1,4 @@
-"""Create / update the four hisops roles and users in Airflow's FAB auth manager.
+"""Create / update the five hisops roles and users in Airflow's FAB auth manager.
 
 Idempotent: run it after every deployment (`hisops roles sync`). Global permissions come
 from FAB's own permission sets; per-DAG trigger rights come from each DAG's
@@ -11,16 +11,31 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from hisops.airflow.access import OPERATOR, SUPER_ADMIN, SYSTEM_ADMIN, USER
+from hisops.airflow.access import AUDIT_RESOURCE, CENTRE_RESOURCE
+from hisops.roles import AUDITOR, OPERATOR, SUPER_ADMIN, SYSTEM_ADMIN, USER
 
 _DAG_PREFIXES = ("DAG:", "DAG Run:")
 
 DESCRIPTIONS = {
     SUPER_ADMIN: "超级管理员 super administrator: everything, including users and roles",
-    SYSTEM_ADMIN: "系统管理员 system administrator: all DAGs incl. restore/change/maintenance; connections, variables, pools",
-    OPERATOR: "运维人员 operator: see everything; trigger inspection, backup, verification, cleanup",
+    SYSTEM_ADMIN: "系统管理员 system administrator: all DAGs incl. restore/change/maintenance; "
+                  "connections, variables, pools; reads the audit trail",
+    OPERATOR: "运维人员 operator: see everything; trigger, clear and re-run inspection, backup, "
+              "verification, cleanup",
     USER: "普通用户 user: read only",
+    AUDITOR: "审计管理员 audit administrator: the audit trail, reports and evidence, nothing else",
 }
+
+# Everyone reaches the O&M centre: the UI lists plugin pages only with "Plugins" read.
+_EVERYONE = {("can_read", "Plugins"), ("menu_access", "Plugins"), ("can_read", CENTRE_RESOURCE),
+             ("can_read", "Website"), ("can_read", "My Profile"), ("can_edit", "My Profile"),
+             ("can_read", "My Password"), ("can_edit", "My Password")}
+_AUDIT = {("can_read", AUDIT_RESOURCE)}
+# Clearing / re-running / marking a task instance: FAB checks the global "Task Instances" AND
+# "DAG Runs" edit, and then edit on that DAG — which only access_control's operator_dag()
+# grants an operator. So these globals give nothing on restore_database or admin DAGs.
+_OPERATOR_TASKS = {("can_create", "Task Instances"), ("can_edit", "Task Instances"),
+                   ("can_edit", "DAG Runs")}
 
 
 @contextmanager
@@ -38,20 +53,17 @@ def _is_dag_specific(resource: str) -> bool:
 def desired_permissions(sm: Any) -> dict[str, set[tuple[str, str]]]:
     """Global (non-DAG-specific) permissions per role, built from FAB's own sets."""
     viewer = set(sm.VIEWER_PERMISSIONS)
-    user_perms = set(sm.USER_PERMISSIONS)
-    op_perms = set(sm.OP_PERMISSIONS)
     admin = sm.find_role("Admin")
     everything = {(p.action.name, p.resource.name) for p in admin.permissions
                   if not _is_dag_specific(p.resource.name)}
-    # Operators may clear / re-run task instances, but only of DAGs whose access_control
-    # grants them DAG edit (FAB checks both).
-    operator_extra = {("can_create", "Task Instances"), ("can_edit", "Task Instances")}
-    audit = {("can_read", "Audit Logs"), ("menu_access", "Audit Logs")}
+    airflow_audit_log = {("can_read", "Audit Logs"), ("menu_access", "Audit Logs")}
     return {
-        USER: viewer,
-        OPERATOR: viewer | operator_extra,
-        SYSTEM_ADMIN: viewer | user_perms | op_perms | audit,
-        SUPER_ADMIN: everything,
+        USER: viewer | _EVERYONE,
+        OPERATOR: viewer | _EVERYONE | _OPERATOR_TASKS,
+        SYSTEM_ADMIN: (viewer | set(sm.USER_PERMISSIONS) | set(sm.OP_PERMISSIONS)
+                       | airflow_audit_log | _EVERYONE | _AUDIT),
+        SUPER_ADMIN: everything | _EVERYONE | _AUDIT,
+        AUDITOR: _EVERYONE | _AUDIT,
     }
 
 
@@ -71,7 +83,7 @@ def _sync_role(sm: Any, name: str, wanted: set[tuple[str, str]]) -> tuple[int, i
 
 
 def sync_roles() -> list[str]:
-    """Ensure FAB's base permissions exist, then make our four roles exactly as designed."""
+    """Ensure FAB's base permissions exist, then make our five roles exactly as designed."""
     lines = []
     with appbuilder() as ab:
         sm = ab.sm

@@ -235,6 +235,40 @@ class AuditEventRecord:
     details: dict[str, Any]
     dag_id: str | None
     run_id: str | None
+    seq: int | None = None
+    source: str | None = None
+    reason: str | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditExportRecord:
+    id: int
+    month: str
+    period_start: datetime
+    period_end: datetime
+    first_seq: int | None
+    last_seq: int | None
+    event_count: int
+    head_hash: str | None
+    path: str
+    file_sha256: str
+    chain_ok: bool
+    exported_at: datetime
+    exported_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityBaselineRecord:
+    target_id: str
+    item: str
+    baseline: Any
+    accepted_at: datetime
+    accepted_by: str
+    drift: Any
+    drift_since: datetime | None
+    checked_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

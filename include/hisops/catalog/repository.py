@@ -17,10 +17,12 @@ from sqlalchemy import Connection, Engine, case, create_engine, delete, func, in
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import Executable
 
+from hisops.catalog import auditchain
 from hisops.catalog import tables as T
 from hisops.catalog.records import (
     SEVERITY_RANK,
     AuditEventRecord,
+    AuditExportRecord,
     AuditResult,
     BackupKind,
     BackupRecord,
@@ -41,6 +43,7 @@ from hisops.catalog.records import (
     ProposalRecord,
     ProposalState,
     PruneBatch,
+    SecurityBaselineRecord,
     SelfcheckRecord,
     StatementSnapshot,
     StorageLocation,
@@ -459,20 +462,103 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
         t = T.change_record
         return self._first(ChangeRecord, select(t).where(t.c.id == change_id))
 
-    # --- 审计 audit trail (append-only) --------------------------------------------------------
+    # --- 审计 audit trail (append-only, hash-chained) -----------------------------------------
     def add_audit_event(self, actor: str, action: str, target: str | None, result: AuditResult,
                         details: Mapping[str, Any] | None = None, dag_id: str | None = None,
-                        run_id: str | None = None) -> int:
+                        run_id: str | None = None, *, source: str | None = None,
+                        reason: str | None = None) -> int:
+        """Append one event to the chain (serialised by an advisory lock; time = database clock)."""
         t = T.audit_event
-        return self._scalar(insert(t).values(
-            actor=actor, action=action, target=target, result=result, details=dict(details or {}),
-            dag_id=dag_id, run_id=run_id).returning(t.c.id))
+        with self.engine.begin() as conn:
+            conn.execute(select(func.pg_advisory_xact_lock(auditchain.CHAIN_LOCK_KEY)))
+            seq, prev = _chain_tip(conn)
+            row = {"seq": seq + 1, "at": conn.execute(select(func.clock_timestamp())).scalar_one(),
+                   "actor": actor, "source": source, "action": action, "target": target,
+                   "result": result, "reason": reason,
+                   "details": auditchain.normalise_details(details), "dag_id": dag_id, "run_id": run_id}
+            digest = auditchain.event_hash(prev, row)
+            return conn.execute(insert(t).values(**row, prev_hash=prev, hash=digest)
+                                .returning(t.c.id)).scalar_one()
 
-    def audit_events(self, since: datetime | None = None, limit: int = 100) -> list[AuditEventRecord]:
-        """Audit events, newest first."""
+    def audit_events(self, since: datetime | None = None, limit: int = 100, *,
+                     action: str | None = None, result: AuditResult | None = None,
+                     actor: str | None = None) -> list[AuditEventRecord]:
+        """Audit events, newest first (optionally filtered)."""
         t = T.audit_event
         stmt = select(t).order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)
+        for column, value in ((t.c.action, action), (t.c.result, result), (t.c.actor, actor)):
+            if value is not None:
+                stmt = stmt.where(column == value)
         return self._all(AuditEventRecord, stmt if since is None else stmt.where(t.c.at >= since))
+
+    def audit_chain(self, after_seq: int = 0, limit: int = 5000) -> list[AuditEventRecord]:
+        """Chained events in chain order, ``seq > after_seq`` (for verification and export)."""
+        t = T.audit_event
+        stmt = select(t).where(t.c.seq > after_seq).order_by(t.c.seq).limit(limit)
+        return self._all(AuditEventRecord, stmt)
+
+    def audit_event_at_seq(self, seq: int) -> AuditEventRecord | None:
+        t = T.audit_event
+        return self._first(AuditEventRecord, select(t).where(t.c.seq == seq))
+
+    def audit_seq_range(self, since: datetime | None = None,
+                        until: datetime | None = None) -> tuple[int | None, int | None, int]:
+        """(first seq, last seq, count) of chained events with ``since <= at < until``."""
+        t = T.audit_event
+        stmt = select(func.min(t.c.seq), func.max(t.c.seq), func.count()).where(t.c.seq.is_not(None))
+        if since is not None:
+            stmt = stmt.where(t.c.at >= since)
+        if until is not None:
+            stmt = stmt.where(t.c.at < until)
+        with self.engine.connect() as conn:
+            first, last, count = conn.execute(stmt).one()
+        return first, last, count
+
+    def unchained_audit_events_after_chain_start(self) -> list[int]:
+        """Ids of rows without a hash written after the chain began (never written by us)."""
+        t = T.audit_event
+        start = select(func.min(t.c.id)).where(t.c.seq.is_not(None)).scalar_subquery()
+        stmt = select(t.c.id).where(t.c.seq.is_(None), t.c.id > start).order_by(t.c.id).limit(100)
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).scalars())
+
+    def record_audit_export(self, **values: Any) -> AuditExportRecord:
+        t = T.audit_export
+        with self.engine.begin() as conn:
+            row = conn.execute(insert(t).values(**values).returning(t)).one()
+        return AuditExportRecord(**row._mapping)
+
+    def audit_exports(self) -> list[AuditExportRecord]:
+        """Every recorded export, oldest period first."""
+        t = T.audit_export
+        return self._all(AuditExportRecord, select(t).order_by(t.c.period_start, t.c.id))
+
+    # --- 安全基线 security baselines -----------------------------------------------------------
+    def security_baseline(self, target_id: str, item: str) -> SecurityBaselineRecord | None:
+        t = T.security_baseline
+        stmt = select(t).where(t.c.target_id == target_id, t.c.item == item)
+        return self._first(SecurityBaselineRecord, stmt)
+
+    def accept_security_baseline(self, target_id: str, item: str, baseline: Any, by: str) -> None:
+        """Make ``baseline`` the accepted state (first sight or an accepted drift)."""
+        t = T.security_baseline
+        values = {"baseline": baseline, "accepted_by": by, "accepted_at": func.now(),
+                  "drift": None, "drift_since": None, "checked_at": func.now()}
+        stmt = pg_insert(t).values(target_id=target_id, item=item, **values)
+        with self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_update(index_elements=[t.c.target_id, t.c.item],
+                                                    set_=values))
+
+    def note_security_drift(self, target_id: str, item: str, drift: Any) -> datetime | None:
+        """Record the current drift (None = none); returns since when it has been seen."""
+        t = T.security_baseline
+        where = (t.c.target_id == target_id, t.c.item == item)
+        since = case((t.c.drift.is_(None), func.now()), else_=t.c.drift_since)
+        values = ({"drift": None, "drift_since": None} if drift is None
+                  else {"drift": drift, "drift_since": since})
+        with self.engine.begin() as conn:
+            return conn.execute(update(t).where(*where).values(checked_at=func.now(), **values)
+                                .returning(t.c.drift_since)).scalar_one_or_none()
 
     # --- 日志读取位置 log offsets --------------------------------------------------------------
     def get_log_offset(self, host_id: str, path: str, reader: str = "") -> LogOffset | None:
@@ -741,6 +827,17 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
 
 
 # --- incident helpers (run inside the caller's transaction) -----------------------------------
+def _chain_tip(conn: Connection) -> tuple[int, str]:
+    """(seq, hash) of the chain's last event; after pruning, the newest export's head."""
+    t, e = T.audit_event, T.audit_export
+    last = conn.execute(select(t.c.seq, t.c.hash).where(t.c.seq.is_not(None))
+                        .order_by(t.c.seq.desc()).limit(1)).first()
+    if last is None:
+        last = conn.execute(select(e.c.last_seq, e.c.head_hash).where(e.c.last_seq.is_not(None))
+                            .order_by(e.c.last_seq.desc()).limit(1)).first()
+    return (last[0], last[1]) if last is not None else (0, auditchain.GENESIS)
+
+
 def _finding_row(f: FindingRecord, inspection_run_id: int) -> dict[str, Any]:
     row = asdict(f)
     row.pop("id")

@@ -279,9 +279,49 @@ audit_event = Table(
     Column("details", JSON, nullable=False, server_default=EMPTY_JSON),
     Column("dag_id", Text),
     Column("run_id", Text),
+    # tamper evidence (hisops.catalog.auditchain): gapless position, link and own hash
+    Column("seq", BigInteger),
+    Column("source", Text),
+    Column("reason", Text),
+    Column("prev_hash", Text),
+    Column("hash", Text),
     CheckConstraint(_in("result", AUDIT_RESULTS), name="ck_audit_event_result"),
     Index(None, "at"),
     Index(None, "actor", "at"),
+    Index(None, "action", "at"),
+    Index("uq_audit_event_seq", "seq", unique=True),
+)
+
+#: monthly exports of the audit trail with the chain head (pruning requires one, issue 12)
+audit_export = Table(
+    "audit_export", metadata,
+    _id(),
+    Column("month", Text, nullable=False),
+    Column("period_start", TS, nullable=False),
+    Column("period_end", TS, nullable=False),
+    Column("first_seq", BigInteger),
+    Column("last_seq", BigInteger),
+    Column("event_count", Integer, nullable=False),
+    Column("head_hash", Text),
+    Column("path", Text, nullable=False),
+    Column("file_sha256", Text, nullable=False),
+    Column("chain_ok", Boolean, nullable=False),
+    Column("exported_at", TS, nullable=False, server_default=func.now()),
+    Column("exported_by", Text, nullable=False),
+    Index(None, "period_end"),
+)
+
+#: security_audit baselines: what a target's roles/grants/sudoers looked like when accepted
+security_baseline = Table(
+    "security_baseline", metadata,
+    Column("target_id", Text, primary_key=True),
+    Column("item", Text, primary_key=True),
+    Column("baseline", JSON, nullable=False),
+    Column("accepted_at", TS, nullable=False, server_default=func.now()),
+    Column("accepted_by", Text, nullable=False),
+    Column("drift", JSON),
+    Column("drift_since", TS),
+    Column("checked_at", TS, nullable=False, server_default=func.now()),
 )
 
 log_offset = Table(
