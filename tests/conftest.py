@@ -158,7 +158,7 @@ def sshd() -> Iterator[LoopbackSshd]:
 
 @pytest.fixture(scope="session")
 def airflow_db(pg: PgCluster) -> str:
-    """The Airflow metadata database, migrated, with the four hisops roles."""
+    """The Airflow metadata database, migrated, with the five hisops roles."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     from hisops.airflow.roles import sync_roles

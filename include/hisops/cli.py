@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_cmd_synth_generate)
 
     roles = sub.add_parser("roles", help="角色 roles").add_subparsers(dest="cmd", required=True)
-    r = roles.add_parser("sync", help="create/update the four hisops roles in Airflow (idempotent)")
+    r = roles.add_parser("sync", help="create/update the five hisops roles in Airflow (idempotent)")
     r.set_defaults(func=_cmd_roles_sync)
 
     pools = sub.add_parser("pools", help="资源池 Airflow pools").add_subparsers(dest="cmd", required=True)

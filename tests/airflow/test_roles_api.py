@@ -6,10 +6,14 @@ is a real REST call: allowed = a 2xx answer, refused = 403 and an audit event of
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 from hisops.airflow.access import AUDITOR, OPERATOR, SUPER_ADMIN, SYSTEM_ADMIN, USER
 from hisops.catalog.repository import CatalogRepository
+
+from tests.airflow.test_localhost import listening
 
 pytestmark = pytest.mark.airflow_server
 
@@ -124,3 +128,8 @@ def test_logins_and_user_changes_are_audited(login, api, repo):
     assert created and created[0].actor == admin.hisops_user and created[0].result == "success"
     assert created[0].details["password"] == "***"
     assert any(e.action == "user.update" and e.target == "user:new_nurse" for e in events)
+
+
+def test_api_server_listens_on_loopback_only(api):
+    addresses = listening(int(os.environ["AIRFLOW__API__PORT"]))
+    assert addresses == {"0100007F"}, addresses  # 127.0.0.1, not 0.0.0.0 / ::

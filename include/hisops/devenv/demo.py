@@ -33,7 +33,11 @@ INVENTORY = REPO / "inventory" / "hospital.example.yaml"
 DEMO_INVENTORY = DEMO / "inventory.yaml"
 TUNING_DB = "his_outpatient"  # gets the planted tuning problems (hisops.devenv.tuning_plant)
 HIS_DATABASES = ("his_outpatient", "his_inpatient", "his_emr")
-USERS = (("admin", "超级管理员"), ("sysadmin", "系统管理员"), ("operator", "运维人员"), ("viewer", "普通用户"))
+USERS = (("admin", "超级管理员"), ("sysadmin", "系统管理员"), ("operator", "运维人员"), ("viewer", "普通用户"),
+         ("auditor", "审计管理员"))
+#: the PostgreSQL role behind connection hisops_airflow_db: reads FAB's user/role tables, nothing else
+ROLE_READER = "hisops_role_reader"
+ROLE_TABLES = ("ab_user", "ab_role", "ab_user_role")
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer", "mail-sink")
 
 
@@ -55,12 +59,33 @@ def _env(pg: PgCluster) -> dict[str, str]:
 
 def _credentials() -> dict[str, str]:
     path = DEMO / "credentials.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    creds = {user: secrets.token_urlsafe(9) for user, _ in USERS}
-    path.write_text(json.dumps(creds, indent=1))
-    path.chmod(0o600)
+    creds = json.loads(path.read_text()) if path.exists() else {}
+    missing = [name for name in (*(u for u, _ in USERS), ROLE_READER) if name not in creds]
+    if missing:  # first run, or a demo from before a user was added
+        creds.update({name: secrets.token_urlsafe(12) for name in missing})
+        _private_write(path, json.dumps(creds, indent=1))
     return creds
+
+
+def _private_write(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    path.chmod(0o600)
+
+
+def ensure_role_reader(pg: PgCluster, password: str) -> None:
+    """A login role that may only SELECT FAB's ab_user/ab_role/ab_user_role (not a superuser)."""
+    from psycopg2 import sql
+
+    role = sql.Identifier(ROLE_READER)
+    pg.execute(sql.SQL("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) "
+                       "THEN CREATE ROLE {} LOGIN; END IF; END $$").format(sql.Literal(ROLE_READER), role))
+    pg.execute(sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}")
+               .format(role, sql.Literal(password)))
+    pg.execute(sql.SQL("GRANT CONNECT ON DATABASE airflow TO {}").format(role))
+    tables = sql.SQL(", ").join(sql.Identifier(t) for t in ROLE_TABLES)
+    pg.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(tables, role), dbname="airflow")
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -140,6 +165,7 @@ def bootstrap_airflow(pg: PgCluster, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
     ensure_airflow_cleaner(pg)
+    ensure_role_reader(pg, _credentials()[ROLE_READER])
     script = (
         "import json, sys\n"
         "from hisops.airflow.roles import sync_roles, ensure_user\n"
@@ -165,9 +191,10 @@ def register_connections() -> None:
     pg = cluster()
     conns = [Connection(conn_id=name, conn_type="postgres", host=pg.host, port=pg.port, login=pg.user,
                         password=pg.password, schema=name) for name in (*HIS_DATABASES, "hisops_catalog")]
-    # restore_database reads FAB's user/role tables to check the triggering user's role
+    # restore_database reads FAB's user/role tables to check the triggering user's role:
+    # through a role that may SELECT those three tables and nothing else
     conns.append(Connection(conn_id="hisops_airflow_db", conn_type="postgres", host=pg.host, port=pg.port,
-                            login=pg.user, password=pg.password, schema="airflow"))
+                            login=ROLE_READER, password=_credentials()[ROLE_READER], schema="airflow"))
     # retention_cleanup runs `airflow db clean` as a role with only the grants it needs
     conns.append(Connection(conn_id="hisops_airflow_clean", conn_type="postgres", host=pg.host, port=pg.port,
                             login=CLEANER, password=_cleaner_password(), schema="airflow"))
@@ -203,22 +230,31 @@ def _command(name: str) -> list[str]:
         return [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{MAIL_PORT}",
                 "-c", "aiosmtpd.handlers.Mailbox", str(DEMO / "mail")]
     if name == "api-server":
-        return [sys.executable, "-m", "airflow", "api-server", "--port", str(API_PORT), "--workers", "1"]
+        return [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(API_PORT),
+                "--workers", "1"]
+    if name in ("scheduler", "triggerer"):
+        # one host: the api-server reads task logs from the shared folder, so no log server
+        # (Airflow's would listen on every interface)
+        return [sys.executable, "-m", "airflow", name, "--skip-serve-logs"]
     return [sys.executable, "-m", "airflow", name]
 
 
 def start_services(env: dict[str, str]) -> None:
-    (DEMO / "run").mkdir(parents=True, exist_ok=True)
-    (DEMO / "logs").mkdir(parents=True, exist_ok=True)
+    for folder in ("run", "logs", "reports", "mail"):
+        (DEMO / folder).mkdir(parents=True, exist_ok=True, mode=0o700)
+        (DEMO / folder).chmod(0o700)
     for name in SERVICES:
         if _alive(name):
             say(f"{name} already running")
             continue
         if name == "api-server" and port_in_use(API_PORT):
             raise SystemExit(f"port {API_PORT} is used by another program; set HISOPS_DEMO_API_PORT")
-        log = (DEMO / "logs" / f"{name}.log").open("ab")
+        log = os.fdopen(os.open(DEMO / "logs" / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                        "ab")
+        os.chmod(log.fileno(), 0o600)
+        # umask 077: everything the services write (task logs, reports, mails) is private
         proc = subprocess.Popen(_command(name), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=REPO)
+                                start_new_session=True, cwd=REPO, umask=0o077)
         _pidfile(name).write_text(str(proc.pid))
         say(f"started {name} (pid {proc.pid}, log .demo/logs/{name}.log)")
 
