@@ -178,6 +178,24 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_security_accept(args: argparse.Namespace) -> int:
+    import getpass
+
+    from hisops.security.baseline import accept_drift
+
+    repo = _audit_repo(args)
+    try:
+        ok = accept_drift(repo, args.target, args.item, by=args.by or f"cli:{getpass.getuser()}",
+                          reason=args.reason)
+    finally:
+        repo.dispose()
+    if not ok:
+        print(f"{args.target}:{args.item}: 没有待接受的变化 no drift to accept", file=sys.stderr)
+        return 1
+    print(f"{args.target}:{args.item}: 已接受为新基线 accepted as the new baseline (audited)")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hisops.devenv import demo
 
@@ -231,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     ae.add_argument("--tz", help="timezone of the month (default: the inventory's)")
     ae.add_argument("--url", help="catalog SQLAlchemy URL (default as for catalog upgrade)")
     ae.set_defaults(func=_cmd_audit_export)
+
+    sec = sub.add_parser("security", help="安全审计 security audit").add_subparsers(dest="cmd", required=True)
+    sa = sec.add_parser("accept-drift", help="accept a target's drift as its new baseline (audited)")
+    sa.add_argument("--target", required=True, help="database or host id of the inventory")
+    sa.add_argument("--item", required=True, choices=["roles", "grants", "sudoers"])
+    sa.add_argument("--reason", required=True, help="why (e.g. the change request number)")
+    sa.add_argument("--by", help="the person accepting (default: cli:<login>)")
+    sa.add_argument("--url", help="catalog SQLAlchemy URL (default as for catalog upgrade)")
+    sa.set_defaults(func=_cmd_security_accept)
 
     demo = sub.add_parser("demo", help="演示环境 the one-command demo")
     demo.add_argument("action", choices=["up", "down", "clean", "status"])

@@ -181,7 +181,8 @@ class PgCluster:
                 "max_connections = 200\n"
                 "shared_buffers = 256MB\n"
                 "fsync = on\n"
-                "shared_preload_libraries = 'pg_stat_statements'\n"
+                # pgaudit: statement audit (等保 安全审计); security_audit checks it is configured
+                "shared_preload_libraries = 'pg_stat_statements,pgaudit'\n"
                 "max_prepared_transactions = 0\n"
             )
 

@@ -1,0 +1,19 @@
+"""Task body of the 安全审计 security_audit DAG (the DAG file only wires it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def run_audit(context: dict[str, Any]) -> dict[str, Any]:
+    """Context → one call of the security service → counts and the report path."""
+    from hisops.airflow import runtime
+    from hisops.airflow.context import run_info
+    from hisops.security.run import run_security_audit
+
+    inventory = runtime.inventory()
+    result = run_security_audit(runtime.catalog(), inventory, run_info(context),
+                                dsn_for=runtime.dsn_for, runner_for=runtime.runner_for,
+                                reports_dir=Path(inventory.reports.path))
+    return result.as_dict()
