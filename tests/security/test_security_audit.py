@@ -49,6 +49,7 @@ def test_database_checks_find_weaknesses_with_the_real_pgaudit(pg, weak_db, cata
     assert findings["security.ssl"].severity == "warn"  # the private cluster has no TLS
     assert findings["security.hba"].severity == "ok"  # initdb --auth=scram-sha-256
     assert findings["security.password_encryption"].severity == "ok"
+    assert findings["security.connection_role"].severity == "warn"  # the suite connects as superuser
     assert findings["security.pgaudit"].details["clause"].startswith("8.1.4.3")
     pg.execute(f'ALTER DATABASE "{weak_db}" SET pgaudit.log = \'ddl, role, write\'')
     again = _by_check(audit_database(catalog, _Db("his_sec"), "s1", pg.dsn(weak_db), "tester"))

@@ -382,11 +382,12 @@ def up() -> int:
 
 
 def demo_runs(tok: str) -> dict[str, str]:
-    """First backups (→ restore drills by asset), the first inspection and a cleanup preview, so the UI has content."""
+    """First backups (→ restore drills by asset), the first inspection, security audit and a cleanup
+    preview, so the UI has content."""
     states: dict[str, str] = {}
     if _dag_exists(tok, "backup_verification"):  # asset-triggered: must be unpaused before the backups
         unpause(tok, "backup_verification")
-    for dag_id in ("db_backup", "daily_inspection"):
+    for dag_id in ("db_backup", "daily_inspection", "security_audit"):
         if _dag_exists(tok, dag_id):
             states[dag_id] = trigger_and_wait(tok, dag_id, timeout=900)
     if "db_backup" in states and _dag_exists(tok, "backup_verification"):

@@ -14,6 +14,7 @@ INTEGRITY = "8.1.4.7 数据完整性 data integrity"
 CLAUSE = {
     "security.superusers": ACCESS_CONTROL,
     "security.role_attributes": ACCESS_CONTROL,
+    "security.connection_role": ACCESS_CONTROL,
     "security.grants": ACCESS_CONTROL,
     "security.public_grants": ACCESS_CONTROL,
     "security.definer_search_path": ACCESS_CONTROL,

@@ -54,6 +54,8 @@ class DbSnapshot:
     settings: dict[str, str] = field(default_factory=dict)
     pgaudit_log: str | None = None
     pgaudit_installed: bool = False
+    session_user: str = ""
+    session_is_superuser: bool = False
 
 
 def _rows(cur: Any, sql: str) -> list[tuple]:
@@ -74,6 +76,8 @@ def collect(conn: Any, database_id: str) -> DbSnapshot:
         for name in SETTINGS:
             snap.settings[name] = _rows(cur, f"SELECT current_setting('{name}')")[0][0]
         snap.pgaudit_log = _rows(cur, "SELECT current_setting('pgaudit.log', true)")[0][0]
+        snap.session_user, snap.session_is_superuser = _rows(
+            cur, "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")[0]
         snap.pgaudit_installed = bool(_rows(cur, "SELECT count(*) FROM pg_extension WHERE extname = 'pgaudit'")[0][0])
         try:
             snap.hba = [dict(zip(("line", "type", "database", "user", "address", "method", "error"), r, strict=True))
@@ -170,6 +174,16 @@ def _privileges(snap: DbSnapshot) -> list[FindingRecord]:
     ]
 
 
+def _connection_role(snap: DbSnapshot) -> FindingRecord:
+    sev = "warn" if snap.session_is_superuser else "ok"
+    return _f(snap, "security.connection_role", sev,
+              f"运维连接使用{'超级用户' if sev != 'ok' else '普通角色'} {snap.session_user}",
+              f"the ops connection logs in as {'superuser ' if sev != 'ok' else ''}{snap.session_user}",
+              suggestion_zh="为巡检/审计建专用角色（pg_monitor），不用超级用户" if sev != "ok" else None,
+              suggestion_en="use a dedicated role (pg_monitor) for inspection/audit, not a superuser"
+              if sev != "ok" else None)
+
+
 def evaluate(snap: DbSnapshot) -> list[FindingRecord]:
     """Findings from one snapshot (baseline drift is added by the caller)."""
-    return [_superusers(snap), _hba(snap), *_settings(snap), *_privileges(snap)]
+    return [_superusers(snap), _connection_role(snap), _hba(snap), *_settings(snap), *_privileges(snap)]
