@@ -110,6 +110,7 @@ def test_operator_may_do_nothing_more_on_production_dags(login, runs, repo):
 def test_logins_and_user_changes_are_audited(login, api, repo):
     assert httpx.post(f"{api}/auth/token", json={"username": "nobody", "password": "x"}).status_code == 401
     assert httpx.get(f"{api}/api/v2/connections").status_code == 401
+    httpx.post(f"{api}/auth/login/", data={"username": "ui_nobody", "password": "x"})  # FAB's form
     admin = login(SUPER_ADMIN)
     resp = admin.post("/auth/fab/v1/users", json={
         "username": "new_nurse", "first_name": "N", "last_name": "N", "email": "n@hisops.invalid",
@@ -124,6 +125,8 @@ def test_logins_and_user_changes_are_audited(login, api, repo):
     assert any(e.action == "auth.login" and e.result == "success" and e.actor == admin.hisops_user
                for e in events)
     assert any(e.action == "api.refused" and e.actor == "anonymous" for e in events)
+    ui = [e for e in events if e.action == "auth.login" and e.actor == "ui_nobody"]
+    assert ui and ui[0].result == "refused" and ui[0].details["via"] == "ui"
     created = [e for e in events if e.action == "user.create" and e.target == "user:new_nurse"]
     assert created and created[0].actor == admin.hisops_user and created[0].result == "success"
     assert created[0].details["password"] == "***"
