@@ -36,8 +36,11 @@ def test_drill_passes_with_private_evidence_and_no_scratch_left(pg, source_db, m
     assert result.checks_total >= 3 * len(manifest.tables) + 1
     assert result.amcheck["checked"] > 0 and not result.amcheck["problems"]
     evidence = Path(result.evidence_path)
-    assert evidence.name == "index.html" and evidence.is_file()
-    assert "ward_bed" in evidence.read_text()  # GX Data Docs index lists every table's validation
+    assert evidence.name == "evidence.html" and evidence.is_file()  # our offline page
+    assert "ward_bed" in evidence.read_text() and "通过 pass" in evidence.read_text()
+    assert "ward_bed" in (evidence.parent / "index.html").read_text()  # GX Data Docs kept beside it
+    assert len(json.loads((evidence.parent / "gx_results.json").read_text())["expectations"]) \
+        == result.checks_total
     assert _mode(evidence) == 0o600 and _mode(evidence.parent) == 0o700
     assert all(_mode(p) == (0o700 if p.is_dir() else 0o600) for p in evidence.parent.rglob("*"))
     stored = json.loads((evidence.parent / "drill.json").read_text())

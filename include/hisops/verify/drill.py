@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from hisops.verify import amcheck, gx_runner, scratch
+from hisops.verify import amcheck, evidence, gx_runner, scratch
 from hisops.verify.expectations import Mode, build_plan
 
 log = logging.getLogger(__name__)
@@ -409,8 +409,9 @@ def run_drill(req: DrillRequest) -> DrillResult:
         log.exception("演练中断 drill of backup %s aborted", req.backup_id)
         state.fail("infrastructure", [f"演练无法完成 drill could not be completed: {type(exc).__name__}: {exc}"[:1000]])
     state.timings["total"] = round(time.monotonic() - start, 3)
-    state.evidence = directory / "index.html"
+    state.evidence = directory / evidence.PAGE  # our offline page; GX's Data Docs stay beside it
     result = state.result()
     write_evidence(directory, result)
+    evidence.write_evidence_page(directory, result, state.gx.outcomes if state.gx else [])
     log.info("%s", result.summary())
     return result
