@@ -35,7 +35,8 @@ def test_overwrite_needs_typed_confirmation_and_system_admin():
     for bad in (_req(confirm=None), _req(confirm="HIS_EMR"), _req(confirm="his_outpatient"),
                 _req(confirm="his_emr "), _req(confirm=" his_emr"), _req(confirm="his_emr\n"),
                 _req(roles=frozenset({"运维人员"})), _req(roles=frozenset({"普通用户", "运维人员"})),
-                _req(roles=frozenset()), _req(user=None), _req(target="elsewhere")):
+                _req(roles=frozenset()), _req(user=None), _req(target="elsewhere"),
+                _req(roles=frozenset({"Admin"})), _req(roles=frozenset({"审计管理员"}))):  # not hisops roles / read-only
         with pytest.raises(RestoreRefused):
             authorize(bad)
 

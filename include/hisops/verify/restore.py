@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from hisops.roles import SUPER_ADMIN, SYSTEM_ADMIN  # the one home of the role names
 from hisops.verify import scratch
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,8 @@ log = logging.getLogger(__name__)
 Target = Literal["new_database", "overwrite"]
 TARGETS: tuple[Target, ...] = ("new_database", "overwrite")
 LATEST_VERIFIED = "latest_verified"
-SUPER_ADMIN, SYSTEM_ADMIN = "超级管理员", "系统管理员"  # = hisops.airflow.access (kept import-free here)
-#: roles allowed to overwrite production; FAB's built-in "Admin" is above every hisops role
-OVERWRITE_ROLES = frozenset({SUPER_ADMIN, SYSTEM_ADMIN, "Admin"})
+#: roles allowed to overwrite production: hisops roles only (FAB's built-in "Admin" is not one)
+OVERWRITE_ROLES = frozenset({SUPER_ADMIN, SYSTEM_ADMIN})
 NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 RESERVED_PREFIXES = (scratch.SCRATCH_PREFIX, scratch.STAGING_PREFIX, "pg_", "template")
 
