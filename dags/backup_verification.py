@@ -42,6 +42,14 @@ index, a validated foreign key — pg_restore built and checked them); `deep` al
 `hisops_verification` (one drill at a time). Scratch databases go to connection `hisops_drill` if defined,
 else to the database's own server.
 
+**物理备份 Physical backups (PITR drill)** — a completed pgBackRest backup (asset `hisops://pitr/<server>`)
+is drilled too: `pgbackrest restore` into a scratch data directory (never the production one) on a free
+loopback port, recovery to the target (`pitr_target`: by default a named restore point hisops creates on
+production between two heartbeat rows — the copy must contain the first and not the second, which PROVES the
+point reached), the same GX suite and amcheck for every inventory database on that server, then
+`pgbackrest verify`. The scratch cluster is always stopped and removed. Recovery that stops early names the
+missing or corrupt WAL segment; a corrupt repository file is named by `pgbackrest verify`.
+
 Databases now: {", ".join(DATABASES) or "none"}.
 
 **失败时怎么办 When it fails** — the *Verdict* names database, backup and the first problem; the evidence page
@@ -76,6 +84,9 @@ drops leftovers older than 12 h.
         "backup_id": Param(None, type=["null", "integer"], minimum=1, title="备份编号 Backup id",
                            description="留空 = 每库最新的未演练备份; empty = every database's newest "
                                        "backup not drilled yet"),
+        "pitr_target": Param("auto", type="string", title="时间点目标 PITR target (physical backups)",
+                             description="auto = hisops 现在创建还原点并证明到达 a restore point hisops creates now; "
+                                         "latest; time:2026-12-01T10:00:00+08:00; name:<restore point>"),
         "mode": Param("fast", type="string", enum=["fast", "deep"], title="检查深度 Depth",
                       description="fast: 约束已保证的键不再全表扫描 keys guaranteed by constraints are not "
                                   "rescanned; deep: 总是全表扫描 always scan"),

@@ -37,7 +37,7 @@ THRESHOLD_NAMES = (
 BAD_CASES = {
     "keep_daily_zero.yaml": "systems[1].databases[0].backup.keep_daily: must be >= 1",
     "unknown_key.yaml": "systems[0].databases[0].schema: unknown key (allowed: id, conn_id, conn_id_shared, engine, "
-    "critical_tables, critical_columns, backup, expectations, thresholds, pg_bindir, host, data_path)",
+    "critical_tables, critical_columns, backup, expectations, thresholds, pg_bindir, host, data_path, server)",
     "threshold_typo.yaml": f"thresholds.conections_pct: unknown key (allowed: {THRESHOLD_NAMES}); "
     "did you mean connections_pct?",
     "warn_above_critical.yaml": "thresholds.connections_pct: warn must be <= critical",

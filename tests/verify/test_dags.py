@@ -152,14 +152,18 @@ def test_asset_events_select_the_backups_to_drill():
         SimpleNamespace(extra={"backup_id": 7, "kind": "database"}),  # same event seen via the alias
         SimpleNamespace(extra={"backup_id": 9, "kind": "files"}),
         SimpleNamespace(extra={"backup_id": 8}),
+        SimpleNamespace(extra={"backup_id": 10, "kind": "physical"}),
     ])
-    assert _event_backup_ids({"dag_run": run}) == [7, 8]
+    assert _event_backup_ids({"dag_run": run}) == [7, 8, 10]
     from hisops.airflow.backup_tasks import backup_asset
     from hisops.inventory.loader import load_inventory
 
     inv = load_inventory(REPO / "inventory" / "hospital.example.yaml")
     refs = verification_schedule(inv).objects
-    assert [r.name for r in refs] == [backup_asset(d.id).name for _, d in inv.all_databases()]
+    from hisops.pitr.schedule import asset_uri
+
+    assert [r.name for r in refs] == [backup_asset(d.id).name for _, d in inv.all_databases()] + [
+        asset_uri(s.id) for _, s in inv.all_servers() if s.pitr]
 
 
 # --- restore_database ---------------------------------------------------------------------------

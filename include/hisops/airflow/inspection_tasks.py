@@ -88,7 +88,7 @@ def system_label(system_id: str) -> str:
 def access() -> Any:
     from hisops.inspect.run import Access
 
-    return Access(dsn_for=runtime.dsn_for, runner_for=runtime.runner_for)
+    return Access(dsn_for=runtime.dsn_for, runner_for=runtime.runner_for, pgbackrest_for=runtime.pgbackrest_for)
 
 
 def inspect_system(system_id: str, inspection_run_id: int, historical: bool,

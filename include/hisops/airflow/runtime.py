@@ -25,6 +25,7 @@ def runner_for(host: Any):
 
 
 def dsn_for(database: Any) -> str:
+    """DSN of an inventory database or PostgreSQL server (anything with a ``conn_id``)."""
     return postgres_dsn(database.conn_id)
 
 
@@ -45,3 +46,20 @@ def channels() -> list:
     from hisops.airflow.notify_glue import channels_from_inventory
 
     return channels_from_inventory(inventory().notifications, strict=False)
+
+
+def pgbackrest_for(server: Any):
+    """PgBackRest for an inventory server: config rendered from the inventory; run locally (its
+    password from the server's connection, in the environment) or over its host's SSH runner."""
+    from hisops.airflow.connections import get_connection
+    from hisops.pitr.config import render
+    from hisops.pitr.pgbackrest import PgBackRest
+
+    conn = get_connection(server.conn_id)
+    cfg = render(server, conn.login, conn.port)
+    host = inventory().locate_host(server.host)[1] if server.host else None
+    if host is None or host.local:
+        return PgBackRest(cfg, os_user=server.pitr.os_user, password=conn.password)
+    runner = runner_for(host)
+    return PgBackRest(cfg, os_user=server.pitr.os_user, runner=runner,
+                      ssh_user=getattr(getattr(runner, "params", None), "username", None))

@@ -36,8 +36,10 @@ def verification_schedule(inventory: Any) -> Any:
     from airflow.sdk import Asset, AssetAny
 
     from hisops.backup.manifest import asset_uri
+    from hisops.pitr.schedule import asset_uri as pitr_asset_uri
 
     refs = [Asset.ref(name=asset_uri(db.id)) for _, db in inventory.all_databases()]
+    refs += [Asset.ref(name=pitr_asset_uri(srv.id)) for _, srv in inventory.all_servers() if srv.pitr]
     return AssetAny(*refs) if refs else None
 
 
@@ -100,7 +102,8 @@ def _event_backup_ids(context: dict) -> list[int]:
     ids = []
     for event in getattr(run, "consumed_asset_events", None) or []:
         value = (event.extra or {}).get("backup_id")
-        if isinstance(value, int) and value not in ids and (event.extra or {}).get("kind", "database") == "database":
+        kind = (event.extra or {}).get("kind", "database")
+        if isinstance(value, int) and value not in ids and kind in ("database", "physical"):
             ids.append(value)
     return ids
 
@@ -113,16 +116,26 @@ def _pending_backup_ids() -> list[int]:
     drilled (two backups in quick succession, safety backups of restore_database), never only the
     newest. A backup whose drill could not be performed (infrastructure/configuration) stays
     ``completed`` and is drilled again."""
-    repo, ids = runtime.catalog(), []
-    for _, db in runtime.inventory().all_databases():
+    repo, ids, inv = runtime.catalog(), [], runtime.inventory()
+    for _, db in inv.all_databases():
         found = [b for b in repo.backups_for(db.id, states=("completed",)) if b.kind == "database"]
         ids += [b.id for b in reversed(found)]
+    for _, srv in inv.all_servers():
+        if srv.pitr:  # physical backups: only the newest is drilled (each one restores the whole server)
+            found = [b for b in repo.backups_for(srv.id, states=("completed",)) if b.kind == "physical"]
+            ids += [b.id for b in found[:1]]
     return ids
 
 
 def _job(record: Any, context: dict) -> dict[str, Any]:
     from hisops.verify.scratch import scratch_name
 
+    if record.kind == "physical":
+        system, srv = runtime.inventory().locate_server(record.database_id)
+        return {"backup_id": record.id, "database_id": srv.id, "system_id": system.id, "kind": "physical",
+                "label": (record.manifest or {}).get("label"), "scratch_db": "",
+                "mode": (context.get("params") or {}).get("mode") or "fast",
+                "pitr_target": (context.get("params") or {}).get("pitr_target") or "auto"}
     system, db = _database(record.database_id)
     return {"backup_id": record.id, "database_id": db.id, "system_id": system.id, "backup_dir": record.path,
             "manifest_sha256": record.manifest_sha256, "scratch_db": scratch_name(db.id, record.id),
@@ -133,13 +146,15 @@ def _usable(record: Any, backup_id: int) -> str | None:
     """Why a backup cannot be drilled (None = it can)."""
     if record is None:
         return f"备份 #{backup_id} 不存在 backup #{backup_id} does not exist"
-    if record.kind != "database":
+    if record.kind == "files":
         return f"备份 #{backup_id} 是文件备份 is a file backup (its checksums are checked by file_backup)"
     if record.state not in ("completed", "verified"):
         return f"备份 #{backup_id} 状态为 is {record.state}; only completed or verified backups are drilled"
     if record.deleted_at is not None:
         return f"备份 #{backup_id} 已被保留策略删除 was deleted by retention ({record.deleted_reason})"
-    if record.database_id not in {d.id for _, d in runtime.inventory().all_databases()}:
+    inv = runtime.inventory()
+    known = {d.id for _, d in inv.all_databases()} | {v.id for _, v in inv.all_servers() if v.pitr}
+    if record.database_id not in known:
         return f"备份 #{backup_id} 的数据库 {record.database_id} 已不在清单中 is no longer in the inventory"
     return None
 
@@ -216,7 +231,45 @@ def _trim(result: dict[str, Any]) -> dict[str, Any]:
     return {**result, "failures": result["failures"][:MAX_LINES], "failed_checks": result["failed_checks"][:MAX_LINES]}
 
 
+def _pitr_target(choice: str) -> tuple[str, str | None]:
+    """The form's pitr_target: auto (a restore point hisops makes now), latest, time:<ISO>, name:<point>."""
+    if choice in ("auto", ""):
+        return "name", None
+    if choice == "latest":
+        return "latest", None
+    kind, _, value = choice.partition(":")
+    if kind in ("time", "name") and value.strip():
+        return kind, value.strip()
+    raise ValueError(f"pitr_target must be auto, latest, time:<ISO time> or name:<restore point>, not {choice!r}")
+
+
+def pitr_scratch_root(srv: Any) -> Path:
+    """Where PITR drills restore (must be reachable by the PostgreSQL OS user): pitr.scratch_path,
+    else a ``scratch`` folder beside the hisops-written pgBackRest config."""
+    return Path(srv.pitr.scratch_path) if srv.pitr.scratch_path else Path(srv.pitr.config_path).parent / "scratch"
+
+
+def pitr_drill_request(job: dict[str, Any]) -> Any:
+    from hisops.pitr.drill import PitrDrillRequest
+
+    inv = runtime.inventory()
+    _, srv = inv.locate_server(job["database_id"])
+    kind, value = _pitr_target(job.get("pitr_target") or "auto")
+    from psycopg2.extensions import parse_dsn
+
+    dbs = tuple((db, parse_dsn(runtime.dsn_for(db)).get("dbname", db.id)) for _, db in inv.all_databases()
+                if db.server == srv.id)
+    return PitrDrillRequest(
+        backup_id=job["backup_id"], server_id=srv.id, label=job["label"], production_dsn=runtime.dsn_for(srv),
+        production_datadir=srv.data_directory, pgbr=runtime.pgbackrest_for(srv),
+        scratch_root=pitr_scratch_root(srv),
+        evidence_root=inv.resolve_path(inv.reports.path) / "verification", databases=dbs,
+        target_kind=kind, target_value=value, pg_bindir=srv.pg_bindir, mode=job.get("mode", "fast"),
+        os_user=srv.pitr.os_user)
+
+
 def run_drill_task(job: dict[str, Any], context: dict) -> dict[str, Any]:
+    from hisops.pitr.drill import run_pitr_drill
     from hisops.verify.drill import run_drill
 
     _label(context, job["database_id"])
@@ -224,7 +277,10 @@ def run_drill_task(job: dict[str, Any], context: dict) -> dict[str, Any]:
         log.error("备份文件已不在 backup files are not there: %s", job["vanished"])
         return {"backup_id": job["backup_id"], "database_id": job["database_id"], "ok": False,
                 "fault": "missing", "failures": [job["vanished"]], "system_id": job["system_id"]}
-    result = run_drill(drill_request(job, before_checks=BEFORE_CHECKS_HOOK))
+    if job.get("kind") == "physical":
+        result = run_pitr_drill(pitr_drill_request(job))
+    else:
+        result = run_drill(drill_request(job, before_checks=BEFORE_CHECKS_HOOK))
     for line in result.failures[:MAX_LINES]:
         log.error("演练发现 drill found: %s", line)
     return {**_trim(result.as_dict()), "system_id": job["system_id"]}
@@ -322,7 +378,14 @@ def drop_scratch(jobs: list[dict[str, Any]]) -> list[str]:
     from hisops.verify.scratch import drop_database, drop_stale
 
     dropped, servers = [], {}
+    from hisops.pitr.drill import remove_stale
+
+    for _, srv in runtime.inventory().all_servers():
+        if srv.pitr:
+            dropped += remove_stale(pitr_scratch_root(srv))
     for job in jobs or []:
+        if job.get("kind") == "physical":
+            continue  # the PITR drill stops and removes its scratch cluster itself
         _, db = _database(job["database_id"])
         dsn = servers.setdefault(db.id, drill_server_dsn(db))
         if drop_database(dsn, job["scratch_db"]):

@@ -7,8 +7,9 @@
   for that target, or knows as deleted, is an orphan: finding/incident ``backup.orphan`` (warn) and an
   audit event. Orphans are never deleted automatically — someone must look (it may be a restored copy
   of an old backup, or a retention run that died between deleting and recording).
-- physical tier: the pgBackRest repository answers (``hisops.pitr`` registers its checker and an
-  orphan finder in :data:`ORPHAN_FINDERS`).
+- physical tier: rows are checked against their pgBackRest repository (``hisops.pitr.service``);
+  labels the catalog lacks are found by ``pitr.service.sync_catalog`` (``pgbackrest info``), which
+  the reconcile task runs for every server with a ``pitr:`` block and passes in as ``physical_orphans``.
 
 The incident ``backup.storage`` of a database is resolved once a restorable verified backup newer
 than every missing one exists (the resolution note names it).
@@ -17,7 +18,7 @@ than every missing one exists (the resolution note names it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ORPHAN_CHECK_ID = "backup.orphan"
 ACTION = "backup_reconcile"
-#: kind → callable(repo, inventory, target_id) → orphan descriptions (physical tier registers one)
-ORPHAN_FINDERS: dict[str, Callable[[Any, Any, str], list[str]]] = {}
 
 
 @dataclass
@@ -95,8 +94,6 @@ def reconcile_target(repo: CatalogRepository, inventory: Inventory, kind: str, t
             result.vanished.append(record.id)
     if root is not None:
         result.orphans = orphan_dirs(repo, root, target_id)
-    elif kind in ORPHAN_FINDERS:
-        result.orphans = ORPHAN_FINDERS[kind](repo, inventory, target_id)
     return result
 
 
@@ -136,13 +133,16 @@ def _storage_resolution(repo: CatalogRepository, inventory: Inventory, r: Target
 
 
 def reconcile(repo: CatalogRepository, inventory: Inventory, *, channels: Sequence[Channel] | None = None,
-              actor: str = "hisops", dag_id: str | None = None, run_id: str | None = None
-              ) -> list[TargetReconcile]:
-    """Reconcile every target of the inventory; findings fold into incidents; one audit event."""
+              actor: str = "hisops", dag_id: str | None = None, run_id: str | None = None,
+              physical_orphans: dict[str, list[str]] | None = None) -> list[TargetReconcile]:
+    """Reconcile every target of the inventory; findings fold into incidents; one audit event.
+    ``physical_orphans``: per server, what ``pitr.service.sync_catalog`` found (the caller ran it)."""
     record_kw = {"channels": channels, "actor": actor, "dag_id": dag_id, "run_id": run_id}
     results = []
     for kind, target_id, system_id, root in targets(inventory):
         r = reconcile_target(repo, inventory, kind, target_id, system_id, root, **record_kw)
+        if kind == "physical":
+            r.orphans = list((physical_orphans or {}).get(target_id, []))
         repo.upsert_incident_for(_orphan_finding(r), None)
         resolution = _storage_resolution(repo, inventory, r) if kind != "files" else None
         if resolution is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 CHECK_ID = "backup.storage"
 MARK_ACTION = "backup_mark_missing"
 Verdict = Literal["present", "missing", "damaged"]
-#: physical backups: a checker registered by hisops.pitr (kind → callable(record) → StorageCheck)
-CHECKERS: dict[str, Callable[[BackupRecord], StorageCheck]] = {}
 
 
 @dataclass(frozen=True)
@@ -96,9 +94,12 @@ def check_files(record: BackupRecord) -> StorageCheck:
 
 
 def check_storage(record: BackupRecord) -> StorageCheck:
-    """Storage check for any kind (physical → the pgBackRest checker, when registered)."""
-    checker = CHECKERS.get(record.kind)
-    return checker(record) if checker is not None else check_files(record)
+    """Storage check for any kind (physical → its pgBackRest repository, ``hisops.pitr.service``)."""
+    if record.kind == "physical":
+        from hisops.pitr.service import check_record
+
+        return check_record(record)
+    return check_files(record)
 
 
 # --- recording --------------------------------------------------------------------------------

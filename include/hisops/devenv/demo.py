@@ -45,8 +45,16 @@ def say(msg: str) -> None:
     print(f"[hisops demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+PITR_CONFIG = DEMO / "pgbackrest" / "pgbackrest.conf"  # = inventory servers[pg-main].pitr.config_path
+PITR_STANZA = "hisops-demo"
+
+
 def cluster() -> PgCluster:
-    return PgCluster(DEMO / "pg", PG_PORT)
+    """The demo's private cluster; it archives WAL to a local pgBackRest repository (.demo/pgbackrest,
+    0700), configured by the pitr_backup DAG from the inventory."""
+    archive = (f"wal_level = replica\narchive_mode = on\narchive_timeout = 60\n"
+               f"archive_command = 'pgbackrest --config={PITR_CONFIG} --stanza={PITR_STANZA} archive-push %p'\n")
+    return PgCluster(DEMO / "pg", PG_PORT, socket=True, extra_conf=archive)
 
 
 def _env(pg: PgCluster) -> dict[str, str]:
@@ -191,6 +199,8 @@ def register_connections() -> None:
     pg = cluster()
     conns = [Connection(conn_id=name, conn_type="postgres", host=pg.host, port=pg.port, login=pg.user,
                         password=pg.password, schema=name) for name in (*HIS_DATABASES, "hisops_catalog")]
+    conns.append(Connection(conn_id="hisops_pg_main", conn_type="postgres", host=pg.host, port=pg.port,
+                            login=pg.user, password=pg.password, schema="postgres"))  # the server (PITR)
     # restore_database reads FAB's user/role tables to check the triggering user's role:
     # through a role that may SELECT those three tables and nothing else
     conns.append(Connection(conn_id="hisops_airflow_db", conn_type="postgres", host=pg.host, port=pg.port,
@@ -387,6 +397,8 @@ def demo_runs(tok: str) -> dict[str, str]:
     states: dict[str, str] = {}
     if _dag_exists(tok, "backup_verification"):  # asset-triggered: must be unpaused before the backups
         unpause(tok, "backup_verification")
+    if _dag_exists(tok, "pitr_backup"):  # first: the stanza, so WAL archiving works from now on
+        states["pitr_backup"] = trigger_and_wait(tok, "pitr_backup", timeout=900, conf={"type": "full"})
     for dag_id in ("db_backup", "daily_inspection", "security_audit"):
         if _dag_exists(tok, dag_id):
             states[dag_id] = trigger_and_wait(tok, dag_id, timeout=900)

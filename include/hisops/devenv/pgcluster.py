@@ -64,6 +64,19 @@ class PgCluster:
     port: int
     host: str = "127.0.0.1"
     user: str = SUPERUSER
+    #: a unix socket directory (root/sock, 0700) — pgBackRest reaches PostgreSQL only through one
+    socket: bool = False
+    #: extra postgresql.conf lines written at initdb (e.g. WAL archiving to pgBackRest)
+    extra_conf: str = ""
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.server_dir / "sock"  # where the server's user can reach it
+
+    @property
+    def os_user(self) -> str:
+        """The OS user the server runs as (``postgres`` when we are root)."""
+        return "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
 
     @property
     def server_dir(self) -> Path:
@@ -171,19 +184,24 @@ class PgCluster:
                        "--locale=C.UTF-8", "--no-instructions"])
         finally:
             pwfile.unlink(missing_ok=True)
+        if self.socket:
+            self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+            self._chown(self.socket_dir)
+        sockets = str(self.socket_dir) if self.socket else ""
         conf = self.datadir / "postgresql.conf"
         with conf.open("a") as fh:
             fh.write(
                 "\n# hisops private cluster\n"
                 "listen_addresses = '127.0.0.1'\n"
                 f"port = {self.port}\n"
-                "unix_socket_directories = ''\n"
+                f"unix_socket_directories = '{sockets}'\n"
                 "max_connections = 200\n"
                 "shared_buffers = 256MB\n"
                 "fsync = on\n"
                 # pgaudit: statement audit (等保 安全审计); security_audit checks it is configured
                 "shared_preload_libraries = 'pg_stat_statements,pgaudit'\n"
                 "max_prepared_transactions = 0\n"
+                + (self.extra_conf.rstrip("\n") + "\n" if self.extra_conf else "")
             )
 
     def start(self, timeout: int = 60) -> None:

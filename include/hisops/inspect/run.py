@@ -49,6 +49,7 @@ class Access:
 
     dsn_for: Callable[[Any], str]
     runner_for: Callable[[Any], Any]
+    pgbackrest_for: Callable[[Any], Any] | None = None  # pitr servers: stanza check (optional)
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,9 @@ def plan(inventory: Any, system: Any, repo: Any, access: Access, run: RunContext
     jobs = [_database_job(inventory, system, db, repo, access, run) for db in system.databases]
     jobs += [_host_job(inventory, system, host, repo, access, run) for host in system.hosts]
     jobs += [_endpoint_job(inventory, system, ep) for ep in system.endpoints]
-    return jobs
+    from hisops.inspect import pitr_checks  # RPO: WAL archive, stanza, physical backups (issue 8)
+
+    return jobs + pitr_checks.jobs(inventory, system, repo, access, Job)
 
 
 def catalog_facts(repo: Any, database_id: str, now: datetime | None = None,

@@ -297,6 +297,69 @@ class BackupPolicy(_Model):
         return self
 
 
+class PitrRepo(_Model):
+    """Where pgBackRest keeps backups and WAL: a path on the database host, or an SFTP server."""
+
+    kind: Literal["path", "sftp"] = "path"
+    path: Text                                   # repo1-path (relative: to the inventory's base directory)
+    sftp_host: str | None = None
+    sftp_user: str | None = None
+    sftp_private_key_file: Text | None = None    # a key file on the database host, never the key itself
+
+    @model_validator(mode="after")
+    def _sftp_fields(self) -> PitrRepo:
+        problems: list[tuple[Loc, str]] = []
+        if self.kind == "sftp" and not self.path.startswith("/"):
+            problems.append((("path",), "must be an absolute path on the SFTP server"))
+        if self.kind == "sftp":
+            problems += [((f,), "required when kind is sftp") for f in ("sftp_host", "sftp_user",
+                                                                          "sftp_private_key_file")
+                         if not getattr(self, f)]
+        _check(problems)
+        return self
+
+
+class PitrSchedule(_Model):
+    """When pitr_backup takes which backup type (cron, inventory time zone); the strongest due wins."""
+
+    full: Cron = "0 1 * * 0"
+    diff: Cron | None = "0 1 * * 1-6"
+    incr: Cron | None = None
+
+
+class PitrRetention(_Model):
+    full: int = Field(2, ge=1)          # repo1-retention-full
+    diff: int | None = Field(None, ge=1)  # repo1-retention-diff
+
+
+class Pitr(_Model):
+    """Physical backups + WAL archive of one PostgreSQL server with pgBackRest."""
+
+    stanza: Slug
+    repo: PitrRepo
+    schedule: PitrSchedule = PitrSchedule()
+    retention: PitrRetention = PitrRetention()
+    rpo_seconds: int = Field(300, ge=1)
+    compress_type: Literal["lz4", "zst", "gz", "none"] = "lz4"
+    process_max: int = Field(2, ge=1, le=32)
+    config_path: Text = "/etc/hisops/pgbackrest/pgbackrest.conf"  # written by hisops (0600)
+    os_user: Text = "postgres"           # the OS user PostgreSQL runs as; pgBackRest runs as it
+    socket_dir: Text = "/var/run/postgresql"
+    scratch_path: Text | None = None     # PITR drills restore here (room for one copy); default: beside config
+
+
+class PgServer(_Model):
+    """A PostgreSQL server (cluster) as a whole: what physical backups and PITR are about."""
+
+    id: Slug
+    conn_id: ConnId                       # any database on the server (settings, restore points)
+    data_directory: Text
+    port: int | None = Field(None, ge=1, le=65535)  # None: the port of its connection
+    host: Slug | None = None              # inventory host it runs on (pgBackRest runs there); None = here
+    pg_bindir: Text | None = None
+    pitr: Pitr | None = None
+
+
 class Database(_Model):
     id: Slug
     conn_id: ConnId
@@ -312,6 +375,7 @@ class Database(_Model):
     #: where the data lives (a host of the inventory and one of its disk_paths): days until full
     host: Slug | None = None
     data_path: Text | None = None
+    server: Slug | None = None            # id of the PgServer it lives on (physical backups, PITR)
 
 
 class LogSource(_Model):
@@ -372,6 +436,7 @@ class System(_Model):
     name_en: Text
     owner: str | None = None
     databases: list[Database] = []
+    servers: list[PgServer] = []
     hosts: list[Host] = []
     endpoints: list[Endpoint] = []
 
@@ -437,7 +502,7 @@ class Inventory(_Model):
     @model_validator(mode="after")
     def _cross_checks(self) -> Inventory:
         _check(self._duplicate_ids() + self._duplicate_conn_ids() + self._data_places()
-               + self._threshold_clashes() + self._cleanup_clashes())
+               + self._threshold_clashes() + self._cleanup_clashes() + self._server_refs())
         return self
 
     def model_post_init(self, context: Any) -> None:
@@ -449,7 +514,8 @@ class Inventory(_Model):
     def _items(self) -> Iterator[tuple[str, Loc, Any]]:
         for i, system in enumerate(self.systems):
             yield "system", ("systems", i), system
-            for kind, attr in (("database", "databases"), ("host", "hosts"), ("endpoint", "endpoints")):
+            for kind, attr in (("database", "databases"), ("server", "servers"), ("host", "hosts"),
+                               ("endpoint", "endpoints")):
                 for j, item in enumerate(getattr(system, attr)):
                     yield kind, ("systems", i, attr, j), item
 
@@ -493,12 +559,30 @@ class Inventory(_Model):
                                                  f"({', '.join(hosts[item.host].disk_paths)})"))
         return out
 
+    def _server_refs(self) -> list[tuple[Loc, str]]:
+        servers = {srv.id for s in self.systems for srv in s.servers}
+        hosts = {h.id for s in self.systems for h in s.hosts}
+        stanzas: dict[str, Loc] = {}
+        out: list[tuple[Loc, str]] = []
+        for kind, loc, item in self._items():
+            if kind == "database" and item.server and item.server not in servers:
+                out.append(((*loc, "server"), f"no server {item.server!r} in the inventory "
+                                              f"(known: {', '.join(sorted(servers)) or 'none'})"))
+            if kind == "server" and item.host and item.host not in hosts:
+                out.append(((*loc, "host"), f"no host {item.host!r} in the inventory"))
+            if kind == "server" and item.pitr:
+                first = stanzas.setdefault(item.pitr.stanza, loc)
+                if first != loc:
+                    out.append(((*loc, "pitr", "stanza"), f"stanza {item.pitr.stanza!r} is already used by "
+                                                          f"{format_loc(first)}"))
+        return out
+
     def _threshold_clashes(self) -> list[tuple[Loc, str]]:
         base = Thresholds()
         out = [(("thresholds", n), p) for n, p in base.order_problems(self.thresholds)]
         effective = base.merged(self.thresholds)
         for kind, loc, item in self._items():
-            if kind != "system":
+            if kind not in ("system", "server"):
                 out += [((*loc, "thresholds", n), p) for n, p in effective.order_problems(item.thresholds)]
         return out
 
@@ -562,6 +646,27 @@ class Inventory(_Model):
 
     def all_databases(self) -> list[tuple[System, Database]]:
         return [(s, d) for s in self.systems for d in s.databases]
+
+    def all_servers(self) -> list[tuple[System, PgServer]]:
+        """Servers with their paths (data directory, pgBackRest repository, config) made absolute."""
+        return [(s, self._resolved_server(srv)) for s in self.systems for srv in s.servers]
+
+    def _resolved_server(self, srv: PgServer) -> PgServer:
+        update: dict[str, Any] = {"data_directory": str(self.resolve_path(srv.data_directory))}
+        if srv.pitr is not None:
+            pitr = srv.pitr
+            paths = {"config_path": str(self.resolve_path(pitr.config_path)),
+                     "socket_dir": str(self.resolve_path(pitr.socket_dir))}
+            if pitr.scratch_path:
+                paths["scratch_path"] = str(self.resolve_path(pitr.scratch_path))
+            repo = pitr.repo if pitr.repo.kind == "sftp" else pitr.repo.model_copy(
+                update={"path": str(self.resolve_path(pitr.repo.path))})
+            update["pitr"] = pitr.model_copy(update={**paths, "repo": repo})
+        return srv.model_copy(update=update)
+
+    def locate_server(self, server_id: str) -> tuple[System, PgServer]:
+        """(system, server) for a PostgreSQL server id; KeyError naming the known ids."""
+        return _locate("server", server_id, self.all_servers())
 
     def all_hosts(self) -> list[tuple[System, Host]]:
         return [(s, h) for s in self.systems for h in s.hosts]

@@ -1,0 +1,74 @@
+"""A private cluster that archives WAL to a pgBackRest repository of its own (PITR tests)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hisops.devenv.pgcluster import PgCluster
+from hisops.inventory.models import PgServer, Pitr, PitrRepo
+from hisops.pitr import config as pitr_config
+from hisops.pitr.pgbackrest import PgBackRest
+
+from tests.conftest import TEST_HOME, free_port
+
+
+@dataclass
+class PitrEnv:
+    cluster: PgCluster
+    server: PgServer
+    pgbr: PgBackRest
+    root: Path
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return self.cluster.dsn(dbname)
+
+
+def pitr_server(root: Path, cluster: PgCluster, stanza: str) -> PgServer:
+    pitr = Pitr(stanza=stanza, repo=PitrRepo(path=str(root / "repo")), config_path=str(root / "conf" / "pgbackrest.conf"),
+                os_user=cluster.os_user, socket_dir=str(cluster.socket_dir), process_max=2)
+    return PgServer(id="pg-main", conn_id="t_pitr", data_directory=str(cluster.datadir), port=cluster.port,
+                    pitr=pitr)
+
+
+def archive_conf(root: Path, stanza: str) -> str:
+    cfg = root / "conf" / "pgbackrest.conf"
+    return (f"wal_level = replica\narchive_mode = on\narchive_timeout = 60\n"
+            f"archive_command = 'pgbackrest --config={cfg} --stanza={stanza} archive-push %p'\n")
+
+
+def make_env(name: str) -> PitrEnv:
+    root = TEST_HOME / name
+    stanza = f"t{uuid.uuid4().hex[:6]}"
+    root.mkdir(parents=True, exist_ok=True)
+    cluster = PgCluster(root / "pg", free_port(), socket=True, extra_conf=archive_conf(root, stanza))
+    server = pitr_server(root, cluster, stanza)
+    cfg = pitr_config.render(server, cluster.user)
+    pitr_config.write_local(cfg, cluster.os_user)
+    pitr_config.ensure_repo_dir(server)
+    cluster.start()
+    pgbr = PgBackRest(cfg, os_user=cluster.os_user, password=cluster.password)
+    pgbr.checked("stanza-create", timeout=120)
+    return PitrEnv(cluster, server, pgbr, root)
+
+
+@pytest.fixture(scope="session")
+def pitr_env() -> Iterator[PitrEnv]:
+    """One archiving cluster for the PITR tests (they add data, never break it)."""
+    env = make_env("pitr")
+    yield env
+    env.cluster.destroy()
+
+
+@pytest.fixture
+def own_pitr_env() -> Iterator[PitrEnv]:
+    """A cluster + repository of the test's own (for faults that break them)."""
+    env = make_env(f"pitr-{uuid.uuid4().hex[:6]}")
+    yield env
+    env.cluster.destroy()
+    import shutil
+
+    shutil.rmtree(env.root, ignore_errors=True)
