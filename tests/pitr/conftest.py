@@ -55,10 +55,17 @@ def make_env(name: str) -> PitrEnv:
     return PitrEnv(cluster, server, pgbr, root)
 
 
+_SHARED: dict[str, PitrEnv] = {}
+
+
 @pytest.fixture(scope="session")
 def pitr_env() -> Iterator[PitrEnv]:
-    """One archiving cluster for the PITR tests (they add data, never break it)."""
-    env = make_env("pitr")
+    """One archiving cluster for the PITR tests (they add data, never break it). Also registered by
+    tests/dags/conftest.py: the second registration reuses the first cluster."""
+    if "pitr" in _SHARED:
+        yield _SHARED["pitr"]
+        return
+    env = _SHARED["pitr"] = make_env("pitr")
     yield env
     env.cluster.destroy()
 
