@@ -166,3 +166,24 @@ def render_evidence_index(*, hospital: str, month: str, created: datetime, tz: s
     return _environment().get_template("evidence_index.html.j2").render(
         hospital=hospital, month=month, created=fmt_time(created, tz), tz=tz, items=items, notes=notes,
         requirements=requirements, by_req=by_req)
+
+
+CHANGE_STATES = {
+    "requested": ("已申请", "requested"), "assessed": ("已评估", "assessed"), "backed_up": ("已备份", "backed up"),
+    "approved": ("已批准", "approved"), "running": ("实施中", "running"), "completed": ("成功", "completed"),
+    "rolled_back": ("失败，已回退", "failed, reverted"), "failed_revert": ("回退失败", "revert failed"),
+    "assessment_failed": ("评估未通过", "assessment failed"), "refused": ("被拒绝", "refused"),
+    "rejected": ("审批驳回", "rejected"), "cancelled": ("已取消", "cancelled"),
+}
+
+
+def render_change_page(*, hospital: str, tz: str, change: Any, steps: list[Any]) -> str:
+    """The page of one change (the O&M centre's change record, also kept in the evidence pack)."""
+    from hisops.change.results import STEPS_ZH
+
+    def fmt(moment: datetime | None) -> str:
+        return "—" if moment is None else fmt_time(moment, tz)
+
+    return _environment().get_template("change_page.html.j2").render(
+        hospital=hospital, tz=tz, c=change, steps=steps, request=change.details.get("request", {}),
+        STATES=CHANGE_STATES, STEPS=STEPS_ZH, fmt=fmt)
