@@ -45,7 +45,7 @@ def test_no_fresh_backup_stops_before_approval_and_the_page_is_written(dag_env):
     assert run.state == "failed"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states["backup"] == "failed" and states["approve"] == "upstream_failed"
-    assert states["outcome"] == "success"
+    assert states["outcome"] == "failed"  # ran (all_done), wrote the page, and says the change did not happen
     (change,) = dag_env.recent_changes()
     assert change.state == "refused"
     assert [s.step for s in dag_env.change_steps(change.id)] == ["request", "assessment", "backup"]

@@ -358,8 +358,8 @@ def publish_page(repo: CatalogRepository, inventory: Inventory, change_id: int) 
 
 def settle(repo: CatalogRepository, inventory: Inventory, change_id: int, run: RunInfo, *, approver: str | None,
            approver_roles: set[str], approved: bool, timed_out: bool) -> dict[str, Any]:
-    """The DAG's last step: a change still waiting for its approval was rejected (the approval task
-    skipped the rest) or timed out — record that; then write the page. Returns the final state."""
+    """The DAG's last step: a change still waiting for its approval timed out — record that; then
+    write the page. Returns the final state; raises ChangeStopped (after the page) unless completed."""
     change = repo.get_change(change_id)
     assert change is not None
     if change.state == "backed_up":
@@ -368,4 +368,6 @@ def settle(repo: CatalogRepository, inventory: Inventory, change_id: int, run: R
                             approved=approved and not timed_out, timed_out=timed_out)
     page = publish_page(repo, inventory, change_id)
     state = repo.get_change(change_id).state  # type: ignore[union-attr]
+    if state != "completed":  # the run's colour says whether the change happened
+        raise ChangeStopped(f"change {change_id} ended {state!r} (page: {page})")
     return {"change_id": change_id, "state": state, "page": page}
