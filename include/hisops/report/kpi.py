@@ -114,6 +114,13 @@ def charts(report: KpiReport) -> dict[str, str]:
 _BUCKET_ZH = {"day": "日 per day", "week": "周 per week", "month": "月 per month"}
 
 
+def _pretty(value: Any) -> str:
+    """Readable JSON (Chinese as is); the template escapes it."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False, indent=1, default=str)
+
+
 def _environment():
     import jinja2
 
@@ -121,7 +128,7 @@ def _environment():
         loader=jinja2.PackageLoader("hisops.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "html.j2"], default_for_string=True),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(dur=fmt_duration, clock=fmt_clock)
+    env.filters.update(dur=fmt_duration, clock=fmt_clock, pretty=_pretty)
     env.globals.update(NO_DATA=NO_DATA, DEFINITIONS=DEFINITIONS, fmt_time=fmt_time)
     return env
 
