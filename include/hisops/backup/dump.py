@@ -71,6 +71,10 @@ class BackupError(RuntimeError):
     """A backup failed; the message says why in Chinese and English."""
 
 
+class BackupSuperseded(BackupError):
+    """The scheduler no longer runs this try (its worker died): never publish or register it."""
+
+
 class DumpToolError(BackupError):
     """No suitable pg_dump (missing, or older than the server)."""
 
@@ -101,6 +105,9 @@ class DumpSpec:
     dag_id: str | None = None
     reserve_bytes: int = storage.DEFAULT_RESERVE_BYTES
     progress_seconds: float = PROGRESS_SECONDS
+    #: "is this try still the one the scheduler runs?" — asked right before publishing; a try whose
+    #: worker died goes on as an orphan process while Airflow retries it elsewhere
+    lease: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -402,6 +409,13 @@ def fail_backup(repo: Any, backup_id: int, actor: str, target: str, exc: BaseExc
         log.exception("备份失败且无法写入运维目录 could not record the failure of backup %s", backup_id)
 
 
+def check_lease(lease: Callable[[], bool] | None, backup_id: int) -> None:
+    """Refuse to publish when the scheduler gave this try up (it failed it and retries elsewhere)."""
+    if lease is not None and not lease():
+        raise BackupSuperseded(f"备份 #{backup_id} 已被取代，不登记 superseded: Airflow no longer runs this try "
+                               "(its worker died and the task was failed or retried); not published")
+
+
 def register_completed(repo: Any, backup_id: int, manifest: Any, final: Path) -> str:
     """Catalog: running → completed with the published manifest; returns the manifest's SHA-256."""
     digest = manifest_sha256(final)
@@ -438,6 +452,7 @@ def backup_database(spec: DumpSpec, repo: Any) -> BackupOutcome:
                                           checksum_s, started)
                 write_manifest(work, manifest)
                 storage.fsync_tree(work)
+                check_lease(spec.lease, backup_id)
                 final = storage.publish(work, storage.final_dir(root, created_at, backup_id))
         finally:
             conn.close()
