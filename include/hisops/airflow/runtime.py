@@ -15,11 +15,38 @@ def inventory():
     return load_inventory(default_inventory_path())
 
 
+#: executors that run every task on the scheduler's own machine (`local: true` means that machine)
+SINGLE_MACHINE_EXECUTORS = frozenset({"LocalExecutor", "SequentialExecutor", "DebugExecutor"})
+
+
+class LocalHostRefused(RuntimeError):
+    """A `local: true` host under an executor that may run the task on any machine."""
+
+
+def distributed_executor() -> str | None:
+    """The configured executor that may run tasks on other machines (Celery, Kubernetes…), if any."""
+    from airflow.configuration import conf
+
+    names = [n.strip().rsplit(".", 1)[-1].split(":")[-1] for n in conf.get("core", "executor").split(",")]
+    return next((n for n in names if n and n not in SINGLE_MACHINE_EXECUTORS), None)
+
+
+def refuse_local_host_if_distributed(host: Any) -> None:
+    executor = distributed_executor()
+    if executor:
+        raise LocalHostRefused(
+            f"主机 {host.id} 为 local: true，但 {executor} 可能在任一工作节点上运行任务，测到的将是那台机器；"
+            f"请为其配置 ssh_conn_id（可 SSH 到本机）— host {host.id} is `local: true` but {executor} runs "
+            "tasks on any worker, so it would measure whichever machine ran the task: give it an "
+            "ssh_conn_id instead (SSH to itself works); README: Production")
+
+
 def runner_for(host: Any):
     """The command runner for an inventory host: local, or SSH through its connection."""
     from hisops.targets.runner import LocalRunner, SshRunner
 
     if getattr(host, "local", False):
+        refuse_local_host_if_distributed(host)
         return LocalRunner(host.id)
     return SshRunner(host.id, ssh_params(host.ssh_conn_id))
 
