@@ -53,7 +53,10 @@ def actor(context: dict) -> str:
 
 
 def storage_root(inv: Any) -> Path:
-    return inv.resolve_path(inv.backup_storage.path)
+    """``backup_storage.path`` once this worker is shown to see the catalog's backup storage."""
+    from hisops.airflow.shared_storage import backup_root
+
+    return backup_root(inv)
 
 
 def set_label(context: dict, label: str) -> None:
@@ -102,18 +105,22 @@ def database_spec(database_id: str, *, dag_id: str | None, run_id: str | None, w
 
 
 def run_database_backup(database_id: str, *, dag_id: str | None = None, run_id: str | None = None,
-                        who: str = "hisops") -> dict[str, Any]:
+                        who: str = "hisops", lease: Any = None) -> dict[str, Any]:
     """One database backup with proof; returns the small outcome dict (ids, path, size, seconds)."""
+    from dataclasses import replace
+
     from hisops.backup.dump import backup_database
 
-    spec = database_spec(database_id, dag_id=dag_id, run_id=run_id, who=who)
+    spec = replace(database_spec(database_id, dag_id=dag_id, run_id=run_id, who=who), lease=lease)
     return backup_database(spec, runtime.catalog()).as_dict()
 
 
 def backup_database_task(database_id: str, context: dict) -> dict[str, Any]:
+    from hisops.airflow.lease import current_try_lease
+
     set_label(context, database_id)
     result = run_database_backup(database_id, dag_id=context["dag"].dag_id, run_id=context["run_id"],
-                                 who=actor(context))
+                                 who=actor(context), lease=current_try_lease(context))
     emit_backup_event(context, result)
     return result
 
@@ -247,6 +254,7 @@ def reconcile_storage(context: dict) -> dict[str, Any]:
     """Catalog vs storage, both ways, both tiers (vanished → missing; orphans reported)."""
     from hisops.backup.reconcile import describe, reconcile
 
+    storage_root(runtime.inventory())  # a worker without the shared mount must not mark backups missing
     results = reconcile(runtime.catalog(), runtime.inventory(), channels=runtime.channels(), actor=actor(context),
                         dag_id=context["dag"].dag_id, run_id=context["run_id"])
     log.info("%s", describe(results))

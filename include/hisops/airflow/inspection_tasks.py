@@ -240,7 +240,9 @@ def report(plan: Sequence[Mapping[str, Any]], outcomes: Sequence[Mapping[str, An
 
     data = report_data(plan, outcomes, run_id, logical_date, period)
     inv = runtime.inventory()
-    folder, day = inv.resolve_path(inv.reports.path), report_day(data)
+    from hisops.airflow.shared_storage import reports_root
+
+    folder, day = reports_root(inv, "daily_inspection"), report_day(data)
     html = render_report(data)
     path = save_report(html, folder, day, run_id)
     mail = path
@@ -275,8 +277,10 @@ def send_report(plan: Sequence[Mapping[str, Any]], report_info: Mapping[str, Any
     """Send the report to the supervisors: the HTML page to e-mail, a text summary to chat robots."""
     from pathlib import Path
 
+    from hisops.airflow.shared_storage import reports_root
     from hisops.notify import send
 
+    reports_root(runtime.inventory(), "daily_inspection")  # the report another worker wrote is here?
     html = Path(report_info["mail_html"]).read_text(encoding="utf-8")
     attach = [Path(report_info["path"])] if report_info["mail_html"] != report_info["path"] else []
     worst = _worst([s for s, n in report_info["counts"].items() if n])

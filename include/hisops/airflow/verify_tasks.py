@@ -173,6 +173,9 @@ def plan_drills(backup_id: int | None, context: dict) -> list[dict[str, Any]]:
     """The backups to drill: the form's backup_id, else those of the triggering asset events (when Airflow
     attaches them), else every database's newest backup not drilled yet. Each gets its scratch database
     name now (the teardown needs it)."""
+    from hisops.airflow.shared_storage import backup_root
+
+    backup_root(runtime.inventory(), "backup_verification")  # this worker sees the shared backups?
     explicit = backup_id is not None
     ids = [int(backup_id)] if explicit else (_event_backup_ids(context) or _pending_backup_ids())
     repo, jobs = runtime.catalog(), []
@@ -210,14 +213,16 @@ def _encryption_key(backup_dir: Path) -> str | None:
 
 
 def drill_request(job: dict[str, Any], *, before_checks: Any = None) -> Any:
+    from hisops.airflow.shared_storage import backup_root, reports_root
     from hisops.verify.drill import DrillRequest
 
     inv = runtime.inventory()
+    backup_root(inv, "backup_verification")
     _, db = _database(job["database_id"])
     backup_dir = Path(job["backup_dir"])
     return DrillRequest(
         backup_id=job["backup_id"], database_id=db.id, backup_dir=backup_dir, server_dsn=drill_server_dsn(db),
-        evidence_root=inv.resolve_path(inv.reports.path) / "verification", scratch_name=job["scratch_db"],
+        evidence_root=reports_root(inv, "backup_verification") / "verification", scratch_name=job["scratch_db"],
         database=db, jobs=db.backup.jobs, mode=job.get("mode", "fast"), pg_bindir=db.pg_bindir,
         encryption_key=_encryption_key(backup_dir), expected_manifest_sha256=job.get("manifest_sha256"),
         before_checks=before_checks)
@@ -482,6 +487,7 @@ def _request(params: dict[str, Any], user: str | None, roles: set[str]) -> Any:
 
 
 def _plan(req: Any, db: Any, user: str) -> Any:
+    from hisops.airflow.shared_storage import backup_root
     from hisops.backup import trust
     from hisops.verify import scratch
     from hisops.verify.restore import (
@@ -492,6 +498,7 @@ def _plan(req: Any, db: Any, user: str) -> Any:
         default_new_name,
     )
 
+    backup_root(runtime.inventory(), "restore_database")
     repo, kw = runtime.catalog(), {"channels": runtime.channels(), "actor": user}
     trust.last_restorable(repo, runtime.inventory(), db.id, **kw)  # vanished ones → missing first
     record = choose_backup(repo.backups_for(db.id), req.backup, db.id)

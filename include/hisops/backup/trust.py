@@ -125,6 +125,9 @@ def record_vanished(repo: CatalogRepository, record: BackupRecord, check: Storag
                     dag_id: str | None = None, run_id: str | None = None) -> bool:
     """Mark ``missing`` (or ``failed`` when damaged), audit, incident, notify. False if someone
     else already moved the backup (nothing recorded twice)."""
+    from hisops.storage.marker import require_visible
+
+    require_visible(repo, Path(record.path))  # raises StorageMismatch: the whole storage is not here
     reason = f"{check.verdict}: {check.summary}"[:2000]
     if check.verdict == "missing":
         moved = repo.mark_backup_missing(record.id, reason)

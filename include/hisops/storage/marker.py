@@ -93,6 +93,14 @@ def _wait_for_marker(root: Path, tries: int = 20) -> Marker:
     return found
 
 
+def require_visible(repo: CatalogRepository, path: Path) -> None:
+    """Before anything concludes "this backup's files are gone": is the storage holding ``path``
+    visible here at all? (Raises StorageMismatch when not — a worker problem, not a lost backup.)"""
+    known = repo.storage_location(BACKUPS)
+    if known is not None and path.is_relative_to(known.path):
+        check_storage(repo, BACKUPS, Path(known.path))
+
+
 def check_storage(repo: CatalogRepository, name: str, root: Path, actor: str | None = None) -> str:
     """Make sure ``root`` is the storage the catalog knows as ``name``; returns its storage id.
 
