@@ -21,12 +21,14 @@ def _inventory(tmp_path: Path, storage: Path) -> Path:
     path.write_text(textwrap.dedent(f"""\
         version: 1
         hospital: 测试医院
+        maintenance_window: {{start: "01:00", end: "05:00"}}
         backup_storage: {{path: {storage}}}
         reports: {{path: {tmp_path}/reports}}
         notifications: [{{name: 主管, kind: email, conn_id: sv_smtp, to: [supervisor@hospital.example]}}]
         systems:
           - id: emr
             name: 病案管理系统
+            name_en: Medical records
             databases: [{{id: d1, conn_id: sv_db, backup: {{keep_daily: 1, jobs: 1, compress: 1}}}}]
         """))
     return path
