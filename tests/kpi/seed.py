@@ -35,14 +35,16 @@ CROSS JOIN (VALUES ('database.reachable', 'database', 'his_outpatient', 'outpati
                    ('database.reachable', 'database', 'his_inpatient', 'inpatient'),
                    ('db.connections', 'database', 'his_inpatient', 'inpatient')) AS c(check_id, kind, target, system)
 WHERE r.run_id LIKE 'scheduled__%';
--- his_outpatient during its maintenance operation (excluded) and a sample out of the period
+-- his_outpatient during its maintenance operation (excluded), checked by an ad-hoc run of its own
+INSERT INTO hisops.inspection_run (dag_id, run_id, logical_date, started_at, finished_at, state)
+VALUES ('adhoc_check', 'manual__2026-11-12', '2026-11-12 02:30', '2026-11-12 02:30', '2026-11-12 02:31', 'success');
 INSERT INTO hisops.maintenance_operation (database_id, kind, state, started_at, finished_at)
 VALUES ('his_outpatient', 'reindex', 'completed', '2026-11-12 02:00', '2026-11-12 03:00');
 INSERT INTO hisops.finding (inspection_run_id, check_id, target_kind, target_id, system_id, severity,
                             message_zh, message_en, observed_at)
-SELECT min(id), 'database.reachable', 'database', 'his_outpatient', 'outpatient', 'critical', '…', '…',
+SELECT id, 'database.reachable', 'database', 'his_outpatient', 'outpatient', 'critical', '…', '…',
        timestamptz '2026-11-12 02:30'
-FROM hisops.inspection_run;
+FROM hisops.inspection_run WHERE dag_id = 'adhoc_check';
 
 INSERT INTO hisops.incident (check_id, target_id, system_id, severity, state, title_zh, title_en,
                              opened_at, acknowledged_at, acknowledged_by, resolved_at)
