@@ -138,7 +138,7 @@ def _index_exists(dsn: str) -> bool:
 
 def test_approval_by_requester_is_refused_then_a_sysadmin_applies(env, api):  # noqa: F811
     """The requester (a 系统管理员 itself) answers: refused and audited. An 运维人员 cannot even answer
-    (Airflow: no HITL Detail edit permission) — the role floor of the gate is proven in
+    in our run (Airflow recorded no answer from that role) — the role floor of the gate is proven in
     tests/tune/test_maintenance.py. Then a 系统管理员 other than the requester approves: applied."""
     repo, dsn = env
     run = _run_answered_by(_client(api, "dag_test", SYSTEM_ADMIN))
