@@ -33,8 +33,10 @@ least 180 days and never without a verified hash-chain export — none exists ye
 `airflow db clean` in a child process (latest scheduled run of each DAG kept) and old task log files; a Chinese
 report; a notification when a protected path was hit or a filesystem above its warn level got nothing freed.
 
-**dry_run 预演** — `auto`（默认）：定时运行执行清理，手动触发只预演（列出将删除的每个文件与每张表的行数，不删除任何东西）；
-`yes`：只预演；`no`：立即执行。 `auto` (default): scheduled runs clean, runs started by hand only preview;
+**dry_run 预演** — `auto`（默认）：维护窗口内的定时运行执行清理；手动触发、以及在窗口外开始的定时运行（例如刚取消暂停时
+Airflow 立即补跑的上一周期）只预演（列出将删除的每个文件与每张表的行数，不删除任何东西）；`yes`：只预演；`no`：立即执行。
+`auto` (default): a scheduled run inside the maintenance window cleans; runs started by hand, and scheduled runs that
+start outside the window (Airflow runs the latest past interval at once when the DAG is unpaused), only preview;
 `yes`: preview; `no`: clean now. The preview lists exactly what a real run would do (task log of *主机文件*).
 
 **失败时怎么办 When it fails** — 每一步的结果都在报告和运维目录库（`cleanup_step`）中：主机不可达只影响该主机，

@@ -25,8 +25,9 @@ def _counts(steps: list[Any]) -> dict[str, Any]:
 def start(context: dict) -> dict[str, Any]:
     from hisops.cleanup import service
 
-    run = run_info(context)
-    dry_run = service.resolve_dry_run(context["params"]["dry_run"], run)
+    run, inv = run_info(context), runtime.inventory()
+    dry_run = service.resolve_dry_run(context["params"]["dry_run"], run, inv.maintenance_window,
+                                      tz=inv.timezone)
     return {"cleanup_run_id": service.start_run(runtime.catalog(), run, dry_run), "dry_run": dry_run}
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from hisops.cleanup.hostfiles import FileSink, clean_host
 from hisops.cleanup.results import StepResult
@@ -18,7 +20,7 @@ from hisops.targets.errors import TargetUnreachable
 
 if TYPE_CHECKING:
     from hisops.catalog.repository import CatalogRepository
-    from hisops.inventory.models import Database, Host, Inventory
+    from hisops.inventory.models import Database, Host, Inventory, MaintenanceWindow
     from hisops.runinfo import RunInfo
     from hisops.targets.runner import CommandRunner
 
@@ -27,11 +29,22 @@ log = logging.getLogger(__name__)
 CLEANUP_ACTION = "retention_cleanup"
 
 
-def resolve_dry_run(choice: str, run: RunInfo) -> bool:
-    """'yes' → preview; 'no' → act; 'auto' → scheduled runs act, anything started by hand previews."""
+def resolve_dry_run(choice: str, run: RunInfo, window: MaintenanceWindow | None = None,
+                    now: datetime | None = None, tz: str = "Asia/Shanghai") -> bool:
+    """'yes' → preview; 'no' → act (a person chose it); 'auto' → only a scheduled run *inside the
+    maintenance window* acts — anything started by hand previews, and so does a scheduled run that
+    starts outside the window (Airflow schedules the latest past interval at once when the DAG is
+    unpaused, and a busy scheduler may start late: neither may delete in clinic hours)."""
     if choice not in ("auto", "yes", "no"):
         raise ValueError(f"dry_run must be auto, yes or no, not {choice!r}")
-    return choice == "yes" or (choice == "auto" and not run.is_scheduled)
+    if choice != "auto":
+        return choice == "yes"
+    if not run.is_scheduled:
+        return True
+    if window is None:
+        return False
+    moment = (now or datetime.now(UTC)).astimezone(ZoneInfo(tz))
+    return not window.contains(moment.time())
 
 
 def start_run(repo: CatalogRepository, run: RunInfo, dry_run: bool) -> int:
