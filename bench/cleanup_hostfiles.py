@@ -38,6 +38,13 @@ def free_port() -> int:
 DAY = 86400
 
 
+# (mode, dry run); dry runs share one tree, a real run ends it. At 100k files the tree takes minutes to
+# build on a loaded machine, so the large plan builds it once: the listings first, one real run last.
+PLAN_SMALL = (("find-baseline", True), ("hisops-local", True), ("hisops-ssh", True), ("find-baseline", False),
+              ("naive-python", False), ("hisops-local", False), ("hisops-ssh", False))
+PLAN_LARGE = (("find-baseline", True), ("hisops-local", True), ("hisops-ssh", True), ("hisops-local", False))
+
+
 def rss_kb() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -85,9 +92,11 @@ systems:
 
 
 def child(mode: str, n: int, dry_run: bool, catalog_url: str, ssh_port: int) -> dict:
-    """One measurement (runs in its own process)."""
-    root = OUT / f"tree-{mode}-{n}"
-    build_tree(root, n)
+    """One measurement (runs in its own process). Dry runs leave the tree for the next row."""
+    root = OUT / f"tree-{n}"
+    if not (root / ".complete").exists():
+        build_tree(root, n)
+        (root / ".complete").touch()
     from hisops.catalog.repository import CatalogRepository
     from hisops.cleanup.service import clean_host_files
     from hisops.targets.runner import LocalRunner, SshParams, SshRunner
@@ -97,7 +106,9 @@ def child(mode: str, n: int, dry_run: bool, catalog_url: str, ssh_port: int) -> 
     base = rss_kb()
     t0 = time.monotonic()
     if mode == "find-baseline":
-        subprocess.run(["find", str(root), "-type", "f", "-name", "*.log", "-mmin", "+10080", "-delete"], check=True)
+        args = ["-print"] if dry_run else ["-delete"]
+        subprocess.run(["find", str(root), "-type", "f", "-name", "*.log", "-mmin", "+10080", *args], check=True,
+                       stdout=subprocess.DEVNULL)
         result = {}
     elif mode == "naive-python":
         listing = [(Path(d) / f, (Path(d) / f).stat()) for d, _, fs in os.walk(root) for f in fs]
@@ -122,7 +133,8 @@ def child(mode: str, n: int, dry_run: bool, catalog_url: str, ssh_port: int) -> 
     seconds = time.monotonic() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     left = sum(1 for _ in root.rglob("*.log"))
-    shutil.rmtree(root, ignore_errors=True)
+    if not dry_run:
+        shutil.rmtree(root, ignore_errors=True)
     return {"mode": mode, "n": n, "dry_run": dry_run, "seconds": round(seconds, 2), "base_rss_mb": round(base / 1024, 1),
             "peak_rss_mb": round(peak / 1024, 1), "growth_mb": round((peak - base) / 1024, 1), "left": left, **result}
 
@@ -153,8 +165,8 @@ def main() -> int:
     rows = []
     try:
         for n in (int(s) for s in args.sizes.split(",")):
-            for mode, dry in (("find-baseline", False), ("naive-python", False), ("hisops-local", True),
-                              ("hisops-local", False), ("hisops-ssh", True), ("hisops-ssh", False)):
+            plan = PLAN_SMALL if n <= 10_000 else PLAN_LARGE
+            for mode, dry in plan:
                 load = os.getloadavg()[0]
                 out = subprocess.run([sys.executable, __file__, "--child", mode, str(n), "1" if dry else "0", url,
                                       str(ssh_port)],

@@ -70,6 +70,8 @@ def prune_records(repo: CatalogRepository, inventory: Inventory, *, dry_run: boo
                                                  export_check)),
     ]
     for step in steps:
+        if dry_run and step.state == "ok":
+            step.state = "dry_run"  # nothing was due: still a preview, say so
         log(f"[catalog/{step.item}] {step.state}: {step.rows} 行 rows" + (f" — {step.reason}" if step.reason else ""))
     return steps
 
