@@ -52,21 +52,24 @@ def test_metric_samples_are_rolled_up_into_daily_aggregates_then_deleted(catalog
 
 
 def test_findings_roll_up_and_the_open_incidents_last_finding_stays(catalog, tmp_path):
-    run = catalog.start_inspection_run("daily_inspection", "old-run")
     old = NOW - timedelta(days=200)
-    findings = [FindingRecord("db.connections", "database", "db1", sev, "连接", "connections", system_id="s",
-                              value=v, observed_at=old + timedelta(minutes=i))
-                for i, (sev, v) in enumerate([("ok", 10), ("warn", 85), ("critical", 97), ("ok", 12)])]
-    ids = catalog.add_findings(run, findings)
+    runs, ids, findings = [], [], []
+    for i, (sev, v) in enumerate([("ok", 10), ("warn", 85), ("critical", 97), ("ok", 12)]):
+        run = catalog.start_inspection_run("daily_inspection", f"old-run-{i}")  # one finding per run and check
+        f = FindingRecord("db.connections", "database", "db1", sev, "连接", "connections", system_id="s",
+                          value=v, observed_at=old + timedelta(minutes=i))
+        ids += catalog.add_findings(run, [f])
+        catalog.finish_inspection_run(run, "success")
+        runs.append(run)
+        findings.append(f)
     incident = catalog.upsert_incident_for(findings[2], ids[2])  # open, points at the critical one
-    catalog.finish_inspection_run(run, "success")
     steps = _steps(catalog, _inv(tmp_path, findings_days=90))
     assert steps["finding"].rows == 3
-    assert [f.id for f in catalog.findings_for(run)] == [ids[2]]
+    assert [f.id for r in runs for f in catalog.findings_for(r)] == [ids[2]]
     (day,) = catalog.finding_daily("db1")
     assert (day.n, day.n_ok, day.n_warn, day.n_critical, day.value_min, day.value_max) == (3, 2, 1, 0, 10, 85)
     assert catalog.get_incident(incident.incident.id).last_finding_id == ids[2]
-    assert steps["inspection_run"].rows == 0  # the run still has a finding: kept
+    assert steps["inspection_run"].rows == 0  # runs are younger than reports_days: kept
 
 
 def test_resolved_incidents_past_retention_go_open_ones_stay(catalog, tmp_path):
