@@ -226,3 +226,33 @@ def test_data_directory_reported_by_the_server_stops_the_rule(catalog, tmp_path)
     assert steps[0].state == "protected" and str(tmp_path / "logs" / "pg") in steps[0].reason
     assert (tmp_path / "logs" / "pg" / "base" / "old.log").exists()
     assert catalog.cleanup_files(run_id) == []
+
+
+def test_rule_reaching_a_pgbackrest_repository_or_server_data_directory_is_refused(tmp_path):
+    from hisops.inventory.loader import load_inventory
+
+    text = f"""version: 1
+hospital: 测试医院
+maintenance_window: {{start: "01:00", end: "05:00"}}
+backup_storage: {{path: {tmp_path}/backups}}
+reports: {{path: {tmp_path}/reports}}
+systems:
+  - id: sys
+    name: 测试系统
+    name_en: Test
+    servers:
+      - id: pg-main
+        conn_id: pg
+        data_directory: {tmp_path}/srv/pgdata
+        pitr: {{stanza: main, repo: {{path: {tmp_path}/srv/pgbackrest}}}}
+    hosts:
+      - id: h1
+        local: true
+        cleanup: [{{name: bad, paths: ["{tmp_path}/srv/**/*.log"], older_than_days: 7}}]
+"""
+    path = tmp_path / "inv.yaml"
+    path.write_text(text)
+    with pytest.raises(InventoryError) as err:
+        load_inventory(path)
+    assert "systems[0].servers[0].pitr.repo.path" in str(err.value)
+    assert "systems[0].servers[0].data_directory" in str(err.value)

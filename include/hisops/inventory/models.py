@@ -618,6 +618,14 @@ class Inventory(_Model):
             out.append(c.Protected(str(self.resolve_path(self.backup_storage.offsite.path)),
                                    ("backup_storage", "offsite", "path"), c.BACKUPS))
         out.append(c.Protected(str(self.resolve_path(self.reports.path)), ("reports", "path"), c.REPORTS))
+        for i, system in enumerate(self.systems):  # PostgreSQL servers: data directory, pgBackRest repository
+            for k, srv in enumerate(system.servers):
+                loc = ("systems", i, "servers", k)
+                out.append(c.Protected(str(self.resolve_path(srv.data_directory)), (*loc, "data_directory"),
+                                       c.DATA_DIR))
+                if srv.pitr is not None and srv.pitr.repo.kind == "path":
+                    out.append(c.Protected(str(self.resolve_path(srv.pitr.repo.path)),
+                                           (*loc, "pitr", "repo", "path"), c.PGBACKREST))
         return out
 
     def host_loc(self, host_id: str) -> Loc:
