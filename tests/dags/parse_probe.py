@@ -43,10 +43,12 @@ def main(path: str) -> None:
     seconds = time.perf_counter() - start
     new = set(sys.modules) - before
     heavy = sorted({m.split(".")[0] for m in new if m.split(".")[0] in HEAVY})
+    third_party = sorted({m.split(".")[0] for m in new} - set(sys.stdlib_module_names)
+                         - {spec.name})
     found = {id(v): v for v in vars(module).values() if isinstance(v, DAG)}
     found.update({id(d): d for d, mod in DagContext.autoregistered_dags if mod is module})
     dags = [_describe(d) for d in found.values()]
-    print(json.dumps({"seconds": seconds, "heavy": heavy, "events": events, "dags": dags},
+    print(json.dumps({"seconds": seconds, "heavy": heavy, "third_party": third_party, "events": events, "dags": dags},
                      ensure_ascii=False, default=str))
 
 

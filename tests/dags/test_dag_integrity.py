@@ -45,9 +45,14 @@ def test_no_heavy_import_at_parse_time(parsed):
     assert parsed["heavy"] == []
 
 
-def test_parses_well_under_a_second(parsed):
-    # Not a timing assertion on product code paths: a budget for the dag-processor loop.
-    assert parsed["seconds"] < 1.0, f"parse took {parsed['seconds']:.2f}s"
+# What a DAG file may pull in beyond airflow.sdk: our light modules and their small dependencies.
+# A deterministic stand-in for "cheap to parse" (wall-clock budgets fail on a loaded machine).
+LIGHT = {"airflow", "hisops", "croniter", "cron_descriptor", "asgiref", "packaging", "pydantic",
+         "pydantic_core", "annotated_types", "typing_extensions", "typing_inspection", "yaml"}
+
+
+def test_parse_imports_only_light_modules(parsed):
+    assert set(parsed["third_party"]) <= LIGHT, sorted(set(parsed["third_party"]) - LIGHT)
 
 
 def test_dag_metadata_for_the_people_who_use_it(parsed):
