@@ -22,7 +22,7 @@ import httpx
 import pytest
 from hisops.devenv.airflow_env import airflow_env
 
-from tests.conftest import REPO, free_port, pg_conn_json
+from tests.conftest import REPO, Mailbox, free_port, pg_conn_json
 
 REDIS_PORT = 6379
 # As the machine notes say: loopback only, no persistence.
@@ -231,11 +231,25 @@ def kill_process_group_leftovers(stack: Stack) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def celery_stack(pg, sshd, mailbox, redis_db, tmp_path) -> Iterator[Stack]:
+@pytest.fixture(scope="module")
+def celery_mailbox() -> Iterator[Mailbox]:
+    """A real SMTP receiver for the whole scenario (the report mail, alerts)."""
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox("127.0.0.1", free_port())
+    controller = Controller(box, hostname=box.host, port=box.port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def celery_stack(pg, sshd, celery_mailbox, redis_db, tmp_path_factory) -> Iterator[Stack]:
     from hisops.catalog.migrate import upgrade
 
     from tests.verify.conftest import make_his_db
+
+    mailbox, tmp_path = celery_mailbox, tmp_path_factory.mktemp("celery")
 
     catalog_db, his_db = f"cat_celery_{secrets.token_hex(4)}", f"his_celery_{secrets.token_hex(4)}"
     pg.create_database(catalog_db)
@@ -255,6 +269,7 @@ def celery_stack(pg, sshd, mailbox, redis_db, tmp_path) -> Iterator[Stack]:
                   stack_env(pg, home, redis_db, conns, inventory, port))
     stack.env["HISOPS_TEST_CATALOG_URL"] = pg.sqlalchemy_url(catalog_db)
     stack.env["HISOPS_TEST_HIS_DB"] = his_db
+    stack.env["HISOPS_TEST_STORAGE"] = str(tmp_path / "shared" / "backups")
     _bootstrap(stack.env, password)
     try:
         _start(stack, "api-server", ["api-server", "--port", str(port), "--workers", "1"])
