@@ -75,15 +75,26 @@ def ensure_catalog(pg) -> str:
 
 
 def pg_env(pg) -> dict[str, str]:
-    return {**os.environ, "PGPASSWORD": pg.password, "PGHOST": pg.host, "PGPORT": str(pg.port),
-            "PGUSER": pg.user}
+    return {
+        **os.environ,
+        "PGPASSWORD": pg.password,
+        "PGHOST": pg.host,
+        "PGPORT": str(pg.port),
+        "PGUSER": pg.user,
+    }
 
 
 def dir_size(path: Path) -> int:
-    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    )
 
 
-def run_tree(argv: list[str], env: dict[str, str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, int, str]:
+def run_tree(
+    argv: list[str], env: dict[str, str], stdout: int | None = subprocess.DEVNULL
+) -> tuple[float, int, str]:
     """Run a command; (wall seconds, peak RSS of its process tree in bytes sampled every 50 ms, stdout)."""
     import psutil
 
@@ -115,7 +126,8 @@ def _rss(p) -> int:
 
 def hisops_child_env(pg, catalog_db: str, store: Path, compress: int) -> dict[str, str]:
     inv = OUT / f"inventory-z{compress}.yaml"
-    inv.write_text(textwrap.dedent(f"""\
+    inv.write_text(
+        textwrap.dedent(f"""\
         version: 1
         hospital: 基准测试医院 (benchmark)
         maintenance_window: {{start: "01:00", end: "05:00"}}
@@ -129,14 +141,27 @@ def hisops_child_env(pg, catalog_db: str, store: Path, compress: int) -> dict[st
               - id: his_bench
                 conn_id: bench_db
                 backup: {{jobs: 2, compress: {compress}}}
-        """))
+        """)
+    )
 
     def conn(db: str) -> str:
-        return json.dumps({"conn_type": "postgres", "host": pg.host, "port": pg.port, "login": pg.user,
-                           "password": pg.password, "schema": db})
+        return json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": pg.host,
+                "port": pg.port,
+                "login": pg.user,
+                "password": pg.password,
+                "schema": db,
+            }
+        )
 
-    return {**os.environ, "HISOPS_INVENTORY": str(inv), "AIRFLOW_CONN_BENCH_DB": conn(DBNAME),
-            "AIRFLOW_CONN_HISOPS_CATALOG": conn(catalog_db)}
+    return {
+        **os.environ,
+        "HISOPS_INVENTORY": str(inv),
+        "AIRFLOW_CONN_BENCH_DB": conn(DBNAME),
+        "AIRFLOW_CONN_HISOPS_CATALOG": conn(catalog_db),
+    }
 
 
 # The child imports what an Airflow worker has already imported when the task body starts (Airflow,
@@ -156,7 +181,9 @@ print(json.dumps(result))
 """
 
 
-def measure_round(pg, catalog_db: str, size: int, work: Path, compress_levels: list[int], shift: int) -> list[dict]:
+def measure_round(
+    pg, catalog_db: str, size: int, work: Path, compress_levels: list[int], shift: int
+) -> list[dict]:
     """One measurement of every contender; the order rotates by ``shift`` so none always runs first."""
     env = pg_env(pg)
     work.mkdir(parents=True, exist_ok=True)
@@ -167,10 +194,19 @@ def measure_round(pg, catalog_db: str, size: int, work: Path, compress_levels: l
 
     def hisops(z: int) -> dict:
         store = work / f"hisops-z{z}"
-        wall, rss, out = run_tree([sys.executable, "-c", HISOPS_CHILD], hisops_child_env(pg, catalog_db, store, z),
-                                  stdout=subprocess.PIPE)
+        wall, rss, out = run_tree(
+            [sys.executable, "-c", HISOPS_CHILD],
+            hisops_child_env(pg, catalog_db, store, z),
+            stdout=subprocess.PIPE,
+        )
         task = json.loads(out.strip().splitlines()[-1])
-        r = row(f"hisops db backup (jobs 2, compress {z})", task["task_seconds"], rss, size, dir_size(store))
+        r = row(
+            f"hisops db backup (jobs 2, compress {z})",
+            task["task_seconds"],
+            rss,
+            size,
+            dir_size(store),
+        )
         return {**r, "process_wall_seconds": round(wall, 2), "backup_id": task["backup_id"]}
 
     contenders = [
@@ -195,8 +231,13 @@ ORDER = {FC: 0, FD: 1, FD_Z1: 2}
 
 
 def row(name: str, secs: float, rss: int, size: int, out_bytes: int) -> dict:
-    return {"name": name, "seconds": round(secs, 2), "mb_per_s": round(size / 1e6 / secs, 1),
-            "peak_rss_mb": round(rss / 2**20, 1), "output_mb": round(out_bytes / 1e6, 1)}
+    return {
+        "name": name,
+        "seconds": round(secs, 2),
+        "mb_per_s": round(size / 1e6 / secs, 1),
+        "peak_rss_mb": round(rss / 2**20, 1),
+        "output_mb": round(out_bytes / 1e6, 1),
+    }
 
 
 def ratios(rounds: list[list[dict]]) -> list[dict]:
@@ -206,8 +247,15 @@ def ratios(rounds: list[list[dict]]) -> list[dict]:
         fc, fd = by[FC]["seconds"], by[FD]["seconds"]
         for r in res:
             if r["name"].startswith("hisops"):
-                out.append({"round": i, "name": r["name"], "vs_pg_dump_Fc": round(fc / r["seconds"], 2),
-                            "vs_pg_dump_Fd_j2": round(fd / r["seconds"], 2), "peak_rss_mb": r["peak_rss_mb"]})
+                out.append(
+                    {
+                        "round": i,
+                        "name": r["name"],
+                        "vs_pg_dump_Fc": round(fc / r["seconds"], 2),
+                        "vs_pg_dump_Fd_j2": round(fd / r["seconds"], 2),
+                        "peak_rss_mb": r["peak_rss_mb"],
+                    }
+                )
     return out
 
 
@@ -215,9 +263,19 @@ def medians(rounds: list[list[dict]]) -> list[dict]:
     from statistics import median
 
     names = sorted({r["name"] for r in ratios(rounds)})
-    return [{"name": n, "vs_pg_dump_Fc": round(median(r["vs_pg_dump_Fc"] for r in ratios(rounds) if r["name"] == n), 2),
-             "vs_pg_dump_Fd_j2": round(median(r["vs_pg_dump_Fd_j2"] for r in ratios(rounds) if r["name"] == n), 2),
-             "peak_rss_mb": max(r["peak_rss_mb"] for r in ratios(rounds) if r["name"] == n)} for n in names]
+    return [
+        {
+            "name": n,
+            "vs_pg_dump_Fc": round(
+                median(r["vs_pg_dump_Fc"] for r in ratios(rounds) if r["name"] == n), 2
+            ),
+            "vs_pg_dump_Fd_j2": round(
+                median(r["vs_pg_dump_Fd_j2"] for r in ratios(rounds) if r["name"] == n), 2
+            ),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in ratios(rounds) if r["name"] == n),
+        }
+        for n in names
+    ]
 
 
 def best_of(rounds: list[list[dict]]) -> list[dict]:
@@ -226,40 +284,77 @@ def best_of(rounds: list[list[dict]]) -> list[dict]:
     for res in rounds:
         for r in res:
             fastest[r["name"]] = min(fastest.get(r["name"], float("inf")), r["seconds"])
-    return [{"name": n, "seconds": s, "vs_pg_dump_Fc": round(fastest[FC] / s, 2),
-             "vs_pg_dump_Fd_j2": round(fastest[FD] / s, 2)} for n, s in fastest.items() if n.startswith("hisops")]
+    return [
+        {
+            "name": n,
+            "seconds": s,
+            "vs_pg_dump_Fc": round(fastest[FC] / s, 2),
+            "vs_pg_dump_Fd_j2": round(fastest[FD] / s, 2),
+        }
+        for n, s in fastest.items()
+        if n.startswith("hisops")
+    ]
 
 
 def markdown(size: int, rounds: list[list[dict]]) -> str:
-    lines = [f"database: {size / 1e9:.2f} GB (pg_database_size)", "",
-             "| round | run | seconds | MB/s | peak RSS (MB) | output (MB) | load before |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"database: {size / 1e9:.2f} GB (pg_database_size)",
+        "",
+        "| round | run | seconds | MB/s | peak RSS (MB) | output (MB) | load before |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for i, res in enumerate(rounds, 1):
-        lines += [f"| {i} | {r['name']} | {r['seconds']} | {r['mb_per_s']} | {r['peak_rss_mb']} | {r['output_mb']} "
-                  f"| {r['load_1min_before']} |" for r in res]
-    lines += ["", "| round | hisops run | × pg_dump -Fc | × pg_dump -Fd -j2 | peak RSS (MB) |", "|---|---|---|---|---|"]
-    lines += [f"| {r['round']} | {r['name']} | {r['vs_pg_dump_Fc']} | {r['vs_pg_dump_Fd_j2']} | {r['peak_rss_mb']} |"
-              for r in ratios(rounds)]
-    lines += [f"| median | {r['name']} | {r['vs_pg_dump_Fc']} | {r['vs_pg_dump_Fd_j2']} | {r['peak_rss_mb']} (max) |"
-              for r in medians(rounds)]
-    lines += [f"| best of {len(rounds)} | {r['name']} ({r['seconds']} s) | {r['vs_pg_dump_Fc']} | {r['vs_pg_dump_Fd_j2']} | |"
-              for r in best_of(rounds)]
+        lines += [
+            f"| {i} | {r['name']} | {r['seconds']} | {r['mb_per_s']} | {r['peak_rss_mb']} | {r['output_mb']} "
+            f"| {r['load_1min_before']} |"
+            for r in res
+        ]
+    lines += [
+        "",
+        "| round | hisops run | × pg_dump -Fc | × pg_dump -Fd -j2 | peak RSS (MB) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['round']} | {r['name']} | {r['vs_pg_dump_Fc']} | {r['vs_pg_dump_Fd_j2']} | {r['peak_rss_mb']} |"
+        for r in ratios(rounds)
+    ]
+    lines += [
+        f"| median | {r['name']} | {r['vs_pg_dump_Fc']} | {r['vs_pg_dump_Fd_j2']} | {r['peak_rss_mb']} (max) |"
+        for r in medians(rounds)
+    ]
+    lines += [
+        f"| best of {len(rounds)} | {r['name']} ({r['seconds']} s) | {r['vs_pg_dump_Fc']} | {r['vs_pg_dump_Fd_j2']} | |"
+        for r in best_of(rounds)
+    ]
     return "\n".join(lines)
 
 
 def warm_up(pg) -> None:
     """Read every table once so no contender pays for a cold cache."""
-    subprocess.run([str(PG_BIN / "pg_dump"), "-Fc", "-Z0", "--no-sync", "-f", "/dev/null", DBNAME], env=pg_env(pg), check=True)
+    subprocess.run(
+        [str(PG_BIN / "pg_dump"), "-Fc", "-Z0", "--no-sync", "-f", "/dev/null", DBNAME],
+        env=pg_env(pg),
+        check=True,
+    )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--scale", type=float, default=22, help="synthetic scale (22 ≈ 2.1 GB)")
     ap.add_argument("--port", type=int, default=55621)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--compress", type=int, nargs="+", default=[1, 5],
-                    help="hisops policy compress levels to measure (default: 1 and the inventory default 5)")
-    ap.add_argument("--keep", action="store_true", help="keep the cluster (and its data) for another run")
+    ap.add_argument(
+        "--compress",
+        type=int,
+        nargs="+",
+        default=[1, 5],
+        help="hisops policy compress levels to measure (default: 1 and the inventory default 5)",
+    )
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the cluster (and its data) for another run"
+    )
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     os.chmod(OUT, 0o755)
@@ -273,12 +368,24 @@ def main() -> None:
         warm_up(pg)
         rounds = []
         for i in range(args.rounds):
-            rounds.append(measure_round(pg, catalog_db, size, OUT / f"round-{i + 1}", args.compress, i))
+            rounds.append(
+                measure_round(pg, catalog_db, size, OUT / f"round-{i + 1}", args.compress, i)
+            )
             print(json.dumps(rounds[-1], ensure_ascii=False), flush=True)
-        (OUT / "results.json").write_text(json.dumps({"size_bytes": size, "scale": args.scale, "rounds": rounds,
-                                                      "ratios": ratios(rounds), "medians": medians(rounds),
-                                                      "best_of": best_of(rounds)},
-                                                     indent=2, ensure_ascii=False))
+        (OUT / "results.json").write_text(
+            json.dumps(
+                {
+                    "size_bytes": size,
+                    "scale": args.scale,
+                    "rounds": rounds,
+                    "ratios": ratios(rounds),
+                    "medians": medians(rounds),
+                    "best_of": best_of(rounds),
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         print(markdown(size, rounds))
     finally:
         if args.keep:

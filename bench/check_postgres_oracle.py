@@ -35,8 +35,10 @@ SLOT = "oracle_inactive_slot"
 CP_STATUS = {"OK": "ok", "WARNING": "warn", "CRITICAL": "critical", "UNKNOWN": "check_error"}
 
 OUR_THRESHOLDS = {  # the same limits as the check_postgres arguments below
-    "idle_in_tx_seconds": {"warn": 1, "critical": 3600}, "long_query_seconds": {"warn": 1, "critical": 3600},
-    "lock_wait_seconds": {"warn": 1, "critical": 3600}, "bloat_bytes": {"warn": 1024**2, "critical": 1024**3},
+    "idle_in_tx_seconds": {"warn": 1, "critical": 3600},
+    "long_query_seconds": {"warn": 1, "critical": 3600},
+    "lock_wait_seconds": {"warn": 1, "critical": 3600},
+    "bloat_bytes": {"warn": 1024**2, "critical": 1024**3},
 }
 
 
@@ -51,41 +53,111 @@ class Pair:
 
 
 PAIRS = [
-    Pair("reachable", "database.reachable", lambda f: "connected", ["--action=connection"],
-         r"(version [\d.]+)"),
-    Pair("connections", "db.connections", lambda f: f"{f.details['client_backends']} client / "
-         f"{f.details['backends_with_db']} with a db of {f.details['max_connections']}",
-         ["--action=backends", "--warning=80%", "--critical=95%"], r"(\d+ of \d+ connections)",
-         "CP counts pg_stat_activity rows with a database (autovacuum workers too); we count client backends"),
-    Pair("idle in transaction", "db.idle_in_tx", lambda f: f"{f.details['count']} session(s), longest {f.value:.1f} s",
-         ["--action=txn_idle", "--warning=1 second", "--critical=1 hour"], r"longest idle in txn: (\d+s)|(\d+ idle)"),
-    Pair("long query", "db.long_queries", lambda f: f"longest {f.value:.1f} s",
-         ["--action=query_time", "--warning=1 second", "--critical=1 hour"], r"longest query: (\d+s)"),
-    Pair("lock wait", "db.locks", lambda f: f"{f.details['waiting']} waiting, {f.value:.1f} s",
-         ["--action=locks", "--warning=waiting=1", "--critical=waiting=100"], r"(waiting=\d+)",
-         "CP counts waiting locks; we measure how long the oldest waiter waits (and name its blocker)"),
-    Pair("xid age (absolute)", "db.xid_age", lambda f: f"{f.details['age']:,}", ["--action=txn_wraparound"],
-         rf"{DB}: (\d+)", "CP per database; we report the cluster's oldest"),
-    Pair("xid age (% freeze_max_age)", "db.xid_age", lambda f: f"{f.value:.4f}%", ["--action=autovac_freeze"],
-         rf"{DB}=(\d+%)"),
-    Pair("sequences", "db.sequences", lambda f: f"{f.details['top'][0]['name']} {f.value:.2f}%",
-         ["--action=sequence", "--warning=85%", "--critical=95%"], r"(public\.\S+=\d+%)",
-         "CP (PG ≥ 10) uses the sequence's own max; we also cap by the owning column's type"),
-    Pair("table bloat", "db.bloat", lambda f: f"{f.details['tables'][0]['name']} {f.details['tables'][0]['bloat_bytes']:,.0f} B",
-         ["--action=bloat", "--warning=1 MB", "--critical=1 GB"], r"table (public\.\S+ rows:\d+ pages:\d+ shouldbe:\d+ \S+ wasted size:\d+)",
-         "CP also estimates index bloat (we don't)"),
-    Pair("cache hit ratio", "db.cache_hit", lambda f: f"{f.value:.2f}%" if f.value is not None else f.value_text,
-         ["--action=hitratio", "--warning=99%", "--critical=95%", f"--include={DB}"], rf"{DB}: ([\d.]+)",
-         "both read pg_stat_database; CP checks every database unless --include (used here)"),
-    Pair("database size", "db.size_growth", lambda f: f"{f.value:,.0f} B", ["--action=database_size", "--warning=1 TB",
-         "--critical=2 TB"], rf"{DB}: (\d+)"),
-    Pair("last vacuum", "db.vacuum_age", lambda f: f"{f.value:.4f} h; never: {f.details['never'][:3]}",
-         ["--action=last_vacuum", "--warning=1d", "--critical=2d"], r"(TABLE: \S+ [^|]*?)(?: \||$)",
-         "CP: the table with the oldest vacuum among all (incl. catalogs, never-vacuumed ignored); we: tables "
-         "past autovacuum's trigger"),
-    Pair("replication slot", "db.replication", lambda f: f.message_en[:70],
-         ["--action=replication_slots", "--warning=0", "--critical=1 GB"], rf"({SLOT}: [\d.]+ \w+)",
-         "CP: WAL retained in bytes; we: inactive slot = warn (PG < 17 has no inactive_since), retained ≥ 1 GB = critical"),
+    Pair(
+        "reachable",
+        "database.reachable",
+        lambda f: "connected",
+        ["--action=connection"],
+        r"(version [\d.]+)",
+    ),
+    Pair(
+        "connections",
+        "db.connections",
+        lambda f: (
+            f"{f.details['client_backends']} client / "
+            f"{f.details['backends_with_db']} with a db of {f.details['max_connections']}"
+        ),
+        ["--action=backends", "--warning=80%", "--critical=95%"],
+        r"(\d+ of \d+ connections)",
+        "CP counts pg_stat_activity rows with a database (autovacuum workers too); we count client backends",
+    ),
+    Pair(
+        "idle in transaction",
+        "db.idle_in_tx",
+        lambda f: f"{f.details['count']} session(s), longest {f.value:.1f} s",
+        ["--action=txn_idle", "--warning=1 second", "--critical=1 hour"],
+        r"longest idle in txn: (\d+s)|(\d+ idle)",
+    ),
+    Pair(
+        "long query",
+        "db.long_queries",
+        lambda f: f"longest {f.value:.1f} s",
+        ["--action=query_time", "--warning=1 second", "--critical=1 hour"],
+        r"longest query: (\d+s)",
+    ),
+    Pair(
+        "lock wait",
+        "db.locks",
+        lambda f: f"{f.details['waiting']} waiting, {f.value:.1f} s",
+        ["--action=locks", "--warning=waiting=1", "--critical=waiting=100"],
+        r"(waiting=\d+)",
+        "CP counts waiting locks; we measure how long the oldest waiter waits (and name its blocker)",
+    ),
+    Pair(
+        "xid age (absolute)",
+        "db.xid_age",
+        lambda f: f"{f.details['age']:,}",
+        ["--action=txn_wraparound"],
+        rf"{DB}: (\d+)",
+        "CP per database; we report the cluster's oldest",
+    ),
+    Pair(
+        "xid age (% freeze_max_age)",
+        "db.xid_age",
+        lambda f: f"{f.value:.4f}%",
+        ["--action=autovac_freeze"],
+        rf"{DB}=(\d+%)",
+    ),
+    Pair(
+        "sequences",
+        "db.sequences",
+        lambda f: f"{f.details['top'][0]['name']} {f.value:.2f}%",
+        ["--action=sequence", "--warning=85%", "--critical=95%"],
+        r"(public\.\S+=\d+%)",
+        "CP (PG ≥ 10) uses the sequence's own max; we also cap by the owning column's type",
+    ),
+    Pair(
+        "table bloat",
+        "db.bloat",
+        lambda f: (
+            f"{f.details['tables'][0]['name']} {f.details['tables'][0]['bloat_bytes']:,.0f} B"
+        ),
+        ["--action=bloat", "--warning=1 MB", "--critical=1 GB"],
+        r"table (public\.\S+ rows:\d+ pages:\d+ shouldbe:\d+ \S+ wasted size:\d+)",
+        "CP also estimates index bloat (we don't)",
+    ),
+    Pair(
+        "cache hit ratio",
+        "db.cache_hit",
+        lambda f: f"{f.value:.2f}%" if f.value is not None else f.value_text,
+        ["--action=hitratio", "--warning=99%", "--critical=95%", f"--include={DB}"],
+        rf"{DB}: ([\d.]+)",
+        "both read pg_stat_database; CP checks every database unless --include (used here)",
+    ),
+    Pair(
+        "database size",
+        "db.size_growth",
+        lambda f: f"{f.value:,.0f} B",
+        ["--action=database_size", "--warning=1 TB", "--critical=2 TB"],
+        rf"{DB}: (\d+)",
+    ),
+    Pair(
+        "last vacuum",
+        "db.vacuum_age",
+        lambda f: f"{f.value:.4f} h; never: {f.details['never'][:3]}",
+        ["--action=last_vacuum", "--warning=1d", "--critical=2d"],
+        r"(TABLE: \S+ [^|]*?)(?: \||$)",
+        "CP: the table with the oldest vacuum among all (incl. catalogs, never-vacuumed ignored); we: tables "
+        "past autovacuum's trigger",
+    ),
+    Pair(
+        "replication slot",
+        "db.replication",
+        lambda f: f.message_en[:70],
+        ["--action=replication_slots", "--warning=0", "--critical=1 GB"],
+        rf"({SLOT}: [\d.]+ \w+)",
+        "CP: WAL retained in bytes; we: inactive slot = warn (PG < 17 has no inactive_since), retained ≥ 1 GB = critical",
+    ),
 ]
 
 
@@ -124,12 +196,21 @@ class Trouble:
     """Live trouble: idle-in-transaction session, lock holder + waiter, long query."""
 
     def __init__(self, cluster: PgCluster) -> None:
-        self.idle, self.holder, self.waiter, self.sleeper = (connect(cluster, False), connect(cluster, False),
-                                                             connect(cluster), connect(cluster))
+        self.idle, self.holder, self.waiter, self.sleeper = (
+            connect(cluster, False),
+            connect(cluster, False),
+            connect(cluster),
+            connect(cluster),
+        )
         self.idle.cursor().execute("SELECT 1")
         self.holder.cursor().execute("LOCK TABLE oracle_lock IN ACCESS EXCLUSIVE MODE")
-        self.threads = [threading.Thread(target=self._quiet, args=(c, sql)) for c, sql in (
-            (self.waiter, "SELECT count(*) FROM oracle_lock"), (self.sleeper, "SELECT pg_sleep(600)"))]
+        self.threads = [
+            threading.Thread(target=self._quiet, args=(c, sql))
+            for c, sql in (
+                (self.waiter, "SELECT count(*) FROM oracle_lock"),
+                (self.sleeper, "SELECT pg_sleep(600)"),
+            )
+        ]
         for t in self.threads:
             t.start()
 
@@ -150,8 +231,14 @@ class Trouble:
 
 def run_cp(cluster: PgCluster, args: list[str]) -> tuple[str, str]:
     env = {**os.environ, "PGPASSWORD": cluster.password}
-    cmd = ["check_postgres", f"--host={cluster.host}", f"--port={cluster.port}", f"--dbuser={cluster.user}",
-           f"--dbname={DB}", *args]
+    cmd = [
+        "check_postgres",
+        f"--host={cluster.host}",
+        f"--port={cluster.port}",
+        f"--dbuser={cluster.user}",
+        f"--dbname={DB}",
+        *args,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env).stdout.strip()
     m = re.match(r"POSTGRES_\w+ (OK|WARNING|CRITICAL|UNKNOWN)", out)
     return (CP_STATUS[m.group(1)] if m else "error"), out
@@ -159,8 +246,12 @@ def run_cp(cluster: PgCluster, args: list[str]) -> tuple[str, str]:
 
 def ours(cluster: PgCluster) -> dict[str, Any]:
     db = Database(id=DB, conn_id=DB)
-    th = Thresholds().merged(ThresholdOverrides(**{k: LevelOverride(**v) for k, v in OUR_THRESHOLDS.items()}))
-    findings = inspect_database(System(id="o", name="o", name_en="o", databases=[db]), db, cluster.dsn(DB), th)
+    th = Thresholds().merged(
+        ThresholdOverrides(**{k: LevelOverride(**v) for k, v in OUR_THRESHOLDS.items()})
+    )
+    findings = inspect_database(
+        System(id="o", name="o", name_en="o", databases=[db]), db, cluster.dsn(DB), th
+    )
     return {f.check_id: f for f in findings}
 
 
@@ -173,12 +264,16 @@ def compare(cluster: PgCluster) -> list[tuple[str, ...]]:
         m = re.search(pair.cp_value, out)
         cp_value = next((g for g in m.groups() if g), "") if m else out[:120]
         agree = "yes" if status == f.severity else "no"
-        rows.append((pair.label, f"{f.severity}: {pair.ours(f)}", f"{status}: {cp_value}", agree, pair.note))
+        rows.append(
+            (pair.label, f"{f.severity}: {pair.ours(f)}", f"{status}: {cp_value}", agree, pair.note)
+        )
     return rows
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--port", type=int, default=55601)
     ap.add_argument("--root", type=Path, default=Path("/tmp/hisops-bench-inspect/pg"))
     ap.add_argument("--keep", action="store_true")

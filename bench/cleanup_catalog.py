@@ -29,7 +29,6 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out" / "cleanup-catalog"
 
 
-
 def load(url: str, rows: int) -> float:
     from sqlalchemy import create_engine, text
 
@@ -41,16 +40,24 @@ def load(url: str, rows: int) -> float:
     for start in range(0, rows, chunk):
         n = min(chunk, rows - start)
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO hisops.metric_sample (target_id, metric, value, observed_at) "
-                "SELECT 'db' || (g % 50), (ARRAY['connections_pct','cache_hit_pct','xid_age_pct','fs_used_pct'])"
-                "[1 + g % 4], (g % 1000) / 10.0, now() - interval '100 days' - (g % 8640000) * interval '1 second'"
-                " FROM generate_series(:a, :b) g"), {"a": start, "b": start + n - 1})
+            conn.execute(
+                text(
+                    "INSERT INTO hisops.metric_sample (target_id, metric, value, observed_at) "
+                    "SELECT 'db' || (g % 50), (ARRAY['connections_pct','cache_hit_pct','xid_age_pct','fs_used_pct'])"
+                    "[1 + g % 4], (g % 1000) / 10.0, now() - interval '100 days' - (g % 8640000) * interval '1 second'"
+                    " FROM generate_series(:a, :b) g"
+                ),
+                {"a": start, "b": start + n - 1},
+            )
         print(f"  loaded {start + n:,} rows", flush=True)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO hisops.metric_sample (target_id, metric, value, observed_at) "
-                          "SELECT 'db1', 'connections_pct', 1, now() - g * interval '1 hour' "
-                          "FROM generate_series(1, 1000) g"))
+        conn.execute(
+            text(
+                "INSERT INTO hisops.metric_sample (target_id, metric, value, observed_at) "
+                "SELECT 'db1', 'connections_pct', 1, now() - g * interval '1 hour' "
+                "FROM generate_series(1, 1000) g"
+            )
+        )
         conn.execute(text("ANALYZE hisops.metric_sample"))
     engine.dispose()
     return time.monotonic() - t0
@@ -95,9 +102,13 @@ class LockSampler(threading.Thread):
 
         with self.engine.connect() as conn:
             while not self.stop.is_set():
-                waited = conn.execute(text(
-                    "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - waitstart)), 0) FROM pg_locks "
-                    "WHERE NOT granted AND pid = :p"), {"p": self.inserter.pid or -1}).scalar_one()
+                waited = conn.execute(
+                    text(
+                        "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - waitstart)), 0) FROM pg_locks "
+                        "WHERE NOT granted AND pid = :p"
+                    ),
+                    {"p": self.inserter.pid or -1},
+                ).scalar_one()
                 self.longest = max(self.longest, float(waited))
                 self.samples += 1
                 conn.commit()
@@ -119,9 +130,16 @@ def phase(url: str, seconds: float | None, work=None) -> dict:
     inserter.join()
     sampler.join()
     lat = sorted(inserter.latencies)
-    return {"seconds": round(took, 1), "inserts": len(lat), "insert_ms_median": round(statistics.median(lat) * 1000, 1),
-            "insert_ms_p99": round(lat[int(len(lat) * 0.99) - 1] * 1000, 1), "insert_ms_max": round(lat[-1] * 1000, 1),
-            "longest_lock_wait_ms": round(sampler.longest * 1000, 1), "lock_samples": sampler.samples, "result": result}
+    return {
+        "seconds": round(took, 1),
+        "inserts": len(lat),
+        "insert_ms_median": round(statistics.median(lat) * 1000, 1),
+        "insert_ms_p99": round(lat[int(len(lat) * 0.99) - 1] * 1000, 1),
+        "insert_ms_max": round(lat[-1] * 1000, 1),
+        "longest_lock_wait_ms": round(sampler.longest * 1000, 1),
+        "lock_samples": sampler.samples,
+        "result": result,
+    }
 
 
 def main() -> int:
@@ -175,9 +193,12 @@ systems: [{{id: s, name: 测试, name_en: bench}}]
         pr["rows_per_second"] = round(pr["result"]["rows"] / pr["seconds"])
         print("phase B (pruning + inserter):", json.dumps(pr), flush=True)
         with repo.engine.connect() as conn:
-            results["daily_rows"] = conn.exec_driver_sql("SELECT count(*) FROM hisops.metric_daily").scalar_one()
+            results["daily_rows"] = conn.exec_driver_sql(
+                "SELECT count(*) FROM hisops.metric_daily"
+            ).scalar_one()
             results["left_old"] = conn.exec_driver_sql(
-                "SELECT count(*) FROM hisops.metric_sample WHERE observed_at < now() - interval '90 days'").scalar_one()
+                "SELECT count(*) FROM hisops.metric_sample WHERE observed_at < now() - interval '90 days'"
+            ).scalar_one()
         results["load_after"] = os.getloadavg()
         repo.dispose()
     finally:

@@ -35,14 +35,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
 DAY = 86400
 
 
 # (mode, dry run); dry runs share one tree, a real run ends it. At 100k files the tree takes minutes to
 # build on a loaded machine, so the large plan builds it once: the listings first, one real run last.
-PLAN_SMALL = (("find-baseline", True), ("hisops-local", True), ("hisops-ssh", True), ("find-baseline", False),
-              ("naive-python", False), ("hisops-local", False), ("hisops-ssh", False))
-PLAN_LARGE = (("find-baseline", True), ("hisops-local", True), ("hisops-ssh", True), ("hisops-local", False))
+PLAN_SMALL = (
+    ("find-baseline", True),
+    ("hisops-local", True),
+    ("hisops-ssh", True),
+    ("find-baseline", False),
+    ("naive-python", False),
+    ("hisops-local", False),
+    ("hisops-ssh", False),
+)
+PLAN_LARGE = (
+    ("find-baseline", True),
+    ("hisops-local", True),
+    ("hisops-ssh", True),
+    ("hisops-local", False),
+)
 
 
 def rss_kb() -> int:
@@ -55,7 +69,12 @@ def rss_kb() -> int:
 def build_tree(root: Path, n: int) -> None:
     """n files in 10 × 10 × k directories; every second file 30 days old."""
     shutil.rmtree(root, ignore_errors=True)
-    leaves = [root / f"a{i}" / f"b{j}" / f"c{k}" for i in range(10) for j in range(10) for k in range(max(1, n // 10000))]
+    leaves = [
+        root / f"a{i}" / f"b{j}" / f"c{k}"
+        for i in range(10)
+        for j in range(10)
+        for k in range(max(1, n // 10000))
+    ]
     per = n // len(leaves)
     old = time.time() - 30 * DAY
     count = 0
@@ -107,8 +126,11 @@ def child(mode: str, n: int, dry_run: bool, catalog_url: str, ssh_port: int) -> 
     t0 = time.monotonic()
     if mode == "find-baseline":
         args = ["-print"] if dry_run else ["-delete"]
-        subprocess.run(["find", str(root), "-type", "f", "-name", "*.log", "-mmin", "+10080", *args], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["find", str(root), "-type", "f", "-name", "*.log", "-mmin", "+10080", *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         result = {}
     elif mode == "naive-python":
         listing = [(Path(d) / f, (Path(d) / f).stat()) for d, _, fs in os.walk(root) for f in fs]
@@ -118,13 +140,18 @@ def child(mode: str, n: int, dry_run: bool, catalog_url: str, ssh_port: int) -> 
                 p.unlink()
         result = {"listed": len(listing)}
     else:
+
         def runner(host):
             if mode == "hisops-ssh":
                 from hisops.devenv.sshd import LoopbackSshd
 
                 s = LoopbackSshd(OUT / "sshd", ssh_port)
-                return SshRunner(host.id, SshParams(host=s.host, port=s.port, username=s.user,
-                                                    key_file=str(s.client_key)))
+                return SshRunner(
+                    host.id,
+                    SshParams(
+                        host=s.host, port=s.port, username=s.user, key_file=str(s.client_key)
+                    ),
+                )
             return LocalRunner(host.id)
 
         run_id = repo.start_cleanup_run("bench", f"{mode}-{n}-{dry_run}-{time.time()}", dry_run)
@@ -135,8 +162,17 @@ def child(mode: str, n: int, dry_run: bool, catalog_url: str, ssh_port: int) -> 
     left = sum(1 for _ in root.rglob("*.log"))
     if not dry_run:
         shutil.rmtree(root, ignore_errors=True)
-    return {"mode": mode, "n": n, "dry_run": dry_run, "seconds": round(seconds, 2), "base_rss_mb": round(base / 1024, 1),
-            "peak_rss_mb": round(peak / 1024, 1), "growth_mb": round((peak - base) / 1024, 1), "left": left, **result}
+    return {
+        "mode": mode,
+        "n": n,
+        "dry_run": dry_run,
+        "seconds": round(seconds, 2),
+        "base_rss_mb": round(base / 1024, 1),
+        "peak_rss_mb": round(peak / 1024, 1),
+        "growth_mb": round((peak - base) / 1024, 1),
+        "left": left,
+        **result,
+    }
 
 
 def main() -> int:
@@ -168,9 +204,21 @@ def main() -> int:
             plan = PLAN_SMALL if n <= 10_000 else PLAN_LARGE
             for mode, dry in plan:
                 load = os.getloadavg()[0]
-                out = subprocess.run([sys.executable, __file__, "--child", mode, str(n), "1" if dry else "0", url,
-                                      str(ssh_port)],
-                                     capture_output=True, text=True, check=True)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        mode,
+                        str(n),
+                        "1" if dry else "0",
+                        url,
+                        str(ssh_port),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 row = json.loads(out.stdout.strip().splitlines()[-1]) | {"load": round(load, 1)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -179,11 +227,15 @@ def main() -> int:
         if not args.keep:
             sshd.stop()
             cluster.destroy()
-    print("\n| files | run | dry run | seconds | peak RSS MB | growth MB | files acted | left | load |")
+    print(
+        "\n| files | run | dry run | seconds | peak RSS MB | growth MB | files acted | left | load |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']} | {r['mode']} | {'yes' if r['dry_run'] else 'no'} | {r['seconds']} | {r['peak_rss_mb']} | "
-              f"{r['growth_mb']} | {r.get('files', '—')} | {r['left']} | {r['load']} |")
+        print(
+            f"| {r['n']} | {r['mode']} | {'yes' if r['dry_run'] else 'no'} | {r['seconds']} | {r['peak_rss_mb']} | "
+            f"{r['growth_mb']} | {r.get('files', '—')} | {r['left']} | {r['load']} |"
+        )
     return 0
 
 

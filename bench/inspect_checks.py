@@ -63,28 +63,38 @@ def prepare(cluster: PgCluster, scale: float) -> None:
 
 
 def snapshot(cluster: PgCluster, dbid: int) -> dict[str, tuple[int, float, float]]:
-    return {name: (calls, exec_ms, plan_ms) for name, calls, exec_ms, plan_ms in query(cluster, STATS, (dbid,))}
+    return {
+        name: (calls, exec_ms, plan_ms)
+        for name, calls, exec_ms, plan_ms in query(cluster, STATS, (dbid,))
+    }
 
 
 def delta(before: dict, after: dict) -> dict[str, tuple[int, float, float]]:
     zero = (0, 0.0, 0.0)
-    return {k: tuple(a - b for a, b in zip(after[k], before.get(k, zero), strict=True)) for k in after}
+    return {
+        k: tuple(a - b for a, b in zip(after[k], before.get(k, zero), strict=True)) for k in after
+    }
 
 
 def one_run(cluster: PgCluster) -> tuple[float, list[Any]]:
     db = Database(id=DB, conn_id=DB)
     system = System(id="bench", name="基准", name_en="bench", databases=[db])
     start = time.perf_counter()
-    findings = inspect_database(system, db, cluster.dsn(DB), Thresholds(),
-                                catalog_facts={"last_verified_backup_at": None})
+    findings = inspect_database(
+        system, db, cluster.dsn(DB), Thresholds(), catalog_facts={"last_verified_backup_at": None}
+    )
     return time.perf_counter() - start, findings
 
 
 def baseline_module(rev: str) -> types.ModuleType:
     """``hisops.inspect.db_checks`` as it was at git revision ``rev`` (only its statements are used)."""
     repo = Path(__file__).resolve().parents[1]
-    source = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:include/hisops/inspect/db_checks.py"],
-                            capture_output=True, text=True, check=True).stdout
+    source = subprocess.run(
+        ["git", "-C", str(repo), "show", f"{rev}:include/hisops/inspect/db_checks.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     module = types.ModuleType(f"db_checks_{rev}")
     exec(compile(source, f"db_checks@{rev}", "exec"), module.__dict__)  # noqa: S102 - our own history
     return module
@@ -99,8 +109,9 @@ def baseline_run(cluster: PgCluster, module: types.ModuleType) -> tuple[float, l
     return time.perf_counter() - start, []
 
 
-def measure_baseline(cluster: PgCluster, dbid: int, runs: int, module: types.ModuleType
-                     ) -> tuple[list[float], dict]:
+def measure_baseline(
+    cluster: PgCluster, dbid: int, runs: int, module: types.ModuleType
+) -> tuple[list[float], dict]:
     before = snapshot(cluster, dbid)
     walls = [baseline_run(cluster, module)[0] for _ in range(runs)]
     return walls, delta(before, snapshot(cluster, dbid))
@@ -108,7 +119,9 @@ def measure_baseline(cluster: PgCluster, dbid: int, runs: int, module: types.Mod
 
 def merge(a: dict, b: dict) -> dict:
     zero = (0, 0.0, 0.0)
-    return {k: tuple(x + y for x, y in zip(a.get(k, zero), b.get(k, zero), strict=True)) for k in a | b}
+    return {
+        k: tuple(x + y for x, y in zip(a.get(k, zero), b.get(k, zero), strict=True)) for k in a | b
+    }
 
 
 def measure(cluster: PgCluster, dbid: int, runs: int) -> tuple[list[float], dict, list[Any]]:
@@ -124,32 +137,44 @@ def report(label: str, walls: list[float], stats: dict, runs: int) -> float:
     server = sum(e + p for _, e, p in stats.values()) / runs
     print(f"\n{label}: {runs} run(s)")
     print(f"  server time per database: {server:.1f} ms (exec+plan, pg_stat_statements)")
-    print(f"  client wall per database: median {statistics.median(walls) * 1000:.1f} ms, "
-          f"max {max(walls) * 1000:.1f} ms")
+    print(
+        f"  client wall per database: median {statistics.median(walls) * 1000:.1f} ms, "
+        f"max {max(walls) * 1000:.1f} ms"
+    )
     for name in db_checks.QUERIES:
         calls, exec_ms, plan_ms = stats.get(name, (0, 0.0, 0.0))
         if calls:
-            print(f"    {name:<12} exec {exec_ms / calls:7.2f} ms  plan {plan_ms / calls:6.2f} ms  ({calls} calls)")
+            print(
+                f"    {name:<12} exec {exec_ms / calls:7.2f} ms  plan {plan_ms / calls:6.2f} ms  ({calls} calls)"
+            )
     return server
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--port", type=int, default=55601)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--root", type=Path, default=Path("/tmp/hisops-bench-inspect/pg"))
     ap.add_argument("--keep", action="store_true", help="leave the cluster running")
-    ap.add_argument("--baseline", metavar="REV", help="also measure db_checks' statements of this git revision")
+    ap.add_argument(
+        "--baseline", metavar="REV", help="also measure db_checks' statements of this git revision"
+    )
     args = ap.parse_args()
     cluster = PgCluster(args.root, args.port)
     try:
         prepare(cluster, args.scale)
         dbid = query(cluster, "SELECT oid FROM pg_database WHERE datname = %s", (DB,))[0][0]
         size = query(cluster, "SELECT pg_database_size(%s)", (DB,))[0][0]
-        tables = query(cluster, "SELECT count(*) FROM pg_class WHERE relkind IN ('r', 'i', 'S')", dbname=DB)[0][0]
-        print(f"database {DB}: {size / 1e6:.0f} MB, {tables} tables/indexes/sequences; PostgreSQL "
-              f"{query(cluster, 'SHOW server_version')[0][0]}")
+        tables = query(
+            cluster, "SELECT count(*) FROM pg_class WHERE relkind IN ('r', 'i', 'S')", dbname=DB
+        )[0][0]
+        print(
+            f"database {DB}: {size / 1e6:.0f} MB, {tables} tables/indexes/sequences; PostgreSQL "
+            f"{query(cluster, 'SHOW server_version')[0][0]}"
+        )
         cluster.stop()
         cluster.start()
         walls, stats, _ = measure(cluster, dbid, 1)
@@ -164,8 +189,12 @@ def main() -> None:
                 base_walls, base_stats = base_walls + w, merge(base_stats, st)
                 w, st, findings = measure(cluster, dbid, half)
                 walls, stats = walls + w, merge(stats, st)
-            base = report(f"baseline {args.baseline} (statements only), steady state", base_walls, base_stats,
-                          len(base_walls))
+            base = report(
+                f"baseline {args.baseline} (statements only), steady state",
+                base_walls,
+                base_stats,
+                len(base_walls),
+            )
             new = report("current, steady state", walls, stats, len(walls))
             print(f"\n  ratio current / baseline server time: {new / base:.2f}")
         else:

@@ -64,11 +64,14 @@ def create_databases(cluster: Any, n: int) -> list[str]:
     names = [f"bench_db_{i:02d}" for i in range(n)]
     for name in names:
         if cluster.create_database(name):
-            cluster.execute("CREATE TABLE patient_visit (id bigserial PRIMARY KEY, patient_id int NOT NULL, "
-                            "visited_at timestamptz NOT NULL DEFAULT now(), note text); "
-                            "INSERT INTO patient_visit (patient_id, note) "
-                            "SELECT g % 500, md5(g::text) FROM generate_series(1, 2000) g; "
-                            "CREATE INDEX ON patient_visit (patient_id); ANALYZE patient_visit", dbname=name)
+            cluster.execute(
+                "CREATE TABLE patient_visit (id bigserial PRIMARY KEY, patient_id int NOT NULL, "
+                "visited_at timestamptz NOT NULL DEFAULT now(), note text); "
+                "INSERT INTO patient_visit (patient_id, note) "
+                "SELECT g % 500, md5(g::text) FROM generate_series(1, 2000) g; "
+                "CREATE INDEX ON patient_visit (patient_id); ANALYZE patient_visit",
+                dbname=name,
+            )
     return names
 
 
@@ -85,17 +88,30 @@ def write_inventory(databases: list[str], hosts: int, systems: int) -> Path:
     import yaml
 
     groups: list[dict[str, Any]] = [
-        {"id": f"sys_{s:02d}", "name": f"业务系统{s + 1:02d}", "name_en": f"System {s + 1:02d}",
-         "databases": [], "hosts": []} for s in range(systems)]
+        {
+            "id": f"sys_{s:02d}",
+            "name": f"业务系统{s + 1:02d}",
+            "name_en": f"System {s + 1:02d}",
+            "databases": [],
+            "hosts": [],
+        }
+        for s in range(systems)
+    ]
     for i, db in enumerate(databases):
         groups[i % systems]["databases"].append({"id": db, "conn_id": db})
     for i in range(hosts):
-        groups[i % systems]["hosts"].append({"id": f"bench-host-{i:02d}", "ssh_conn_id": f"bench_ssh_{i:02d}",
-                                             "disk_paths": ["/"]})
-    inventory = {"version": 1, "hospital": "基准测试医院 (Benchmark Hospital)", "timezone": "Asia/Shanghai",
-                 "maintenance_window": {"start": "01:00", "end": "05:00"},
-                 "backup_storage": {"path": str(OUT / "backups")}, "reports": {"path": str(OUT / "reports")},
-                 "systems": groups}
+        groups[i % systems]["hosts"].append(
+            {"id": f"bench-host-{i:02d}", "ssh_conn_id": f"bench_ssh_{i:02d}", "disk_paths": ["/"]}
+        )
+    inventory = {
+        "version": 1,
+        "hospital": "基准测试医院 (Benchmark Hospital)",
+        "timezone": "Asia/Shanghai",
+        "maintenance_window": {"start": "01:00", "end": "05:00"},
+        "backup_storage": {"path": str(OUT / "backups")},
+        "reports": {"path": str(OUT / "reports")},
+        "systems": groups,
+    }
     path = OUT / "inventory.yaml"
     path.write_text(yaml.safe_dump(inventory, allow_unicode=True, sort_keys=False))
     return path
@@ -104,8 +120,14 @@ def write_inventory(databases: list[str], hosts: int, systems: int) -> Path:
 # --------------------------------------------------------------------------- one system (worker process)
 
 
-def inspect_one(system_id: str, inventory_path: str, catalog_url: str, run_pk: int, threads: int,
-                servers: dict[str, Any]) -> dict[str, Any]:
+def inspect_one(
+    system_id: str,
+    inventory_path: str,
+    catalog_url: str,
+    run_pk: int,
+    threads: int,
+    servers: dict[str, Any],
+) -> dict[str, Any]:
     """What one mapped Airflow task does, with connections resolved from ``servers`` instead of Airflow."""
     from hisops.catalog.repository import CatalogRepository
     from hisops.inspect.run import Access, RunContext, inspect_system
@@ -121,25 +143,48 @@ def inspect_one(system_id: str, inventory_path: str, catalog_url: str, run_pk: i
 
     def runner_for(host: Any) -> Any:
         ssh = servers["ssh"]
-        return SshRunner(host.id, SshParams(host=ssh["host"], port=ssh["port"], username=ssh["user"],
-                                            key_file=ssh["key"], connect_timeout=10))
+        return SshRunner(
+            host.id,
+            SshParams(
+                host=ssh["host"],
+                port=ssh["port"],
+                username=ssh["user"],
+                key_file=ssh["key"],
+                connect_timeout=10,
+            ),
+        )
 
     started = time.monotonic()
-    outcome = inspect_system(inv, inv.find_system(system_id), repo, RunContext(run_pk), Access(dsn_for, runner_for),
-                             max_workers=threads, progress=lambda line: None)
+    outcome = inspect_system(
+        inv,
+        inv.find_system(system_id),
+        repo,
+        RunContext(run_pk),
+        Access(dsn_for, runner_for),
+        max_workers=threads,
+        progress=lambda line: None,
+    )
     repo.dispose()
     gc.collect()  # close paramiko channel files while the interpreter is alive (no noise at exit)
-    return {**outcome.as_dict(), "timings": outcome.timings, "process_seconds": time.monotonic() - started}
+    return {
+        **outcome.as_dict(),
+        "timings": outcome.timings,
+        "process_seconds": time.monotonic() - started,
+    }
 
 
-def uncontended(inventory_path: Path, catalog_url: str, servers: dict[str, Any], k: int = 5) -> dict[str, float]:
+def uncontended(
+    inventory_path: Path, catalog_url: str, servers: dict[str, Any], k: int = 5
+) -> dict[str, float]:
     """Per-target cost without concurrency: the first system's targets, one at a time, k of each kind."""
     from hisops.catalog.repository import CatalogRepository
     from hisops.inventory.loader import load_inventory
 
     inv = load_inventory(inventory_path)
     repo = CatalogRepository.from_url(catalog_url)
-    run_pk = repo.start_inspection_run("daily_inspection", f"bench__sequential_{datetime.now():%H%M%S}")
+    run_pk = repo.start_inspection_run(
+        "daily_inspection", f"bench__sequential_{datetime.now():%H%M%S}"
+    )
     repo.dispose()
     first = inv.systems[0]
     small = first.model_copy(update={"databases": first.databases[:k], "hosts": first.hosts[:k]})
@@ -147,7 +192,9 @@ def uncontended(inventory_path: Path, catalog_url: str, servers: dict[str, Any],
     path = OUT / "inventory-sequential.yaml"
     import yaml
 
-    path.write_text(yaml.safe_dump(inv.model_dump(mode="json", exclude_defaults=True), allow_unicode=True))
+    path.write_text(
+        yaml.safe_dump(inv.model_dump(mode="json", exclude_defaults=True), allow_unicode=True)
+    )
     result = inspect_one(small.id, str(path), catalog_url, run_pk, 1, servers)
     by_kind: dict[str, list[float]] = {}
     for key, seconds in result["timings"].items():
@@ -158,18 +205,29 @@ def uncontended(inventory_path: Path, catalog_url: str, servers: dict[str, Any],
 # --------------------------------------------------------------------------- one round
 
 
-def one_round(n: int, args: argparse.Namespace, inventory_path: Path, catalog_url: str,
-              servers: dict[str, Any]) -> dict[str, Any]:
+def one_round(
+    n: int,
+    args: argparse.Namespace,
+    inventory_path: Path,
+    catalog_url: str,
+    servers: dict[str, Any],
+) -> dict[str, Any]:
     from hisops.catalog.repository import CatalogRepository
     from hisops.inventory.loader import load_inventory
 
     inv = load_inventory(inventory_path)
     repo = CatalogRepository.from_url(catalog_url)
     t0 = time.monotonic()
-    run_pk = repo.start_inspection_run("daily_inspection", f"bench__{datetime.now():%Y%m%dT%H%M%S}_{n}")
+    run_pk = repo.start_inspection_run(
+        "daily_inspection", f"bench__{datetime.now():%Y%m%dT%H%M%S}_{n}"
+    )
     with ProcessPoolExecutor(max_workers=args.slots, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(inspect_one, s.id, str(inventory_path), catalog_url, run_pk, args.threads, servers)
-                   for s in inv.systems]
+        futures = [
+            pool.submit(
+                inspect_one, s.id, str(inventory_path), catalog_url, run_pk, args.threads, servers
+            )
+            for s in inv.systems
+        ]
         outcomes = [f.result() for f in futures]
     t_inspect = time.monotonic() - t0
     path = render(inv, repo, run_pk, outcomes)
@@ -186,15 +244,32 @@ def render(inv: Any, repo: Any, run_pk: int, outcomes: list[dict[str, Any]]) -> 
 
     now = datetime.now().astimezone()
     infos = _system_infos(inv, [s.id for s in inv.systems])
-    data = ReportData(hospital=inv.hospital, timezone=inv.timezone, run_id=f"bench-{run_pk}", generated_at=now,
-                      systems=infos, findings=repo.findings_for(run_pk), open_incidents=repo.open_incidents(),
-                      changes=[c for o in outcomes for c in o["changes"]], samples=trend_samples(repo, trend_keys(inv, infos), now),
-                      logical_date=now, inspection_run_id=run_pk)
-    return save_report(render_report(data), inv.resolve_path(inv.reports.path), report_day(data), data.run_id)
+    data = ReportData(
+        hospital=inv.hospital,
+        timezone=inv.timezone,
+        run_id=f"bench-{run_pk}",
+        generated_at=now,
+        systems=infos,
+        findings=repo.findings_for(run_pk),
+        open_incidents=repo.open_incidents(),
+        changes=[c for o in outcomes for c in o["changes"]],
+        samples=trend_samples(repo, trend_keys(inv, infos), now),
+        logical_date=now,
+        inspection_run_id=run_pk,
+    )
+    return save_report(
+        render_report(data), inv.resolve_path(inv.reports.path), report_day(data), data.run_id
+    )
 
 
-def summarize(n: int, outcomes: list[dict[str, Any]], findings: list[Any], wall: float, t_inspect: float,
-              path: Path) -> dict[str, Any]:
+def summarize(
+    n: int,
+    outcomes: list[dict[str, Any]],
+    findings: list[Any],
+    wall: float,
+    t_inspect: float,
+    path: Path,
+) -> dict[str, Any]:
     timings = [s for o in outcomes for s in o["timings"].values()]
     by_kind: dict[str, list[float]] = {}
     for o in outcomes:
@@ -203,32 +278,51 @@ def summarize(n: int, outcomes: list[dict[str, Any]], findings: list[Any], wall:
     severities: dict[str, int] = {}
     for f in findings:
         severities[f.severity] = severities.get(f.severity, 0) + 1
-    return {"round": n, "wall_s": wall, "inspect_s": t_inspect, "report_s": wall - t_inspect,
-            "targets": len(timings), "findings": len(findings), "severities": severities,
-            "per_target": {k: _stats(v) for k, v in sorted(by_kind.items())}, "all": _stats(timings),
-            "systems_s": sorted(round(o["process_seconds"], 1) for o in outcomes), "report": str(path)}
+    return {
+        "round": n,
+        "wall_s": wall,
+        "inspect_s": t_inspect,
+        "report_s": wall - t_inspect,
+        "targets": len(timings),
+        "findings": len(findings),
+        "severities": severities,
+        "per_target": {k: _stats(v) for k, v in sorted(by_kind.items())},
+        "all": _stats(timings),
+        "systems_s": sorted(round(o["process_seconds"], 1) for o in outcomes),
+        "report": str(path),
+    }
 
 
 def _stats(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return {"n": len(values), "mean": statistics.fmean(values), "median": statistics.median(values),
-            "p95": p95, "max": ordered[-1]}
+    return {
+        "n": len(values),
+        "mean": statistics.fmean(values),
+        "median": statistics.median(values),
+        "p95": p95,
+        "max": ordered[-1],
+    }
 
 
 def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    lines = ["| round | wall (s) | inspect (s) | report (s) | targets | findings | per-target mean / median / p95 / max (s) "
-             "| database mean (s) | host mean (s) | per-system process (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| round | wall (s) | inspect (s) | report (s) | targets | findings | per-target mean / median / p95 / max (s) "
+        "| database mean (s) | host mean (s) | per-system process (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         a, k = r["all"], r["per_target"]
         lines.append(
             f"| {r['round']} | {r['wall_s']:.1f} | {r['inspect_s']:.1f} | {r['report_s']:.1f} | {r['targets']} "
             f"| {r['findings']} {json.dumps(r['severities'])} | {a['mean']:.2f} / {a['median']:.2f} / {a['p95']:.2f} "
             f"/ {a['max']:.2f} | {k.get('database', {}).get('mean', 0):.2f} | {k.get('host', {}).get('mean', 0):.2f} "
-            f"| {r['systems_s']} |")
-    lines.append(f"\n{args.databases} databases + {args.hosts} hosts in {args.systems} systems, "
-                 f"{args.slots} systems at once, {args.threads} threads per system.")
+            f"| {r['systems_s']} |"
+        )
+    lines.append(
+        f"\n{args.databases} databases + {args.hosts} hosts in {args.systems} systems, "
+        f"{args.slots} systems at once, {args.threads} threads per system."
+    )
     return "\n".join(lines)
 
 
@@ -241,10 +335,24 @@ def main() -> int:
         databases = create_databases(cluster, args.databases)
         catalog_url = create_catalog(cluster)
         inventory_path = write_inventory(databases, args.hosts, args.systems)
-        servers = {"pg": {"host": cluster.host, "port": cluster.port, "user": cluster.user,
-                          "password": cluster.password},
-                   "ssh": {"host": sshd.host, "port": sshd.port, "user": sshd.user, "key": str(sshd.client_key)}}
-        print(f"setup: {time.monotonic() - t0:.1f}s (cluster, sshd, {len(databases)} databases, catalog)", flush=True)
+        servers = {
+            "pg": {
+                "host": cluster.host,
+                "port": cluster.port,
+                "user": cluster.user,
+                "password": cluster.password,
+            },
+            "ssh": {
+                "host": sshd.host,
+                "port": sshd.port,
+                "user": sshd.user,
+                "key": str(sshd.client_key),
+            },
+        }
+        print(
+            f"setup: {time.monotonic() - t0:.1f}s (cluster, sshd, {len(databases)} databases, catalog)",
+            flush=True,
+        )
         alone = uncontended(inventory_path, catalog_url, servers)
         print(f"uncontended per-target cost (one at a time): {json.dumps(alone)}", flush=True)
         results = []
@@ -252,8 +360,10 @@ def main() -> int:
             results.append(one_round(n, args, inventory_path, catalog_url, servers))
             print(json.dumps(results[-1], ensure_ascii=False, default=str), flush=True)
         print(markdown(results, args))
-        print(f"\nUncontended (one target at a time): database {alone.get('database', 0):.2f} s, "
-              f"host {alone.get('host', 0):.2f} s per target.")
+        print(
+            f"\nUncontended (one target at a time): database {alone.get('database', 0):.2f} s, "
+            f"host {alone.get('host', 0):.2f} s per target."
+        )
     finally:
         if not args.keep:
             sshd.stop()

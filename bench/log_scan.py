@@ -36,13 +36,19 @@ TEMPLATES = [
     "{ts} CST [{pid}] LOG:  duration: {d}.512 ms  statement: SELECT * FROM outpatient_visit WHERE visit_id = {n}",
     "{ts} CST [{pid}] LOG:  connection authorized: user=his_app database=his_outpatient application_name=his",
     "{ts} CST [{pid}] LOG:  checkpoint complete: wrote {n} buffers (0.1%); 0 WAL file(s) added, 0 removed",
-    "{ts} CST [{pid}] LOG:  automatic vacuum of table \"his.public.prescription\": index scans: 1",
+    '{ts} CST [{pid}] LOG:  automatic vacuum of table "his.public.prescription": index scans: 1',
 ]
 RARE = [
-    (0.005, "{ts} CST [{pid}] ERROR:  duplicate key value violates unique constraint \"patient_pkey\" "
-            "身份证 110101199003071234 电话 13812345678"),
-    (0.0005, "{ts} CST [{pid}] FATAL:  password authentication failed for user \"his_app\""),
-    (0.0001, "{ts} CST [{pid}] LOG:  server process (PID {pid}) was terminated by signal 9: Killed (Out of memory)"),
+    (
+        0.005,
+        '{ts} CST [{pid}] ERROR:  duplicate key value violates unique constraint "patient_pkey" '
+        "身份证 110101199003071234 电话 13812345678",
+    ),
+    (0.0005, '{ts} CST [{pid}] FATAL:  password authentication failed for user "his_app"'),
+    (
+        0.0001,
+        "{ts} CST [{pid}] LOG:  server process (PID {pid}) was terminated by signal 9: Killed (Out of memory)",
+    ),
 ]
 
 
@@ -55,9 +61,14 @@ def generate(path: Path, size: int, seed: int = 1) -> None:
     for _ in range(60_000):
         r = rnd.random()
         template = next((t for p, t in RARE if (r := r - p) < 0), None) or rnd.choice(TEMPLATES)
-        lines.append(template.format(ts=f"2026-11-25 07:{rnd.randrange(60):02d}:{rnd.randrange(60):02d}.123",
-                                     pid=rnd.randrange(1000, 99999), d=rnd.randrange(1, 900),
-                                     n=rnd.randrange(10**6)))
+        lines.append(
+            template.format(
+                ts=f"2026-11-25 07:{rnd.randrange(60):02d}:{rnd.randrange(60):02d}.123",
+                pid=rnd.randrange(1000, 99999),
+                d=rnd.randrange(1, 900),
+                n=rnd.randrange(10**6),
+            )
+        )
     block = ("\n".join(lines) + "\n").encode()
     with path.open("wb") as fh:
         written = 0
@@ -95,7 +106,9 @@ class Timed:
 
 
 def hisops_scan(path: Path, runner, offsets=None) -> dict:
-    host = Host(id="bench", local=True, disk_paths=[], logs=[LogSource(path=str(path), patterns=PATTERNS)])
+    host = Host(
+        id="bench", local=True, disk_paths=[], logs=[LogSource(path=str(path), patterns=PATTERNS)]
+    )
     system = System(id="bench", name="基准", name_en="bench", hosts=[host])
     timed = Timed(runner)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -105,9 +118,20 @@ def hisops_scan(path: Path, runner, offsets=None) -> dict:
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    counts = {f.check_id: int(f.value) for f in findings if f.target_kind == "log" and f.check_id != "log.files"}
-    return {"seconds": seconds, "counts": counts, "offsets": new, "commands_kb": timed.peak_kb, "cpu_s": timed.cpu_s,
-            "py_peak_kb": peak // 1024, "py_growth_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base}
+    counts = {
+        f.check_id: int(f.value)
+        for f in findings
+        if f.target_kind == "log" and f.check_id != "log.files"
+    }
+    return {
+        "seconds": seconds,
+        "counts": counts,
+        "offsets": new,
+        "commands_kb": timed.peak_kb,
+        "cpu_s": timed.cpu_s,
+        "py_peak_kb": peak // 1024,
+        "py_growth_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base,
+    }
 
 
 PY_SCAN = r"""
@@ -134,26 +158,43 @@ print(json.dumps({"seconds": time.perf_counter() - start, "counts": counts, "rss
 
 
 def python_scan(path: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", PY_SCAN, str(path), json.dumps(PATTERNS)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PY_SCAN, str(path), json.dumps(PATTERNS)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
 def awk_scan(path: Path) -> dict:
-    prog = "/ERROR/ { e++ } /FATAL|PANIC/ { f++ } /[oO][uU][tT] [oO][fF] [mM][eE][mM][oO][rR][yY]/ { o++ } " \
-           "END { print e + 0, f + 0, o + 0 }"
+    prog = (
+        "/ERROR/ { e++ } /FATAL|PANIC/ { f++ } /[oO][uU][tT] [oO][fF] [mM][eE][mM][oO][rR][yY]/ { o++ } "
+        "END { print e + 0, f + 0, o + 0 }"
+    )
     start = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "awk", prog, str(path)], capture_output=True,
-                         text=True, check=True, env={**os.environ, "LC_ALL": "C"})
+    out = subprocess.run(
+        ["/usr/bin/time", "-f", "%M %U %S", "awk", prog, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "LC_ALL": "C"},
+    )
     e, f, o = out.stdout.split()
     kb, user, system = out.stderr.strip().splitlines()[-1].split()
-    return {"seconds": time.perf_counter() - start, "counts": {"error": int(e), "fatal": int(f), "oom": int(o)},
-            "rss_kb": int(kb), "cpu_s": float(user) + float(system)}
+    return {
+        "seconds": time.perf_counter() - start,
+        "counts": {"error": int(e), "fatal": int(f), "oom": int(o)},
+        "rss_kb": int(kb),
+        "cpu_s": float(user) + float(system),
+    }
 
 
 def rss(r: dict) -> str:
-    return (f"commands {r['commands_kb'] or '?'} KB RSS, {r['cpu_s']:.2f} s CPU; python +{r['py_growth_kb']} KB "
-            f"(traced {r['py_peak_kb']} KB)")
+    return (
+        f"commands {r['commands_kb'] or '?'} KB RSS, {r['cpu_s']:.2f} s CPU; python +{r['py_growth_kb']} KB "
+        f"(traced {r['py_peak_kb']} KB)"
+    )
 
 
 def line(label: str, size: int, r: dict, rss: str) -> None:
@@ -165,13 +206,19 @@ def ssh_runner(folder: Path):
 
     sshd = LoopbackSshd(folder / "sshd", 55602)
     sshd.start()
-    runner = SshRunner("bench", SshParams(host=sshd.host, port=sshd.port, username=sshd.user,
-                                          key_file=str(sshd.client_key)))
+    runner = SshRunner(
+        "bench",
+        SshParams(
+            host=sshd.host, port=sshd.port, username=sshd.user, key_file=str(sshd.client_key)
+        ),
+    )
     return sshd, runner
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--size-mb", type=int, default=1100)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/hisops-bench-inspect/logs"))
     ap.add_argument("--no-ssh", action="store_true")
@@ -198,11 +245,23 @@ def run_all(path: Path, size: int, args) -> None:
     line("hisops local, warm cache", size, warm, rss(warm))
     line("hisops local, cold cache", size, cold, rss(cold))
     py = python_scan(path)
-    assert {f"log.{k}": v for k, v in py["counts"].items()} == warm["counts"], (py["counts"], warm["counts"])
-    line("python chunked regex (8 MB chunks), warm", size, py,
-         f"process {py['rss_kb']} KB RSS, {py['cpu_s']:.2f} s CPU")
+    assert {f"log.{k}": v for k, v in py["counts"].items()} == warm["counts"], (
+        py["counts"],
+        warm["counts"],
+    )
+    line(
+        "python chunked regex (8 MB chunks), warm",
+        size,
+        py,
+        f"process {py['rss_kb']} KB RSS, {py['cpu_s']:.2f} s CPU",
+    )
     awk = awk_scan(path)
-    line("single awk program, warm", size, awk, f"awk {awk['rss_kb']} KB RSS, {awk['cpu_s']:.2f} s CPU")
+    line(
+        "single awk program, warm",
+        size,
+        awk,
+        f"awk {awk['rss_kb']} KB RSS, {awk['cpu_s']:.2f} s CPU",
+    )
     if not args.no_ssh:
         sshd, runner = ssh_runner(args.dir)
         try:
@@ -218,7 +277,9 @@ def run_all(path: Path, size: int, args) -> None:
         fh.write(chunk)
     more = hisops_scan(path, LocalRunner(), warm["offsets"])
     grown = path.stat().st_size - size
-    print(f"  incremental: {grown / 1e6:.0f} MB appended → {more['seconds']:.2f} s, counts {more['counts']}")
+    print(
+        f"  incremental: {grown / 1e6:.0f} MB appended → {more['seconds']:.2f} s, counts {more['counts']}"
+    )
 
 
 if __name__ == "__main__":

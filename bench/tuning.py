@@ -77,8 +77,11 @@ def prepare(pg, scale: float, rows: int) -> None:
         t0 = time.monotonic()
         generate(pg.dsn(DB), scale, seed=11, log=lambda m: print(m, flush=True))
         print(f"generated scale {scale} in {time.monotonic() - t0:.0f}s", flush=True)
-        sql(pg.dsn(DB), "UPDATE outpatient_visit SET visit_time = visit_time + interval '1 second' "
-                        "WHERE visit_id % 2 = 0")           # bloats the table and every index on it
+        sql(
+            pg.dsn(DB),
+            "UPDATE outpatient_visit SET visit_time = visit_time + interval '1 second' "
+            "WHERE visit_id % 2 = 0",
+        )  # bloats the table and every index on it
         sql(pg.dsn(DB), "DELETE FROM lab_result WHERE result_id % 4 = 0")
         sql(pg.dsn(DB), "ANALYZE")
         plant(pg.dsn(DB), rows)
@@ -92,7 +95,10 @@ def prepare(pg, scale: float, rows: int) -> None:
 
 def inventory_file(tmp: Path) -> Path:
     now = datetime.now(ZoneInfo("Asia/Shanghai"))
-    start, end = (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=3)).strftime("%H:%M")
+    start, end = (
+        (now - timedelta(hours=1)).strftime("%H:%M"),
+        (now + timedelta(hours=3)).strftime("%H:%M"),
+    )
     path = tmp / "inventory.yaml"
     path.write_text(f"""version: 1
 hospital: 基准测试医院
@@ -115,18 +121,51 @@ def pgbench(pg, seconds: int, tag: str, clients: int = 4) -> dict:
     for f in logdir.glob("*"):
         f.unlink()
     env = {**os.environ, "PGPASSWORD": pg.password}
-    proc = subprocess.Popen([PGBENCH, "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", str(script),
-                             "-l", "--log-prefix", str(logdir / "tx"), "-h", pg.host, "-p", str(pg.port),
-                             "-U", pg.user, DB], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            PGBENCH,
+            "-n",
+            "-c",
+            str(clients),
+            "-j",
+            "2",
+            "-T",
+            str(seconds),
+            "-f",
+            str(script),
+            "-l",
+            "--log-prefix",
+            str(logdir / "tx"),
+            "-h",
+            pg.host,
+            "-p",
+            str(pg.port),
+            "-U",
+            pg.user,
+            DB,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     return {"proc": proc, "logdir": logdir}
 
 
 def pgbench_result(run: dict) -> dict:
     out, _ = run["proc"].communicate()
     tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
-    lat = [int(line.split()[2]) / 1000 for f in run["logdir"].glob("tx*") for line in f.read_text().splitlines()]
-    return {"tps": tps, "transactions": len(lat), "max_latency_ms": max(lat) if lat else None,
-            "p99_latency_ms": sorted(lat)[int(len(lat) * 0.99)] if lat else None}
+    lat = [
+        int(line.split()[2]) / 1000
+        for f in run["logdir"].glob("tx*")
+        for line in f.read_text().splitlines()
+    ]
+    return {
+        "tps": tps,
+        "transactions": len(lat),
+        "max_latency_ms": max(lat) if lat else None,
+        "p99_latency_ms": sorted(lat)[int(len(lat) * 0.99)] if lat else None,
+    }
 
 
 def slow_mean(pg, calls: int, rows: int) -> float:
@@ -151,7 +190,9 @@ print(json.dumps({{"server_ms": r.server_ms, "suggestions": r.advice["suggestion
                  ensure_ascii=False, default=str))
 """
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     result["wall_s"] = round(time.monotonic() - t0, 2)
     return result
@@ -205,7 +246,9 @@ def main() -> None:
     finally:
         if not args.keep:
             pg.destroy()
-    (OUT / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
+    (OUT / "results.json").write_text(
+        json.dumps(results, indent=1, ensure_ascii=False, default=str)
+    )
     print(json.dumps(results, indent=1, ensure_ascii=False, default=str))
 
 
@@ -221,8 +264,10 @@ def run(pg, args) -> dict:
 
     t0 = time.monotonic()
     prepare(pg, args.scale, args.rows)
-    r: dict = {"prepare_s": round(time.monotonic() - t0, 1),
-               "db_bytes": int(sql(pg.dsn(DB), "SELECT pg_database_size(current_database())")[0][0])}
+    r: dict = {
+        "prepare_s": round(time.monotonic() - t0, 1),
+        "db_bytes": int(sql(pg.dsn(DB), "SELECT pg_database_size(current_database())")[0][0]),
+    }
     r["slow_mean_before_ms"] = slow_mean(pg, 150, args.rows)  # also the pg_stat_statements history
     inv_path = inventory_file(OUT)
     os.environ["HISOPS_INVENTORY"] = str(inv_path)
@@ -233,16 +278,33 @@ def run(pg, args) -> dict:
         if not partial:
             btrees.setdefault(f"{schema}.{table}", []).append(tuple(cols))
     sugg = r["review"]["suggestions"]
-    r["duplicates_existing"] = [s["name"] for s in sugg if advisor.covered(s["table"], tuple(s["columns"]), btrees)]
+    r["duplicates_existing"] = [
+        s["name"] for s in sugg if advisor.covered(s["table"], tuple(s["columns"]), btrees)
+    ]
     r["duplicate_suggestions"] = len(sugg) - len({(s["table"], tuple(s["columns"])) for s in sugg})
-    r["planted_suggested"] = [{k: s[k] for k in ("name", "cost_before", "cost_after", "drop_pct", "mean_ms",
-                                                 "saved_ms_per_day")} for s in sugg
-                              if s["table"] == "public.pharmacy_dispense_log" and s["columns"][0] == "prescription_no"]
+    r["planted_suggested"] = [
+        {
+            k: s[k]
+            for k in (
+                "name",
+                "cost_before",
+                "cost_after",
+                "drop_pct",
+                "mean_ms",
+                "saved_ms_per_day",
+            )
+        }
+        for s in sugg
+        if s["table"] == "public.pharmacy_dispense_log" and s["columns"][0] == "prescription_no"
+    ]
     repo = CatalogRepository.from_url(pg.sqlalchemy_url("hisops_catalog"))
     inv = load_inventory(inv_path)
     run_info = RunInfo("db_maintenance", f"bench_{int(time.time())}", triggering_user="operator")
     for p in repo.proposals(DB, states=("proposed",)):
-        if p.kind == "create_index" or p.object_name in ("public.ix_dispense_time", "public.ix_dispense_drug_dup"):
+        if p.kind == "create_index" or p.object_name in (
+            "public.ix_dispense_time",
+            "public.ix_dispense_drug_dup",
+        ):
             repo.move_proposal(p.id, ("proposed",), "approved", by="sysadmin")
     import hashlib
 
@@ -250,14 +312,18 @@ def run(pg, args) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.json").write_text('{"files": []}')
     bid = repo.register_backup_start(DB, "s1", "database", str(folder))
-    repo.complete_backup(bid, {"files": []}, hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest(), 1)
+    repo.complete_backup(
+        bid, {"files": []}, hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest(), 1
+    )
     repo.mark_backup_verified(bid)
 
     base = pgbench(pg, args.pgbench_seconds, "before")
     r["pgbench_before"] = pgbench_result(base)
     plan = m.plan_database(repo, inv, DB, pg.dsn(DB), run_info)
     r["plan"] = [(s.kind, s.object) for s in plan.steps]
-    approval = check_approval(ApprovalRequest("operator", "sysadmin", frozenset({SYSTEM_ADMIN}), True))
+    approval = check_approval(
+        ApprovalRequest("operator", "sysadmin", frozenset({SYSTEM_ADMIN}), True)
+    )
     during = pgbench(pg, args.pgbench_seconds + 30, "during")
     sampler = LockSampler(pg.dsn(DB))
     time.sleep(3)
@@ -268,17 +334,30 @@ def run(pg, args) -> dict:
     sampler.stop.set()
     sampler.join()
     r["pgbench_during"] = pgbench_result(during)
-    r["tps_ratio_during_vs_before"] = round(r["pgbench_during"]["tps"] / r["pgbench_before"]["tps"], 3)
+    r["tps_ratio_during_vs_before"] = round(
+        r["pgbench_during"]["tps"] / r["pgbench_before"]["tps"], 3
+    )
     r["max_lock_wait_s"] = round(sampler.max_wait_s, 3)
     r["lock_samples"] = sampler.samples
     r["lock_waits_seen"] = sampler.waiting_seen
-    r["steps"] = [{"kind": s.kind, "object": s.object, "state": s.state, "seconds": s.seconds,
-                   "attempts": s.attempts, "reason": s.reason,
-                   "bytes": [s.before.get("bytes"), s.after.get("bytes")],
-                   "bloat_bytes": [s.before.get("bloat_bytes"), s.after.get("bloat_bytes")]} for s in res.steps]
+    r["steps"] = [
+        {
+            "kind": s.kind,
+            "object": s.object,
+            "state": s.state,
+            "seconds": s.seconds,
+            "attempts": s.attempts,
+            "reason": s.reason,
+            "bytes": [s.before.get("bytes"), s.after.get("bytes")],
+            "bloat_bytes": [s.before.get("bloat_bytes"), s.after.get("bloat_bytes")],
+        }
+        for s in res.steps
+    ]
     r["post_checks"] = res.post_checks
     r["slow_mean_after_ms"] = slow_mean(pg, 150, args.rows)
-    r["slow_mean_ratio_after_vs_before"] = round(r["slow_mean_after_ms"] / r["slow_mean_before_ms"], 4)
+    r["slow_mean_ratio_after_vs_before"] = round(
+        r["slow_mean_after_ms"] / r["slow_mean_before_ms"], 4
+    )
     r["load_end"] = load()
     r["peak_rss_bench_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     repo.dispose()

@@ -41,6 +41,7 @@ CATALOG = "hisops_bench_catalog"
 
 # --- measuring -------------------------------------------------------------------------------------
 
+
 class TreeSampler:
     """Peak summed RSS of a process and all its descendants, sampled in a thread."""
 
@@ -82,21 +83,34 @@ class TreeSampler:
         self._thread.join()
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None, capture: bool = False) -> dict[str, Any]:
+def timed(
+    argv: list[str], env: dict[str, str] | None = None, capture: bool = False
+) -> dict[str, Any]:
     load = os.getloadavg()[0]
     start = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     with TreeSampler(proc.pid) as sampler:
         out, err = proc.communicate()
     seconds = time.monotonic() - start
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {err[-2000:]}")
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(sampler.peak / 2**20, 1), "load": round(load, 2),
-            "top": [(n, round(r / 2**20, 1)) for n, r in sampler.detail], "stdout": out}
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(sampler.peak / 2**20, 1),
+        "load": round(load, 2),
+        "top": [(n, round(r / 2**20, 1)) for n, r in sampler.detail],
+        "stdout": out,
+    }
 
 
 # --- setting up ------------------------------------------------------------------------------------
+
 
 def cluster(port: int):
     from hisops.devenv.pgcluster import PgCluster
@@ -110,7 +124,10 @@ def _marker(pg) -> str:
     import psycopg2
 
     with psycopg2.connect(pg.dsn()) as conn, conn.cursor() as cur:
-        cur.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (DB,))
+        cur.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (DB,),
+        )
         row = cur.fetchone()
     conn.close()
     return (row[0] or "") if row else ""
@@ -152,17 +169,29 @@ def ensure_backup(pg, repo, fresh: bool) -> Any:
     """The newest completed backup of the bench database whose files exist, else a new one."""
     from hisops.backup.dump import DumpSpec, backup_database
 
-    found = [b for b in repo.backups_for(DB, states=("completed", "verified")) if b.path and Path(b.path).is_dir()]
+    found = [
+        b
+        for b in repo.backups_for(DB, states=("completed", "verified"))
+        if b.path and Path(b.path).is_dir()
+    ]
     if found and not fresh:
         return found[0]
     print("backing up (hisops db_backup engine: pg_dump -Fd -j2 -Z5 + manifest) …", flush=True)
-    spec = DumpSpec(database_id=DB, system_id="bench", dsn=pg.dsn(DB), storage=OUT / "backups", jobs=2, compress=5,
-                    actor="bench")
+    spec = DumpSpec(
+        database_id=DB,
+        system_id="bench",
+        dsn=pg.dsn(DB),
+        storage=OUT / "backups",
+        jobs=2,
+        compress=5,
+        actor="bench",
+    )
     outcome = backup_database(spec, repo)
     return repo.get_backup(outcome.backup_id)
 
 
 # --- the two contenders ------------------------------------------------------------------------------
+
 
 def raw_restore(pg, dump: Path) -> dict[str, Any]:
     from hisops.verify.scratch import find_pg_restore
@@ -170,7 +199,19 @@ def raw_restore(pg, dump: Path) -> dict[str, Any]:
     target = "bench_raw_restore"
     pg.create_database(target, drop_first=True)
     env = {**os.environ, "PGPASSWORD": pg.password}
-    argv = [str(find_pg_restore()), "-j2", "-h", pg.host, "-p", str(pg.port), "-U", pg.user, "-d", target, str(dump)]
+    argv = [
+        str(find_pg_restore()),
+        "-j2",
+        "-h",
+        pg.host,
+        "-p",
+        str(pg.port),
+        "-U",
+        pg.user,
+        "-d",
+        target,
+        str(dump),
+    ]
     try:
         return {**timed(argv, env), "command": " ".join(argv)}
     finally:
@@ -178,8 +219,19 @@ def raw_restore(pg, dump: Path) -> dict[str, Any]:
 
 
 def drill(pg, record: Any, mode: str) -> dict[str, Any]:
-    argv = [sys.executable, str(Path(__file__).resolve()), "--child", "--port", str(pg.port),
-            "--backup-id", str(record.id), "--backup-dir", record.path, "--mode", mode]
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        "--port",
+        str(pg.port),
+        "--backup-id",
+        str(record.id),
+        "--backup-dir",
+        record.path,
+        "--mode",
+        mode,
+    ]
     result = timed(argv, capture=True)
     child = json.loads(result.pop("stdout").strip().splitlines()[-1])
     return {**result, "drill": child, "command": " ".join(argv[1:])}
@@ -194,48 +246,93 @@ def child(args: argparse.Namespace) -> None:
     from hisops.inventory.models import Database
     from hisops.verify.drill import DrillRequest, run_drill
 
-    pg = PgCluster(OUT / "pg", args.port)  # already running: no pg_ctl calls inside the measured process
-    db = Database(id=DB, conn_id="bench", critical_tables=["patient", "outpatient_visit", "prescription"],
-                  critical_columns={"patient": ["patient_id", "name", "id_card_no"]})
+    pg = PgCluster(
+        OUT / "pg", args.port
+    )  # already running: no pg_ctl calls inside the measured process
+    db = Database(
+        id=DB,
+        conn_id="bench",
+        critical_tables=["patient", "outpatient_visit", "prescription"],
+        critical_columns={"patient": ["patient_id", "name", "id_card_no"]},
+    )
     start = time.monotonic()
-    result = run_drill(DrillRequest(backup_id=args.backup_id, database_id=DB, backup_dir=Path(args.backup_dir),
-                                    server_dsn=pg.dsn(), evidence_root=OUT / "evidence", database=db, jobs=2,
-                                    mode=args.mode))
-    print(json.dumps({"ok": result.ok, "fault": result.fault, "failures": result.failures[:5],
-                      "checks": result.checks_total, "amcheck_indexes": result.amcheck.get("checked"),
-                      "restore_seconds": result.restore_seconds, "timings": result.timings,
-                      "in_process_seconds": round(time.monotonic() - start, 2), "evidence": result.evidence_path}))
+    result = run_drill(
+        DrillRequest(
+            backup_id=args.backup_id,
+            database_id=DB,
+            backup_dir=Path(args.backup_dir),
+            server_dsn=pg.dsn(),
+            evidence_root=OUT / "evidence",
+            database=db,
+            jobs=2,
+            mode=args.mode,
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "ok": result.ok,
+                "fault": result.fault,
+                "failures": result.failures[:5],
+                "checks": result.checks_total,
+                "amcheck_indexes": result.amcheck.get("checked"),
+                "restore_seconds": result.restore_seconds,
+                "timings": result.timings,
+                "in_process_seconds": round(time.monotonic() - start, 2),
+                "evidence": result.evidence_path,
+            }
+        )
+    )
 
 
 # --- reporting ---------------------------------------------------------------------------------------
 
-def report(rounds: list[dict[str, Any]], size: int, backup: Any, deep: dict[str, Any] | None) -> dict[str, Any]:
+
+def report(
+    rounds: list[dict[str, Any]], size: int, backup: Any, deep: dict[str, Any] | None
+) -> dict[str, Any]:
     ratios = [r["drill"]["seconds"] / r["raw"]["seconds"] for r in rounds]
     for i, r in enumerate(rounds, 1):
         d, t = r["drill"], r["drill"]["drill"]["timings"]
-        print(f"round {i} ({r['order']}): raw pg_restore -j2 {r['raw']['seconds']:.1f}s "
-              f"(load {r['raw']['load']}, peak {r['raw']['peak_rss_mb']} MiB) | drill {d['seconds']:.1f}s "
-              f"(load {d['load']}, peak {d['peak_rss_mb']} MiB {d['top']}) → ratio {ratios[i - 1]:.3f}; "
-              f"drill steps {t}; checks {d['drill']['checks']}, ok {d['drill']['ok']}")
-    summary = {"database_bytes": size, "backup_bytes": backup.size_bytes, "rounds": rounds,
-               "ratio_median": round(statistics.median(ratios), 3), "ratio_max": round(max(ratios), 3),
-               "drill_peak_rss_mib": max(r["drill"]["peak_rss_mb"] for r in rounds), "deep": deep}
-    print(f"database {size / 1e9:.2f} GB ({size / 2**30:.2f} GiB), backup {backup.size_bytes / 2**20:.0f} MiB; "
-          f"ratio median {summary['ratio_median']}, max {summary['ratio_max']}; "
-          f"drill peak RSS {summary['drill_peak_rss_mib']} MiB")
+        print(
+            f"round {i} ({r['order']}): raw pg_restore -j2 {r['raw']['seconds']:.1f}s "
+            f"(load {r['raw']['load']}, peak {r['raw']['peak_rss_mb']} MiB) | drill {d['seconds']:.1f}s "
+            f"(load {d['load']}, peak {d['peak_rss_mb']} MiB {d['top']}) → ratio {ratios[i - 1]:.3f}; "
+            f"drill steps {t}; checks {d['drill']['checks']}, ok {d['drill']['ok']}"
+        )
+    summary = {
+        "database_bytes": size,
+        "backup_bytes": backup.size_bytes,
+        "rounds": rounds,
+        "ratio_median": round(statistics.median(ratios), 3),
+        "ratio_max": round(max(ratios), 3),
+        "drill_peak_rss_mib": max(r["drill"]["peak_rss_mb"] for r in rounds),
+        "deep": deep,
+    }
+    print(
+        f"database {size / 1e9:.2f} GB ({size / 2**30:.2f} GiB), backup {backup.size_bytes / 2**20:.0f} MiB; "
+        f"ratio median {summary['ratio_median']}, max {summary['ratio_max']}; "
+        f"drill peak RSS {summary['drill_peak_rss_mib']} MiB"
+    )
     if deep:
-        print(f"deep mode (one run): drill {deep['seconds']:.1f}s, peak {deep['peak_rss_mb']} MiB, "
-              f"steps {deep['drill']['timings']}")
+        print(
+            f"deep mode (one run): drill {deep['seconds']:.1f}s, peak {deep['peak_rss_mb']} MiB, "
+            f"steps {deep['drill']['timings']}"
+        )
     return summary
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--port", type=int, default=55631)
     ap.add_argument("--scale", type=float, default=24)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--mode", choices=["fast", "deep"], default="fast")
-    ap.add_argument("--deep-too", action="store_true", help="one extra drill in deep mode, for information")
+    ap.add_argument(
+        "--deep-too", action="store_true", help="one extra drill in deep mode, for information"
+    )
     ap.add_argument("--fresh-backup", action="store_true")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--backup-id", type=int, help=argparse.SUPPRESS)
@@ -252,7 +349,10 @@ def main() -> None:
     rounds = []
     for i in range(args.rounds):
         order = ("raw", "drill") if i % 2 == 0 else ("drill", "raw")
-        measured = {name: raw_restore(pg, dump) if name == "raw" else drill(pg, record, args.mode) for name in order}
+        measured = {
+            name: raw_restore(pg, dump) if name == "raw" else drill(pg, record, args.mode)
+            for name in order
+        }
         rounds.append({**measured, "order": " then ".join(order)})
     deep = drill(pg, record, "deep") if args.deep_too else None
     summary = report(rounds, size, record, deep)

@@ -56,10 +56,19 @@ that copy by hand.
     tags=["hisops", "备份", "backup", "retention"],
     default_args=dagkit.default_args(retries=1, retry_minutes=10),
     access_control=access.operator_dag(),
-    params={"dry_run": Param("auto", type="string", enum=list(t.DRY_RUN_CHOICES), title="预演 Dry run",
-                             values_display={"auto": "自动 auto — 定时运行删除, 手动运行只预演 scheduled deletes, manual previews",
-                                             "yes": "预演 yes — 只列出计划 preview only",
-                                             "no": "执行 no — 立即删除 delete now"})},
+    params={
+        "dry_run": Param(
+            "auto",
+            type="string",
+            enum=list(t.DRY_RUN_CHOICES),
+            title="预演 Dry run",
+            values_display={
+                "auto": "自动 auto — 定时运行删除, 手动运行只预演 scheduled deletes, manual previews",
+                "yes": "预演 yes — 只列出计划 preview only",
+                "no": "执行 no — 立即删除 delete now",
+            },
+        )
+    },
     doc_md=DOC,
 )
 def backup_retention():

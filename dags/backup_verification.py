@@ -8,7 +8,9 @@ from airflow.sdk import Param, dag, task
 from hisops.airflow import access, dagkit
 from hisops.airflow import verify_tasks as t  # light: GX and drivers are imported inside the tasks
 
-INVENTORY = dagkit.parse_time_inventory()  # invalid inventory → import error naming file, field, problem
+INVENTORY = (
+    dagkit.parse_time_inventory()
+)  # invalid inventory → import error naming file, field, problem
 DATABASES = [d.id for _, d in INVENTORY.all_databases()]
 MAP_LABEL = "{{ hisops_label | default('?') }}"  # set by the task to its database id
 
@@ -81,15 +83,29 @@ drops leftovers older than 12 h.
     default_args=dagkit.default_args(retries=1, retry_minutes=5),
     access_control=access.operator_dag(),
     params={
-        "backup_id": Param(None, type=["null", "integer"], minimum=1, title="备份编号 Backup id",
-                           description="留空 = 每库最新的未演练备份; empty = every database's newest "
-                                       "backup not drilled yet"),
-        "pitr_target": Param("auto", type="string", title="时间点目标 PITR target (physical backups)",
-                             description="auto = hisops 现在创建还原点并证明到达 a restore point hisops creates now; "
-                                         "latest; time:2026-12-01T10:00:00+08:00; name:<restore point>"),
-        "mode": Param("fast", type="string", enum=["fast", "deep"], title="检查深度 Depth",
-                      description="fast: 约束已保证的键不再全表扫描 keys guaranteed by constraints are not "
-                                  "rescanned; deep: 总是全表扫描 always scan"),
+        "backup_id": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="备份编号 Backup id",
+            description="留空 = 每库最新的未演练备份; empty = every database's newest "
+            "backup not drilled yet",
+        ),
+        "pitr_target": Param(
+            "auto",
+            type="string",
+            title="时间点目标 PITR target (physical backups)",
+            description="auto = hisops 现在创建还原点并证明到达 a restore point hisops creates now; "
+            "latest; time:2026-12-01T10:00:00+08:00; name:<restore point>",
+        ),
+        "mode": Param(
+            "fast",
+            type="string",
+            enum=["fast", "deep"],
+            title="检查深度 Depth",
+            description="fast: 约束已保证的键不再全表扫描 keys guaranteed by constraints are not "
+            "rescanned; deep: 总是全表扫描 always scan",
+        ),
     },
     doc_md=DOC,
 )
@@ -98,8 +114,13 @@ def backup_verification():
     def plan(params=None, **context) -> list[dict]:
         return t.plan_drills(params["backup_id"], context)
 
-    @task(task_display_name="恢复演练 Restore drill", map_index_template=MAP_LABEL, pool="hisops_verification",
-          execution_timeout=timedelta(hours=8), retries=0)
+    @task(
+        task_display_name="恢复演练 Restore drill",
+        map_index_template=MAP_LABEL,
+        pool="hisops_verification",
+        execution_timeout=timedelta(hours=8),
+        retries=0,
+    )
     def drill(job: dict, **context) -> dict:
         return t.run_drill_task(job, context)
 

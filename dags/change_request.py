@@ -6,7 +6,9 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 from hisops.airflow import access, dagkit
-from hisops.airflow import change_tasks as t  # light: drivers, paramiko, jinja2 load inside the tasks
+from hisops.airflow import (
+    change_tasks as t,
+)  # light: drivers, paramiko, jinja2 load inside the tasks
 from hisops.airflow.change_approval import ChangeApproval
 
 INVENTORY = dagkit.parse_time_inventory()  # local file only
@@ -67,14 +69,27 @@ TEXT = {"type": ["null", "string"]}
     default_args=dagkit.default_args(retries=1, retry_minutes=2),
     access_control=access.admin_dag(),
     params={
-        "kind": Param("sql", type="string", enum=["sql", "pg_config", "package", "config_file"],
-                      title="种类 Kind"),
+        "kind": Param(
+            "sql",
+            type="string",
+            enum=["sql", "pg_config", "package", "config_file"],
+            title="种类 Kind",
+        ),
         "title": Param("", type="string", minLength=1, title="标题 Title"),
         "reason": Param("", type="string", minLength=1, title="原因 Reason"),
         "impact": Param("", type="string", minLength=1, title="预期影响 Expected impact"),
-        "database_id": Param(DATABASES[0] if DATABASES else None, type=["null", "string"],
-                             enum=[*DATABASES, None], title="数据库 Database (sql, pg_config)"),
-        "host_id": Param(None, type=["null", "string"], enum=[*HOSTS, None], title="主机 Host (package, config_file)"),
+        "database_id": Param(
+            DATABASES[0] if DATABASES else None,
+            type=["null", "string"],
+            enum=[*DATABASES, None],
+            title="数据库 Database (sql, pg_config)",
+        ),
+        "host_id": Param(
+            None,
+            type=["null", "string"],
+            enum=[*HOSTS, None],
+            title="主机 Host (package, config_file)",
+        ),
         "sql_folder": Param(None, **TEXT, title="SQL 目录 changes/<folder>"),
         "deploy_sql": Param(None, **TEXT, title="部署脚本 deploy.sql", format="multiline"),
         "verify_sql": Param(None, **TEXT, title="验证脚本 verify.sql", format="multiline"),
@@ -108,15 +123,23 @@ def change_request():
 
     text = "ti.xcom_pull(task_ids='approval_text')"
     approve = ChangeApproval(
-        task_id=t.APPROVAL_TASK, task_display_name="审批 Approve",
-        subject="{{ " + text + "['subject'] }}", body="{{ " + text + "['body'] }}",
-        response_timeout=APPROVAL_TIMEOUT, retries=0)
+        task_id=t.APPROVAL_TASK,
+        task_display_name="审批 Approve",
+        subject="{{ " + text + "['subject'] }}",
+        body="{{ " + text + "['body'] }}",
+        response_timeout=APPROVAL_TIMEOUT,
+        retries=0,
+    )
 
     @task(task_display_name="审批检查 Check approval", retries=0)
     def check_approval(change_id: int, **context) -> dict:
         return t.check_approval(context, change_id)
 
-    @task(task_display_name="实施与验证 Apply and verify", retries=0, execution_timeout=timedelta(hours=4))
+    @task(
+        task_display_name="实施与验证 Apply and verify",
+        retries=0,
+        execution_timeout=timedelta(hours=4),
+    )
     def apply(change_id: int, approved: dict, **context) -> dict:
         return t.apply(context, change_id)
 

@@ -6,9 +6,13 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 from hisops.airflow import access, dagkit
-from hisops.airflow import inspection_tasks as t  # light: drivers, jinja2, apprise load inside the tasks
+from hisops.airflow import (
+    inspection_tasks as t,
+)  # light: drivers, jinja2, apprise load inside the tasks
 
-INVENTORY = dagkit.parse_time_inventory()  # local file only; invalid inventory → precise import error
+INVENTORY = (
+    dagkit.parse_time_inventory()
+)  # local file only; invalid inventory → precise import error
 POOL = "hisops_inspection"  # hisops.airflow.pools.POOLS; bounds how many systems run at once
 
 DOC = f"""
@@ -58,8 +62,9 @@ today (its logical date is the start of its interval, yesterday — that does no
     dag_id="daily_inspection",
     dag_display_name="每日巡检 Daily inspection",
     description="第七条 每日巡检：数据库、主机、日志、接口 → 事件、报告 (daily inspection, incidents, report)",
-    schedule=CronTriggerTimetable(INVENTORY.schedules.inspection, timezone=INVENTORY.timezone,
-                                  interval=timedelta(days=1)),
+    schedule=CronTriggerTimetable(
+        INVENTORY.schedules.inspection, timezone=INVENTORY.timezone, interval=timedelta(days=1)
+    ),
     start_date=dagkit.START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -67,20 +72,37 @@ today (its logical date is the start of its interval, yesterday — that does no
     tags=["hisops", "巡检", "inspection"],
     default_args=dagkit.default_args(retries=2, retry_minutes=2),
     access_control=access.operator_dag(),
-    params={"systems": Param([], type="array", items={"type": "string"},
-                             title="只巡检这些系统 Only these systems",
-                             description="系统 id，留空 = 全部 (system ids, empty = all)")},
+    params={
+        "systems": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="只巡检这些系统 Only these systems",
+            description="系统 id，留空 = 全部 (system ids, empty = all)",
+        )
+    },
     doc_md=DOC,
 )
 def daily_inspection():
     @task(task_display_name="开始巡检 Start")
     def start(**context) -> list[dict]:
-        return t.start(context["run_id"], context["dag_run"].run_type, context.get("logical_date"),
-                       context["dag_run"].run_after, context["params"].get("systems"))
+        return t.start(
+            context["run_id"],
+            context["dag_run"].run_type,
+            context.get("logical_date"),
+            context["dag_run"].run_after,
+            context["params"].get("systems"),
+        )
 
-    @task(task_display_name="巡检系统 Inspect system", pool=POOL, map_index_template="{{ system_label }}",
-          execution_timeout=timedelta(minutes=40))
-    def inspect_system(system_id: str, inspection_run_id: int, historical: bool, fold_incidents: bool) -> dict:
+    @task(
+        task_display_name="巡检系统 Inspect system",
+        pool=POOL,
+        map_index_template="{{ system_label }}",
+        execution_timeout=timedelta(minutes=40),
+    )
+    def inspect_system(
+        system_id: str, inspection_run_id: int, historical: bool, fold_incidents: bool
+    ) -> dict:
         get_current_context()["system_label"] = t.system_label(system_id)
         return t.inspect_system(system_id, inspection_run_id, historical, fold_incidents)
 
@@ -97,7 +119,9 @@ def daily_inspection():
     def send_report(plan: list[dict], report_info: dict, **context) -> dict:
         return t.send_report(plan, report_info, context["run_id"])
 
-    plan = start()  # one work order per system: {system_id, inspection_run_id, historical, fold_incidents}
+    plan = (
+        start()
+    )  # one work order per system: {system_id, inspection_run_id, historical, fold_incidents}
     outcomes = inspect_system.expand_kwargs(plan)
     notify_incidents(outcomes)
     send_report(plan, report(plan, outcomes))

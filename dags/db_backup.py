@@ -8,7 +8,9 @@ from airflow.sdk import CronTriggerTimetable, Param, dag, task
 from hisops.airflow import access, dagkit
 from hisops.airflow import backup_tasks as t  # light: drivers are imported inside the tasks
 
-INVENTORY = dagkit.parse_time_inventory()  # invalid inventory → import error naming file, field, problem
+INVENTORY = (
+    dagkit.parse_time_inventory()
+)  # invalid inventory → import error naming file, field, problem
 DATABASES = [d.id for _, d in INVENTORY.all_databases()]
 
 MAP_LABEL = "{{ hisops_label | default('?') }}"  # set by the task to its database / host id
@@ -57,9 +59,15 @@ in the daily inspection.
     tags=["hisops", "备份", "backup"],
     default_args=dagkit.default_args(retries=1, retry_minutes=10),
     access_control=access.operator_dag(),
-    params={"databases": Param([], type="array", items={"type": "string"},
-                               title="数据库 Databases",
-                               description="留空 = 全部 empty = all; e.g. [\"his_emr\"]")},
+    params={
+        "databases": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="数据库 Databases",
+            description='留空 = 全部 empty = all; e.g. ["his_emr"]',
+        )
+    },
     doc_md=DOC,
 )
 def db_backup():
@@ -67,13 +75,22 @@ def db_backup():
     def select_databases(params=None) -> list[str]:
         return t.select_databases(params["databases"])
 
-    @task(task_display_name="备份数据库 Back up database", map_index_template=MAP_LABEL,
-          pool="hisops_backup", outlets=[t.backup_alias()], execution_timeout=timedelta(hours=6))
+    @task(
+        task_display_name="备份数据库 Back up database",
+        map_index_template=MAP_LABEL,
+        pool="hisops_backup",
+        outlets=[t.backup_alias()],
+        execution_timeout=timedelta(hours=6),
+    )
     def backup(database_id: str, **context) -> dict:
         return t.backup_database_task(database_id, context)
 
-    @task(task_display_name="异地副本 Off-site copy", map_index_template=MAP_LABEL,
-          pool="hisops_backup", execution_timeout=timedelta(hours=6))
+    @task(
+        task_display_name="异地副本 Off-site copy",
+        map_index_template=MAP_LABEL,
+        pool="hisops_backup",
+        execution_timeout=timedelta(hours=6),
+    )
     def offsite(result: dict, **context) -> dict:
         return t.offsite_copy(result, context)
 

@@ -10,7 +10,9 @@ from hisops.airflow import access, dagkit
 from hisops.airflow import tune_tasks as t  # light: drivers are imported inside the tasks
 from hisops.airflow.tune_approval import MaintenanceApproval
 
-INVENTORY = dagkit.parse_time_inventory()  # invalid inventory → import error naming file, field, problem
+INVENTORY = (
+    dagkit.parse_time_inventory()
+)  # invalid inventory → import error naming file, field, problem
 DATABASES = [d.id for _, d in INVENTORY.all_databases()]
 WINDOW = INVENTORY.maintenance_window
 TUNING = INVENTORY.tuning
@@ -68,12 +70,26 @@ Databases: {", ".join(DATABASES) or "none"}.
     # approve it — enforced by the apply task, not by who can see the form.
     access_control=access.operator_dag(),
     params={
-        "database_id": Param(DATABASES[0] if DATABASES else "", type="string", enum=DATABASES or [""],
-                             title="数据库 Database"),
-        "dry_run": Param("auto", type="string", enum=["auto", "yes", "no"], title="演练 Dry run",
-                         description="auto：手动=演练，定时=执行 manual runs preview, scheduled runs apply"),
-        "kinds": Param([], type="array", items={"type": "string", "enum": KINDS},
-                       title="只做这些步骤 Only these step kinds", description="留空 = 全部 empty = all"),
+        "database_id": Param(
+            DATABASES[0] if DATABASES else "",
+            type="string",
+            enum=DATABASES or [""],
+            title="数据库 Database",
+        ),
+        "dry_run": Param(
+            "auto",
+            type="string",
+            enum=["auto", "yes", "no"],
+            title="演练 Dry run",
+            description="auto：手动=演练，定时=执行 manual runs preview, scheduled runs apply",
+        ),
+        "kinds": Param(
+            [],
+            type="array",
+            items={"type": "string", "enum": KINDS},
+            title="只做这些步骤 Only these step kinds",
+            description="留空 = 全部 empty = all",
+        ),
     },
     doc_md=DOC,
 )
@@ -86,8 +102,10 @@ def db_maintenance():
         task_id="approve",
         task_display_name="审批 Approve",
         subject="数据库维护审批 Approve database maintenance: {{ params.database_id }}",
-        body=("{{ ti.xcom_pull(task_ids='plan')['text'] }}\n\n须由系统管理员或以上、且不是发起人的人批准。"
-              "Only a 系统管理员 or higher who did not trigger this run may approve."),
+        body=(
+            "{{ ti.xcom_pull(task_ids='plan')['text'] }}\n\n须由系统管理员或以上、且不是发起人的人批准。"
+            "Only a 系统管理员 or higher who did not trigger this run may approve."
+        ),
         response_timeout=timedelta(hours=6),
         retries=0,
     )

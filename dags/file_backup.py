@@ -50,8 +50,15 @@ Hosts now: {", ".join(HOSTS) or "none (add backup_paths to a host)"}.
     tags=["hisops", "备份", "backup", "files"],
     default_args=dagkit.default_args(retries=1, retry_minutes=10),
     access_control=access.operator_dag(),
-    params={"hosts": Param([], type="array", items={"type": "string"}, title="主机 Hosts",
-                           description="留空 = 全部配置了 backup_paths 的主机 empty = all hosts with backup_paths")},
+    params={
+        "hosts": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="主机 Hosts",
+            description="留空 = 全部配置了 backup_paths 的主机 empty = all hosts with backup_paths",
+        )
+    },
     doc_md=DOC,
 )
 def file_backup():
@@ -59,8 +66,13 @@ def file_backup():
     def select_hosts(params=None) -> list[str]:
         return t.select_hosts(params["hosts"])
 
-    @task(task_display_name="备份文件 Back up files", map_index_template=MAP_LABEL,
-          pool="hisops_backup", outlets=[t.backup_alias()], execution_timeout=timedelta(hours=4))
+    @task(
+        task_display_name="备份文件 Back up files",
+        map_index_template=MAP_LABEL,
+        pool="hisops_backup",
+        outlets=[t.backup_alias()],
+        execution_timeout=timedelta(hours=4),
+    )
     def backup(host_id: str, **context) -> dict:
         return t.backup_files_task(host_id, context)
 
@@ -68,8 +80,12 @@ def file_backup():
     def verify(result: dict, **context) -> dict:
         return t.verify_file_backup_task(result, context)
 
-    @task(task_display_name="异地副本 Off-site copy", map_index_template=MAP_LABEL,
-          pool="hisops_backup", execution_timeout=timedelta(hours=4))
+    @task(
+        task_display_name="异地副本 Off-site copy",
+        map_index_template=MAP_LABEL,
+        pool="hisops_backup",
+        execution_timeout=timedelta(hours=4),
+    )
     def offsite(result: dict, **context) -> dict:
         return t.offsite_copy(result, context)
 

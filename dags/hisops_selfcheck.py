@@ -6,7 +6,9 @@ from airflow.sdk import dag, task
 from hisops.airflow import access, dagkit
 from hisops.airflow import selfcheck_tasks as t  # light: drivers are imported inside the tasks
 
-INVENTORY = dagkit.parse_time_inventory()  # invalid inventory → import error naming file, field, problem
+INVENTORY = (
+    dagkit.parse_time_inventory()
+)  # invalid inventory → import error naming file, field, problem
 
 DOC = f"""
 ### 自检 Self-check

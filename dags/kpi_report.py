@@ -6,10 +6,14 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 from hisops.airflow import access, dagkit
-from hisops.airflow import kpi_tasks as t  # light: jinja2, sqlalchemy, apprise load inside the tasks
+from hisops.airflow import (
+    kpi_tasks as t,
+)  # light: jinja2, sqlalchemy, apprise load inside the tasks
 
 INVENTORY = dagkit.parse_time_inventory()  # local file only
-SCHEDULE = "0 9 1 * *"  # 09:00 on the 1st: after that morning's inspection, the previous month is complete
+SCHEDULE = (
+    "0 9 1 * *"  # 09:00 on the 1st: after that morning's inspection, the previous month is complete
+)
 
 DOC = f"""
 ### 运维考核月报 O&M KPI report (第六条) · 等保证据包 evidence pack
@@ -54,14 +58,33 @@ Ad hoc: trigger with a form, e.g. month `2026-11`, or start `2026-11-01` end `20
     default_args=dagkit.default_args(retries=1, retry_minutes=5),
     access_control=access.operator_dag(),
     params={
-        "month": Param(None, type=["null", "string"], pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-                       title="月份 Month", description="YYYY-MM；留空 = 上个月 (empty = the previous month)"),
-        "start": Param(None, type=["null", "string"], format="date", title="开始日期 Start",
-                       description="即时统计的开始日期 first day of an ad-hoc period"),
-        "end": Param(None, type=["null", "string"], format="date", title="结束日期 End",
-                     description="即时统计的结束日期（含）last day of an ad-hoc period (inclusive)"),
-        "evidence_pack": Param(True, type="boolean", title="生成等保证据包 Build the evidence pack",
-                               description="仅整月 monthly periods only"),
+        "month": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            title="月份 Month",
+            description="YYYY-MM；留空 = 上个月 (empty = the previous month)",
+        ),
+        "start": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="开始日期 Start",
+            description="即时统计的开始日期 first day of an ad-hoc period",
+        ),
+        "end": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="结束日期 End",
+            description="即时统计的结束日期（含）last day of an ad-hoc period (inclusive)",
+        ),
+        "evidence_pack": Param(
+            True,
+            type="boolean",
+            title="生成等保证据包 Build the evidence pack",
+            description="仅整月 monthly periods only",
+        ),
     },
     doc_md=DOC,
 )

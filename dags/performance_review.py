@@ -9,7 +9,9 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from hisops.airflow import access, dagkit
 from hisops.airflow import tune_tasks as t  # light: drivers are imported inside the tasks
 
-INVENTORY = dagkit.parse_time_inventory()  # invalid inventory → import error naming file, field, problem
+INVENTORY = (
+    dagkit.parse_time_inventory()
+)  # invalid inventory → import error naming file, field, problem
 DATABASES = [d.id for _, d in INVENTORY.all_databases()]
 TUNING = INVENTORY.tuning
 
@@ -59,9 +61,15 @@ Databases: {", ".join(DATABASES) or "none"}.
     tags=["hisops", "性能", "performance"],
     default_args=dagkit.default_args(retries=1, retry_minutes=5),
     access_control=access.operator_dag(),
-    params={"databases": Param([], type="array", items={"type": "string", "enum": DATABASES or [""]},
-                               title="只评估这些数据库 Only these databases",
-                               description="留空 = 全部 empty = all")},
+    params={
+        "databases": Param(
+            [],
+            type="array",
+            items={"type": "string", "enum": DATABASES or [""]},
+            title="只评估这些数据库 Only these databases",
+            description="留空 = 全部 empty = all",
+        )
+    },
     doc_md=DOC,
 )
 def performance_review():
@@ -69,8 +77,11 @@ def performance_review():
     def databases(params=None) -> list[str]:
         return t.review_targets(params or {})
 
-    @task(task_display_name="评估数据库 Review database", map_index_template="{{ hisops_label }}",
-          execution_timeout=timedelta(minutes=30))
+    @task(
+        task_display_name="评估数据库 Review database",
+        map_index_template="{{ hisops_label }}",
+        execution_timeout=timedelta(minutes=30),
+    )
     def review(database_id: str, **context) -> str:
         return t.review_database(database_id, context)
 

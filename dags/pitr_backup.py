@@ -6,7 +6,9 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 from hisops.airflow import access, dagkit
-from hisops.airflow import pitr_tasks as t  # light: drivers and the domain are imported inside the tasks
+from hisops.airflow import (
+    pitr_tasks as t,
+)  # light: drivers and the domain are imported inside the tasks
 
 INVENTORY = dagkit.parse_time_inventory()
 SERVERS = t.pitr_server_ids(INVENTORY)
@@ -54,11 +56,21 @@ drill). A killed or failed pgBackRest run is never registered as completed. Serv
     default_args=dagkit.default_args(retries=1, retry_minutes=10),
     access_control=access.operator_dag(),
     params={
-        "servers": Param([], type="array", items={"type": "string"}, title="服务器 Servers",
-                         description="留空 = 全部 empty = all"),
-        "type": Param("auto", type="string", enum=list(t.TYPE_CHOICES), title="类型 Type",
-                      description="auto: 定时运行按计划, 手动运行 = incr（无全量时 pgBackRest 自动做全量） "
-                                  "scheduled: as planned; manual: incr (a full when none exists)"),
+        "servers": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="服务器 Servers",
+            description="留空 = 全部 empty = all",
+        ),
+        "type": Param(
+            "auto",
+            type="string",
+            enum=list(t.TYPE_CHOICES),
+            title="类型 Type",
+            description="auto: 定时运行按计划, 手动运行 = incr（无全量时 pgBackRest 自动做全量） "
+            "scheduled: as planned; manual: incr (a full when none exists)",
+        ),
     },
     doc_md=DOC,
 )
@@ -67,12 +79,20 @@ def pitr_backup():
     def select_servers(params=None) -> list[str]:
         return t.select_servers(params["servers"])
 
-    @task(task_display_name="准备 Prepare (config, stanza, archiving)", map_index_template=MAP_LABEL)
+    @task(
+        task_display_name="准备 Prepare (config, stanza, archiving)", map_index_template=MAP_LABEL
+    )
     def prepare(server_id: str, **context) -> dict:
         return t.prepare_task(server_id, context)
 
-    @task(task_display_name="物理备份 Back up", map_index_template=MAP_LABEL, pool="hisops_backup",
-          outlets=[t.pitr_alias()], execution_timeout=timedelta(hours=8), retries=0)
+    @task(
+        task_display_name="物理备份 Back up",
+        map_index_template=MAP_LABEL,
+        pool="hisops_backup",
+        outlets=[t.pitr_alias()],
+        execution_timeout=timedelta(hours=8),
+        retries=0,
+    )
     def backup(prepared: dict, params=None, **context) -> dict:
         return t.backup_task(prepared, params["type"], context)
 

@@ -8,7 +8,9 @@ from airflow.sdk import Param, dag, task
 from hisops.airflow import access, dagkit
 from hisops.airflow import verify_tasks as t  # light: drivers are imported inside the tasks
 
-INVENTORY = dagkit.parse_time_inventory()  # invalid inventory → import error naming file, field, problem
+INVENTORY = (
+    dagkit.parse_time_inventory()
+)  # invalid inventory → import error naming file, field, problem
 DATABASES = [d.id for _, d in INVENTORY.all_databases()]
 
 DOC = f"""
@@ -60,17 +62,40 @@ Databases: {", ".join(DATABASES) or "none"}.
     default_args=dagkit.default_args(retries=1, retry_minutes=2),
     access_control=access.admin_dag(),
     params={
-        "database_id": Param(DATABASES[0] if DATABASES else "", type="string", enum=DATABASES or [""],
-                             title="数据库 Database"),
-        "backup_id": Param("latest_verified", type=["string", "integer"], minimum=1,
-                           pattern="^(latest_verified|[1-9][0-9]*)$", title="备份 Backup",
-                           description="备份编号或 latest_verified a backup id, or latest_verified"),
-        "target": Param("new_database", type="string", enum=["new_database", "overwrite"],
-                        title="恢复到 Restore to", description="new_database（默认）或 overwrite（覆盖生产）"),
-        "new_database_name": Param(None, type=["null", "string"], pattern="^[a-z_][a-z0-9_]{0,62}$",
-                                   title="新库名 New database name", description="留空自动命名 empty = derived"),
-        "confirm": Param(None, type=["null", "string"], title="确认 Confirm",
-                         description="覆盖时输入数据库标识 type the database id to overwrite it"),
+        "database_id": Param(
+            DATABASES[0] if DATABASES else "",
+            type="string",
+            enum=DATABASES or [""],
+            title="数据库 Database",
+        ),
+        "backup_id": Param(
+            "latest_verified",
+            type=["string", "integer"],
+            minimum=1,
+            pattern="^(latest_verified|[1-9][0-9]*)$",
+            title="备份 Backup",
+            description="备份编号或 latest_verified a backup id, or latest_verified",
+        ),
+        "target": Param(
+            "new_database",
+            type="string",
+            enum=["new_database", "overwrite"],
+            title="恢复到 Restore to",
+            description="new_database（默认）或 overwrite（覆盖生产）",
+        ),
+        "new_database_name": Param(
+            None,
+            type=["null", "string"],
+            pattern="^[a-z_][a-z0-9_]{0,62}$",
+            title="新库名 New database name",
+            description="留空自动命名 empty = derived",
+        ),
+        "confirm": Param(
+            None,
+            type=["null", "string"],
+            title="确认 Confirm",
+            description="覆盖时输入数据库标识 type the database id to overwrite it",
+        ),
     },
     doc_md=DOC,
 )
@@ -79,7 +104,11 @@ def restore_database():
     def authorize(params=None, **context) -> dict:
         return t.authorize_restore(params, context)
 
-    @task(task_display_name="恢复到暂存库 Restore to staging", execution_timeout=timedelta(hours=8), retries=0)
+    @task(
+        task_display_name="恢复到暂存库 Restore to staging",
+        execution_timeout=timedelta(hours=8),
+        retries=0,
+    )
     def stage(plan: dict, **context) -> dict:
         return t.stage_restore(plan, context)
 

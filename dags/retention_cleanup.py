@@ -59,10 +59,19 @@ A host that cannot be reached fails only its own rules; `protected` means a rule
     tags=["hisops", "清理", "cleanup", "retention"],
     default_args=dagkit.default_args(retries=1, retry_minutes=10),
     access_control=access.operator_dag(),
-    params={"dry_run": Param("auto", type="string", enum=list(t.DRY_RUN_CHOICES), title="预演 Dry run",
-                             values_display={"auto": "自动 auto — 定时运行清理, 手动运行只预演 scheduled cleans, manual previews",
-                                             "yes": "预演 yes — 只列出将做的操作 preview only",
-                                             "no": "执行 no — 立即清理 clean now"})},
+    params={
+        "dry_run": Param(
+            "auto",
+            type="string",
+            enum=list(t.DRY_RUN_CHOICES),
+            title="预演 Dry run",
+            values_display={
+                "auto": "自动 auto — 定时运行清理, 手动运行只预演 scheduled cleans, manual previews",
+                "yes": "预演 yes — 只列出将做的操作 preview only",
+                "no": "执行 no — 立即清理 clean now",
+            },
+        )
+    },
     doc_md=DOC,
 )
 def retention_cleanup():
@@ -91,7 +100,12 @@ def retention_cleanup():
         return t.report(started, context)
 
     started = start()
-    steps = [host_files(started), catalog_records(started), airflow_metadata(started), task_logs(started)]
+    steps = [
+        host_files(started),
+        catalog_records(started),
+        airflow_metadata(started),
+        task_logs(started),
+    ]
     steps >> report(started)
 
 

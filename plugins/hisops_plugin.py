@@ -18,7 +18,15 @@ from hisops.airflow.ops_centre import create_app
 class HisopsPlugin(AirflowPlugin):
     name = "hisops"
     fastapi_apps = [{"app": create_app(), "url_prefix": "/hisops", "name": "运维中心 O&M centre"}]
-    fastapi_root_middlewares = [{"middleware": AuditMiddleware, "args": [], "kwargs": {},
-                                 "name": "hisops 审计 audit trail"}]
-    external_views = [{"name": "运维中心 O&M centre", "href": "/hisops/", "url_route": "hisops",
-                       "destination": "nav", "category": "hisops"}]
+    fastapi_root_middlewares = [
+        {"middleware": AuditMiddleware, "args": [], "kwargs": {}, "name": "hisops 审计 audit trail"}
+    ]
+    external_views = [
+        {
+            "name": "运维中心 O&M centre",
+            "href": "/hisops/",
+            "url_route": "hisops",
+            "destination": "nav",
+            "category": "hisops",
+        }
+    ]

@@ -29,7 +29,9 @@ from hisops.devenv.sshd import LoopbackSshd
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_ROOT = Path(os.environ.get("HISOPS_TEST_HOME", REPO / ".hisops-test"))
-TEST_HOME = TEST_ROOT / f"run-{os.getpid()}"  # one folder per pytest process: parallel runs never collide
+TEST_HOME = (
+    TEST_ROOT / f"run-{os.getpid()}"
+)  # one folder per pytest process: parallel runs never collide
 
 
 def free_port() -> int:
@@ -44,8 +46,16 @@ AIRFLOW_API_PORT = int(os.environ.get("HISOPS_TEST_API_PORT") or free_port())
 
 def pg_conn_json(pg: PgCluster, dbname: str, password: str | None = None) -> str:
     """An Airflow connection (AIRFLOW_CONN_* JSON) to a database of the test cluster."""
-    return json.dumps({"conn_type": "postgres", "host": pg.host, "port": pg.port, "login": pg.user,
-                       "password": password or pg.password, "schema": dbname})
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": pg.host,
+            "port": pg.port,
+            "login": pg.user,
+            "password": password or pg.password,
+            "schema": dbname,
+        }
+    )
 
 
 @dataclass
@@ -59,7 +69,9 @@ class Mailbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
         self.raw.append(envelope.original_content.decode("utf-8", "replace"))
-        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
+        self.messages.append(
+            email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        )
         return "250 OK"
 
     def subjects(self, prefix: str) -> list[str]:
@@ -99,13 +111,19 @@ def pytest_configure(config: pytest.Config) -> None:
     _CLUSTER.start()
     _CLUSTER.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     _CLUSTER.create_database("airflow")
-    env = airflow_env(TEST_HOME / "airflow", _CLUSTER.sqlalchemy_url("airflow"), api_port=AIRFLOW_API_PORT,
-                      inventory=REPO / "inventory" / "hospital.example.yaml")
+    env = airflow_env(
+        TEST_HOME / "airflow",
+        _CLUSTER.sqlalchemy_url("airflow"),
+        api_port=AIRFLOW_API_PORT,
+        inventory=REPO / "inventory" / "hospital.example.yaml",
+    )
     os.environ.update(env)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if "airflow.settings" in sys.modules:  # close Airflow's pooled connections before the server goes
+    if (
+        "airflow.settings" in sys.modules
+    ):  # close Airflow's pooled connections before the server goes
         sys.modules["airflow.settings"].dispose_orm()
     if os.environ.get("HISOPS_TEST_KEEP") != "1":
         _CLUSTER.destroy()
@@ -150,7 +168,9 @@ def catalog(pg, new_db):
 @pytest.fixture(scope="session")
 def sshd() -> Iterator[LoopbackSshd]:
     """A real OpenSSH server on 127.0.0.1 accepting a throwaway key for the current user."""
-    server = LoopbackSshd(TEST_HOME / "sshd", int(os.environ.get("HISOPS_TEST_SSH_PORT") or free_port()))
+    server = LoopbackSshd(
+        TEST_HOME / "sshd", int(os.environ.get("HISOPS_TEST_SSH_PORT") or free_port())
+    )
     server.start()
     yield server
     server.stop()
@@ -159,8 +179,12 @@ def sshd() -> Iterator[LoopbackSshd]:
 @pytest.fixture(scope="session")
 def airflow_db(pg: PgCluster) -> str:
     """The Airflow metadata database, migrated, with the five hisops roles."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     from hisops.airflow.roles import sync_roles
 
     sync_roles()

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 #: no DNS for any name and every connection through a proxy that does not exist
-OFFLINE_FLAGS = ("--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
-                 "--proxy-bypass-list=<-loopback>")
+OFFLINE_FLAGS = (
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=http://127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+)
 
 
 def chromium() -> str:
@@ -24,9 +27,24 @@ def chromium() -> str:
 def _run(args: list[str], timeout: int = 120) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-             *OFFLINE_FLAGS, *args], capture_output=True, text=True, timeout=timeout, check=False)
+            [
+                chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                *OFFLINE_FLAGS,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
 
 def offline_dom(page: Path) -> str:

@@ -23,7 +23,9 @@ def _compose_services() -> dict:
 
 def _import_in_fresh_python(code: str, extra_env: dict[str, str] | None = None) -> str:
     env = {**os.environ, "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor", **(extra_env or {})}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout.strip().splitlines()[-1]  # (Airflow may log to stdout before)
 
@@ -40,8 +42,10 @@ def test_worker_healthcheck_app_imports() -> None:
     argv = shlex.split(test[-1] if isinstance(test, list) else test)
     app = argv[argv.index("--app") + 1]
     module, attr = app.rsplit(".", 1)
-    out = _import_in_fresh_python(f"import importlib, sys; m = importlib.import_module({module!r}); "
-                                  f"print(type(getattr(m, {attr!r})).__name__, {EXECUTOR_UTILS!r} in sys.modules)")
+    out = _import_in_fresh_python(
+        f"import importlib, sys; m = importlib.import_module({module!r}); "
+        f"print(type(getattr(m, {attr!r})).__name__, {EXECUTOR_UTILS!r} in sys.modules)"
+    )
     assert out.split() == ["Celery", "True"]
 
 
@@ -54,15 +58,19 @@ def test_result_backend_names_an_installed_driver(pg) -> None:
     """The compose result backend's scheme, with the suite's cluster, stores and reads a result."""
     url = env_of(_compose_services()["airflow-worker"])["AIRFLOW__CELERY__RESULT_BACKEND"]
     scheme = url.split("://", 1)[0]
-    assert scheme == "db+postgresql+psycopg2", scheme  # SQLAlchemy 2 defaults to psycopg 3 otherwise
+    assert scheme == "db+postgresql+psycopg2", (
+        scheme
+    )  # SQLAlchemy 2 defaults to psycopg 3 otherwise
     dbname = f"celery_{uuid.uuid4().hex[:8]}"
     pg.create_database(dbname)
     try:
         ours = f"{scheme}://{pg.user}:{pg.password}@{pg.host}:{pg.port}/{dbname}"
-        code = ("from celery import Celery\n"
-                f"app = Celery(broker='memory://', backend={ours!r})\n"
-                "app.backend.store_result('t-1', 42, 'SUCCESS')\n"
-                "print(app.backend.get_task_meta('t-1')['result'])\n")
+        code = (
+            "from celery import Celery\n"
+            f"app = Celery(broker='memory://', backend={ours!r})\n"
+            "app.backend.store_result('t-1', 42, 'SUCCESS')\n"
+            "print(app.backend.get_task_meta('t-1')['result'])\n"
+        )
         assert _import_in_fresh_python(code).strip() == "42"
     finally:
         pg.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')

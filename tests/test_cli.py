@@ -13,7 +13,9 @@ HISOPS = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "hisops")
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HISOPS, *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+    return subprocess.run(
+        [HISOPS, *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=300
+    )
 
 
 def test_catalog_upgrade_with_url(pg, new_db):
@@ -25,8 +27,16 @@ def test_catalog_upgrade_with_url(pg, new_db):
 
 def test_catalog_upgrade_from_the_airflow_connection(pg, new_db):
     db = new_db("cli")
-    conn = json.dumps({"conn_type": "postgres", "host": pg.host, "port": pg.port, "login": pg.user,
-                       "password": pg.password, "schema": db})
+    conn = json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": pg.host,
+            "port": pg.port,
+            "login": pg.user,
+            "password": pg.password,
+            "schema": db,
+        }
+    )
     proc = run("catalog", "upgrade", AIRFLOW_CONN_HISOPS_CATALOG=conn)
     assert proc.returncode == 0, proc.stderr
     assert current(pg.sqlalchemy_url(db)) == head()

@@ -60,7 +60,10 @@ def test_services_present(services: dict[str, Any]) -> None:
 def test_airflow_services_share_the_common_config(services: dict[str, Any], name: str) -> None:
     env = env_of(services[name])
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+    assert (
+        env["AIRFLOW__CORE__AUTH_MANAGER"]
+        == "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+    )
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false"
     assert env["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == "Asia/Shanghai"
     assert env["HISOPS_INVENTORY"] == "/opt/hisops/inventory/hospital.yaml"
@@ -73,18 +76,28 @@ def test_airflow_services_share_the_common_config(services: dict[str, Any], name
 def test_init_prepares_databases_roles_and_admin(services: dict[str, Any]) -> None:
     init = services["airflow-init"]
     script = " ".join(init["command"]) if isinstance(init["command"], list) else init["command"]
-    for step in ("airflow db migrate", "hisops catalog upgrade", "hisops roles sync", "airflow users create"):
+    for step in (
+        "airflow db migrate",
+        "hisops catalog upgrade",
+        "hisops roles sync",
+        "airflow users create",
+    ):
         assert step in script
     assert "超级管理员" in script
     for name in AIRFLOW_SERVICES[1:]:
-        assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+        assert (
+            services[name]["depends_on"]["airflow-init"]["condition"]
+            == "service_completed_successfully"
+        )
 
 
 def test_initdb_creates_both_databases(services: dict[str, Any]) -> None:
     mounts = services["postgres"]["volumes"]
     assert any(m.startswith("./docker/initdb:/docker-entrypoint-initdb.d") for m in mounts)
     sql = "\n".join(p.read_text(encoding="utf-8") for p in sorted(INITDB.glob("*.sql")))
-    assert re.search(r"CREATE DATABASE airflow\b", sql) and re.search(r"CREATE DATABASE hisops_catalog\b", sql)
+    assert re.search(r"CREATE DATABASE airflow\b", sql) and re.search(
+        r"CREATE DATABASE hisops_catalog\b", sql
+    )
     assert "\\getenv" in sql and not re.search(r"PASSWORD\s+'", sql)  # passwords from the env only
 
 
@@ -120,7 +133,9 @@ def test_no_literal_secrets(services: dict[str, Any]) -> None:
 
 def test_no_secret_literals_anywhere_in_the_file() -> None:
     """Also outside `environment:` (e.g. a YAML key in a block someone adds later)."""
-    key_value = re.compile(r"^\s*(?:-\s*)?\w*(?:PASSWORD|SECRET|FERNET_KEY)\w*\s*[:=]\s*(\S.*)$", re.I)
+    key_value = re.compile(
+        r"^\s*(?:-\s*)?\w*(?:PASSWORD|SECRET|FERNET_KEY)\w*\s*[:=]\s*(\S.*)$", re.I
+    )
     for line in COMPOSE.read_text(encoding="utf-8").splitlines():
         m = key_value.match(line.split(" #", 1)[0])
         if m:
@@ -160,7 +175,9 @@ def test_airflow_services_run_as_airflow_uid_group_0(services: dict[str, Any], n
 
 def test_new_dags_start_paused_in_production(services: dict[str, Any]) -> None:
     for name in AIRFLOW_SERVICES:
-        assert env_of(services[name])["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"].lower() == "true"
+        assert (
+            env_of(services[name])["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"].lower() == "true"
+        )
 
 
 def test_celery_messages_of_a_dead_worker_return_in_minutes(services: dict[str, Any]) -> None:
@@ -207,8 +224,11 @@ def test_nfs_override_shares_every_storage_volume(compose: dict[str, Any]) -> No
 
 def test_env_template_names_every_required_variable() -> None:
     """docker/README.md's .env template lists every ${VAR:?} the compose files require."""
-    text = "\n".join(line.split("#", 1)[0] for path in (COMPOSE, NFS_OVERRIDE)
-                     for line in path.read_text(encoding="utf-8").splitlines())
+    text = "\n".join(
+        line.split("#", 1)[0]
+        for path in (COMPOSE, NFS_OVERRIDE)
+        for line in path.read_text(encoding="utf-8").splitlines()
+    )
     required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", text))
     readme = (REPO / "docker" / "README.md").read_text(encoding="utf-8")
     missing = sorted(v for v in required if not re.search(rf"^{v}=", readme, re.M))

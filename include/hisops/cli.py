@@ -79,8 +79,10 @@ def _cmd_evidence_list(args: argparse.Namespace) -> int:
     if not packs:
         print("没有证据包 no evidence pack yet (DAG kpi_report builds one per month)")
     for p in packs:
-        print(f"#{p.id}  {p.month}  {p.created_at:%Y-%m-%d %H:%M %Z}  {p.size_bytes} B  {len(p.items)} items  "
-              f"sha256 {p.sha256}  {p.path}")
+        print(
+            f"#{p.id}  {p.month}  {p.created_at:%Y-%m-%d %H:%M %Z}  {p.size_bytes} B  {len(p.items)} items  "
+            f"sha256 {p.sha256}  {p.path}"
+        )
     return 0
 
 
@@ -107,18 +109,26 @@ def _cmd_proposals(args: argparse.Namespace) -> int:
 
 
 def _proposals_parser(sub: argparse._SubParsersAction) -> None:
-    props = sub.add_parser("proposals", help="调优提案 tuning proposals").add_subparsers(dest="cmd", required=True)
+    props = sub.add_parser("proposals", help="调优提案 tuning proposals").add_subparsers(
+        dest="cmd", required=True
+    )
     ls = props.add_parser("list", help="list proposals (default: open ones)")
     ls.add_argument("--database")
-    ls.add_argument("--state", default="proposed",
-                    choices=["proposed", "approved", "applied", "measured", "rejected", "all"])
+    ls.add_argument(
+        "--state",
+        default="proposed",
+        choices=["proposed", "approved", "applied", "measured", "rejected", "all"],
+    )
     for name in ("approve", "reject"):
         d = props.add_parser(name, help=f"{name} a proposed change (audited)")
         d.add_argument("id", type=int)
         d.add_argument("--by", required=True, help="who decides (named in the audit trail)")
         d.add_argument("--note")
     for p in props.choices.values():
-        p.add_argument("--url", help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)")
+        p.add_argument(
+            "--url",
+            help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)",
+        )
         p.set_defaults(func=_cmd_proposals)
 
 
@@ -132,8 +142,11 @@ def _inventory_defaults() -> tuple[str, Path]:
     """(timezone, reports folder) of the inventory in use; UTC and ./reports without one."""
     from hisops.inventory.loader import InventoryError, load_inventory
 
-    path = Path(os.environ.get("HISOPS_INVENTORY") or os.environ.get("AIRFLOW_VAR_HISOPS_INVENTORY")
-                or "inventory/hospital.example.yaml")
+    path = Path(
+        os.environ.get("HISOPS_INVENTORY")
+        or os.environ.get("AIRFLOW_VAR_HISOPS_INVENTORY")
+        or "inventory/hospital.example.yaml"
+    )
     try:
         inv = load_inventory(path)
     except (InventoryError, OSError):
@@ -163,15 +176,22 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
     tz, reports = _inventory_defaults()
     repo = _audit_repo(args)
     try:
-        record = export_month(repo, args.month, Path(args.out or reports / "audit"),
-                              actor=f"cli:{getpass.getuser()}", tz=args.tz or tz)
+        record = export_month(
+            repo,
+            args.month,
+            Path(args.out or reports / "audit"),
+            actor=f"cli:{getpass.getuser()}",
+            tz=args.tz or tz,
+        )
     except ExportError as exc:
         print(f"hisops audit export: {exc}", file=sys.stderr)
         return 1
     finally:
         repo.dispose()
-    print(f"{record.path}: {record.event_count} events, seq {record.first_seq}..{record.last_seq}, "
-          f"head {record.head_hash}, sha256 {record.file_sha256}")
+    print(
+        f"{record.path}: {record.event_count} events, seq {record.first_seq}..{record.last_seq}, "
+        f"head {record.head_hash}, sha256 {record.file_sha256}"
+    )
     if not record.chain_ok:
         print("审计链被改动 audit chain broken — run `hisops audit verify`", file=sys.stderr)
         return 1
@@ -185,8 +205,13 @@ def _cmd_security_accept(args: argparse.Namespace) -> int:
 
     repo = _audit_repo(args)
     try:
-        ok = accept_drift(repo, args.target, args.item, by=args.by or f"cli:{getpass.getuser()}",
-                          reason=args.reason)
+        ok = accept_drift(
+            repo,
+            args.target,
+            args.item,
+            by=args.by or f"cli:{getpass.getuser()}",
+            reason=args.reason,
+        )
     finally:
         repo.dispose()
     if not ok:
@@ -203,21 +228,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hisops", description="hisops — 医疗信息系统运维平台 (hospital IS operations)")
+    p = argparse.ArgumentParser(
+        prog="hisops", description="hisops — 医疗信息系统运维平台 (hospital IS operations)"
+    )
     sub = p.add_subparsers(dest="group", required=True)
 
-    inv = sub.add_parser("inventory", help="清单 inventory").add_subparsers(dest="cmd", required=True)
+    inv = sub.add_parser("inventory", help="清单 inventory").add_subparsers(
+        dest="cmd", required=True
+    )
     v = inv.add_parser("validate", help="validate an inventory file (exit 1 on error)")
     v.add_argument("path")
     v.set_defaults(func=_cmd_inventory_validate)
 
-    cat = sub.add_parser("catalog", help="运维目录库 ops catalog").add_subparsers(dest="cmd", required=True)
+    cat = sub.add_parser("catalog", help="运维目录库 ops catalog").add_subparsers(
+        dest="cmd", required=True
+    )
     u = cat.add_parser("upgrade", help="apply Alembic migrations to the catalog database")
-    u.add_argument("--url", help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)")
+    u.add_argument(
+        "--url", help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)"
+    )
     u.add_argument("--revision", default="head")
     u.set_defaults(func=_cmd_catalog_upgrade)
 
-    syn = sub.add_parser("synth", help="合成医院数据 synthetic hospital data").add_subparsers(dest="cmd", required=True)
+    syn = sub.add_parser("synth", help="合成医院数据 synthetic hospital data").add_subparsers(
+        dest="cmd", required=True
+    )
     g = syn.add_parser("generate", help="create the synthetic HIS schema and data in a database")
     g.add_argument("--dsn", required=True, help="libpq DSN of the (empty) target database")
     g.add_argument("--scale", type=float, default=1.0, help="scale factor; 1 ≈ 100 MB")
@@ -228,13 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
     r = roles.add_parser("sync", help="create/update the five hisops roles in Airflow (idempotent)")
     r.set_defaults(func=_cmd_roles_sync)
 
-    pools = sub.add_parser("pools", help="资源池 Airflow pools").add_subparsers(dest="cmd", required=True)
-    ps = pools.add_parser("sync", help="create the pools hisops DAGs use (existing ones keep their slots)")
+    pools = sub.add_parser("pools", help="资源池 Airflow pools").add_subparsers(
+        dest="cmd", required=True
+    )
+    ps = pools.add_parser(
+        "sync", help="create the pools hisops DAGs use (existing ones keep their slots)"
+    )
     ps.set_defaults(func=_cmd_pools_sync)
 
-    ev = sub.add_parser("evidence", help="等保证据包 evidence packs").add_subparsers(dest="cmd", required=True)
+    ev = sub.add_parser("evidence", help="等保证据包 evidence packs").add_subparsers(
+        dest="cmd", required=True
+    )
     el = ev.add_parser("list", help="list the monthly evidence packs with their SHA-256")
-    el.add_argument("--url", help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)")
+    el.add_argument(
+        "--url", help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)"
+    )
     el.add_argument("--limit", type=int, default=24)
     el.set_defaults(func=_cmd_evidence_list)
 
@@ -250,8 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     ae.add_argument("--url", help="catalog SQLAlchemy URL (default as for catalog upgrade)")
     ae.set_defaults(func=_cmd_audit_export)
 
-    sec = sub.add_parser("security", help="安全审计 security audit").add_subparsers(dest="cmd", required=True)
-    sa = sec.add_parser("accept-drift", help="accept a target's drift as its new baseline (audited)")
+    sec = sub.add_parser("security", help="安全审计 security audit").add_subparsers(
+        dest="cmd", required=True
+    )
+    sa = sec.add_parser(
+        "accept-drift", help="accept a target's drift as its new baseline (audited)"
+    )
     sa.add_argument("--target", required=True, help="database or host id of the inventory")
     sa.add_argument("--item", required=True, choices=["roles", "grants", "sudoers"])
     sa.add_argument("--reason", required=True, help="why (e.g. the change request number)")

@@ -22,8 +22,13 @@ AUDITOR = "审计管理员"
 LADDER: tuple[str, ...] = (USER, OPERATOR, SYSTEM_ADMIN, SUPER_ADMIN)
 ROLES: tuple[str, ...] = (SUPER_ADMIN, SYSTEM_ADMIN, OPERATOR, USER, AUDITOR)
 
-ROLE_EN = {SUPER_ADMIN: "super administrator", SYSTEM_ADMIN: "system administrator",
-           OPERATOR: "operator", USER: "user", AUDITOR: "audit administrator"}
+ROLE_EN = {
+    SUPER_ADMIN: "super administrator",
+    SYSTEM_ADMIN: "system administrator",
+    OPERATOR: "operator",
+    USER: "user",
+    AUDITOR: "audit administrator",
+}
 
 
 def level(roles: Iterable[str]) -> int:

@@ -20,7 +20,9 @@ def rank(severity: str) -> int:
     try:
         return RANK[severity]
     except KeyError:
-        raise ValueError(f"unknown severity {severity!r} (known: {', '.join(SEVERITIES)})") from None
+        raise ValueError(
+            f"unknown severity {severity!r} (known: {', '.join(SEVERITIES)})"
+        ) from None
 
 
 def worse(a: Severity, b: Severity) -> Severity:

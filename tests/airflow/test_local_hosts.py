@@ -12,9 +12,14 @@ from hisops.targets.runner import LocalRunner
 HOST = SimpleNamespace(id="his-app-01", local=True, ssh_conn_id=None)
 
 
-@pytest.mark.parametrize("executor", ["CeleryExecutor",
-                                      "airflow.providers.celery.executors.celery_executor.CeleryExecutor",
-                                      "LocalExecutor,KubernetesExecutor"])
+@pytest.mark.parametrize(
+    "executor",
+    [
+        "CeleryExecutor",
+        "airflow.providers.celery.executors.celery_executor.CeleryExecutor",
+        "LocalExecutor,KubernetesExecutor",
+    ],
+)
 def test_refused_under_a_distributed_executor(monkeypatch, executor: str) -> None:
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", executor)
     with pytest.raises(runtime.LocalHostRefused, match="ssh_conn_id") as err:

@@ -24,20 +24,32 @@ def seeded(catalog_url, tmp_path_factory):
     (folder / "drill" / "index.html").write_text("<html>证据 evidence-marker</html>")
     run_id = repo.start_inspection_run("daily_inspection", "manual__seed")
     repo.finish_inspection_run(run_id, "success", report_path=str(report))
-    finding = FindingRecord(check_id="db.connections", target_kind="database", target_id="his_demo",
-                            severity="warn", message_zh="连接数偏高", message_en="connections high")
+    finding = FindingRecord(
+        check_id="db.connections",
+        target_kind="database",
+        target_id="his_demo",
+        severity="warn",
+        message_zh="连接数偏高",
+        message_en="connections high",
+    )
     incident = repo.upsert_incident_for(finding, repo.add_findings(run_id, [finding])[0]).incident
     backup = repo.register_backup_start("his_demo", "outpatient", "database", str(folder))
     repo.complete_backup(backup, {"files": []}, "0" * 64, 1024)
-    verification = repo.add_verification(backup, True, restore_seconds=1.5, evidence_path=str(folder / "drill"))
+    verification = repo.add_verification(
+        backup, True, restore_seconds=1.5, evidence_path=str(folder / "drill")
+    )
     repo.mark_backup_verified(backup)
     yield {"repo": repo, "run": run_id, "incident": incident.id, "verification": verification}
     repo.dispose()
 
 
 def test_every_route_needs_a_login(api, seeded):
-    for path in ("/hisops/", f"/hisops/reports/{seeded['run']}", "/hisops/audit",
-                 f"/hisops/evidence/{seeded['verification']}/index.html"):
+    for path in (
+        "/hisops/",
+        f"/hisops/reports/{seeded['run']}",
+        "/hisops/audit",
+        f"/hisops/evidence/{seeded['verification']}/index.html",
+    ):
         assert httpx.get(api + path).status_code == 401, path
     assert httpx.post(f"{api}/hisops/incidents/{seeded['incident']}/ack").status_code == 401
 
@@ -53,7 +65,10 @@ def test_every_role_sees_the_centre_and_its_evidence(login, seeded, role):
 
 def test_no_path_traversal_out_of_the_evidence_folder(login, seeded):
     c = login(SUPER_ADMIN)
-    assert c.get(f"/hisops/evidence/{seeded['verification']}/..%2F..%2F..%2Fetc%2Fpasswd").status_code == 404
+    assert (
+        c.get(f"/hisops/evidence/{seeded['verification']}/..%2F..%2F..%2Fetc%2Fpasswd").status_code
+        == 404
+    )
 
 
 def test_read_only_user_cannot_acknowledge_or_read_the_audit_trail(login, seeded):
@@ -70,7 +85,11 @@ def test_operator_acknowledges_and_it_is_audited(login, seeded):
     incident = seeded["repo"].get_incident(seeded["incident"])
     assert incident.state == "acknowledged" and incident.acknowledged_by.startswith("u")
     event = seeded["repo"].audit_events(limit=1)[0]
-    assert (event.action, event.actor, event.result) == ("incident.acknowledge", incident.acknowledged_by, "success")
+    assert (event.action, event.actor, event.result) == (
+        "incident.acknowledge",
+        incident.acknowledged_by,
+        "success",
+    )
     assert c.get("/hisops/audit").status_code == 403
 
 
@@ -89,13 +108,21 @@ def test_the_centre_is_in_every_roles_navigation(login, role):
 
 
 def test_auditor_reads_the_audit_trail_in_chinese_with_times_in_the_inventory_zone(login, seeded):
-    seeded["repo"].add_audit_event("zhang", "dag.trigger", "dag:db_backup", "success",
-                                   details={"conf": "{}", "http": "POST 200"}, dag_id="db_backup",
-                                   run_id="manual__x")
+    seeded["repo"].add_audit_event(
+        "zhang",
+        "dag.trigger",
+        "dag:db_backup",
+        "success",
+        details={"conf": "{}", "http": "POST 200"},
+        dag_id="db_backup",
+        run_id="manual__x",
+    )
     event = seeded["repo"].audit_events(limit=1)[0]
     page = login(AUDITOR).get("/hisops/audit")
     assert page.status_code == 200
-    assert "触发运行 trigger run" in page.text and "<dl>" in page.text and "<dt>http</dt>" in page.text
+    assert (
+        "触发运行 trigger run" in page.text and "<dl>" in page.text and "<dt>http</dt>" in page.text
+    )
     local = event.at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
     assert local in page.text and "/dags/db_backup/runs/manual__x" in page.text
     assert '{"conf"' not in page.text  # details are a definition list, not raw JSON

@@ -25,9 +25,18 @@ def _superuser(repo, sql: str) -> None:
 
 
 def _fill(repo, n: int = 5) -> list[int]:
-    return [repo.add_audit_event(f"u{i}", "dag.trigger", f"dag:d{i}", "success",
-                                 details={"n": i, "说明": "测试", "at": datetime.now(UTC)},
-                                 source="127.0.0.1", reason=None) for i in range(n)]
+    return [
+        repo.add_audit_event(
+            f"u{i}",
+            "dag.trigger",
+            f"dag:d{i}",
+            "success",
+            details={"n": i, "说明": "测试", "at": datetime.now(UTC)},
+            source="127.0.0.1",
+            reason=None,
+        )
+        for i in range(n)
+    ]
 
 
 def test_events_are_chained_and_an_intact_chain_verifies(catalog):
@@ -50,8 +59,10 @@ def test_verify_catches_a_row_edited_by_a_superuser_with_the_trigger_disabled(ca
 
 def test_verify_catches_a_recomputed_hash_and_a_deleted_row(catalog):
     ids = _fill(catalog)
-    _superuser(catalog, f"UPDATE hisops.audit_event SET actor = 'x', hash = repeat('a', 64) "
-                        f"WHERE id = {ids[1]}")
+    _superuser(
+        catalog,
+        f"UPDATE hisops.audit_event SET actor = 'x', hash = repeat('a', 64) WHERE id = {ids[1]}",
+    )
     _superuser(catalog, f"DELETE FROM hisops.audit_event WHERE id = {ids[3]}")
     problems = verify_chain(catalog).problems
     assert any("seq 3" in p and "link" in p for p in problems), problems
@@ -61,8 +72,12 @@ def test_verify_catches_a_recomputed_hash_and_a_deleted_row(catalog):
 def test_verify_catches_a_row_slipped_in_without_the_repository(catalog):
     _fill(catalog, 2)
     with catalog.engine.begin() as conn:
-        conn.execute(text("INSERT INTO hisops.audit_event (actor, action, result) "
-                          "VALUES ('intruder', 'x', 'success')"))
+        conn.execute(
+            text(
+                "INSERT INTO hisops.audit_event (actor, action, result) "
+                "VALUES ('intruder', 'x', 'success')"
+            )
+        )
     assert any("without a hash" in p for p in verify_chain(catalog).problems)
 
 

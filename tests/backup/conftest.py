@@ -44,8 +44,12 @@ def tmpfs(path: Path, size: str = "1m", read_only: bool = False) -> Iterator[boo
     """Mount a tiny tmpfs at ``path`` (root only); yields False when mounting is not permitted."""
     path.mkdir(parents=True, exist_ok=True)
     opts = f"size={size},mode=0700" + (",ro" if read_only else "")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
-                             capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
     try:
         yield mounted
     finally:

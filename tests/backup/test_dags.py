@@ -52,9 +52,18 @@ def dag_env(pg, catalog, his_db, sshd, airflow_db, monkeypatch, tmp_path):
     catalog_db = catalog.engine.url.database
     monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", pg_conn_json(pg, catalog_db))
     monkeypatch.setenv("AIRFLOW_CONN_BK_DB", pg_conn_json(pg, his_db))
-    monkeypatch.setenv("AIRFLOW_CONN_BK_SSH", json.dumps({
-        "conn_type": "ssh", "host": sshd.host, "port": sshd.port, "login": sshd.user,
-        "extra": {"key_file": str(sshd.client_key)}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BK_SSH",
+        json.dumps(
+            {
+                "conn_type": "ssh",
+                "host": sshd.host,
+                "port": sshd.port,
+                "login": sshd.user,
+                "extra": {"key_file": str(sshd.client_key)},
+            }
+        ),
+    )
     monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path, sshd)))
     from hisops.airflow.pools import ensure_pools
 
@@ -63,7 +72,9 @@ def dag_env(pg, catalog, his_db, sshd, airflow_db, monkeypatch, tmp_path):
 
 
 def _dag(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", REPO / "dags" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_under_test", REPO / "dags" / f"{name}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     dag = getattr(module, name)()
@@ -77,8 +88,13 @@ def _asset_events(uri: str) -> list:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        rows = (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-                .filter(AssetModel.uri == uri).order_by(AssetEvent.id).all())
+        rows = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.uri == uri)
+            .order_by(AssetEvent.id)
+            .all()
+        )
         return [dict(r.extra) for r in rows]
 
 
@@ -87,9 +103,15 @@ def _map_labels(run, task_id: str) -> list[str]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        tis = session.query(TaskInstance).filter(TaskInstance.run_id == run.run_id,
-                                                 TaskInstance.dag_id == run.dag_id,
-                                                 TaskInstance.task_id == task_id).all()
+        tis = (
+            session.query(TaskInstance)
+            .filter(
+                TaskInstance.run_id == run.run_id,
+                TaskInstance.dag_id == run.dag_id,
+                TaskInstance.task_id == task_id,
+            )
+            .all()
+        )
         return sorted(ti.rendered_map_index or "" for ti in tis)
 
 
@@ -98,9 +120,15 @@ def test_db_backup_dag_produces_a_completed_backup_asset_and_offsite_copy(dag_en
     run = _dag("db_backup").test()
     assert run.state == "success"
     [record] = dag_env.backups_for("d1")
-    assert record.state == "completed" and record.dag_run_id == run.run_id and record.kind == "database"
+    assert (
+        record.state == "completed"
+        and record.dag_run_id == run.run_id
+        and record.kind == "database"
+    )
     manifest = load_manifest(record.path)
-    assert verify_files(record.path, manifest) == [] and record.manifest_sha256 == manifest_sha256(record.path)
+    assert verify_files(record.path, manifest) == [] and record.manifest_sha256 == manifest_sha256(
+        record.path
+    )
     assert (manifest.options.jobs, manifest.options.compress) == (2, 1)
     events = _asset_events("hisops://backup/d1")
     assert len(events) == before + 1 and events[-1]["backup_id"] == record.id
@@ -113,8 +141,19 @@ def test_db_backup_dag_produces_a_completed_backup_asset_and_offsite_copy(dag_en
 
 
 def test_db_backup_dag_fails_visibly_when_the_database_is_unreachable(dag_env, monkeypatch, pg):
-    monkeypatch.setenv("AIRFLOW_CONN_BK_DB", json.dumps({"conn_type": "postgres", "host": pg.host, "port": pg.port,
-                                                         "login": pg.user, "password": "wrong", "schema": "x"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BK_DB",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": pg.host,
+                "port": pg.port,
+                "login": pg.user,
+                "password": "wrong",
+                "schema": "x",
+            }
+        ),
+    )
     run = _dag("db_backup").test()
     assert run.state == "failed"
     states = {r.state for r in dag_env.backups_for("d1")}
@@ -137,8 +176,12 @@ def _age(repo, backup_id: int, days: int) -> None:
     from sqlalchemy import text
 
     with repo.engine.begin() as conn:
-        conn.execute(text("UPDATE hisops.backup SET started_at = now() - make_interval(days => :d) WHERE id = :i"),
-                     {"d": days, "i": backup_id})
+        conn.execute(
+            text(
+                "UPDATE hisops.backup SET started_at = now() - make_interval(days => :d) WHERE id = :i"
+            ),
+            {"d": days, "i": backup_id},
+        )
 
 
 def test_backup_retention_dag_dry_run_then_delete(dag_env, tmp_path):
@@ -160,7 +203,10 @@ def test_backup_retention_dag_dry_run_then_delete(dag_env, tmp_path):
     assert [i.check_id for i in dag_env.open_incidents()] == ["backup.storage"]
     assert len(dag_env.backups_for("d1")) == 3
     event = next(e for e in dag_env.audit_events(limit=5) if e.action == "backup_retention")
-    assert event.details["dry_run"] is True and sorted(event.details["planned"]["database:d1"]) == ids[:1]
+    assert (
+        event.details["dry_run"] is True
+        and sorted(event.details["planned"]["database:d1"]) == ids[:1]
+    )
     run = _dag("backup_retention").test(run_conf={"dry_run": "no"})
     assert run.state == "success"
     assert [b.id for b in dag_env.backups_for("d1")] == [ids[2], ids[1]]
@@ -173,7 +219,9 @@ def test_backup_retention_dag_dry_run_then_delete(dag_env, tmp_path):
     assert [e.details["backup_id"] for e in deletions] == ids[:1]
 
 
-def test_file_backup_dag_without_any_backup_paths_is_a_quiet_success(dag_env, tmp_path, monkeypatch):
+def test_file_backup_dag_without_any_backup_paths_is_a_quiet_success(
+    dag_env, tmp_path, monkeypatch
+):
     text = Path(tmp_path / "inventory.yaml").read_text()
     text = "\n".join(line for line in text.splitlines() if "backup_paths" not in line)
     (tmp_path / "no-paths.yaml").write_text(text + "\n")

@@ -10,7 +10,13 @@ import pytest
 from hisops.backup.dump import BackupError, DumpSpec, backup_database
 from hisops.backup.files import FileSpec, backup_files, verify_file_backup
 from hisops.backup.manifest import load_manifest, verify_files
-from hisops.backup.offsite import OffsiteError, PathDestination, SftpDestination, copy_backup, delete_copy
+from hisops.backup.offsite import (
+    OffsiteError,
+    PathDestination,
+    SftpDestination,
+    copy_backup,
+    delete_copy,
+)
 from hisops.targets.runner import LocalRunner, SshParams, SshRunner
 
 
@@ -24,13 +30,19 @@ def _tree(root: Path) -> Path:
 
 
 def _ssh(sshd) -> SshRunner:
-    return SshRunner("h-ssh", SshParams(host=sshd.host, port=sshd.port, username=sshd.user,
-                                        key_file=str(sshd.client_key)))
+    return SshRunner(
+        "h-ssh",
+        SshParams(
+            host=sshd.host, port=sshd.port, username=sshd.user, key_file=str(sshd.client_key)
+        ),
+    )
 
 
 def _members(archive: Path) -> list[str]:
     tool = "zstd -dc" if archive.name.endswith(".zst") else "gzip -dc"
-    out = subprocess.run(f"{tool} {archive} | tar -tf -", shell=True, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        f"{tool} {archive} | tar -tf -", shell=True, capture_output=True, text=True, check=True
+    )
     return sorted(out.stdout.split())
 
 
@@ -38,9 +50,13 @@ def _members(archive: Path) -> list[str]:
 def test_file_backup_streams_archives_with_manifest(via, sshd, catalog, tmp_path):
     conf = _tree(tmp_path / "host")
     runner = LocalRunner("h-local") if via == "local" else _ssh(sshd)
-    spec = FileSpec(host_id=f"h-{via}", system_id="s1", paths=[str(conf), str(tmp_path / "host" / "etc" / "his" /
-                                                                              "his.conf")],
-                    storage=tmp_path / "b", progress_seconds=0.2)
+    spec = FileSpec(
+        host_id=f"h-{via}",
+        system_id="s1",
+        paths=[str(conf), str(tmp_path / "host" / "etc" / "his" / "his.conf")],
+        storage=tmp_path / "b",
+        progress_seconds=0.2,
+    )
     try:
         out = backup_files(spec, runner, catalog)
     finally:
@@ -48,7 +64,12 @@ def test_file_backup_streams_archives_with_manifest(via, sshd, catalog, tmp_path
     backup_dir = Path(out.path)
     assert backup_dir.parent == tmp_path / "b" / "_files" / f"h-{via}"
     m = load_manifest(backup_dir)
-    assert (m.kind, m.host_id, m.options.format, m.source.paths) == ("files", f"h-{via}", "tar", spec.paths)
+    assert (m.kind, m.host_id, m.options.format, m.source.paths) == (
+        "files",
+        f"h-{via}",
+        "tar",
+        spec.paths,
+    )
     assert m.options.compression in ("zstd", "gzip") and len(m.files) == 2
     assert verify_files(backup_dir, m) == []
     first = backup_dir / m.files[0].path
@@ -61,7 +82,9 @@ def test_file_backup_streams_archives_with_manifest(via, sshd, catalog, tmp_path
 
 
 def test_file_backup_of_missing_path_fails_and_leaves_nothing(catalog, tmp_path):
-    spec = FileSpec(host_id="h1", system_id=None, paths=[str(tmp_path / "nope")], storage=tmp_path / "b")
+    spec = FileSpec(
+        host_id="h1", system_id=None, paths=[str(tmp_path / "nope")], storage=tmp_path / "b"
+    )
     with pytest.raises(BackupError, match="missing or unreadable.*nope"):
         backup_files(spec, LocalRunner("h1"), catalog)
     assert catalog.backups_for("h1")[0].state == "failed"
@@ -70,7 +93,9 @@ def test_file_backup_of_missing_path_fails_and_leaves_nothing(catalog, tmp_path)
 
 def test_damaged_archive_fails_verification(catalog, tmp_path):
     conf = _tree(tmp_path / "host")
-    out = backup_files(FileSpec("h1", None, [str(conf)], tmp_path / "b"), LocalRunner("h1"), catalog)
+    out = backup_files(
+        FileSpec("h1", None, [str(conf)], tmp_path / "b"), LocalRunner("h1"), catalog
+    )
     archive = next(Path(out.path, "files").iterdir())
     data = bytearray(archive.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -81,14 +106,18 @@ def test_damaged_archive_fails_verification(catalog, tmp_path):
 
 @pytest.fixture
 def db_backup(pg, his_db, catalog, tmp_path):
-    spec = DumpSpec(database_id="his_emr", system_id="emr", dsn=pg.dsn(his_db), storage=tmp_path / "b")
+    spec = DumpSpec(
+        database_id="his_emr", system_id="emr", dsn=pg.dsn(his_db), storage=tmp_path / "b"
+    )
     return Path(backup_database(spec, catalog).path)
 
 
 def test_offsite_copy_to_second_path_is_verified_and_idempotent(db_backup, tmp_path):
     result = copy_backup(db_backup, tmp_path / "b", PathDestination(), str(tmp_path / "nas"))
     copy = tmp_path / "nas" / "his_emr" / db_backup.name
-    assert result.destination == str(copy) and result.files == len(load_manifest(db_backup).files) + 1
+    assert (
+        result.destination == str(copy) and result.files == len(load_manifest(db_backup).files) + 1
+    )
     assert verify_files(copy, load_manifest(copy)) == []
     assert copy.stat().st_mode & 0o777 == 0o700
     assert not list((tmp_path / "nas" / "his_emr").glob(".partial-*"))
@@ -98,7 +127,9 @@ def test_offsite_copy_to_second_path_is_verified_and_idempotent(db_backup, tmp_p
     victim.write_bytes(victim.read_bytes() + b"x")
     with pytest.raises(OffsiteError, match=f"differs.*{victim.name}"):
         copy_backup(db_backup, tmp_path / "b", PathDestination(), str(tmp_path / "nas"))
-    assert delete_copy(PathDestination(), str(tmp_path / "nas"), db_backup, tmp_path / "b") == str(copy)
+    assert delete_copy(PathDestination(), str(tmp_path / "nas"), db_backup, tmp_path / "b") == str(
+        copy
+    )
     assert not copy.exists()
 
 

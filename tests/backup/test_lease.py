@@ -9,8 +9,15 @@ from tests.backup.conftest import backups_dir
 
 
 def _spec(pg, his_db, tmp_path, lease) -> DumpSpec:
-    return DumpSpec(database_id="d1", system_id="s1", dsn=pg.dsn(his_db), storage=backups_dir(tmp_path),
-                    jobs=1, compress=1, lease=lease)
+    return DumpSpec(
+        database_id="d1",
+        system_id="s1",
+        dsn=pg.dsn(his_db),
+        storage=backups_dir(tmp_path),
+        jobs=1,
+        compress=1,
+        lease=lease,
+    )
 
 
 def test_a_superseded_try_publishes_and_registers_nothing(pg, catalog, his_db, tmp_path) -> None:

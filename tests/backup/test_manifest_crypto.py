@@ -38,9 +38,19 @@ def _backup(tmp_path, files: dict[str, bytes]) -> tuple:
         size, digest = sha256_file(root / rel)
         entries.append(FileEntry(path=rel, size=size, sha256=digest))
     now = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
-    m = Manifest(backup_id=5, kind="database", database_id="his_emr", created_at=now, finished_at=now,
-                 source=Source(host="h", port=5432, dbname="emr"), tool=Tool(), options=Options(jobs=2, compress=5),
-                 files=entries, timings=Timings(), size_bytes=sum(e.size for e in entries))
+    m = Manifest(
+        backup_id=5,
+        kind="database",
+        database_id="his_emr",
+        created_at=now,
+        finished_at=now,
+        source=Source(host="h", port=5432, dbname="emr"),
+        tool=Tool(),
+        options=Options(jobs=2, compress=5),
+        files=entries,
+        timings=Timings(),
+        size_bytes=sum(e.size for e in entries),
+    )
     (root / "manifest.json").write_text(m.to_json())
     return root, m
 
@@ -55,7 +65,9 @@ def test_manifest_round_trip_and_sha(tmp_path):
 
 
 def test_verify_files_names_each_bad_file(tmp_path):
-    root, m = _backup(tmp_path, {"dump/a.dat": b"a" * 100, "dump/b.dat": b"b" * 100, "dump/c.dat": b"c" * 10})
+    root, m = _backup(
+        tmp_path, {"dump/a.dat": b"a" * 100, "dump/b.dat": b"b" * 100, "dump/c.dat": b"c" * 10}
+    )
     data = bytearray((root / "dump/a.dat").read_bytes())
     data[50] ^= 0x01  # one bit flipped, same size
     (root / "dump/a.dat").write_bytes(bytes(data))
@@ -85,12 +97,23 @@ def test_dir_names_and_asset_uri():
     when = datetime(2026, 3, 1, 17, 5, 9, tzinfo=UTC)
     assert backup_dir_name(when, 42) == "20260301T170509Z-42"
     assert parse_backup_dir_name("20260301T170509Z-42") == (when, 42)
-    assert parse_backup_dir_name(".partial-42") is None and parse_backup_dir_name("20260301-x") is None
+    assert (
+        parse_backup_dir_name(".partial-42") is None and parse_backup_dir_name("20260301-x") is None
+    )
     assert asset_uri("his_emr") == "hisops://backup/his_emr"
 
 
-@pytest.mark.parametrize("size", [0, 1, crypto.DEFAULT_CHUNK - 1, crypto.DEFAULT_CHUNK,
-                                  2 * crypto.DEFAULT_CHUNK, 2 * crypto.DEFAULT_CHUNK + 17])
+@pytest.mark.parametrize(
+    "size",
+    [
+        0,
+        1,
+        crypto.DEFAULT_CHUNK - 1,
+        crypto.DEFAULT_CHUNK,
+        2 * crypto.DEFAULT_CHUNK,
+        2 * crypto.DEFAULT_CHUNK + 17,
+    ],
+)
 def test_encryption_round_trip(tmp_path, size):
     data = os.urandom(size)
     (tmp_path / "p").write_bytes(data)
@@ -117,8 +140,10 @@ def test_wrong_key_tamper_truncation_and_reordering_are_detected(tmp_path):
     cases = {
         "flipped": bytes(flipped),
         "truncated": blob[: header + 2 * chunk],  # whole chunks missing at the end
-        "swapped": blob[:header] + blob[header + chunk: header + 2 * chunk] + blob[header: header + chunk]
-        + blob[header + 2 * chunk:],
+        "swapped": blob[:header]
+        + blob[header + chunk : header + 2 * chunk]
+        + blob[header : header + chunk]
+        + blob[header + 2 * chunk :],
         "not-enc": b"PGDMP" + blob[5:],
     }
     for name, content in cases.items():

@@ -35,7 +35,9 @@ def _expected_keep(cands: list[Candidate], p: Policy) -> set[int]:
     return keep
 
 
-@pytest.mark.parametrize("policy", [Policy(7, 4, 6), Policy(14, 8, 12), Policy(1, 0, 0), Policy(3, 2, 1)])
+@pytest.mark.parametrize(
+    "policy", [Policy(7, 4, 6), Policy(14, 8, 12), Policy(1, 0, 0), Policy(3, 2, 1)]
+)
 @pytest.mark.parametrize("end", [date(2026, 3, 31), date(2026, 1, 4), date(2026, 6, 15)])
 def test_gfs_selection_matches_an_independent_computation(policy, end):
     cands = _nightly(400, end)
@@ -48,7 +50,10 @@ def test_gfs_selection_matches_an_independent_computation(policy, end):
 def test_hand_checked_example():
     # nightly backups 2026-01-01 .. 2026-03-15 (74 nights), keep 3 daily, 2 weekly, 2 monthly
     cands = _nightly(74, date(2026, 3, 15))
-    kept = {d.taken_at.astimezone(TZ).date().isoformat() for d in plan("db", cands, Policy(3, 2, 2), TZ).kept}
+    kept = {
+        d.taken_at.astimezone(TZ).date().isoformat()
+        for d in plan("db", cands, Policy(3, 2, 2), TZ).kept
+    }
     # daily: 15, 14, 13 Mar; weekly: Sun 15 Mar (W11), Sun 8 Mar (W10); monthly: 15 Mar, 28 Feb
     assert kept == {"2026-03-15", "2026-03-14", "2026-03-13", "2026-03-08", "2026-02-28"}
 
@@ -76,9 +81,13 @@ def test_newer_failed_backups_never_displace_the_older_verified_one():
 
 
 def test_unverified_and_running_backups_newer_than_last_verified_are_kept():
-    cands = [Candidate(1, "verified", _at(date(2026, 1, 1))), Candidate(2, "verified", _at(date(2026, 1, 2))),
-             Candidate(3, "completed", _at(date(2026, 1, 3))), Candidate(4, "completed", _at(date(2026, 1, 4))),
-             Candidate(5, "running", _at(date(2026, 1, 5)))]
+    cands = [
+        Candidate(1, "verified", _at(date(2026, 1, 1))),
+        Candidate(2, "verified", _at(date(2026, 1, 2))),
+        Candidate(3, "completed", _at(date(2026, 1, 3))),
+        Candidate(4, "completed", _at(date(2026, 1, 4))),
+        Candidate(5, "running", _at(date(2026, 1, 5))),
+    ]
     result = plan("db", cands, Policy(1, 0, 0), TZ)
     assert {d.backup_id for d in result.deletions} == {1}
     reasons = {d.backup_id: d.reason for d in result.kept}
@@ -88,27 +97,37 @@ def test_unverified_and_running_backups_newer_than_last_verified_are_kept():
 
 def test_verified_preferred_within_a_period_and_failed_deleted_once_superseded():
     day = date(2026, 2, 10)
-    cands = [Candidate(1, "verified", _at(day, 1)), Candidate(2, "completed", _at(day, 3)),
-             Candidate(3, "failed", _at(day - timedelta(days=1)), path="/x"),
-             Candidate(4, "verified", _at(day - timedelta(days=1)))]
+    cands = [
+        Candidate(1, "verified", _at(day, 1)),
+        Candidate(2, "completed", _at(day, 3)),
+        Candidate(3, "failed", _at(day - timedelta(days=1)), path="/x"),
+        Candidate(4, "verified", _at(day - timedelta(days=1))),
+    ]
     result = plan("db", cands, Policy(1, 0, 0), TZ)
     kept = {d.backup_id: d.reason for d in result.kept}
     assert set(kept) == {1, 2}  # 1: daily slot of its day + last verified; 2: no newer verified
     assert {d.backup_id for d in result.deletions} == {3, 4}
-    assert "failed backup, newer verified backup #1" in next(d.reason for d in result.deletions if d.backup_id == 3)
+    assert "failed backup, newer verified backup #1" in next(
+        d.reason for d in result.deletions if d.backup_id == 3
+    )
 
 
 def test_safe_backup_dir_refuses_anything_else(tmp_path):
     root = tmp_path / "his_emr"
     (root / "20260101T010000Z-7").mkdir(parents=True)
     assert safe_backup_dir(str(root / "20260101T010000Z-7"), root, 7) == root / "20260101T010000Z-7"
-    for bad in (str(root / "20260101T010000Z-8"), str(tmp_path / "20260101T010000Z-7"), str(root),
-                str(root / "20260101T010000Z-7" / ".." / ".." / "x")):
+    for bad in (
+        str(root / "20260101T010000Z-8"),
+        str(tmp_path / "20260101T010000Z-7"),
+        str(root),
+        str(root / "20260101T010000Z-7" / ".." / ".." / "x"),
+    ):
         with pytest.raises(ValueError, match="refusing"):
             safe_backup_dir(bad, root, 7)
 
 
 # --- apply() against the real catalog ---------------------------------------------------------
+
 
 def _register(repo, root, day: date, state: str) -> tuple[int, str]:
     bid = repo.register_backup_start("his_emr", "emr", "database", None)
@@ -135,7 +154,9 @@ def test_apply_deletes_records_and_audits(catalog, tmp_path):
     old, old_path = _register(catalog, root, date(2026, 1, 1), "verified")
     new, _ = _register(catalog, root, date(2026, 1, 2), "verified")
     cands = [c for c in _candidates(catalog)]
-    cands = [Candidate(c.id, c.state, _at(date(2026, 1, 1 if c.id == old else 2)), c.path) for c in cands]
+    cands = [
+        Candidate(c.id, c.state, _at(date(2026, 1, 1 if c.id == old else 2)), c.path) for c in cands
+    ]
     p = plan("his_emr", cands, Policy(1, 0, 0), TZ)
     assert [d.backup_id for d in p.deletions] == [old]
     done = apply(p, root, catalog, actor="tester", run_id="r1")
@@ -145,7 +166,11 @@ def test_apply_deletes_records_and_audits(catalog, tmp_path):
     assert record.deleted_at is not None and "newer verified backup" in record.deleted_reason
     assert catalog.latest_verified_backup("his_emr").id == new
     event = catalog.audit_events(limit=1)[0]
-    assert (event.action, event.actor, event.details["backup_id"]) == ("backup_delete", "tester", old)
+    assert (event.action, event.actor, event.details["backup_id"]) == (
+        "backup_delete",
+        "tester",
+        old,
+    )
     assert apply(p, root, catalog, actor="tester") == []  # second time: already recorded
 
 

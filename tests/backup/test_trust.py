@@ -19,7 +19,8 @@ UTC8 = ZoneInfo("Asia/Shanghai")
 
 def _inventory(tmp_path: Path):
     path = tmp_path / "inventory.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         version: 1
         hospital: 测试医院
         maintenance_window: {{start: "01:00", end: "05:00"}}
@@ -33,15 +34,23 @@ def _inventory(tmp_path: Path):
               - id: d1
                 conn_id: t_db
                 backup: {{keep_daily: 1, keep_weekly: 0, keep_monthly: 0}}
-        """))
+        """)
+    )
     return load_inventory(path)
 
 
 @pytest.fixture
 def three_verified(pg, his_db, catalog, tmp_path):
     """Three real backups of d1, all verified (oldest first)."""
-    spec = DumpSpec(database_id="d1", system_id="emr", dsn=pg.dsn(his_db), storage=tmp_path / "backups",
-                    jobs=2, compress=1, actor="test")
+    spec = DumpSpec(
+        database_id="d1",
+        system_id="emr",
+        dsn=pg.dsn(his_db),
+        storage=tmp_path / "backups",
+        jobs=2,
+        compress=1,
+        actor="test",
+    )
     outcomes = [backup_database(spec, catalog) for _ in range(3)]
     for o in outcomes:
         catalog.mark_backup_verified(o.backup_id)
@@ -49,13 +58,19 @@ def three_verified(pg, his_db, catalog, tmp_path):
 
 
 def _channel(mailbox) -> Channel:
-    url = build_apprise_url("email", host=mailbox.host, port=mailbox.port, to=["supervisor@hospital.example"],
-                            extra={"from_email": "hisops@hospital.example", "disable_tls": True,
-                                   "disable_ssl": True})
+    url = build_apprise_url(
+        "email",
+        host=mailbox.host,
+        port=mailbox.port,
+        to=["supervisor@hospital.example"],
+        extra={"from_email": "hisops@hospital.example", "disable_tls": True, "disable_ssl": True},
+    )
     return Channel("主管", "email", url)
 
 
-def test_vanished_newest_becomes_missing_with_incident_audit_and_mail(three_verified, catalog, tmp_path, mailbox):
+def test_vanished_newest_becomes_missing_with_incident_audit_and_mail(
+    three_verified, catalog, tmp_path, mailbox
+):
     inv = _inventory(tmp_path)
     old, middle, newest = three_verified
     shutil.rmtree(newest.path)
@@ -67,10 +82,17 @@ def test_vanished_newest_becomes_missing_with_incident_audit_and_mail(three_veri
     assert gone.state == "missing" and "gone" in gone.error
     assert catalog.latest_verified_backup("d1").id == middle.backup_id  # never again last verified
     (incident,) = catalog.open_incidents()
-    assert (incident.check_id, incident.target_id, incident.severity) == ("backup.storage", "d1", "critical")
+    assert (incident.check_id, incident.target_id, incident.severity) == (
+        "backup.storage",
+        "d1",
+        "critical",
+    )
     assert f"#{newest.backup_id}" in incident.title_zh
     event = next(e for e in catalog.audit_events() if e.action == trust.MARK_ACTION)
-    assert event.details["backup_id"] == newest.backup_id and event.details["previous_state"] == "verified"
+    assert (
+        event.details["backup_id"] == newest.backup_id
+        and event.details["previous_state"] == "verified"
+    )
     (mail,) = mailbox.messages
     assert f"#{newest.backup_id}" in str(mail["subject"])
     # asked again: nothing recorded twice, same answer
@@ -101,7 +123,9 @@ def test_max_age_answers_none_when_the_restorable_one_is_too_old(three_verified,
     assert trust.last_restorable(catalog, inv, "d1", max_age=timedelta(hours=1), now=later) is None
 
 
-def test_retention_keeps_the_newest_restorable_when_the_newest_vanished(three_verified, catalog, tmp_path):
+def test_retention_keeps_the_newest_restorable_when_the_newest_vanished(
+    three_verified, catalog, tmp_path
+):
     inv = _inventory(tmp_path)
     old, middle, newest = three_verified
     shutil.rmtree(newest.path)
@@ -118,7 +142,8 @@ def test_retention_keeps_the_newest_restorable_when_the_newest_vanished(three_ve
 
 
 def test_reconcile_finds_both_ways_and_resolves_once_a_newer_backup_is_restorable(
-        three_verified, catalog, tmp_path, pg, his_db):
+    three_verified, catalog, tmp_path, pg, his_db
+):
     inv = _inventory(tmp_path)
     old, middle, newest = three_verified
     shutil.rmtree(newest.path)
@@ -134,8 +159,15 @@ def test_reconcile_finds_both_ways_and_resolves_once_a_newer_backup_is_restorabl
     assert set(checks) == {"backup.storage", "backup.orphan"}
     assert reconcile.reconcile(catalog, inv, actor="test")[0].vanished == []  # recorded once
 
-    spec = DumpSpec(database_id="d1", system_id="emr", dsn=pg.dsn(his_db), storage=tmp_path / "backups",
-                    jobs=2, compress=1, actor="test")
+    spec = DumpSpec(
+        database_id="d1",
+        system_id="emr",
+        dsn=pg.dsn(his_db),
+        storage=tmp_path / "backups",
+        jobs=2,
+        compress=1,
+        actor="test",
+    )
     fresh = backup_database(spec, catalog)
     catalog.mark_backup_verified(fresh.backup_id)
     shutil.rmtree(orphan)
@@ -143,5 +175,8 @@ def test_reconcile_finds_both_ways_and_resolves_once_a_newer_backup_is_restorabl
 
     assert catalog.open_incidents() == []
     resolved = catalog.get_incident(checks["backup.storage"].id)
-    assert f"#{fresh.backup_id}" in resolved.resolution_note and f"#{newest.backup_id}" in resolved.resolution_note
+    assert (
+        f"#{fresh.backup_id}" in resolved.resolution_note
+        and f"#{newest.backup_id}" in resolved.resolution_note
+    )
     assert catalog.get_backup(newest.backup_id).state == "missing"  # stays listed as missing

@@ -36,13 +36,25 @@ def repo(catalog_url) -> Iterator[CatalogRepository]:
     repository.dispose()
 
 
-def storage_finding(severity: str, minutes: int, *, target_id: str = "emr_db", value: float = 80.0) -> FindingRecord:
+def storage_finding(
+    severity: str, minutes: int, *, target_id: str = "emr_db", value: float = 80.0
+) -> FindingRecord:
     return FindingRecord(
-        check_id="db.storage", target_kind="database", target_id=target_id, severity=severity,  # type: ignore[arg-type]
-        system_id="emr", value=value, value_text=f"{value}%", threshold="warn 80%, critical 90%",
-        message_zh=f"数据库存储使用率 {value}%", message_en=f"database storage at {value}%",
-        suggestion_zh="清理过期日志或扩容", suggestion_en="purge old logs or add space",
-        details={"tablespace": "pg_default", "bytes": 123}, observed_at=T0 + timedelta(minutes=minutes))
+        check_id="db.storage",
+        target_kind="database",
+        target_id=target_id,
+        severity=severity,  # type: ignore[arg-type]
+        system_id="emr",
+        value=value,
+        value_text=f"{value}%",
+        threshold="warn 80%, critical 90%",
+        message_zh=f"数据库存储使用率 {value}%",
+        message_en=f"database storage at {value}%",
+        suggestion_zh="清理过期日志或扩容",
+        suggestion_en="purge old logs or add space",
+        details={"tablespace": "pg_default", "bytes": 123},
+        observed_at=T0 + timedelta(minutes=minutes),
+    )
 
 
 def record(repo: CatalogRepository, run: int, finding: FindingRecord):
@@ -104,9 +116,15 @@ def test_tables_module_matches_migrations(catalog_url):
     # search_path=public: the test user is called hisops, and "$user" would make hisops the default schema
     engine = create_engine(catalog_url, connect_args={"options": "-csearch_path=public"})
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={
-            "include_schemas": True, "version_table_schema": "hisops", "compare_server_default": True,
-            "include_name": lambda name, kind, _parent: kind != "schema" or name == "hisops"})
+        ctx = MigrationContext.configure(
+            conn,
+            opts={
+                "include_schemas": True,
+                "version_table_schema": "hisops",
+                "compare_server_default": True,
+                "include_name": lambda name, kind, _parent: kind != "schema" or name == "hisops",
+            },
+        )
         diff = compare_metadata(ctx, T.metadata)
     engine.dispose()
     assert diff == []
@@ -127,11 +145,17 @@ def test_selfcheck_round_trip(repo):
 
 def test_inspection_run_and_findings_round_trip(repo):
     run = repo.start_inspection_run("daily_inspection", "scheduled__2025-03-01", T0)
-    assert repo.start_inspection_run("daily_inspection", "scheduled__2025-03-01", T0) == run  # task retry
+    assert (
+        repo.start_inspection_run("daily_inspection", "scheduled__2025-03-01", T0) == run
+    )  # task retry
     other = repo.start_inspection_run("daily_inspection", "manual__x", None)
     assert other != run
-    findings = [storage_finding("warn", 0, value=85.5),
-                FindingRecord("host.up", "host", "his-app-01", "check_error", "无法连接主机", "host unreachable")]
+    findings = [
+        storage_finding("warn", 0, value=85.5),
+        FindingRecord(
+            "host.up", "host", "his-app-01", "check_error", "无法连接主机", "host unreachable"
+        ),
+    ]
     ids = repo.add_findings(run, findings)
     assert len(ids) == 2 and ids[0] < ids[1]
     assert repo.add_findings(run, []) == []
@@ -146,7 +170,11 @@ def test_inspection_run_and_findings_round_trip(repo):
     repo.finish_inspection_run(run, "success", report_path="/reports/2025-03-01.html")
     done = repo.get_inspection_run(run)
     assert done is not None
-    assert (done.state, done.report_path, done.logical_date) == ("success", "/reports/2025-03-01.html", T0)
+    assert (done.state, done.report_path, done.logical_date) == (
+        "success",
+        "/reports/2025-03-01.html",
+        T0,
+    )
     assert done.finished_at is not None
     repo.finish_inspection_run(run, "failed")  # report_path kept when not given
     assert repo.get_inspection_run(run).report_path == "/reports/2025-03-01.html"
@@ -174,7 +202,12 @@ def test_incident_lifecycle(repo):
     opened, f1 = record(repo, run, storage_finding("warn", 0, value=82))
     assert opened.action == "opened" and opened.previous_severity is None
     inc = opened.incident
-    assert (inc.severity, inc.state, inc.occurrences, inc.last_finding_id) == ("warn", "open", 1, f1)
+    assert (inc.severity, inc.state, inc.occurrences, inc.last_finding_id) == (
+        "warn",
+        "open",
+        1,
+        f1,
+    )
     assert inc.opened_at == inc.last_seen_at == T0
     assert (inc.check_id, inc.target_id, inc.system_id) == ("db.storage", "emr_db", "emr")
     assert inc.title_zh == "数据库存储使用率 82%"
@@ -198,7 +231,11 @@ def test_incident_lifecycle(repo):
     resolved, f5 = record(repo, run, storage_finding("ok", 40, value=60))
     assert resolved.action == "resolved" and resolved.previous_severity == "critical"
     stored = repo.get_incident(inc.id)
-    assert (stored.state, stored.resolved_at, stored.last_finding_id) == ("resolved", T0 + timedelta(minutes=40), f5)
+    assert (stored.state, stored.resolved_at, stored.last_finding_id) == (
+        "resolved",
+        T0 + timedelta(minutes=40),
+        f5,
+    )
     assert stored.occurrences == 4
     assert repo.open_incidents() == []
 
@@ -206,7 +243,9 @@ def test_incident_lifecycle(repo):
 
     again, _ = record(repo, run, storage_finding("warn", 60))
     assert again.action == "opened" and again.incident.id != inc.id
-    assert again.incident.occurrences == 1 and again.incident.opened_at == T0 + timedelta(minutes=60)
+    assert again.incident.occurrences == 1 and again.incident.opened_at == T0 + timedelta(
+        minutes=60
+    )
     assert [i.id for i in repo.open_incidents()] == [again.incident.id]
     assert {i.id for i in repo.incidents(since=T0)} == {inc.id, again.incident.id}
 
@@ -216,13 +255,20 @@ def test_acknowledge_assign_and_open_incident_order(repo):
     warn, _ = record(repo, run, storage_finding("warn", 0, target_id="a"))
     crit, _ = record(repo, run, storage_finding("critical", 1, target_id="b"))
     err, _ = record(repo, run, storage_finding("check_error", 2, target_id="c"))
-    assert [i.id for i in repo.open_incidents()] == [crit.incident.id, warn.incident.id, err.incident.id]
+    assert [i.id for i in repo.open_incidents()] == [
+        crit.incident.id,
+        warn.incident.id,
+        err.incident.id,
+    ]
     assert repo.open_incidents(system_id="pacs") == []
 
     assert repo.acknowledge_incident(warn.incident.id, "张工") is True
     assert repo.acknowledge_incident(warn.incident.id, "李工") is False
     acked = repo.get_incident(warn.incident.id)
-    assert (acked.state, acked.acknowledged_by) == ("acknowledged", "张工") and acked.acknowledged_at is not None
+    assert (acked.state, acked.acknowledged_by) == (
+        "acknowledged",
+        "张工",
+    ) and acked.acknowledged_at is not None
     repo.assign_incident(warn.incident.id, "dba-team")
     assert repo.get_incident(warn.incident.id).owner == "dba-team"
     with pytest.raises(CatalogError):
@@ -236,12 +282,21 @@ def test_acknowledge_assign_and_open_incident_order(repo):
 
 
 def test_partial_unique_index_refuses_a_second_open_incident(repo):
-    row = {"check_id": "db.storage", "target_id": "emr_db", "severity": "warn", "title_zh": "t", "title_en": "t"}
+    row = {
+        "check_id": "db.storage",
+        "target_id": "emr_db",
+        "severity": "warn",
+        "title_zh": "t",
+        "title_en": "t",
+    }
     with repo.engine.begin() as conn:
         conn.execute(insert(T.incident).values(**row, state="resolved"))
         conn.execute(insert(T.incident).values(**row, state="resolved"))  # history may repeat
         conn.execute(insert(T.incident).values(**row))
-    with pytest.raises(IntegrityError, match="uq_incident_open_check_target"), repo.engine.begin() as conn:
+    with (
+        pytest.raises(IntegrityError, match="uq_incident_open_check_target"),
+        repo.engine.begin() as conn,
+    ):
         conn.execute(insert(T.incident).values(**row, state="acknowledged"))
     with repo.engine.begin() as conn:
         conn.execute(insert(T.incident).values(**{**row, "target_id": "pacs_db"}))
@@ -250,8 +305,15 @@ def test_partial_unique_index_refuses_a_second_open_incident(repo):
 
 # --- audit -----------------------------------------------------------------------------------
 def test_audit_events_round_trip(repo):
-    first = repo.add_audit_event("airflow:zhang", "backup.start", "emr_db", "success",
-                                 details={"说明": "每日备份"}, dag_id="db_backup", run_id="scheduled__1")
+    first = repo.add_audit_event(
+        "airflow:zhang",
+        "backup.start",
+        "emr_db",
+        "success",
+        details={"说明": "每日备份"},
+        dag_id="db_backup",
+        run_id="scheduled__1",
+    )
     second = repo.add_audit_event("airflow:li", "restore.request", "emr_db", "refused")
     events = repo.audit_events()
     assert [e.id for e in events] == [second, first]  # newest first
@@ -280,13 +342,24 @@ def test_audit_events_cannot_be_changed_or_deleted(repo, pg, catalog_url):
 # --- backups and verification ----------------------------------------------------------------
 def test_backup_state_transitions(repo):
     manifest = {"files": [{"name": "emr.dump", "sha256": "ab" * 32}], "说明": "全量"}
-    b1 = repo.register_backup_start("emr_db", "emr", "database", "/backup/emr/1.partial", "scheduled__1")
+    b1 = repo.register_backup_start(
+        "emr_db", "emr", "database", "/backup/emr/1.partial", "scheduled__1"
+    )
     assert repo.get_backup(b1).state == "running"
     assert repo.latest_verified_backup("emr_db") is None
     repo.complete_backup(b1, manifest, "cd" * 32, 4096, "/backup/emr/1")
     done = repo.get_backup(b1)
-    assert (done.state, done.path, done.size_bytes, done.manifest) == ("completed", "/backup/emr/1", 4096, manifest)
-    assert done.manifest_sha256 == "cd" * 32 and done.finished_at is not None and done.dag_run_id == "scheduled__1"
+    assert (done.state, done.path, done.size_bytes, done.manifest) == (
+        "completed",
+        "/backup/emr/1",
+        4096,
+        manifest,
+    )
+    assert (
+        done.manifest_sha256 == "cd" * 32
+        and done.finished_at is not None
+        and done.dag_run_id == "scheduled__1"
+    )
     assert repo.latest_verified_backup("emr_db") is None  # completed is not yet proven
     repo.mark_backup_verified(b1)
     assert repo.latest_verified_backup("emr_db").id == b1
@@ -296,7 +369,9 @@ def test_backup_state_transitions(repo):
     repo.mark_backup_verification_failed(b2, "pg_restore: 数据损坏")
     b3 = repo.register_backup_start("emr_db", "emr", "database", "/backup/emr/3", None)
     repo.fail_backup(b3, "No space left on device")
-    assert repo.get_backup(b3).finished_at is not None and repo.get_backup(b2).path == "/backup/emr/2"
+    assert (
+        repo.get_backup(b3).finished_at is not None and repo.get_backup(b2).path == "/backup/emr/2"
+    )
     assert repo.latest_verified_backup("emr_db").id == b1  # newer failures do not hide it
     assert [b.id for b in repo.backups_for("emr_db", states=["failed"])] == [b3, b2]
     assert [b.id for b in repo.backups_for("emr_db")] == [b3, b2, b1]
@@ -325,13 +400,23 @@ def test_backup_state_transitions(repo):
 
 def test_verification_round_trip(repo):
     backup = repo.register_backup_start("emr_db", "emr", "database", "/backup/emr/1", None)
-    ok = repo.add_verification(backup, True, started_at=T0, finished_at=T0 + timedelta(seconds=42),
-                               restore_seconds=41.5, evidence_path="/evidence/1.json",
-                               details={"amcheck": "ok", "行数": 1000})
+    ok = repo.add_verification(
+        backup,
+        True,
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=42),
+        restore_seconds=41.5,
+        evidence_path="/evidence/1.json",
+        details={"amcheck": "ok", "行数": 1000},
+    )
     bad = repo.add_verification(backup, False, error="restore timed out")
     [newest, oldest] = repo.verifications_for(backup)
     assert (newest.id, oldest.id) == (bad, ok)
-    assert (oldest.ok, oldest.restore_seconds, oldest.evidence_path) == (True, 41.5, "/evidence/1.json")
+    assert (oldest.ok, oldest.restore_seconds, oldest.evidence_path) == (
+        True,
+        41.5,
+        "/evidence/1.json",
+    )
     assert oldest.details == {"amcheck": "ok", "行数": 1000} and oldest.started_at == T0
     assert (newest.ok, newest.error, newest.details) == (False, "restore timed out", {})
     with pytest.raises(IntegrityError):
@@ -341,13 +426,29 @@ def test_verification_round_trip(repo):
 # --- maintenance and changes -----------------------------------------------------------------
 def test_maintenance_round_trip(repo):
     backup = repo.register_backup_start("emr_db", "emr", "database", "/b/1", None)
-    op = repo.start_maintenance("emr_db", "reindex", "public.patient_pkey", before={"bloat_pct": 41.0},
-                                backup_id=backup, dag_run_id="scheduled__1")
+    op = repo.start_maintenance(
+        "emr_db",
+        "reindex",
+        "public.patient_pkey",
+        before={"bloat_pct": 41.0},
+        backup_id=backup,
+        dag_run_id="scheduled__1",
+    )
     running = repo.maintenance_operations("emr_db")[0]
-    assert (running.id, running.state, running.before, running.after) == (op, "running", {"bloat_pct": 41.0}, None)
+    assert (running.id, running.state, running.before, running.after) == (
+        op,
+        "running",
+        {"bloat_pct": 41.0},
+        None,
+    )
     repo.finish_maintenance(op, "completed", after={"bloat_pct": 2.0})
     [done] = repo.maintenance_operations(since=T0)
-    assert (done.state, done.after, done.backup_id, done.error) == ("completed", {"bloat_pct": 2.0}, backup, None)
+    assert (done.state, done.after, done.backup_id, done.error) == (
+        "completed",
+        {"bloat_pct": 2.0},
+        backup,
+        None,
+    )
     assert done.finished_at is not None
     assert repo.maintenance_operations("pacs_db") == []
     with pytest.raises(CatalogError):
@@ -356,12 +457,20 @@ def test_maintenance_round_trip(repo):
 
 def test_change_round_trip(repo):
     backup = repo.register_backup_start("emr_db", "emr", "database", "/b/1", None)
-    change = repo.create_change("升级 EMR 到 5.2", "李工", description="补丁 KB-12", approved_by="信息科主任",
-                                details={"ticket": "CHG-7"})
+    change = repo.create_change(
+        "升级 EMR 到 5.2",
+        "李工",
+        description="补丁 KB-12",
+        approved_by="信息科主任",
+        details={"ticket": "CHG-7"},
+    )
     assert repo.get_change(change).state == "approved"
     repo.start_change(change, pre_backup_id=backup)
     running = repo.get_change(change)
-    assert (running.state, running.pre_backup_id) == ("running", backup) and running.started_at is not None
+    assert (running.state, running.pre_backup_id) == (
+        "running",
+        backup,
+    ) and running.started_at is not None
     repo.finish_change(change, "completed", details={"verified": True})
     done = repo.get_change(change)
     assert done.state == "completed" and done.finished_at is not None
@@ -377,8 +486,14 @@ def test_log_offset_round_trip(repo):
     assert (first.inode, first.offset) == (1234, 100) and first.updated_at is not None
     repo.set_log_offset("his-app-01", "/var/log/his/app.log", 5678, 0)  # rotated
     assert repo.get_log_offset("his-app-01", "/var/log/his/app.log") == LogOffset(
-        "his-app-01", "/var/log/his/app.log", 5678, 0, repo.get_log_offset("his-app-01", "/var/log/his/app.log").updated_at,
-        prev_inode=1234, prev_offset=100)
+        "his-app-01",
+        "/var/log/his/app.log",
+        5678,
+        0,
+        repo.get_log_offset("his-app-01", "/var/log/his/app.log").updated_at,
+        prev_inode=1234,
+        prev_offset=100,
+    )
     repo.set_log_offset("his-app-02", "/var/log/his/app.log", None, 7)
     assert repo.get_log_offset("his-app-02", "/var/log/his/app.log").offset == 7
     with repo.engine.connect() as conn:
@@ -386,13 +501,19 @@ def test_log_offset_round_trip(repo):
 
 
 def test_metric_series(repo):
-    samples = [MetricSample("emr_db", "db.size_bytes", 100.0 + i, T0 + timedelta(days=i)) for i in range(5)]
+    samples = [
+        MetricSample("emr_db", "db.size_bytes", 100.0 + i, T0 + timedelta(days=i)) for i in range(5)
+    ]
     samples.append(MetricSample("emr_db", "db.connections", 12, T0))
     samples.append(MetricSample("pacs_db", "db.size_bytes", 9, T0))
     assert repo.add_metric_samples(reversed(samples)) == 7
     assert repo.add_metric_samples([]) == 0
     series = repo.metric_series("emr_db", "db.size_bytes")
-    assert [(s.value, s.observed_at) for s in series] == [(100.0 + i, T0 + timedelta(days=i)) for i in range(5)]
+    assert [(s.value, s.observed_at) for s in series] == [
+        (100.0 + i, T0 + timedelta(days=i)) for i in range(5)
+    ]
     assert all(s.id is not None for s in series)
-    assert [s.value for s in repo.metric_series("emr_db", "db.size_bytes", since=T0 + timedelta(days=3))] == [103, 104]
+    assert [
+        s.value for s in repo.metric_series("emr_db", "db.size_bytes", since=T0 + timedelta(days=3))
+    ] == [103, 104]
     assert repo.metric_series("emr_db", "nope") == []

@@ -10,9 +10,16 @@ T0 = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
 
 
 def finding(severity: str, check: str = "db.connections", target: str = "his_db") -> FindingRecord:
-    return FindingRecord(check_id=check, target_kind="database", target_id=target, severity=severity,  # type: ignore[arg-type]
-                         system_id="s1", message_zh=f"连接 {severity}", message_en=f"connections {severity}",
-                         observed_at=T0)
+    return FindingRecord(
+        check_id=check,
+        target_kind="database",
+        target_id=target,
+        severity=severity,  # type: ignore[arg-type]
+        system_id="s1",
+        message_zh=f"连接 {severity}",
+        message_en=f"connections {severity}",
+        observed_at=T0,
+    )
 
 
 def test_findings_samples_and_incidents_of_a_retried_run_are_stored_once(catalog) -> None:
@@ -38,7 +45,9 @@ def test_findings_samples_and_incidents_of_a_retried_run_are_stored_once(catalog
     [ok_id] = catalog.add_findings(later, [ok])
     resolved = catalog.upsert_incident_for(ok, ok_id)
     assert resolved.action == "resolved" and "connections ok" in resolved.incident.resolution_note
-    assert catalog.upsert_incident_for(ok, ok_id).action == "resolved"  # retried: same answer, no change
+    assert (
+        catalog.upsert_incident_for(ok, ok_id).action == "resolved"
+    )  # retried: same answer, no change
 
 
 def test_close_incident_says_why(catalog) -> None:
@@ -46,7 +55,9 @@ def test_close_incident_says_why(catalog) -> None:
     f = finding("critical")
     [fid] = catalog.add_findings(run, [f])
     change = catalog.upsert_incident_for(f, fid)
-    closed = catalog.close_incident(change.incident.id, "目标已从清单中移除 (target removed from the inventory)")
+    closed = catalog.close_incident(
+        change.incident.id, "目标已从清单中移除 (target removed from the inventory)"
+    )
     assert closed.action == "resolved" and closed.incident.state == "resolved"
     assert catalog.get_incident(change.incident.id).resolution_note.startswith("目标已从清单中移除")
     assert catalog.close_incident(change.incident.id, "again") is None

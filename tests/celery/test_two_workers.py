@@ -19,8 +19,11 @@ pytestmark = pytest.mark.long
 def _hostnames(stack: Stack, dag_id: str, run_id: str) -> dict[str, str]:
     """task (map index) → the Celery worker node that ran it (the TI's hostname)."""
     tis = stack.task_instances(dag_id, run_id)
-    return {f"{dag_id}.{ti['task_id']}[{ti['map_index']}]": ti["hostname"] for ti in tis
-            if ti["state"] == "success"}
+    return {
+        f"{dag_id}.{ti['task_id']}[{ti['map_index']}]": ti["hostname"]
+        for ti in tis
+        if ti["state"] == "success"
+    }
 
 
 def _verification_runs(stack: Stack) -> list[dict]:
@@ -52,7 +55,9 @@ def test_routine_runs_across_two_workers(celery_stack: Stack, celery_mailbox) ->
 
 
 def _backup_ti(stack: Stack, run_id: str) -> dict | None:
-    return next((ti for ti in stack.task_instances("db_backup", run_id) if ti["task_id"] == "backup"), None)
+    return next(
+        (ti for ti in stack.task_instances("db_backup", run_id) if ti["task_id"] == "backup"), None
+    )
 
 
 def _blocked_dump(pg, dbname: str) -> bool:
@@ -60,14 +65,19 @@ def _blocked_dump(pg, dbname: str) -> bool:
     conn = psycopg2.connect(pg.dsn(dbname))
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'"
-                        " AND application_name LIKE 'hisops-backup%%'", (dbname,))
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'"
+                " AND application_name LIKE 'hisops-backup%%'",
+                (dbname,),
+            )
             return cur.fetchone()[0] > 0
     finally:
         conn.close()
 
 
-def test_a_worker_killed_mid_backup_leaves_one_drilled_backup_and_no_orphan(celery_stack: Stack, pg) -> None:
+def test_a_worker_killed_mid_backup_leaves_one_drilled_backup_and_no_orphan(
+    celery_stack: Stack, pg
+) -> None:
     """SIGKILL of the worker running db_backup: its orphaned task process must not register the
     backup after Airflow gave up on that try; the retry's backup is the only one, and it is drilled."""
     stack = celery_stack
@@ -84,11 +94,16 @@ def test_a_worker_killed_mid_backup_leaves_one_drilled_backup_and_no_orphan(cele
         assert first["state"] == "running" and first["hostname"] in WORKERS, first
         [orphan_id] = [b.id for b in repo.backups_for("d1") if b.id not in before]
         assert repo.get_backup(orphan_id).state == "running"
-        os.kill(stack.worker_pid(first["hostname"]), signal.SIGKILL)  # the worker's main process only
+        os.kill(
+            stack.worker_pid(first["hostname"]), signal.SIGKILL
+        )  # the worker's main process only
 
         # Airflow gives up on the try once its heartbeats stop (the task process lives on, orphaned)
-        stack.wait("Airflow to fail the orphaned try", lambda: _backup_ti(stack, run)["state"]
-                   in ("up_for_retry", "failed"), HEARTBEAT_TIMEOUT + 150)
+        stack.wait(
+            "Airflow to fail the orphaned try",
+            lambda: _backup_ti(stack, run)["state"] in ("up_for_retry", "failed"),
+            HEARTBEAT_TIMEOUT + 150,
+        )
     finally:
         blocker.rollback()
         blocker.close()
@@ -99,15 +114,20 @@ def test_a_worker_killed_mid_backup_leaves_one_drilled_backup_and_no_orphan(cele
     assert orphan.state == "failed" and "superseded" in (orphan.error or ""), orphan
 
     # the retry (cleared now instead of waiting the retry delay) makes the one backup, then the drill
-    resp = stack.api("POST", "/api/v2/dags/db_backup/clearTaskInstances",
-                     {"dag_run_id": run, "task_ids": ["backup"], "only_failed": False, "dry_run": False})
+    resp = stack.api(
+        "POST",
+        "/api/v2/dags/db_backup/clearTaskInstances",
+        {"dag_run_id": run, "task_ids": ["backup"], "only_failed": False, "dry_run": False},
+    )
     assert resp.status_code == 200, resp.text
     assert stack.finish("db_backup", run, timeout=300) == "success"
     retry = _backup_ti(stack, run)
     assert retry["try_number"] > first["try_number"] and retry["hostname"] in WORKERS
     new = [b for b in repo.backups_for("d1") if b.id not in before]
     registered = [b for b in new if b.state in ("completed", "verified")]
-    assert len(registered) == 1 and {b.state for b in new} <= {"completed", "verified", "failed"}, new
+    assert len(registered) == 1 and {b.state for b in new} <= {"completed", "verified", "failed"}, (
+        new
+    )
     assert not list(storage.glob("d1/.partial-*")), list(storage.glob("d1/*"))
 
     def drilled() -> bool:

@@ -61,8 +61,16 @@ def inventory_with(tmp_path: Path, hosts: str, extra: str = ""):
 
 
 def ssh_runner(sshd, host_id: str = "h-ssh", port: int | None = None) -> SshRunner:
-    return SshRunner(host_id, SshParams(host=sshd.host, port=port or sshd.port, username=sshd.user,
-                                        key_file=str(sshd.client_key), connect_timeout=5))
+    return SshRunner(
+        host_id,
+        SshParams(
+            host=sshd.host,
+            port=port or sshd.port,
+            username=sshd.user,
+            key_file=str(sshd.client_key),
+            connect_timeout=5,
+        ),
+    )
 
 
 @pytest.fixture

@@ -55,21 +55,40 @@ def aged_runs(airflow_db, tmp_path):
     with engine.begin() as conn:
         for run_id, days in zip(runs[:2], (60, 50), strict=True):
             age = {"r": run_id, "d": days}
-            conn.execute(text("UPDATE dag_run SET start_date = start_date - make_interval(days => :d), "
-                              "run_type = 'scheduled' WHERE run_id = :r"), age)
-            conn.execute(text("UPDATE task_instance SET start_date = start_date - make_interval(days => :d) "
-                              "WHERE run_id = :r"), age)
-            conn.execute(text("UPDATE xcom SET timestamp = timestamp - make_interval(days => :d) "
-                              "WHERE run_id = :r"), age)
+            conn.execute(
+                text(
+                    "UPDATE dag_run SET start_date = start_date - make_interval(days => :d), "
+                    "run_type = 'scheduled' WHERE run_id = :r"
+                ),
+                age,
+            )
+            conn.execute(
+                text(
+                    "UPDATE task_instance SET start_date = start_date - make_interval(days => :d) "
+                    "WHERE run_id = :r"
+                ),
+                age,
+            )
+            conn.execute(
+                text(
+                    "UPDATE xcom SET timestamp = timestamp - make_interval(days => :d) "
+                    "WHERE run_id = :r"
+                ),
+                age,
+            )
     yield dag_id, runs, engine
     engine.dispose()
 
 
 def _counts(engine, dag_id: str, run_id: str) -> tuple[int, int, int]:
     with engine.connect() as conn:
-        return tuple(conn.execute(text(f"SELECT count(*) FROM {t} WHERE dag_id = :d AND run_id = :r"),
-                                  {"d": dag_id, "r": run_id}).scalar_one()
-                     for t in ("dag_run", "task_instance", "xcom"))
+        return tuple(
+            conn.execute(
+                text(f"SELECT count(*) FROM {t} WHERE dag_id = :d AND run_id = :r"),
+                {"d": dag_id, "r": run_id},
+            ).scalar_one()
+            for t in ("dag_run", "task_instance", "xcom")
+        )
 
 
 @pytest.fixture
@@ -78,7 +97,9 @@ def least_privilege_url(airflow_db):
     engine = create_engine(airflow_db)
     with engine.begin() as conn:
         conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
-        for grant in am.CLEANER_GRANTS:  # exactly what the README and the demo give the cleaner role
+        for (
+            grant
+        ) in am.CLEANER_GRANTS:  # exactly what the README and the demo give the cleaner role
             conn.execute(text(grant.format(role=role)))
     url = make_url(airflow_db).set(username=role, password=password)
     yield url.render_as_string(hide_password=False)
@@ -88,7 +109,9 @@ def least_privilege_url(airflow_db):
     engine.dispose()
 
 
-def test_db_clean_in_a_child_process_keeps_the_latest_run_of_each_dag(aged_runs, least_privilege_url):
+def test_db_clean_in_a_child_process_keeps_the_latest_run_of_each_dag(
+    aged_runs, least_privilege_url
+):
     dag_id, (oldest, older, fresh), engine = aged_runs
     before = datetime.now(UTC) - timedelta(days=30)
     initial = {run: _counts(engine, dag_id, run) for run in (oldest, older, fresh)}
@@ -107,13 +130,17 @@ def test_db_clean_in_a_child_process_keeps_the_latest_run_of_each_dag(aged_runs,
     assert _counts(engine, dag_id, older) == (1, 0, 0)
     assert _counts(engine, dag_id, fresh) == initial[fresh]
     with engine.connect() as conn:
-        leftovers = conn.execute(text("SELECT count(*) FROM pg_tables WHERE tablename LIKE '_airflow_deleted%'"))
+        leftovers = conn.execute(
+            text("SELECT count(*) FROM pg_tables WHERE tablename LIKE '_airflow_deleted%'")
+        )
         assert leftovers.scalar_one() == 0  # --skip-archive: no archive tables left behind
 
 
 def test_db_clean_failure_is_a_failed_step_without_the_password(airflow_db):
     url = make_url(airflow_db).set(username="nobody_here", password="s3cret-pw")
-    steps = am.clean_metadata(url.render_as_string(hide_password=False), datetime.now(UTC), dry_run=True)
+    steps = am.clean_metadata(
+        url.render_as_string(hide_password=False), datetime.now(UTC), dry_run=True
+    )
     failed = [s for s in steps if s.state == "failed"]
     assert failed and "s3cret-pw" not in failed[0].reason
 
@@ -124,11 +151,18 @@ def test_task_log_files_older_than_n_days_are_removed(tmp_path):
     new = aged(logs / "dag_id=x" / "run_id=new" / "task_id=t" / "attempt=1.log", 1)
     before = tree_state(logs)
     rows: list = []
-    dry = am.clean_task_logs(logs, 30, LocalRunner("airflow"), dry_run=True, sink=FileSink(rows.extend, None),
-                             protected=[])
+    dry = am.clean_task_logs(
+        logs,
+        30,
+        LocalRunner("airflow"),
+        dry_run=True,
+        sink=FileSink(rows.extend, None),
+        protected=[],
+    )
     assert tree_state(logs) == before and dry[0].files == 1
     os.utime(old.parent, (old.stat().st_mtime, old.stat().st_mtime))
-    steps = am.clean_task_logs(logs, 30, LocalRunner("airflow"), dry_run=False, sink=FileSink(None, None),
-                               protected=[])
+    steps = am.clean_task_logs(
+        logs, 30, LocalRunner("airflow"), dry_run=False, sink=FileSink(None, None), protected=[]
+    )
     assert not old.exists() and new.exists() and steps[0].scope == "task_logs"
     assert [r["path"] for r in rows] == [str(old)]

@@ -19,15 +19,26 @@ from tests.cleanup.conftest import aged, inventory_with, ssh_runner, tree_state
 
 def _local_inventory(tmp_path: Path, rules: str):
     """Host h1 (local) with a data directory and a clinical path; ``rules``: '- {…}' lines."""
-    head = (f"- id: h1\n  local: true\n  data_directories: [{tmp_path}/pgdata]\n"
-            f"  clinical_paths: [{tmp_path}/emr]\n  cleanup:\n")
-    return inventory_with(tmp_path, head + "".join(f"  {line.strip()}\n" for line in rules.splitlines()))
+    head = (
+        f"- id: h1\n  local: true\n  data_directories: [{tmp_path}/pgdata]\n"
+        f"  clinical_paths: [{tmp_path}/emr]\n  cleanup:\n"
+    )
+    return inventory_with(
+        tmp_path, head + "".join(f"  {line.strip()}\n" for line in rules.splitlines())
+    )
 
 
 def _run(catalog, inv, dry_run: bool, runner_for=None, extra=()):
     run_id = catalog.start_cleanup_run("retention_cleanup", f"t-{dry_run}-{id(inv)}", dry_run)
-    steps = clean_host_files(catalog, inv, run_id, dry_run=dry_run, echo=None, extra_protected=extra,
-                             runner_for=runner_for or (lambda h: LocalRunner(h.id)))
+    steps = clean_host_files(
+        catalog,
+        inv,
+        run_id,
+        dry_run=dry_run,
+        echo=None,
+        extra_protected=extra,
+        runner_for=runner_for or (lambda h: LocalRunner(h.id)),
+    )
     return run_id, steps
 
 
@@ -38,12 +49,15 @@ def _paths(catalog, run_id, outcomes):
 # --- validation ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("glob,where", [
-    ("{t}/pgdata/log/*.log", "systems[0].hosts[0].data_directories[0]"),
-    ("{t}/emr/**/*.tmp", "systems[0].hosts[0].clinical_paths[0]"),
-    ("{t}/backups/*.tmp", "backup_storage.path"),
-    ("{t}/*.html", "reports.path"),  # the root contains the reports folder
-])
+@pytest.mark.parametrize(
+    "glob,where",
+    [
+        ("{t}/pgdata/log/*.log", "systems[0].hosts[0].data_directories[0]"),
+        ("{t}/emr/**/*.tmp", "systems[0].hosts[0].clinical_paths[0]"),
+        ("{t}/backups/*.tmp", "backup_storage.path"),
+        ("{t}/*.html", "reports.path"),  # the root contains the reports folder
+    ],
+)
 def test_rule_reaching_a_protected_path_is_a_validation_error(tmp_path, glob, where):
     rules = f'    - {{name: bad, paths: ["{glob.format(t=tmp_path)}"], older_than_days: 7}}\n'
     with pytest.raises(InventoryError) as err:
@@ -54,7 +68,9 @@ def test_rule_reaching_a_protected_path_is_a_validation_error(tmp_path, glob, wh
 
 
 def test_rule_next_to_protected_paths_is_fine(tmp_path):
-    inv = _local_inventory(tmp_path, f'    - {{name: ok, paths: ["{tmp_path}/logs/**/*.log"], older_than_days: 7}}\n')
+    inv = _local_inventory(
+        tmp_path, f'    - {{name: ok, paths: ["{tmp_path}/logs/**/*.log"], older_than_days: 7}}\n'
+    )
     assert inv.find_host("h1").cleanup[0].roots() == [f"{tmp_path}/logs"]
 
 
@@ -93,10 +109,21 @@ def test_dry_run_deletes_nothing_and_lists_exactly_what_the_real_run_does(catalo
     deleted = _paths(catalog, real_id, ["deleted"])
     assert planned == deleted
     app = tmp_path / "logs" / "app"
-    assert deleted == sorted(str(p) for p in [
-        app / "app.1.log", app / "app.2.log", app / "app.3.log", app / "app.4.log", app / "app.5.log",
-        app / "we ird 'name'\n.log", app / "deep" / "x" / "old.log",
-        app / "rotated" / "r30.log", app / "rotated" / "r40.log", tmp_path / "logs" / "tmp" / "big.tmp"])
+    assert deleted == sorted(
+        str(p)
+        for p in [
+            app / "app.1.log",
+            app / "app.2.log",
+            app / "app.3.log",
+            app / "app.4.log",
+            app / "app.5.log",
+            app / "we ird 'name'\n.log",
+            app / "deep" / "x" / "old.log",
+            app / "rotated" / "r30.log",
+            app / "rotated" / "r40.log",
+            tmp_path / "logs" / "tmp" / "big.tmp",
+        ]
+    )
     # keep_newest 1 is per directory: app.0.log (3 days) and deep/x/new.log stay anyway
     assert (app / "deep" / "x" / "new.log").exists() and (app / "app.0.log").exists()
     assert (app / "rotated" / "r20.log").exists()
@@ -105,7 +132,9 @@ def test_dry_run_deletes_nothing_and_lists_exactly_what_the_real_run_does(catalo
     assert (by_rule["app-logs"].files, by_rule["app-logs"].bytes_freed) == (9, 900)
     assert (by_rule["big-tmp"].files, by_rule["big-tmp"].bytes_freed) == (1, 5000)
     assert [s.bytes_freed for s in dry_steps] == [s.bytes_freed for s in steps]
-    rec = {f.path: f for f in catalog.cleanup_files(real_id)}[str(tmp_path / "logs" / "tmp" / "big.tmp")]
+    rec = {f.path: f for f in catalog.cleanup_files(real_id)}[
+        str(tmp_path / "logs" / "tmp" / "big.tmp")
+    ]
     assert (rec.size_bytes, rec.rule, rec.action) == (5000, "big-tmp", "delete")
     assert abs(rec.mtime.timestamp() - (time.time() - 10 * 86400)) < 3600
     stored = {s.item: s for s in catalog.cleanup_steps(real_id)}
@@ -115,8 +144,10 @@ def test_dry_run_deletes_nothing_and_lists_exactly_what_the_real_run_does(catalo
 def test_compress_instead_of_delete(catalog, tmp_path):
     old = aged(tmp_path / "logs" / "a.log", 20, b"hello hisops\n" * 2000)
     aged(tmp_path / "logs" / "b.log.gz", 20, b"already")
-    inv = _local_inventory(tmp_path, f'    - {{name: gz, paths: ["{tmp_path}/logs/*"], older_than_days: 7, '
-                                      'action: compress}\n')
+    inv = _local_inventory(
+        tmp_path,
+        f'    - {{name: gz, paths: ["{tmp_path}/logs/*"], older_than_days: 7, action: compress}}\n',
+    )
     run_id, steps = _run(catalog, inv, dry_run=False)
     gz = Path(str(old) + ".gz")
     assert not old.exists() and gz.exists()
@@ -135,12 +166,18 @@ def test_symlinks_are_not_followed_out_of_the_root(catalog, tmp_path):
     (tmp_path / "logs" / "escape").symlink_to(outside)  # a directory link out of the root
     (tmp_path / "logs" / "file-link.log").symlink_to(outside / "precious.log")
     (tmp_path / "linked-root").symlink_to(tmp_path / "logs")
-    inv = _local_inventory(tmp_path, (
-        f'    - {{name: logs, paths: ["{tmp_path}/logs/**/*.log"], older_than_days: 7}}\n'
-        f'    - {{name: via-link, paths: ["{tmp_path}/linked-root/*.log"], older_than_days: 7}}\n'))
+    inv = _local_inventory(
+        tmp_path,
+        (
+            f'    - {{name: logs, paths: ["{tmp_path}/logs/**/*.log"], older_than_days: 7}}\n'
+            f'    - {{name: via-link, paths: ["{tmp_path}/linked-root/*.log"], older_than_days: 7}}\n'
+        ),
+    )
     run_id, steps = _run(catalog, inv, dry_run=False)
     assert (outside / "precious.log").exists()
-    assert (tmp_path / "logs" / "file-link.log").is_symlink()  # the link itself is not a regular file
+    assert (
+        tmp_path / "logs" / "file-link.log"
+    ).is_symlink()  # the link itself is not a regular file
     assert _paths(catalog, run_id, ["deleted"]) == [str(tmp_path / "logs" / "own.log")]
     via = {s.item: s for s in steps}["via-link"]
     assert via.state == "skipped" and via.reason.startswith(r.ROOT_SYMLINK)
@@ -149,7 +186,9 @@ def test_symlinks_are_not_followed_out_of_the_root(catalog, tmp_path):
 def test_a_file_being_written_is_skipped(catalog, tmp_path):
     busy = aged(tmp_path / "logs" / "busy.log", 30)
     idle = aged(tmp_path / "logs" / "idle.log", 30)
-    inv = _local_inventory(tmp_path, f'    - {{name: logs, paths: ["{tmp_path}/logs/*.log"], older_than_days: 7}}\n')
+    inv = _local_inventory(
+        tmp_path, f'    - {{name: logs, paths: ["{tmp_path}/logs/*.log"], older_than_days: 7}}\n'
+    )
     with busy.open("ab"):  # held open for writing by this process while the cleanup runs
         run_id, steps = _run(catalog, inv, dry_run=False)
     assert busy.exists() and not idle.exists()
@@ -167,11 +206,16 @@ def _immutable(path: Path) -> None:
 def test_permission_denied_is_recorded_and_the_run_continues(catalog, tmp_path):
     """An immutable file (chattr +i) refuses unlink even to root: the real 'permission denied'."""
     stuck = aged(tmp_path / "logs" / "a" / "stuck.log", 30)
-    others = [aged(tmp_path / "logs" / "a" / "free.log", 30), aged(tmp_path / "logs" / "b" / "free.log", 30)]
+    others = [
+        aged(tmp_path / "logs" / "a" / "free.log", 30),
+        aged(tmp_path / "logs" / "b" / "free.log", 30),
+    ]
     _immutable(stuck)
     try:
-        inv = _local_inventory(tmp_path, f'    - {{name: logs, paths: ["{tmp_path}/logs/**/*.log"], '
-                                          'older_than_days: 7}\n')
+        inv = _local_inventory(
+            tmp_path,
+            f'    - {{name: logs, paths: ["{tmp_path}/logs/**/*.log"], older_than_days: 7}}\n',
+        )
         run_id, steps = _run(catalog, inv, dry_run=False)
     finally:
         subprocess.run(["chattr", "-i", str(stuck)], check=False)
@@ -185,21 +229,26 @@ def test_permission_denied_is_recorded_and_the_run_continues(catalog, tmp_path):
 def test_unreachable_host_is_a_finding_and_other_hosts_are_still_cleaned(catalog, tmp_path, sshd):
     aged(tmp_path / "logs" / "old.log", 30)
     rule = f'{{name: logs, paths: ["{tmp_path}/logs/*.log"], older_than_days: 7}}'
-    inv = inventory_with(tmp_path, f"""\
+    inv = inventory_with(
+        tmp_path,
+        f"""\
         - id: h-down
           ssh_conn_id: down
           cleanup: [{rule}]
         - id: h1
           local: true
           cleanup: [{rule}]
-        """)
+        """,
+    )
 
     def runner_for(host):
         return ssh_runner(sshd, host.id, port=1) if host.id == "h-down" else LocalRunner(host.id)
 
     run_id, steps = _run(catalog, inv, dry_run=False, runner_for=runner_for)
     down, up = steps
-    assert (down.target, down.state) == ("h-down", "failed") and down.reason.startswith(r.UNREACHABLE)
+    assert (down.target, down.state) == ("h-down", "failed") and down.reason.startswith(
+        r.UNREACHABLE
+    )
     assert (up.target, up.state, up.files) == ("h1", "ok", 1)
     assert not (tmp_path / "logs" / "old.log").exists()
 
@@ -207,11 +256,14 @@ def test_unreachable_host_is_a_finding_and_other_hosts_are_still_cleaned(catalog
 def test_streamed_over_ssh(catalog, tmp_path, sshd):
     for i in range(30):
         aged(tmp_path / "logs" / f"d{i % 3}" / f"f{i}.log", 10)
-    inv = inventory_with(tmp_path, f"""\
+    inv = inventory_with(
+        tmp_path,
+        f"""\
         - id: h-ssh
           ssh_conn_id: loopback
           cleanup: [{{name: logs, paths: ["{tmp_path}/logs/**/*.log"], older_than_days: 7, keep_newest: 2}}]
-        """)
+        """,
+    )
     run_id, steps = _run(catalog, inv, dry_run=False, runner_for=lambda h: ssh_runner(sshd, h.id))
     assert steps[0].state == "ok" and steps[0].files == 24  # 3 directories keep 2 each
     assert len(list((tmp_path / "logs").rglob("*.log"))) == 6
@@ -220,7 +272,9 @@ def test_streamed_over_ssh(catalog, tmp_path, sshd):
 
 def test_data_directory_reported_by_the_server_stops_the_rule(catalog, tmp_path):
     aged(tmp_path / "logs" / "pg" / "base" / "old.log", 30)
-    inv = _local_inventory(tmp_path, f'    - {{name: logs, paths: ["{tmp_path}/logs/**/*.log"], older_than_days: 7}}\n')
+    inv = _local_inventory(
+        tmp_path, f'    - {{name: logs, paths: ["{tmp_path}/logs/**/*.log"], older_than_days: 7}}\n'
+    )
     server = Protected(str(tmp_path / "logs" / "pg"), ("server", "db1", "data_directory"), DATA_DIR)
     run_id, steps = _run(catalog, inv, dry_run=False, extra=[server])
     assert steps[0].state == "protected" and str(tmp_path / "logs" / "pg") in steps[0].reason

@@ -12,8 +12,19 @@ import socket
 import sys
 import time
 
-HEAVY = ("great_expectations", "pandas", "numpy", "paramiko", "psycopg2", "sqlalchemy", "apprise",
-         "jinja2", "matplotlib", "requests", "httpx")
+HEAVY = (
+    "great_expectations",
+    "pandas",
+    "numpy",
+    "paramiko",
+    "psycopg2",
+    "sqlalchemy",
+    "apprise",
+    "jinja2",
+    "matplotlib",
+    "requests",
+    "httpx",
+)
 events: list[str] = []
 
 
@@ -21,6 +32,7 @@ def _refuse(what: str):
     def guard(*args, **kwargs):
         events.append(f"{what} {args[1:2] if len(args) > 1 else args}")
         raise RuntimeError(f"parse-time {what} is not allowed")
+
     return guard
 
 
@@ -43,21 +55,39 @@ def main(path: str) -> None:
     seconds = time.perf_counter() - start
     new = set(sys.modules) - before
     heavy = sorted({m.split(".")[0] for m in new if m.split(".")[0] in HEAVY})
-    third_party = sorted({m.split(".")[0] for m in new} - set(sys.stdlib_module_names)
-                         - {spec.name})
+    third_party = sorted(
+        {m.split(".")[0] for m in new} - set(sys.stdlib_module_names) - {spec.name}
+    )
     found = {id(v): v for v in vars(module).values() if isinstance(v, DAG)}
     found.update({id(d): d for d, mod in DagContext.autoregistered_dags if mod is module})
     dags = [_describe(d) for d in found.values()]
-    print(json.dumps({"seconds": seconds, "heavy": heavy, "third_party": third_party, "events": events, "dags": dags},
-                     ensure_ascii=False, default=str))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "heavy": heavy,
+                "third_party": third_party,
+                "events": events,
+                "dags": dags,
+            },
+            ensure_ascii=False,
+            default=str,
+        )
+    )
 
 
 def _describe(dag) -> dict:
     args = dag.default_args or {}
-    return {"dag_id": dag.dag_id, "display_name": dag.dag_display_name, "tags": sorted(dag.tags or []),
-            "owner": args.get("owner") or dag.owner, "retries": args.get("retries"),
-            "doc_md": dag.doc_md or "", "access_control": dag.access_control,
-            "tasks": [t.task_id for t in dag.tasks]}
+    return {
+        "dag_id": dag.dag_id,
+        "display_name": dag.dag_display_name,
+        "tags": sorted(dag.tags or []),
+        "owner": args.get("owner") or dag.owner,
+        "retries": args.get("retries"),
+        "doc_md": dag.doc_md or "",
+        "access_control": dag.access_control,
+        "tasks": [t.task_id for t in dag.tasks],
+    }
 
 
 if __name__ == "__main__":

@@ -18,8 +18,13 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def probe(path: Path, **env: str) -> dict:
-    proc = subprocess.run([sys.executable, str(PROBE), str(path)], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(PROBE), str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -47,8 +52,20 @@ def test_no_heavy_import_at_parse_time(parsed):
 
 # What a DAG file may pull in beyond airflow.sdk: our light modules and their small dependencies.
 # A deterministic stand-in for "cheap to parse" (wall-clock budgets fail on a loaded machine).
-LIGHT = {"airflow", "hisops", "croniter", "cron_descriptor", "asgiref", "packaging", "pydantic",
-         "pydantic_core", "annotated_types", "typing_extensions", "typing_inspection", "yaml"}
+LIGHT = {
+    "airflow",
+    "hisops",
+    "croniter",
+    "cron_descriptor",
+    "asgiref",
+    "packaging",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_extensions",
+    "typing_inspection",
+    "yaml",
+}
 
 
 def test_parse_imports_only_light_modules(parsed):
@@ -57,20 +74,26 @@ def test_parse_imports_only_light_modules(parsed):
 
 def test_dag_metadata_for_the_people_who_use_it(parsed):
     for dag in parsed["dags"]:
-        assert CJK.search(dag["display_name"] or ""), f"{dag['dag_id']}: dag_display_name must be Chinese-first"
+        assert CJK.search(dag["display_name"] or ""), (
+            f"{dag['dag_id']}: dag_display_name must be Chinese-first"
+        )
         assert "hisops" in dag["tags"] and len(dag["tags"]) >= 2
         assert dag["owner"] and dag["owner"] != "airflow"
         assert isinstance(dag["retries"], int) and dag["retries"] >= 1
         doc = dag["doc_md"]
         assert len(doc) > 200 and CJK.search(doc), f"{dag['dag_id']}: doc_md runbook missing"
-        assert "失败" in doc or "fails" in doc.lower(), f"{dag['dag_id']}: runbook must say what to do on failure"
+        assert "失败" in doc or "fails" in doc.lower(), (
+            f"{dag['dag_id']}: runbook must say what to do on failure"
+        )
         assert dag["access_control"], f"{dag['dag_id']}: access_control (第十三条) missing"
 
 
 def test_dagbag_has_no_import_errors(tmp_path):
-    code = ("from airflow.dag_processing.dagbag import DagBag; import json;"
-            f"b = DagBag(dag_folder={str(REPO / 'dags')!r});"
-            "print(json.dumps({'errors': b.import_errors, 'dags': sorted(b.dag_ids)}))")
+    code = (
+        "from airflow.dag_processing.dagbag import DagBag; import json;"
+        f"b = DagBag(dag_folder={str(REPO / 'dags')!r});"
+        "print(json.dumps({'errors': b.import_errors, 'dags': sorted(b.dag_ids)}))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["errors"] == {}
@@ -81,11 +104,18 @@ def test_invalid_inventory_becomes_a_precise_import_error(tmp_path):
     bad = tmp_path / "inv.yaml"
     text = (REPO / "inventory" / "hospital.example.yaml").read_text()
     bad.write_text(text.replace("keep_daily: 14", "keep_daily: 0", 1))
-    code = ("from airflow.dag_processing.dagbag import DagBag; import json;"
-            f"b = DagBag(dag_folder={str(REPO / 'dags' / 'hisops_selfcheck.py')!r});"
-            "print(json.dumps(b.import_errors, ensure_ascii=False))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "HISOPS_INVENTORY": str(bad)})
+    code = (
+        "from airflow.dag_processing.dagbag import DagBag; import json;"
+        f"b = DagBag(dag_folder={str(REPO / 'dags' / 'hisops_selfcheck.py')!r});"
+        "print(json.dumps(b.import_errors, ensure_ascii=False))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "HISOPS_INVENTORY": str(bad)},
+    )
     errors = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(errors) == 1
     message = next(iter(errors.values()))

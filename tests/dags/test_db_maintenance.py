@@ -33,15 +33,27 @@ pytestmark = pytest.mark.long
 
 
 def _pg(pg, dbname: str) -> str:
-    return json.dumps({"conn_type": "postgres", "host": pg.host, "port": pg.port, "login": pg.user,
-                       "password": pg.password, "schema": dbname})
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": pg.host,
+            "port": pg.port,
+            "login": pg.user,
+            "password": pg.password,
+            "schema": dbname,
+        }
+    )
 
 
 def _inventory(tmp_path: Path) -> Path:
     now = datetime.now(ZoneInfo("Asia/Shanghai"))
-    start, end = (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=2)).strftime("%H:%M")
+    start, end = (
+        (now - timedelta(hours=1)).strftime("%H:%M"),
+        (now + timedelta(hours=2)).strftime("%H:%M"),
+    )
     path = tmp_path / "inventory.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         version: 1
         hospital: 测试人民医院
         maintenance_window: {{start: "{start}", end: "{end}"}}
@@ -53,7 +65,8 @@ def _inventory(tmp_path: Path) -> Path:
             name: 门诊系统
             name_en: Outpatient
             databases: [{{id: {DB}, conn_id: dm_db}}]
-        """))
+        """)
+    )
     return path
 
 
@@ -73,7 +86,9 @@ def env(pg, new_db, planted, airflow_db, monkeypatch, tmp_path):  # noqa: F811
     from hisops.tune.review import review_database
 
     inv = load_inventory(tmp_path / "inventory.yaml")
-    review_database(repo, inv, DB, planted, RunInfo("performance_review", "manual__t", triggering_user="op"))
+    review_database(
+        repo, inv, DB, planted, RunInfo("performance_review", "manual__t", triggering_user="op")
+    )
     for p in repo.proposals(DB, states=("proposed",)):
         if p.kind == "create_index":
             repo.move_proposal(p.id, ("proposed",), "approved", by="sysadmin")
@@ -86,13 +101,16 @@ def _client(api_url: str, username: str, role: str) -> httpx.Client:  # noqa: F8
 
     password = secrets.token_urlsafe(12)
     ensure_user(username, role, password)
-    token = httpx.post(f"{api_url}/auth/token", json={"username": username, "password": password},
-                       timeout=60).json()["access_token"]
+    token = httpx.post(
+        f"{api_url}/auth/token", json={"username": username, "password": password}, timeout=60
+    ).json()["access_token"]
     return httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
 
 def _dag():
-    spec = importlib.util.spec_from_file_location("db_maintenance_under_test", REPO / "dags" / "db_maintenance.py")
+    spec = importlib.util.spec_from_file_location(
+        "db_maintenance_under_test", REPO / "dags" / "db_maintenance.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.db_maintenance()
@@ -101,13 +119,18 @@ def _dag():
 def _answer(client: httpx.Client, option: str, box: dict, done: threading.Event) -> None:
     """Wait for the approval request, then answer it through the HITL REST API as ``client``'s user."""
     while not done.is_set():
-        listed = client.get("/api/v2/dags/db_maintenance/dagRuns/~/hitlDetails").json().get("hitl_details", [])
+        listed = (
+            client.get("/api/v2/dags/db_maintenance/dagRuns/~/hitlDetails")
+            .json()
+            .get("hitl_details", [])
+        )
         found = [h for h in listed if not h.get("response_received")]
         if found:
             ti = found[0]["task_instance"]
             box["response"] = client.patch(
                 f"/api/v2/dags/db_maintenance/dagRuns/{ti['dag_run_id']}/taskInstances/approve/-1/hitlDetails",
-                json={"chosen_options": [option], "params_input": {}})
+                json={"chosen_options": [option], "params_input": {}},
+            )
             return
         time.sleep(1)
 
@@ -143,7 +166,9 @@ def test_approval_by_requester_is_refused_then_a_sysadmin_applies(env, api):  # 
     repo, dsn = env
     run = _run_answered_by(_client(api, "dag_test", SYSTEM_ADMIN))
     assert run.state == "failed"
-    refused = [e for e in repo.audit_events() if e.action == "db_maintenance" and e.result == "refused"]
+    refused = [
+        e for e in repo.audit_events() if e.action == "db_maintenance" and e.result == "refused"
+    ]
     assert "is the requester" in refused[0].details["gate"][2]["reason_en"]
     assert refused[0].details["gate"][2]["details"]["approver"] == "dag_test"
     assert not _index_exists(dsn)
@@ -155,5 +180,9 @@ def test_approval_by_requester_is_refused_then_a_sysadmin_applies(env, api):  # 
     assert ops and all(o.state == "applied" for o in ops)
     created = [o for o in ops if o.kind == "create_index"][0]
     assert created.before["exists"] is False and created.after["bytes"] > 0
-    [ok] = [e for e in repo.audit_events() if e.action == "db_maintenance" and e.details.get("phase") == "start"]
+    [ok] = [
+        e
+        for e in repo.audit_events()
+        if e.action == "db_maintenance" and e.details.get("phase") == "start"
+    ]
     assert ok.details["gate"][2]["details"]["approver"] == sysadmin

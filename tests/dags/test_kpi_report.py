@@ -25,15 +25,29 @@ def _inventory(tmp_path: Path) -> Path:
 @pytest.fixture
 def dag_env(pg, catalog, airflow_db, mailbox, monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", pg_conn_json(pg, catalog.engine.url.database))
-    monkeypatch.setenv("AIRFLOW_CONN_HISOPS_SMTP", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": mailbox.port,
-        "extra": {"from_email": "hisops@hospital.example", "disable_tls": True, "disable_ssl": True}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HISOPS_SMTP",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": mailbox.port,
+                "extra": {
+                    "from_email": "hisops@hospital.example",
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                },
+            }
+        ),
+    )
     monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path)))
     return catalog
 
 
 def _dag():
-    spec = importlib.util.spec_from_file_location("kpi_report_under_test", REPO / "dags" / "kpi_report.py")
+    spec = importlib.util.spec_from_file_location(
+        "kpi_report_under_test", REPO / "dags" / "kpi_report.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     dag = module.kpi_report()
@@ -48,7 +62,9 @@ def test_monthly_run_mails_the_report_and_archives_the_evidence(dag_env, mailbox
     assert run.state == "success"
     (report,) = dag_env.kpi_reports()
     assert report.label == "2026-11" and Path(report.path).is_file()
-    assert [str(m["subject"])[:30] for m in mailbox.messages] == ["运维考核月报 O&M KPI report 2026-11 · "[:30]]
+    assert [str(m["subject"])[:30] for m in mailbox.messages] == [
+        "运维考核月报 O&M KPI report 2026-11 · "[:30]
+    ]
     (pack,) = dag_env.evidence_packs()
     with tarfile.open(pack.path) as tar:
         assert "evidence-2026-11/kpi/kpi-2026-11.html" in tar.getnames()

@@ -18,13 +18,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _pg(pg, dbname: str) -> str:
-    return json.dumps({"conn_type": "postgres", "host": pg.host, "port": pg.port, "login": pg.user,
-                       "password": pg.password, "schema": dbname})
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": pg.host,
+            "port": pg.port,
+            "login": pg.user,
+            "password": pg.password,
+            "schema": dbname,
+        }
+    )
 
 
 def _inventory(tmp_path: Path) -> Path:
     path = tmp_path / "inventory.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         version: 1
         hospital: 测试人民医院
         maintenance_window: {{start: "01:00", end: "05:00"}}
@@ -38,7 +47,8 @@ def _inventory(tmp_path: Path) -> Path:
             name: 门诊系统
             name_en: Outpatient
             databases: [{{id: d_planted, conn_id: pr_db}}]
-        """))
+        """)
+    )
     return path
 
 
@@ -48,9 +58,21 @@ def env(pg, new_db, planted, airflow_db, mailbox, monkeypatch, tmp_path):  # noq
     upgrade(pg.sqlalchemy_url(catalog_db))
     monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", _pg(pg, catalog_db))
     monkeypatch.setenv("AIRFLOW_CONN_PR_DB", _pg(pg, planted.rsplit("dbname=", 1)[1].split()[0]))
-    monkeypatch.setenv("AIRFLOW_CONN_PR_SMTP", json.dumps({
-        "conn_type": "smtp", "host": mailbox.host, "port": mailbox.port,
-        "extra": {"from_email": "hisops@hospital.example", "disable_ssl": True, "disable_tls": True}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PR_SMTP",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": mailbox.host,
+                "port": mailbox.port,
+                "extra": {
+                    "from_email": "hisops@hospital.example",
+                    "disable_ssl": True,
+                    "disable_tls": True,
+                },
+            }
+        ),
+    )
     monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path)))
     repo = CatalogRepository.from_url(pg.sqlalchemy_url(catalog_db))
     yield repo, tmp_path
@@ -58,8 +80,9 @@ def env(pg, new_db, planted, airflow_db, mailbox, monkeypatch, tmp_path):  # noq
 
 
 def _dag():
-    spec = importlib.util.spec_from_file_location("performance_review_under_test",
-                                                  REPO / "dags" / "performance_review.py")
+    spec = importlib.util.spec_from_file_location(
+        "performance_review_under_test", REPO / "dags" / "performance_review.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.performance_review()
@@ -74,7 +97,9 @@ def test_review_run_proposes_the_index_and_mails_the_report(env, mailbox):
     [report] = list((tmp_path / "reports").glob("*/performance-*.html"))
     assert oct(report.stat().st_mode & 0o777) == "0o600"
     html = report.read_text()
-    assert "性能优化评估报告" in html and "hisops_visit_patient_id_idx" in html and "Seq Scan" in html
+    assert (
+        "性能优化评估报告" in html and "hisops_visit_patient_id_idx" in html and "Seq Scan" in html
+    )
     assert "<script" not in html
     [mail] = [m for m in mailbox.messages if str(m["subject"]).startswith("性能优化评估")]
     assert "索引建议 suggestions 1" in str(mail["subject"])

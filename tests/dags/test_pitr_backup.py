@@ -15,7 +15,9 @@ from tests.conftest import pg_conn_json
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _inventory(tmp_path: Path, env, stanza: str | None = None, data_directory: str | None = None) -> Path:
+def _inventory(
+    tmp_path: Path, env, stanza: str | None = None, data_directory: str | None = None
+) -> Path:
     pitr = env.server.pitr
     text = textwrap.dedent(f"""\
         version: 1
@@ -42,13 +44,17 @@ def _inventory(tmp_path: Path, env, stanza: str | None = None, data_directory: s
                   socket_dir: {pitr.socket_dir}
                   os_user: {pitr.os_user}
         """)
-    path = tmp_path / f"inventory-{stanza or 'ok'}-{(data_directory or 'ok').replace('/', '_')}.yaml"
+    path = (
+        tmp_path / f"inventory-{stanza or 'ok'}-{(data_directory or 'ok').replace('/', '_')}.yaml"
+    )
     path.write_text(text)
     return path
 
 
 def _dag(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", REPO / "dags" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_under_test", REPO / "dags" / f"{name}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     dag = getattr(module, name)()
@@ -66,14 +72,28 @@ def pitr_dag_env(pg, catalog, pitr_env, airflow_db, mailbox, monkeypatch, tmp_pa
     monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", pg_conn_json(pg, catalog.engine.url.database))
     monkeypatch.setenv("AIRFLOW_CONN_T_PITR", pg_conn_json(pitr_env.cluster, "postgres"))
     monkeypatch.setenv("AIRFLOW_CONN_T_PITR_DB", pg_conn_json(pitr_env.cluster, "his_pitr_dag"))
-    monkeypatch.setenv("AIRFLOW_CONN_T_SMTP", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": mailbox.port,
-        "extra": {"from_email": "hisops@hospital.example", "disable_tls": True, "disable_ssl": True}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_T_SMTP",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": mailbox.port,
+                "extra": {
+                    "from_email": "hisops@hospital.example",
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                },
+            }
+        ),
+    )
     monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path, pitr_env)))
     from hisops.airflow.pools import ensure_pools
 
     ensure_pools()
-    return SimpleNamespace(catalog=catalog, env=pitr_env, tmp=tmp_path, mailbox=mailbox, monkeypatch=monkeypatch)
+    return SimpleNamespace(
+        catalog=catalog, env=pitr_env, tmp=tmp_path, mailbox=mailbox, monkeypatch=monkeypatch
+    )
 
 
 def test_wrong_stanza_or_data_directory_is_one_clear_preflight_message(pitr_dag_env):
@@ -81,13 +101,17 @@ def test_wrong_stanza_or_data_directory_is_one_clear_preflight_message(pitr_dag_
     from hisops.pitr.preflight import preflight
 
     env, tmp = pitr_dag_env.env, pitr_dag_env.tmp
-    for kw, expected in (({"data_directory": "/srv/elsewhere"}, r"servers\[0\]\.data_directory: .*/srv/elsewhere"),
-                         ({"stanza": "wrong-stanza"}, r"servers\[0\]\.pitr\.stanza: .*'wrong-stanza'")):
+    for kw, expected in (
+        ({"data_directory": "/srv/elsewhere"}, r"servers\[0\]\.data_directory: .*/srv/elsewhere"),
+        ({"stanza": "wrong-stanza"}, r"servers\[0\]\.pitr\.stanza: .*'wrong-stanza'"),
+    ):
         _, server = load_inventory(_inventory(tmp, env, **kw)).locate_server("pg-main")
         result = preflight(server, env.dsn(), env.pgbr, where="systems[0].servers[0].")
         assert len(result.problems) == 1, result.problems
         assert __import__("re").search(expected, result.problems[0]), result.problems[0]
-    run = _dag("pitr_backup").test()  # the right inventory: preflight passes, an incr (→ full) is taken
+    run = _dag(
+        "pitr_backup"
+    ).test()  # the right inventory: preflight passes, an incr (→ full) is taken
     assert run.state == "success"
     (backup,) = pitr_dag_env.catalog.backups_for("pg-main")
     assert backup.kind == "physical" and backup.state == "completed"
@@ -99,12 +123,18 @@ def test_pitr_backup_then_pitr_drill_verifies_the_physical_backup(pitr_dag_env):
     assert run.state == "success"
     repo = pitr_dag_env.catalog
     (backup,) = repo.backups_for("pg-main")
-    assert (backup.kind, backup.state) == ("physical", "completed") and backup.manifest["type"] == "full"
+    assert (backup.kind, backup.state) == ("physical", "completed") and backup.manifest[
+        "type"
+    ] == "full"
 
     run = _dag("backup_verification").test(run_conf={"backup_id": backup.id})
 
     assert run.state == "success"
     assert repo.get_backup(backup.id).state == "verified"
     (verification,) = repo.verifications_for(backup.id)
-    assert verification.ok and verification.restore_seconds > 0 and Path(verification.evidence_path).is_file()
+    assert (
+        verification.ok
+        and verification.restore_seconds > 0
+        and Path(verification.evidence_path).is_file()
+    )
     assert any("point proven" in n for n in verification.details["notes"])

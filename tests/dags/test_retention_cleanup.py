@@ -48,16 +48,29 @@ def dag_env(pg, catalog, airflow_db, mailbox, monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", pg_conn_json(pg, catalog.engine.url.database))
     monkeypatch.setenv("AIRFLOW_CONN_RC_DB", pg_conn_json(pg, catalog.engine.url.database))
     monkeypatch.setenv("AIRFLOW_CONN_HISOPS_AIRFLOW_DB", pg_conn_json(pg, "airflow"))
-    monkeypatch.setenv("AIRFLOW_CONN_RC_SMTP", json.dumps({
-        "conn_type": "smtp", "host": mailbox.host, "port": mailbox.port,
-        "extra": {"from_email": "hisops@hospital.example", "disable_ssl": True, "disable_tls": True}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RC_SMTP",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": mailbox.host,
+                "port": mailbox.port,
+                "extra": {
+                    "from_email": "hisops@hospital.example",
+                    "disable_ssl": True,
+                    "disable_tls": True,
+                },
+            }
+        ),
+    )
     monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path)))
     return catalog
 
 
 def _dag():
-    spec = importlib.util.spec_from_file_location("retention_cleanup_under_test",
-                                                  REPO / "dags" / "retention_cleanup.py")
+    spec = importlib.util.spec_from_file_location(
+        "retention_cleanup_under_test", REPO / "dags" / "retention_cleanup.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     dag = module.retention_cleanup()
@@ -67,7 +80,9 @@ def _dag():
 
 
 def test_manual_run_previews_then_a_real_run_frees_the_files(dag_env, tmp_path, mailbox):
-    old = [aged(tmp_path / "hislogs" / "app" / f"his.{i}.log", 20 + i, b"z" * 1000) for i in range(3)]
+    old = [
+        aged(tmp_path / "hislogs" / "app" / f"his.{i}.log", 20 + i, b"z" * 1000) for i in range(3)
+    ]
     young = aged(tmp_path / "hislogs" / "app" / "his.log", 1)
     before = tree_state(tmp_path / "hislogs")
 
@@ -75,7 +90,9 @@ def test_manual_run_previews_then_a_real_run_frees_the_files(dag_env, tmp_path, 
     assert run.state == "success"
     assert tree_state(tmp_path / "hislogs") == before
     (preview,) = [r for r in _runs(dag_env) if r.run_id == run.run_id]
-    assert preview.dry_run and preview.state == "failed"  # the protected-path hit is a failure to report
+    assert (
+        preview.dry_run and preview.state == "failed"
+    )  # the protected-path hit is a failure to report
     planned = sorted(f.path for f in dag_env.cleanup_files(preview.id, ["would_delete"]))
     assert planned == sorted(str(p) for p in old)
 
@@ -87,7 +104,12 @@ def test_manual_run_previews_then_a_real_run_frees_the_files(dag_env, tmp_path, 
     report = Path(preview.report_path)
     assert report.stat().st_mode & 0o777 == 0o600
     html = report.read_text()
-    assert "保留清理报告" in html and "预演 Dry run" in html and "his-logs" in html and "<script" not in html
+    assert (
+        "保留清理报告" in html
+        and "预演 Dry run" in html
+        and "his-logs" in html
+        and "<script" not in html
+    )
     assert mailbox.subjects("预演 dry run · 保留清理")  # the protected hit was notified
 
     run = _dag().test(run_conf={"dry_run": "no"})
@@ -95,11 +117,12 @@ def test_manual_run_previews_then_a_real_run_frees_the_files(dag_env, tmp_path, 
     assert not any(p.exists() for p in old) and young.exists()
     (real,) = [r for r in _runs(dag_env) if r.run_id == run.run_id]
     deleted = dag_env.cleanup_files(real.id, ["deleted"])
-    assert sorted(f.path for f in deleted) == planned and sum(f.bytes_freed for f in deleted) == 3000
+    assert (
+        sorted(f.path for f in deleted) == planned and sum(f.bytes_freed for f in deleted) == 3000
+    )
     assert real.summary["per_rule"]["h-local/his-logs"] == 3000
     actions = [e.action for e in dag_env.audit_events(limit=20)]
     assert actions.count("retention_cleanup") == 2 and "retention_cleanup.start" in actions
-
 
 
 def _runs(repo):

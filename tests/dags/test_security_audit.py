@@ -22,7 +22,8 @@ def security_env(pg, new_db, airflow_db, monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", pg_conn_json(pg, catalog_db))
     monkeypatch.setenv("AIRFLOW_CONN_SEC_DB", pg_conn_json(pg, target_db))
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(textwrap.dedent(f"""\
+    inventory.write_text(
+        textwrap.dedent(f"""\
         version: 1
         hospital: 测试医院
         maintenance_window: {{start: "01:00", end: "05:00"}}
@@ -40,7 +41,8 @@ def security_env(pg, new_db, airflow_db, monkeypatch, tmp_path):
             hosts:
               - id: h_local
                 local: true
-        """))
+        """)
+    )
     monkeypatch.setenv("HISOPS_INVENTORY", str(inventory))
     repo = CatalogRepository.from_url(pg.sqlalchemy_url(catalog_db))
     yield repo, tmp_path
@@ -49,7 +51,9 @@ def security_env(pg, new_db, airflow_db, monkeypatch, tmp_path):
 
 def test_daily_security_audit_records_findings_incidents_and_a_report(security_env):
     repo, tmp_path = security_env
-    spec = importlib.util.spec_from_file_location("security_audit_dag", REPO / "dags" / "security_audit.py")
+    spec = importlib.util.spec_from_file_location(
+        "security_audit_dag", REPO / "dags" / "security_audit.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     run = module.security_audit().test()
@@ -58,7 +62,9 @@ def test_daily_security_audit_records_findings_incidents_and_a_report(security_e
     assert inspection.dag_id == "security_audit" and Path(inspection.report_path).is_file()
     findings = {(f.target_id, f.check_id): f for f in repo.findings_for(inspection.id)}
     assert findings[("d1", "security.ssl")].severity == "warn"
-    assert findings[("d_missing", "security.reachable")].severity == "check_error"  # a finding, no crash
+    assert (
+        findings[("d_missing", "security.reachable")].severity == "check_error"
+    )  # a finding, no crash
     assert ("h_local", "security.sshd") in findings
     assert any(i.check_id == "security.ssl" and i.target_id == "d1" for i in repo.open_incidents())
     event = repo.audit_events(action="security_audit.run", limit=1)[0]

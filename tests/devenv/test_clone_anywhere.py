@@ -50,14 +50,21 @@ def test_test_sh_from_a_clone_in_a_0700_home(tmp_path: Path) -> None:
     """`./test.sh` of a fresh clone inside a 0700 directory (the venv is shared to keep it short)."""
     clone = _private_parent(tmp_path) / "hisops"
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(REPO), str(clone)], check=True)
-    lock = hashlib.sha256((clone / "requirements-lock.txt").read_bytes()
-                          + (clone / "pyproject.toml").read_bytes()).hexdigest()
+    lock = hashlib.sha256(
+        (clone / "requirements-lock.txt").read_bytes() + (clone / "pyproject.toml").read_bytes()
+    ).hexdigest()
     if (REPO / ".venv" / ".hisops-lock.sha256").read_text().strip() != lock:
         pytest.skip("commit the lock/pyproject first: the clone shares this checkout's .venv")
     (clone / ".venv").symlink_to(REPO / ".venv")  # same lock stamp: bootstrap installs nothing
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HISOPS_"))}
-    proc = subprocess.run(["./test.sh", "tests/targets/test_postgres.py", "-q", "-p", "no:cacheprovider"],
-                          cwd=clone, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["./test.sh", "tests/targets/test_postgres.py", "-q", "-p", "no:cacheprovider"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout
     shutil.rmtree(clone, ignore_errors=True)

@@ -18,8 +18,16 @@ from tests.inspect.conftest import by_id, database, system, thresholds
 
 def run(pg, dbname: str, th: Thresholds | None = None, facts: dict | None = None, now=None) -> dict:
     db = database()
-    return by_id(inspect_database(system(databases=[db]), db, pg.dsn(dbname), th or Thresholds(),
-                                  catalog_facts=facts, now=now))
+    return by_id(
+        inspect_database(
+            system(databases=[db]),
+            db,
+            pg.dsn(dbname),
+            th or Thresholds(),
+            catalog_facts=facts,
+            now=now,
+        )
+    )
 
 
 def one(pg, sql: str, dbname: str = "postgres", args: tuple = ()) -> tuple:
@@ -52,14 +60,25 @@ def test_healthy_database_all_checks_run(pg, new_db):
     assert not [f.check_id for f in found.values() if f.severity == "check_error"]
     assert found["database.reachable"].severity == "ok"
     assert found["db.version"].value == int(scalar(pg, "SHOW server_version_num"))
-    uptime_min = float(scalar(pg, "SELECT extract(epoch FROM now() - pg_postmaster_start_time()) / 60"))
+    uptime_min = float(
+        scalar(pg, "SELECT extract(epoch FROM now() - pg_postmaster_start_time()) / 60")
+    )
     assert found["db.uptime"].value == pytest.approx(uptime_min, abs=0.5)
     assert found["db.uptime"].severity == ("warn" if uptime_min <= 10 else "ok")
-    assert found["db.backup_age"].severity == "ok" and found["db.backup_age"].value == pytest.approx(2, abs=0.05)
+    assert found["db.backup_age"].severity == "ok" and found[
+        "db.backup_age"
+    ].value == pytest.approx(2, abs=0.05)
     size = scalar(pg, "SELECT pg_database_size(current_database())", db)
     assert found["db.size_growth"].value == pytest.approx(size, rel=0.05)
-    for f in found.values():  # bilingual, Chinese first, and a suggestion wherever something is wrong
-        assert f.message_zh and f.message_en and f.target_id == "his_db" and f.system_id == "outpatient"
+    for (
+        f
+    ) in found.values():  # bilingual, Chinese first, and a suggestion wherever something is wrong
+        assert (
+            f.message_zh
+            and f.message_en
+            and f.target_id == "his_db"
+            and f.system_id == "outpatient"
+        )
         assert f.severity == "ok" or f.suggestion_zh
 
 
@@ -79,9 +98,14 @@ def test_idle_in_transaction_session(pg, new_db, conns):
         cur.execute("SELECT pg_backend_pid()")  # opens a transaction and leaves it idle
         pid = cur.fetchone()[0]
     time.sleep(1.2)
-    found = run(pg, db, thresholds(idle_in_tx_seconds={"warn": 1.0}, idle_in_tx_count={"critical": 5}))
-    idle = scalar(pg, "SELECT extract(epoch FROM now() - state_change) FROM pg_stat_activity WHERE pid = %s",
-                  args=(pid,))
+    found = run(
+        pg, db, thresholds(idle_in_tx_seconds={"warn": 1.0}, idle_in_tx_count={"critical": 5})
+    )
+    idle = scalar(
+        pg,
+        "SELECT extract(epoch FROM now() - state_change) FROM pg_stat_activity WHERE pid = %s",
+        args=(pid,),
+    )
     f = found["db.idle_in_tx"]
     assert f.severity == "warn"
     assert f.details["count"] == 1 and f.details["top"][0]["pid"] == pid
@@ -104,8 +128,16 @@ def test_blocking_lock(pg, new_db, conns):
     blocked = threading.Thread(target=lambda: waiter.cursor().execute("SELECT count(*) FROM t"))
     blocked.start()
     try:
-        wait_for(lambda: scalar(pg, "SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted",
-                                args=(waiter_pid,)) == 1)
+        wait_for(
+            lambda: (
+                scalar(
+                    pg,
+                    "SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted",
+                    args=(waiter_pid,),
+                )
+                == 1
+            )
+        )
         time.sleep(0.6)
         f = run(pg, db, thresholds(lock_wait_seconds={"warn": 0.5, "critical": 600}))["db.locks"]
     finally:
@@ -132,9 +164,16 @@ def test_long_running_query(pg, new_db, conns):
     thread = threading.Thread(target=sleep)
     thread.start()
     try:
-        wait_for(lambda: scalar(pg, "SELECT state FROM pg_stat_activity WHERE pid = %s", args=(pid,)) == "active")
+        wait_for(
+            lambda: (
+                scalar(pg, "SELECT state FROM pg_stat_activity WHERE pid = %s", args=(pid,))
+                == "active"
+            )
+        )
         time.sleep(0.5)
-        f = run(pg, db, thresholds(long_query_seconds={"warn": 0.4, "critical": 600}))["db.long_queries"]
+        f = run(pg, db, thresholds(long_query_seconds={"warn": 0.4, "critical": 600}))[
+            "db.long_queries"
+        ]
     finally:
         sleeper.cancel()
         thread.join(10)
@@ -155,7 +194,10 @@ def test_sequence_near_exhaustion_uses_the_column_type(pg, new_db):
     pg.execute("SELECT setval('s2_seq', 2100000000)", db)
     worst = run(pg, db)["db.sequences"]
     assert worst.severity == "critical"
-    assert worst.details["top"][0]["name"] == "public.s2_seq" and worst.details["top"][0]["coltype"] == "int4"
+    assert (
+        worst.details["top"][0]["name"] == "public.s2_seq"
+        and worst.details["top"][0]["coltype"] == "int4"
+    )
     assert worst.value == pytest.approx(100.0 * (2100000000 - 1) / (2147483647 - 1), abs=0.01)
 
 
@@ -175,7 +217,12 @@ def test_dead_tuples_and_vacuum_age(pg, new_db):
     pg.execute("CREATE TABLE d (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = false)", db)
     pg.execute("INSERT INTO d SELECT g, 0 FROM generate_series(1, 30000) g", db)
     pg.execute("UPDATE d SET v = 1", db)
-    wait_for(lambda: scalar(pg, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'd'", db) >= 30000)
+    wait_for(
+        lambda: (
+            scalar(pg, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'd'", db)
+            >= 30000
+        )
+    )
     dead = scalar(pg, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'd'", db)
     found = run(pg, db)
     f = found["db.dead_tuples"]
@@ -186,8 +233,15 @@ def test_dead_tuples_and_vacuum_age(pg, new_db):
     # vacuumed once, then dirtied again: the age since that vacuum counts
     pg.execute("VACUUM d", db)
     pg.execute("UPDATE d SET v = 2", db)
-    wait_for(lambda: scalar(pg, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'd'", db) >= 30000)
-    aged = run(pg, db, thresholds(vacuum_age_hours={"warn": 0.00001, "critical": 10}))["db.vacuum_age"]
+    wait_for(
+        lambda: (
+            scalar(pg, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'd'", db)
+            >= 30000
+        )
+    )
+    aged = run(pg, db, thresholds(vacuum_age_hours={"warn": 0.00001, "critical": 10}))[
+        "db.vacuum_age"
+    ]
     assert aged.severity == "warn" and aged.details["never"] == []
     assert 0 < aged.value < 0.1
     relaxed = run(pg, db, thresholds(dead_tuples_min={"warn": 10_000_000}))["db.dead_tuples"]
@@ -223,12 +277,16 @@ def test_inactive_replication_slot(pg, new_db):
 
 def test_cluster_wide_levels_with_low_thresholds(pg, new_db):
     db = new_db("levels")
-    th = thresholds(connections_pct={"warn": 0.01}, xid_age={"warn": 1}, uptime_minutes={"warn": 1e9})
+    th = thresholds(
+        connections_pct={"warn": 0.01}, xid_age={"warn": 1}, uptime_minutes={"warn": 1e9}
+    )
     found = run(pg, db, th)
     conn = found["db.connections"]
     assert conn.severity == "warn"
     assert conn.details["max_connections"] == int(scalar(pg, "SHOW max_connections"))
-    assert conn.value == pytest.approx(100 * conn.details["client_backends"] / conn.details["max_connections"], abs=0.1)
+    assert conn.value == pytest.approx(
+        100 * conn.details["client_backends"] / conn.details["max_connections"], abs=0.1
+    )
     xid = found["db.xid_age"]
     age = scalar(pg, "SELECT max(age(datfrozenxid)) FROM pg_database")
     assert xid.severity == "warn" and abs(xid.details["age"] - age) <= 20
@@ -246,10 +304,20 @@ def test_cache_hit_ratio(pg, new_db):
                 cur.execute("SELECT count(*) FROM c")
     finally:
         conn.close()
-    wait_for(lambda: scalar(pg, "SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = %s",
-                            args=(db,)) >= db_checks.MIN_CACHE_READS)
+    wait_for(
+        lambda: (
+            scalar(
+                pg,
+                "SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = %s",
+                args=(db,),
+            )
+            >= db_checks.MIN_CACHE_READS
+        )
+    )
     f = run(pg, db, thresholds(cache_hit_pct={"warn": 100, "critical": None}))["db.cache_hit"]
-    hit, read = one(pg, "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = %s", args=(db,))
+    hit, read = one(
+        pg, "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = %s", args=(db,)
+    )
     seen_hit, seen_read = f.details["hit"], f.details["read"]
     assert f.severity == "warn" and seen_hit <= hit and seen_read <= read  # counters only grow
     assert f.value == pytest.approx(100 * seen_hit / (seen_hit + seen_read), abs=0.01)
@@ -258,17 +326,26 @@ def test_cache_hit_ratio(pg, new_db):
 def test_cache_hit_ratio_needs_enough_reads(pg, new_db):
     db = new_db("cold")
     f = run(pg, db, thresholds(cache_hit_pct={"warn": 100, "critical": None}))["db.cache_hit"]
-    hit, read = one(pg, "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = %s", args=(db,))
+    hit, read = one(
+        pg, "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = %s", args=(db,)
+    )
     if hit + read < db_checks.MIN_CACHE_READS:  # the stats this check saw were at most these
-        assert f.severity == "ok" and f.value is None and f.details["hit"] + f.details["read"] <= hit + read
+        assert (
+            f.severity == "ok"
+            and f.value is None
+            and f.details["hit"] + f.details["read"] <= hit + read
+        )
 
 
 def test_size_growth_days_until_full(pg, new_db):
     db = new_db("growth")
     size = scalar(pg, "SELECT pg_database_size(current_database())", db)
     now = datetime.now(UTC)
-    facts = {"previous_size_bytes": size - 10 * 1024**2, "previous_size_at": now - timedelta(hours=24),
-             "disk_free_bytes": 5 * 1024**2}
+    facts = {
+        "previous_size_bytes": size - 10 * 1024**2,
+        "previous_size_at": now - timedelta(hours=24),
+        "disk_free_bytes": 5 * 1024**2,
+    }
     f = run(pg, db, facts=facts, now=now)["db.size_growth"]
     per_day = (f.value - facts["previous_size_bytes"]) / 24 * 24
     assert f.details["growth_bytes_per_day"] == pytest.approx(per_day)
@@ -280,19 +357,32 @@ def test_size_growth_days_until_full(pg, new_db):
 def test_backup_age_from_catalog_facts(pg, new_db):
     db = new_db("backup")
     now = datetime.now(UTC)
-    assert run(pg, db, facts={"last_verified_backup_at": now - timedelta(hours=30)}, now=now)[
-        "db.backup_age"].severity == "warn"
-    late = run(pg, db, facts={"last_verified_backup_at": now - timedelta(hours=60)}, now=now)["db.backup_age"]
+    assert (
+        run(pg, db, facts={"last_verified_backup_at": now - timedelta(hours=30)}, now=now)[
+            "db.backup_age"
+        ].severity
+        == "warn"
+    )
+    late = run(pg, db, facts={"last_verified_backup_at": now - timedelta(hours=60)}, now=now)[
+        "db.backup_age"
+    ]
     assert late.severity == "critical" and late.value == pytest.approx(60)
-    assert run(pg, db, facts={"last_verified_backup_at": None})["db.backup_age"].severity == "critical"
+    assert (
+        run(pg, db, facts={"last_verified_backup_at": None})["db.backup_age"].severity == "critical"
+    )
     assert "db.backup_age" not in run(pg, db, facts=None)
 
 
 def test_failing_statement_is_a_check_error_for_its_checks_only(pg, new_db, monkeypatch):
     db = new_db("broken")
-    monkeypatch.setitem(db_checks.QUERIES, "bloat", lambda v: "/* hisops:inspect:bloat */ SELECT 1 / 0")
+    monkeypatch.setitem(
+        db_checks.QUERIES, "bloat", lambda v: "/* hisops:inspect:bloat */ SELECT 1 / 0"
+    )
     found = run(pg, db)
-    assert found["db.bloat"].severity == "check_error" and "division by zero" in found["db.bloat"].message_en
+    assert (
+        found["db.bloat"].severity == "check_error"
+        and "division by zero" in found["db.bloat"].message_en
+    )
     assert [f.check_id for f in found.values() if f.severity == "check_error"] == ["db.bloat"]
 
 

@@ -16,8 +16,16 @@ from hisops.targets.runner import CommandResult, LocalRunner, SshParams, SshRunn
 
 from tests.inspect.conftest import by_id, host, system, thresholds
 
-SINGLE_CHECKS = {"host.reachable", "host.load", "host.memory", "host.swap", "host.clock", "host.uptime",
-                 "host.updates", "host.failed_units"}
+SINGLE_CHECKS = {
+    "host.reachable",
+    "host.load",
+    "host.memory",
+    "host.swap",
+    "host.clock",
+    "host.uptime",
+    "host.updates",
+    "host.failed_units",
+}
 
 
 def close(runner: SshRunner) -> None:
@@ -28,8 +36,13 @@ def close(runner: SshRunner) -> None:
 
 
 def ssh_runner(sshd, **over) -> SshRunner:
-    params = dict(host=sshd.host, port=sshd.port, username=sshd.user, key_file=str(sshd.client_key),
-                  connect_timeout=5)
+    params = dict(
+        host=sshd.host,
+        port=sshd.port,
+        username=sshd.user,
+        key_file=str(sshd.client_key),
+        connect_timeout=5,
+    )
     params.update(over)
     return SshRunner("his-app", SshParams(**params))
 
@@ -62,20 +75,28 @@ def test_local_host_checks_measure_this_machine():
     assert found["host.inodes:/"].value == pytest.approx(100 * st.f_ffree / st.f_files, abs=0.5)
     assert found["host.load"].value == pytest.approx(os.getloadavg()[1] / os.cpu_count(), abs=0.5)
     mem = meminfo()
-    assert found["host.memory"].value == pytest.approx(100 * mem["MemAvailable"] / mem["MemTotal"], abs=3)
+    assert found["host.memory"].value == pytest.approx(
+        100 * mem["MemAvailable"] / mem["MemTotal"], abs=3
+    )
     with open("/proc/uptime") as fh:
         assert found["host.uptime"].value == pytest.approx(float(fh.read().split()[0]) / 60, abs=1)
     assert found["host.clock"].value < 0.05 and found["host.clock"].severity == "ok"  # same clock
     if not os.path.isdir("/run/systemd/system"):
-        assert found["host.failed_units"].severity == "ok" and found["host.failed_units"].value is None
+        assert (
+            found["host.failed_units"].severity == "ok" and found["host.failed_units"].value is None
+        )
     names = {m for _, m, _ in metrics_from(list(found.values()))}
     assert {"fs_used_pct:/", "fs_used_bytes:/", "load_per_cpu", "memory_available_pct"} <= names
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/apt-get"), reason="Debian-like machine only")
 def test_pending_updates_match_apt():
-    out = subprocess.run(["apt-get", "-s", "-o", "Debug::NoLocking=true", "upgrade"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["apt-get", "-s", "-o", "Debug::NoLocking=true", "upgrade"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     inst = [ln for ln in out.splitlines() if ln.startswith("Inst ")]
     security = [ln for ln in inst if "ecurity" in ln]
     f = inspect(host(disk_paths=["/"]), LocalRunner())[0]["host.updates"]
@@ -84,8 +105,12 @@ def test_pending_updates_match_apt():
 
 
 def test_low_thresholds_raise_severities():
-    th = thresholds(filesystem_used_pct={"warn": 0.1, "critical": 0.2}, memory_available_pct={"warn": 100},
-                    load_per_cpu={"warn": 0}, inodes_free_pct={"warn": 100, "critical": 99.9999})
+    th = thresholds(
+        filesystem_used_pct={"warn": 0.1, "critical": 0.2},
+        memory_available_pct={"warn": 100},
+        load_per_cpu={"warn": 0},
+        inodes_free_pct={"warn": 100, "critical": 99.9999},
+    )
     found, _ = inspect(host(disk_paths=["/"]), LocalRunner(), th)
     assert found["host.fs_used:/"].severity == "critical"
     assert found["host.memory"].severity == "warn"
@@ -98,7 +123,9 @@ def test_days_until_full_from_previous_sample():
     used, _, _ = fs_now()
     then = datetime.now(UTC) - timedelta(hours=24)
     th = thresholds(days_until_full={"warn": 1e9})
-    found, _ = inspect(host(disk_paths=["/"]), LocalRunner(), th, fs_previous={"/": (then, used - 2**30)})
+    found, _ = inspect(
+        host(disk_paths=["/"]), LocalRunner(), th, fs_previous={"/": (then, used - 2**30)}
+    )
     f = found["host.fs_used:/"]
     hours = (f.observed_at - then).total_seconds() / 3600
     per_day = (f.details["used_bytes"] - (used - 2**30)) / hours * 24
@@ -125,22 +152,31 @@ def test_missing_disk_path_is_a_check_error_for_that_path_only():
 def test_over_ssh_same_checks_same_machine(sshd):
     runner = ssh_runner(sshd)
     try:
-        found, offsets = inspect(host(id="his-app", ssh_conn_id="his_app_ssh", disk_paths=["/"]), runner)
+        found, offsets = inspect(
+            host(id="his-app", ssh_conn_id="his_app_ssh", disk_paths=["/"]), runner
+        )
     finally:
         close(runner)
     assert set(found) == SINGLE_CHECKS | {"host.fs_used:/", "host.inodes:/"}
     assert not [f.check_id for f in found.values() if f.severity == "check_error"], found
     assert found["host.reachable"].severity == "ok"
     assert found["host.fs_used:/"].value == pytest.approx(fs_now()[2], abs=0.5)
-    assert found["host.clock"].value < 0.05  # the loopback host shares our clock: the bound finds no offset
+    assert (
+        found["host.clock"].value < 0.05
+    )  # the loopback host shares our clock: the bound finds no offset
 
 
 def test_ssh_host_unreachable(sshd):
     from tests.conftest import free_port
 
     runner = ssh_runner(sshd, port=free_port(), connect_timeout=2)
-    findings, offsets = inspect_host(system(), host(ssh_conn_id="x"), runner, Thresholds(),
-                                     log_offsets={"/var/log/x.log": (1, 10)})
+    findings, offsets = inspect_host(
+        system(),
+        host(ssh_conn_id="x"),
+        runner,
+        Thresholds(),
+        log_offsets={"/var/log/x.log": (1, 10)},
+    )
     assert [(f.check_id, f.severity) for f in findings] == [("host.reachable", "critical")]
     assert offsets == {}
 
@@ -148,8 +184,9 @@ def test_ssh_host_unreachable(sshd):
 def test_ssh_auth_failure(sshd, tmp_path):
     wrong = tmp_path / "wrong_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
-    findings, offsets = inspect_host(system(), host(ssh_conn_id="x"), ssh_runner(sshd, key_file=str(wrong)),
-                                     Thresholds())
+    findings, offsets = inspect_host(
+        system(), host(ssh_conn_id="x"), ssh_runner(sshd, key_file=str(wrong)), Thresholds()
+    )
     assert [(f.check_id, f.severity) for f in findings] == [("host.reachable", "critical")]
     assert "ssh" in findings[0].message_en.lower() and offsets == {}
 
@@ -162,7 +199,9 @@ class HalfOutput:
     def run(self, command: str, timeout: float = 30) -> CommandResult:
         res = LocalRunner().run(command, timeout)
         lines = res.stdout.splitlines(keepends=True)
-        return CommandResult(255, "".join(lines[: len(lines) // 2]), "connection reset", res.seconds)
+        return CommandResult(
+            255, "".join(lines[: len(lines) // 2]), "connection reset", res.seconds
+        )
 
     def close(self) -> None:
         return None
@@ -170,7 +209,10 @@ class HalfOutput:
 
 def test_incomplete_script_output_is_reported_not_crashed():
     found, _ = inspect(host(disk_paths=["/"]), HalfOutput())
-    assert found["host.checks"].severity == "check_error" and "connection reset" in found["host.checks"].message_en
+    assert (
+        found["host.checks"].severity == "check_error"
+        and "connection reset" in found["host.checks"].message_en
+    )
     assert found["host.load"].severity != "check_error"  # what arrived is still used
     assert any(f.severity == "check_error" for f in found.values() if f.check_id != "host.checks")
 
@@ -205,38 +247,72 @@ done\t1
 def test_evaluates_a_rhel_like_host_output():
     """Output as a RHEL-like host with systemd, chrony and dnf prints it (no such host here)."""
     now = datetime.now(UTC).timestamp()
-    found = by_id(host_checks.evaluate(_target(), RHEL_LIKE.format(now=now), services=["postgresql-15"],
-                                       sent_at=now - 0.1, received_at=now + 0.1))
+    found = by_id(
+        host_checks.evaluate(
+            _target(),
+            RHEL_LIKE.format(now=now),
+            services=["postgresql-15"],
+            sent_at=now - 0.1,
+            received_at=now + 0.1,
+        )
+    )
     assert found["host.load"].value == pytest.approx(13.10 / 8, abs=0.01)
-    assert found["host.memory"].severity == "warn" and found["host.memory"].value == pytest.approx(5.0)
+    assert found["host.memory"].severity == "warn" and found["host.memory"].value == pytest.approx(
+        5.0
+    )
     assert found["host.swap"].severity == "warn" and found["host.swap"].value == pytest.approx(25.0)
     assert found["host.failed_units"].value == 2 and found["host.failed_units"].severity == "warn"
-    assert found["host.clock"].value == pytest.approx(1.5) and found["host.clock"].severity == "critical"
+    assert (
+        found["host.clock"].value == pytest.approx(1.5)
+        and found["host.clock"].severity == "critical"
+    )
     assert found["host.updates"].value == 7 and found["host.updates"].severity == "warn"
     assert found["host.uptime"].severity == "warn"
     assert found["host.services"].severity == "critical"
-    assert found["host.fs_used:/data"].value == pytest.approx(95.0) and found["host.fs_used:/data"].severity == "critical"
-    assert found["host.fs_used:/data"].details["mount"] == "/data mount"  # mount points may contain spaces
+    assert (
+        found["host.fs_used:/data"].value == pytest.approx(95.0)
+        and found["host.fs_used:/data"].severity == "critical"
+    )
+    assert (
+        found["host.fs_used:/data"].details["mount"] == "/data mount"
+    )  # mount points may contain spaces
     assert found["host.inodes:/data"].severity == "ok" and found["host.inodes:/data"].value is None
 
 
 def test_missing_tools_are_notes_or_check_errors():
     now = datetime.now(UTC).timestamp()
-    minimal = f"clock\t{now}\ncpus\t1\nloadavg\t0.1 0.1 0.1 1/1 1\nuptime\t99999\nmem\tMemTotal\t1000\n" \
-              "mem\tMemFree\t500\ninit\tother\nfailed\tna\nupdates\tnone\ndone\t1\n"
-    found = by_id(host_checks.evaluate(_target(), minimal, services=[], sent_at=now, received_at=now))
+    minimal = (
+        f"clock\t{now}\ncpus\t1\nloadavg\t0.1 0.1 0.1 1/1 1\nuptime\t99999\nmem\tMemTotal\t1000\n"
+        "mem\tMemFree\t500\ninit\tother\nfailed\tna\nupdates\tnone\ndone\t1\n"
+    )
+    found = by_id(
+        host_checks.evaluate(_target(), minimal, services=[], sent_at=now, received_at=now)
+    )
     assert found["host.updates"].severity == "ok" and found["host.updates"].value is None
     assert found["host.failed_units"].severity == "ok"
-    assert found["host.memory"].details["available_bytes"] == 500 * 1024  # MemAvailable missing: estimated
+    assert (
+        found["host.memory"].details["available_bytes"] == 500 * 1024
+    )  # MemAvailable missing: estimated
     broken = minimal.replace("updates\tnone", "updates\tapt\terror")
-    assert by_id(host_checks.evaluate(_target(), broken, services=[], sent_at=now, received_at=now))[
-        "host.updates"].severity == "check_error"
+    assert (
+        by_id(host_checks.evaluate(_target(), broken, services=[], sent_at=now, received_at=now))[
+            "host.updates"
+        ].severity
+        == "check_error"
+    )
 
 
 def test_clock_offset_bound_never_invents_an_offset():
     facts = host_checks.parse_output("clock\t1000.0\n")
-    assert host_checks.clock_offset(facts, 999.5, 1000.5) == (0.0, "compared with the inspection server")
-    assert host_checks.clock_offset(facts, 990.0, 990.2)[0] == pytest.approx(9.8)  # host ahead by ≥ 9.8 s
+    assert host_checks.clock_offset(facts, 999.5, 1000.5) == (
+        0.0,
+        "compared with the inspection server",
+    )
+    assert host_checks.clock_offset(facts, 990.0, 990.2)[0] == pytest.approx(
+        9.8
+    )  # host ahead by ≥ 9.8 s
     assert host_checks.clock_offset(facts, 1003.0, 1004.0)[0] == pytest.approx(-3.0)
     assert host_checks.parse_ntpq("associd=0 status=0615 offset=-12.5") == pytest.approx(-0.0125)
-    assert host_checks.parse_chrony("System time : 0.000200 seconds fast of NTP time") == pytest.approx(0.0002)
+    assert host_checks.parse_chrony(
+        "System time : 0.000200 seconds fast of NTP time"
+    ) == pytest.approx(0.0002)

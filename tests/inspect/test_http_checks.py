@@ -65,15 +65,29 @@ def make_cert(folder: Path, not_before: datetime, not_after: datetime) -> ssl.SS
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hisops test 127.0.0.1")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = folder / "cert.pem", folder / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert_file, key_file)
     return ctx
@@ -111,7 +125,9 @@ def test_healthy_endpoint(http_url):
     assert found["http.status"].severity == "ok" and found["http.status"].value == 200
     assert found["http.text"].severity == "ok"
     assert 0 < found["http.latency"].value <= wall and found["http.latency"].severity == "ok"
-    assert ("his-web", "http_latency_seconds", found["http.latency"].value) in metrics_from(list(found.values()))
+    assert ("his-web", "http_latency_seconds", found["http.latency"].value) in metrics_from(
+        list(found.values())
+    )
 
 
 def test_wrong_status_and_missing_text_are_critical(http_url):
@@ -126,7 +142,10 @@ def test_endpoint_timing_out(http_url):
     found = check(f"{http_url}/slow?s=3", timeout_s=0.5)
     assert time.perf_counter() - start < 2.5
     assert list(found) == ["http.status"]
-    assert found["http.status"].severity == "critical" and "timed out" in found["http.status"].message_en
+    assert (
+        found["http.status"].severity == "critical"
+        and "timed out" in found["http.status"].message_en
+    )
 
 
 def test_slow_endpoint_warns(http_url):

@@ -18,20 +18,39 @@ from tests.inspect.test_log_scan import lines, write
 
 
 def inventory(glob: Path) -> Inventory:
-    return Inventory.model_validate({
-        "version": 1, "hospital": "测试医院", "maintenance_window": {"start": "01:00", "end": "05:00"},
-        "backup_storage": {"path": "/tmp/b"}, "reports": {"path": "/tmp/r"},
-        "systems": [{"id": "s1", "name": "门诊系统", "name_en": "Outpatient",
-                     "hosts": [{"id": "h1", "local": True, "disk_paths": [],
-                                "logs": [{"path": str(glob), "patterns": {"error": "ERROR"}}]}]}]})
+    return Inventory.model_validate(
+        {
+            "version": 1,
+            "hospital": "测试医院",
+            "maintenance_window": {"start": "01:00", "end": "05:00"},
+            "backup_storage": {"path": "/tmp/b"},
+            "reports": {"path": "/tmp/r"},
+            "systems": [
+                {
+                    "id": "s1",
+                    "name": "门诊系统",
+                    "name_en": "Outpatient",
+                    "hosts": [
+                        {
+                            "id": "h1",
+                            "local": True,
+                            "disk_paths": [],
+                            "logs": [{"path": str(glob), "patterns": {"error": "ERROR"}}],
+                        }
+                    ],
+                }
+            ],
+        }
+    )
 
 
 def day(catalog, inv: Inventory, name: str, **flags) -> dict:
     """One day's inspection of the system; its log findings by check id."""
     run_pk = catalog.start_inspection_run("daily_inspection", name)
     access = R.Access(dsn_for=lambda db: "unused", runner_for=lambda host: LocalRunner())
-    R.inspect_system(inv, inv.systems[0], catalog, R.RunContext(run_pk, **flags), access,
-                     progress=lambda _: None)
+    R.inspect_system(
+        inv, inv.systems[0], catalog, R.RunContext(run_pk, **flags), access, progress=lambda _: None
+    )
     return {f.check_id: f for f in catalog.findings_for(run_pk) if f.target_kind == "log"}
 
 
@@ -96,4 +115,6 @@ def test_another_readers_offsets_do_not_look_like_a_rotation(catalog, tmp_path: 
     assert first["log.error"].value == 2 and "rotated_tail_read" in first["log.error"].details
     assert first["log.error"].details["rotated_tail_read"] == []
     assert first["log.files"].details["files"][0]["reason"] == "new"
-    assert catalog.log_offsets("h1", "another-worker") == {str(log): (log.stat().st_ino + 12345, 10)}
+    assert catalog.log_offsets("h1", "another-worker") == {
+        str(log): (log.stat().st_ino + 12345, 10)
+    }

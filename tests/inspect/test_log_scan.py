@@ -27,7 +27,9 @@ def scan(glob: str | Path, offsets=None, patterns=None, runner=None) -> tuple[di
     """Log findings by check id (for the one source) and the new offsets."""
     src = LogSource(path=str(glob), patterns=patterns) if patterns else LogSource(path=str(glob))
     h = host(disk_paths=[], logs=[src])
-    findings, new = inspect_host(system(hosts=[h]), h, runner or LocalRunner(), Thresholds(), log_offsets=offsets)
+    findings, new = inspect_host(
+        system(hosts=[h]), h, runner or LocalRunner(), Thresholds(), log_offsets=offsets
+    )
     return {f.check_id: f for f in findings if f.target_kind == "log"}, new
 
 
@@ -37,7 +39,9 @@ def write(path: Path, text: str, mode: str = "a") -> None:
 
 
 def lines(n: int, word: str = "LOG", start: int = 0) -> str:
-    return "".join(f"2026-11-25 07:00:{i % 60:02d} [{1000 + i}] {word}:  line {start + i}\n" for i in range(n))
+    return "".join(
+        f"2026-11-25 07:00:{i % 60:02d} [{1000 + i}] {word}:  line {start + i}\n" for i in range(n)
+    )
 
 
 def test_counts_new_lines_per_pattern_and_remembers_the_offset(tmp_path):
@@ -46,12 +50,19 @@ def test_counts_new_lines_per_pattern_and_remembers_the_offset(tmp_path):
     found, offsets = scan(tmp_path / "*.log")
     assert found["log.error"].value == 3 and found["log.error"].severity == "warn"
     assert found["log.fatal"].value == 3 and found["log.fatal"].severity == "critical"
-    assert found["log.files"].severity == "ok" and found["log.error"].target_id == f"his-app:{tmp_path}/*.log"
+    assert (
+        found["log.files"].severity == "ok"
+        and found["log.error"].target_id == f"his-app:{tmp_path}/*.log"
+    )
     st = log.stat()
     assert offsets == {str(log): (st.st_ino, st.st_size)}
     write(log, lines(5) + lines(2, "ERROR", 100))
     again, offsets2 = scan(tmp_path / "*.log", offsets)
-    assert again["log.error"].value == 2 and again["log.fatal"].value == 0 and again["log.fatal"].severity == "ok"
+    assert (
+        again["log.error"].value == 2
+        and again["log.fatal"].value == 0
+        and again["log.fatal"].severity == "ok"
+    )
     assert offsets2[str(log)] == (st.st_ino, log.stat().st_size)
     quiet, _ = scan(tmp_path / "*.log", offsets2)
     assert quiet["log.error"].value == 0 and quiet["log.error"].severity == "ok"
@@ -98,13 +109,18 @@ def test_truncated_log_is_read_from_the_start(tmp_path):
 def test_missing_log_is_a_warning(tmp_path):
     found, offsets = scan(tmp_path / "nothing-*.log")
     assert list(found) == ["log.files"]
-    assert found["log.files"].severity == "warn" and "nothing-*.log" in found["log.files"].message_zh
+    assert (
+        found["log.files"].severity == "warn" and "nothing-*.log" in found["log.files"].message_zh
+    )
     assert offsets == {}
 
 
 def test_samples_are_the_last_five_and_masked(tmp_path):
     log = tmp_path / "his.log"
-    secrets = [f"ERROR patient 11010119900307{1000 + i} phone 1381234{5670 + i} password=s3cret{i}" for i in range(7)]
+    secrets = [
+        f"ERROR patient 11010119900307{1000 + i} phone 1381234{5670 + i} password=s3cret{i}"
+        for i in range(7)
+    ]
     write(log, "".join(s + "\n" for s in secrets))
     found, _ = scan(log)
     samples = found["log.error"].details["samples"]
@@ -125,16 +141,63 @@ def test_glob_with_spaces_and_several_files(tmp_path):
 
 
 PATTERNS = [
-    "ERROR", "FATAL|PANIC", r"(?i)out of memory", r"\d{3}-\d{4}", r"^\[warn\]", r"conn(ection)? refused$",
-    r"[A-Z]{2,3}_[0-9]+", r"a.c", r"x+y?z*q", r"[^a-z ]{4}", r"\s{2,}ERR", r"(?:foo|ba[rz])\.log",
-    r"price: \$[0-9]+", r"(?i)[a-c]x", r"dead(lock)?s? detected", r"timeout \(\d+ ?ms\)", r"[]x-]z", r"a{0,2}b{2}",
+    "ERROR",
+    "FATAL|PANIC",
+    r"(?i)out of memory",
+    r"\d{3}-\d{4}",
+    r"^\[warn\]",
+    r"conn(ection)? refused$",
+    r"[A-Z]{2,3}_[0-9]+",
+    r"a.c",
+    r"x+y?z*q",
+    r"[^a-z ]{4}",
+    r"\s{2,}ERR",
+    r"(?:foo|ba[rz])\.log",
+    r"price: \$[0-9]+",
+    r"(?i)[a-c]x",
+    r"dead(lock)?s? detected",
+    r"timeout \(\d+ ?ms\)",
+    r"[]x-]z",
+    r"a{0,2}b{2}",
 ]
 SAMPLE_LINES = [
-    "ERROR: duplicate key", "[warn] low disk", "x [warn] not at start", "FATAL: the end", "nothing here",
-    "Out Of Memory: killed process", "call 555-1234 now", "connection refused", "conn refused", "conn refused.",
-    "ABC_12 and AB_3", "abc", "a\tc", "xxzzq", "xyq", "ABCD", "AB1!", "   ERR", " ERR", "bar.log", "baz_log",
-    "price: $12", "price: 12", "AX", "dx", "deadlocks detected", "dead detected", "timeout (500 ms)",
-    "timeout (500ms)", "]z", "-z", "xz", "bb", "abb", "aab", "病人 ERROR 中文", "PANIC",
+    "ERROR: duplicate key",
+    "[warn] low disk",
+    "x [warn] not at start",
+    "FATAL: the end",
+    "nothing here",
+    "Out Of Memory: killed process",
+    "call 555-1234 now",
+    "connection refused",
+    "conn refused",
+    "conn refused.",
+    "ABC_12 and AB_3",
+    "abc",
+    "a\tc",
+    "xxzzq",
+    "xyq",
+    "ABCD",
+    "AB1!",
+    "   ERR",
+    " ERR",
+    "bar.log",
+    "baz_log",
+    "price: $12",
+    "price: 12",
+    "AX",
+    "dx",
+    "deadlocks detected",
+    "dead detected",
+    "timeout (500 ms)",
+    "timeout (500ms)",
+    "]z",
+    "-z",
+    "xz",
+    "bb",
+    "abb",
+    "aab",
+    "病人 ERROR 中文",
+    "PANIC",
 ]
 
 
@@ -180,8 +243,12 @@ def test_same_results_over_ssh(sshd, tmp_path):
     log = tmp_path / "remote.log"
     write(log, lines(30) + lines(4, "ERROR") + lines(1, "PANIC"))
     local, local_offsets = scan(log)
-    runner = SshRunner("his-app", SshParams(host=sshd.host, port=sshd.port, username=sshd.user,
-                                            key_file=str(sshd.client_key)))
+    runner = SshRunner(
+        "his-app",
+        SshParams(
+            host=sshd.host, port=sshd.port, username=sshd.user, key_file=str(sshd.client_key)
+        ),
+    )
     try:
         remote, remote_offsets = scan(log, runner=runner)
         write(log, lines(1, "ERROR", 99))
@@ -238,8 +305,13 @@ MEMORY_PROBE = textwrap.dedent("""
 
 
 def _probe(path: Path, size: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path), str(size)],
-                         capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(path), str(size)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     path.unlink()
     return json.loads(out.stdout)
 
@@ -262,8 +334,10 @@ def test_a_grep_without_byte_offsets_fails_visibly(tmp_path):
     """A host whose grep lacks -b (BusyBox-like): check_error per pattern, offsets not advanced."""
     shim = tmp_path / "bin"
     shim.mkdir()
-    (shim / "grep").write_text('#!/bin/sh\ncase " $* " in *" -b "*|*" -a -b "*) '
-                               'echo "grep: invalid option -- b" >&2; exit 2;; esac\nexec /bin/grep "$@"\n')
+    (shim / "grep").write_text(
+        '#!/bin/sh\ncase " $* " in *" -b "*|*" -a -b "*) '
+        'echo "grep: invalid option -- b" >&2; exit 2;; esac\nexec /bin/grep "$@"\n'
+    )
     (shim / "grep").chmod(0o755)
 
     class ShimmedRunner(LocalRunner):
@@ -273,5 +347,8 @@ def test_a_grep_without_byte_offsets_fails_visibly(tmp_path):
     log = tmp_path / "app.log"
     write(log, lines(3, "ERROR"))
     found, offsets = scan(log, runner=ShimmedRunner())
-    assert found["log.error"].severity == "check_error" and "grep exit 2" in found["log.error"].message_en
+    assert (
+        found["log.error"].severity == "check_error"
+        and "grep exit 2" in found["log.error"].message_en
+    )
     assert offsets == {}

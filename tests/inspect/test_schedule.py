@@ -8,12 +8,20 @@ from hisops.inspect.schedule import semantics
 from hisops.runinfo import RunInfo
 
 TZ = "Asia/Shanghai"
-NOW = datetime(2026, 12, 1, 23, 1, tzinfo=UTC)  # 07:01 on 12-02 in Shanghai, just after the 07:00 run was due
+NOW = datetime(
+    2026, 12, 1, 23, 1, tzinfo=UTC
+)  # 07:01 on 12-02 in Shanghai, just after the 07:00 run was due
 DUE = datetime(2026, 12, 1, 23, 0, tzinfo=UTC)
 
 
 def run(run_type: str, logical: datetime | None, after: datetime | None) -> RunInfo:
-    return RunInfo("daily_inspection", f"{run_type}__x", run_type=run_type, logical_date=logical, run_after=after)
+    return RunInfo(
+        "daily_inspection",
+        f"{run_type}__x",
+        run_type=run_type,
+        logical_date=logical,
+        run_after=after,
+    )
 
 
 def test_on_time_scheduled_run_is_current_although_its_logical_date_is_yesterday() -> None:
@@ -22,13 +30,20 @@ def test_on_time_scheduled_run_is_current_although_its_logical_date_is_yesterday
 
 
 def test_a_few_hours_late_on_the_same_day_is_still_current() -> None:
-    assert not semantics(run("scheduled", DUE - timedelta(days=1), DUE), DUE + timedelta(hours=5), TZ).historical
+    assert not semantics(
+        run("scheduled", DUE - timedelta(days=1), DUE), DUE + timedelta(hours=5), TZ
+    ).historical
 
 
 def test_backfill_and_catch_up_of_old_dates_are_historical() -> None:
     past = DUE - timedelta(days=3)
     back = semantics(run("backfill", past - timedelta(days=1), past), NOW, TZ)
-    assert back.historical and not back.fold_incidents and not back.advance_offsets and back.report_for == past
+    assert (
+        back.historical
+        and not back.fold_incidents
+        and not back.advance_offsets
+        and back.report_for == past
+    )
     caught_up = semantics(run("scheduled", past - timedelta(days=1), past), NOW, TZ)
     assert caught_up.historical and caught_up.report_for == past
     by_hand = semantics(run("manual", past, NOW), NOW, TZ)

@@ -32,8 +32,12 @@ def test_postgresql_unit_is_found_as_its_postgres_process(pg) -> None:
 
 
 def test_a_service_that_is_not_running_is_critical_and_says_how_it_was_judged(pg) -> None:
-    f = services_finding([Service(name="his-billing", process="his-billing-daemon"),
-                          Service(name="pg-elsewhere", process="postgres", port=1)])
+    f = services_finding(
+        [
+            Service(name="his-billing", process="his-billing-daemon"),
+            Service(name="pg-elsewhere", process="postgres", port=1),
+        ]
+    )
     assert f.severity == "critical"
     states = {name: s["state"] for name, s in f.details["services"].items()}
     assert states == {"his-billing": "inactive", "pg-elsewhere": "not listening"}

@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 def load(monkeypatch, inventory: Path | None = None):
     if inventory is not None:
         monkeypatch.setenv("HISOPS_INVENTORY", str(inventory))
-    spec = importlib.util.spec_from_file_location("daily_inspection_shape", REPO / "dags" / "daily_inspection.py")
+    spec = importlib.util.spec_from_file_location(
+        "daily_inspection_shape", REPO / "dags" / "daily_inspection.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.daily_inspection()
@@ -89,11 +91,24 @@ def test_report_channels_email_always_chat_only_for_problems():
 
 
 def test_incident_alert_is_bounded_and_chinese_first():
-    changes = [{"action": "opened" if i % 2 else "escalated", "incident_id": i, "severity": "warn",
-                "previous_severity": "check_error", "target_id": f"db{i}", "check_id": "db.locks",
-                "title_zh": "锁等待", "title_en": "lock wait"} for i in range(t.ALERT_LINES + 5)]
+    changes = [
+        {
+            "action": "opened" if i % 2 else "escalated",
+            "incident_id": i,
+            "severity": "warn",
+            "previous_severity": "check_error",
+            "target_id": f"db{i}",
+            "check_id": "db.locks",
+            "title_zh": "锁等待",
+            "title_en": "lock wait",
+        }
+        for i in range(t.ALERT_LINES + 5)
+    ]
     title, body = t.incident_message(changes, "测试医院")
-    assert title == f"巡检告警 Inspection alert · 测试医院 · 新发 new {len(changes) // 2} / 升级 escalated {len(changes) - len(changes) // 2}"
+    assert (
+        title
+        == f"巡检告警 Inspection alert · 测试医院 · 新发 new {len(changes) // 2} / 升级 escalated {len(changes) - len(changes) // 2}"
+    )
     assert body.count("\n[") == t.ALERT_LINES - 1 and "另有 5 项" in body
     assert "[升级 ESCALATED (from check_error)] #0 warn db0 db.locks: 锁等待 (lock wait)" in body
 
@@ -102,10 +117,16 @@ def test_delivery_failure_rules():
     from hisops.notify import ChannelOutcome, SendResult
 
     def result(*statuses: str) -> SendResult:
-        return SendResult("t", "warn", tuple(ChannelOutcome(f"c{i}", "email", s, "x") for i, s in enumerate(statuses)))
+        return SendResult(
+            "t",
+            "warn",
+            tuple(ChannelOutcome(f"c{i}", "email", s, "x") for i, s in enumerate(statuses)),
+        )
 
     t._require_delivery(result("sent", "failed"), "report")  # one supervisor got it: a warning only
-    t._require_delivery(result("skipped"), "report")  # nobody wanted it (severity below min_severity)
+    t._require_delivery(
+        result("skipped"), "report"
+    )  # nobody wanted it (severity below min_severity)
     t._require_delivery(result(), "report")  # no channel selected
     with pytest.raises(RuntimeError, match="未能通知主管"):
         t._require_delivery(result("failed", "skipped"), "report")

@@ -27,9 +27,6 @@ SUPERVISOR = "supervisor@hospital.example"
 UNREACHABLE = {"database.reachable": "d_down", "host.reachable": "h_down"}
 
 
-
-
-
 def _inventory(tmp_path: Path) -> Path:
     text = textwrap.dedent(f"""\
         version: 1
@@ -62,13 +59,28 @@ def _inventory(tmp_path: Path) -> Path:
 
 
 def _pg(pg, dbname: str, port: int | None = None) -> str:
-    return json.dumps({"conn_type": "postgres", "host": pg.host, "port": port or pg.port, "login": pg.user,
-                       "password": pg.password, "schema": dbname})
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": pg.host,
+            "port": port or pg.port,
+            "login": pg.user,
+            "password": pg.password,
+            "schema": dbname,
+        }
+    )
 
 
 def _ssh(sshd, port: int | None = None) -> str:
-    return json.dumps({"conn_type": "ssh", "host": sshd.host, "port": port or sshd.port, "login": sshd.user,
-                       "extra": {"key_file": str(sshd.client_key), "conn_timeout": 3}})
+    return json.dumps(
+        {
+            "conn_type": "ssh",
+            "host": sshd.host,
+            "port": port or sshd.port,
+            "login": sshd.user,
+            "extra": {"key_file": str(sshd.client_key), "conn_timeout": 3},
+        }
+    )
 
 
 @dataclass
@@ -93,9 +105,18 @@ def env(pg, new_db, sshd, airflow_db, mailbox, monkeypatch, tmp_path) -> Env:
         "DI_DB_DOWN": _pg(pg, target_db, port=dead_port),
         "DI_SSH_OK": _ssh(sshd),
         "DI_SSH_DOWN": _ssh(sshd, port=dead_port),
-        "DI_SMTP": json.dumps({"conn_type": "smtp", "host": mailbox.host, "port": mailbox.port,
-                               "extra": {"from_email": "hisops@hospital.example", "disable_ssl": True,
-                                         "disable_tls": True}}),
+        "DI_SMTP": json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": mailbox.host,
+                "port": mailbox.port,
+                "extra": {
+                    "from_email": "hisops@hospital.example",
+                    "disable_ssl": True,
+                    "disable_tls": True,
+                },
+            }
+        ),
     }
     for name, value in conns.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{name}", value)
@@ -111,7 +132,9 @@ def env(pg, new_db, sshd, airflow_db, mailbox, monkeypatch, tmp_path) -> Env:
 
 
 def _dag():
-    spec = importlib.util.spec_from_file_location("daily_inspection_under_test", REPO / "dags" / "daily_inspection.py")
+    spec = importlib.util.spec_from_file_location(
+        "daily_inspection_under_test", REPO / "dags" / "daily_inspection.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.daily_inspection()
@@ -144,7 +167,10 @@ def _mapped_names(run) -> set[str]:
 
 def test_problems_become_findings_incidents_one_alert_and_a_private_report(env):
     run = _run()
-    assert _mapped_names(run) == {"门诊系统 Outpatient (s_ok)", "住院系统 Inpatient (s_bad)"}  # per-system status in the UI
+    assert _mapped_names(run) == {
+        "门诊系统 Outpatient (s_ok)",
+        "住院系统 Inpatient (s_bad)",
+    }  # per-system status in the UI
     record = _latest_run(env.repo)
     assert (record.run_id, record.state) == (run.run_id, "success")
     findings = env.repo.findings_for(record.id)
@@ -158,7 +184,10 @@ def test_problems_become_findings_incidents_one_alert_and_a_private_report(env):
 
     report = Path(record.report_path)
     assert report.is_file() and report.is_relative_to(env.reports)
-    assert oct(report.stat().st_mode & 0o777) == "0o600" and oct(report.parent.stat().st_mode & 0o777) == "0o700"
+    assert (
+        oct(report.stat().st_mode & 0o777) == "0o600"
+        and oct(report.parent.stat().st_mode & 0o777) == "0o700"
+    )
     html = report.read_text()
     assert "测试人民医院" in html and "门诊系统" in html and "住院系统" in html and "d_down" in html
     assert "<script" not in html
@@ -202,6 +231,9 @@ def test_run_for_a_past_date_is_labelled_present_state(env):
     record = _latest_run(env.repo)
     html = Path(record.report_path).read_text()
     assert "当前状态，非历史" in html and "补录巡检" in html
-    assert Path(record.report_path).parent.name == past.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    assert (
+        Path(record.report_path).parent.name
+        == past.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    )
     assert all(f.details.get("present_state") for f in env.repo.findings_for(record.id))
     assert len(env.mailbox.subjects("补录 backfill")) == 1

@@ -35,8 +35,10 @@ TZ = ZoneInfo("Asia/Shanghai")
 
 
 def lines(n: int, word: str = "LOG", start: int = 0) -> str:
-    return "".join(f"2026-12-01 07:00:{i % 60:02d} [{100 + i}] {word}:  line {start + i} password=s3cret\n"
-                   for i in range(n))
+    return "".join(
+        f"2026-12-01 07:00:{i % 60:02d} [{100 + i}] {word}:  line {start + i} password=s3cret\n"
+        for i in range(n)
+    )
 
 
 def append(path: Path, text: str, mode: str = "a") -> None:
@@ -45,13 +47,21 @@ def append(path: Path, text: str, mode: str = "a") -> None:
 
 
 def inventory_text(tmp: Path, with_s2: bool) -> str:
-    s2 = textwrap.indent(textwrap.dedent("""\
+    s2 = (
+        textwrap.indent(
+            textwrap.dedent("""\
         - id: s2
           name: 住院系统
           name_en: Inpatient
           databases: [{id: d2, conn_id: days_db2}]
-        """), "  ") if with_s2 else ""
-    return textwrap.dedent(f"""\
+        """),
+            "  ",
+        )
+        if with_s2
+        else ""
+    )
+    return (
+        textwrap.dedent(f"""\
         version: 1
         hospital: 测试人民医院
         timezone: Asia/Shanghai
@@ -74,16 +84,30 @@ def inventory_text(tmp: Path, with_s2: bool) -> str:
                 logs:
                   - {{path: "{tmp}/logs/app.log*", patterns: {{error: ERROR}}}}
                   - {{path: "{tmp}/logs/other.log", patterns: {{error: ERROR}}}}
-        """) + s2
+        """)
+        + s2
+    )
 
 
 def context(run_type: str, run_after: datetime, logical: datetime) -> dict[str, Any]:
     run_id = f"{run_type}__{logical.isoformat()}"
-    dag_run = SimpleNamespace(dag_id=DAG_ID, run_id=run_id, run_type=run_type, logical_date=logical,
-                              run_after=run_after, triggering_user_name=None)
-    return {"dag_run": dag_run, "dag": SimpleNamespace(dag_id=DAG_ID), "run_id": run_id,
-            "logical_date": logical, "params": {"systems": []},
-            "data_interval_start": logical - timedelta(days=1), "data_interval_end": logical}
+    dag_run = SimpleNamespace(
+        dag_id=DAG_ID,
+        run_id=run_id,
+        run_type=run_type,
+        logical_date=logical,
+        run_after=run_after,
+        triggering_user_name=None,
+    )
+    return {
+        "dag_run": dag_run,
+        "dag": SimpleNamespace(dag_id=DAG_ID),
+        "run_id": run_id,
+        "logical_date": logical,
+        "params": {"systems": []},
+        "data_interval_start": logical - timedelta(days=1),
+        "data_interval_end": logical,
+    }
 
 
 def run_day(ctx: dict[str, Any], retry: bool = False) -> dict[str, Any]:
@@ -91,8 +115,13 @@ def run_day(ctx: dict[str, Any], retry: bool = False) -> dict[str, Any]:
     ``retry`` runs every inspect_system twice (a retried task after a failure past recording)."""
     from hisops.airflow import inspection_tasks as t
 
-    plan = t.start(ctx["run_id"], ctx["dag_run"].run_type, ctx.get("logical_date"), ctx["dag_run"].run_after,
-                   ctx["params"].get("systems"))
+    plan = t.start(
+        ctx["run_id"],
+        ctx["dag_run"].run_type,
+        ctx.get("logical_date"),
+        ctx["dag_run"].run_after,
+        ctx["params"].get("systems"),
+    )
     outcomes = []
     for order in plan:
         if retry:
@@ -114,19 +143,42 @@ def days(pg, new_db, mailbox, monkeypatch, tmp_path):
     (tmp_path / "logs").mkdir()
 
     def pg_conn(dbname: str) -> str:
-        return json.dumps({"conn_type": "postgres", "host": pg.host, "port": pg.port, "login": pg.user,
-                           "password": pg.password, "schema": dbname})
+        return json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": pg.host,
+                "port": pg.port,
+                "login": pg.user,
+                "password": pg.password,
+                "schema": dbname,
+            }
+        )
 
-    for name, value in {"HISOPS_CATALOG": pg_conn(catalog_db), "DAYS_DB1": pg_conn(db1), "DAYS_DB2": pg_conn(db2),
-                        "DAYS_SMTP": json.dumps({"conn_type": "smtp", "host": mailbox.host, "port": mailbox.port,
-                                                 "extra": {"from_email": "hisops@hospital.example",
-                                                           "disable_ssl": True, "disable_tls": True}})}.items():
+    for name, value in {
+        "HISOPS_CATALOG": pg_conn(catalog_db),
+        "DAYS_DB1": pg_conn(db1),
+        "DAYS_DB2": pg_conn(db2),
+        "DAYS_SMTP": json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": mailbox.host,
+                "port": mailbox.port,
+                "extra": {
+                    "from_email": "hisops@hospital.example",
+                    "disable_ssl": True,
+                    "disable_tls": True,
+                },
+            }
+        ),
+    }.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{name}", value)
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(inventory_text(tmp_path, with_s2=True), encoding="utf-8")
     monkeypatch.setenv("HISOPS_INVENTORY", str(inventory))
     repo = CatalogRepository.from_url(pg.sqlalchemy_url(catalog_db))
-    yield SimpleNamespace(repo=repo, pg=pg, db1=db1, db2=db2, tmp=tmp_path, inventory=inventory, mailbox=mailbox)
+    yield SimpleNamespace(
+        repo=repo, pg=pg, db1=db1, db2=db2, tmp=tmp_path, inventory=inventory, mailbox=mailbox
+    )
     repo.dispose()
 
 
@@ -145,12 +197,18 @@ def open_incidents(repo) -> dict[tuple[str, str], Any]:
 
 
 def log_counts(repo, run_pk: int) -> dict[str, float]:
-    return {f.target_id.rsplit("/", 1)[-1]: f.value for f in repo.findings_for(run_pk) if f.check_id == "log.error"}
+    return {
+        f.target_id.rsplit("/", 1)[-1]: f.value
+        for f in repo.findings_for(run_pk)
+        if f.check_id == "log.error"
+    }
 
 
 def offsets(repo) -> dict:
     with repo.engine.connect() as conn:
-        rows = conn.exec_driver_sql("SELECT host_id, reader, path, inode, \"offset\" FROM hisops.log_offset")
+        rows = conn.exec_driver_sql(
+            'SELECT host_id, reader, path, inode, "offset" FROM hisops.log_offset'
+        )
         return {tuple(r[:3]): tuple(r[3:]) for r in rows}
 
 
@@ -165,15 +223,22 @@ def test_inspection_over_days(days) -> None:
     now = datetime.now().astimezone()
 
     # --- day 1: an on-time scheduled run (its logical date is the start of the interval)
-    day1 = run_day(context("scheduled", now - timedelta(minutes=1), now - timedelta(days=1, minutes=1)))
+    day1 = run_day(
+        context("scheduled", now - timedelta(minutes=1), now - timedelta(days=1, minutes=1))
+    )
     run1 = day1["plan"][0]["inspection_run_id"]
     assert not day1["plan"][0]["historical"]
     assert log_counts(repo, run1) == {"app.log*": 2, "other.log": 3}
     incidents = open_incidents(repo)
-    assert {("d1", "db.invalid_indexes"), ("d2", "db.invalid_indexes"),
-            (f"h1:{tmp}/logs/app.log*", "log.error")} <= set(incidents)
+    assert {
+        ("d1", "db.invalid_indexes"),
+        ("d2", "db.invalid_indexes"),
+        (f"h1:{tmp}/logs/app.log*", "log.error"),
+    } <= set(incidents)
     report1 = Path(day1["report"]["path"])
-    assert report1.parent.name == now.astimezone(TZ).date().isoformat()  # dated today, not yesterday
+    assert (
+        report1.parent.name == now.astimezone(TZ).date().isoformat()
+    )  # dated today, not yesterday
     assert not day1["report"]["subject"].startswith("补录")
     html = report1.read_text()
     assert "password=***" in html and "s3cret" not in html  # masked samples in the report
@@ -189,7 +254,8 @@ def test_inspection_over_days(days) -> None:
     assert offsets(repo) == before_offsets
     after = open_incidents(repo)
     assert {k: (i.occurrences, i.severity) for k, i in after.items()} == {
-        k: (i.occurrences, i.severity) for k, i in before_incidents.items()}
+        k: (i.occurrences, i.severity) for k, i in before_incidents.items()
+    }
     assert len(days.mailbox.subjects("巡检告警")) == 1  # nobody paged by a backfill
 
     # --- day 2: appended lines, a rotation, a truncation; one fix, one new problem; s2 removed
@@ -211,18 +277,31 @@ def test_inspection_over_days(days) -> None:
     assert [o["system_id"] for o in day2["plan"]] == ["s1"]
     assert len(days.mailbox.subjects("巡检告警")) == 2  # the new long transaction, paged once
     assert log_counts(repo, run2) == {"app.log*": 2, "other.log": 1}  # only what is new
-    reasons = {Path(x["path"]).name: x["reason"] for f in repo.findings_for(run2) if f.check_id == "log.files"
-               for x in f.details["files"]}
+    reasons = {
+        Path(x["path"]).name: x["reason"]
+        for f in repo.findings_for(run2)
+        if f.check_id == "log.files"
+        for x in f.details["files"]
+    }
     assert reasons == {"app.log": "rotated", "app.log.1": "renamed", "other.log": "truncated"}
     by = {(f.target_id, f.check_id): f for f in repo.findings_for(run2)}
     assert by[("d1", "db.invalid_indexes")].severity == "ok"
     assert by[("d1", "db.long_transactions")].severity == "warn"
-    resolved = [i for i in repo.incidents() if (i.target_id, i.check_id) == ("d1", "db.invalid_indexes")]
+    resolved = [
+        i for i in repo.incidents() if (i.target_id, i.check_id) == ("d1", "db.invalid_indexes")
+    ]
     assert [i.state for i in resolved] == ["resolved"]
-    gone = [i for i in repo.incidents() if i.target_id == "d2" and i.check_id == "db.invalid_indexes"]
-    assert [i.state for i in gone] == ["resolved"] and "removed from the inventory" in gone[0].resolution_note
+    gone = [
+        i for i in repo.incidents() if i.target_id == "d2" and i.check_id == "db.invalid_indexes"
+    ]
+    assert [i.state for i in gone] == ["resolved"] and "removed from the inventory" in gone[
+        0
+    ].resolution_note
     now_open = open_incidents(repo)
-    assert ("d1", "db.long_transactions") in now_open and ("d2", "db.invalid_indexes") not in now_open
+    assert ("d1", "db.long_transactions") in now_open and (
+        "d2",
+        "db.invalid_indexes",
+    ) not in now_open
 
     # the retry stored nothing twice: one finding per target and check, incidents counted once
     keys = [(f.target_id, f.check_id) for f in repo.findings_for(run2)]

@@ -177,7 +177,10 @@ def test_thresholds_merge_defaults_then_global_then_target(tmp_path: Path) -> No
         "filesystem_used_pct": {"warn": fs.warn - 5, "critical": fs.critical - 2},
     }
     db_raw = raw["systems"][0]["databases"][0]
-    db_raw["thresholds"] = {"connections_pct": {"critical": conn.critical + 2}, "xid_age_pct": {"warn": 50}}
+    db_raw["thresholds"] = {
+        "connections_pct": {"critical": conn.critical + 2},
+        "xid_age_pct": {"warn": 50},
+    }
     inv = load_inventory(write(tmp_path, raw))
 
     glob = inv.thresholds_for()
@@ -266,7 +269,9 @@ def test_secrets_nested_and_table_names_allowed(tmp_path: Path) -> None:
     raw = raw_example()
     db = raw["systems"][0]["databases"][0]
     db["critical_columns"]["user_token"] = ["id"]  # a table name, not a secret
-    db["expectations"] = {"patient": [{"type": "expect_column_values_to_not_be_null", "api_key": "x"}]}
+    db["expectations"] = {
+        "patient": [{"type": "expect_column_values_to_not_be_null", "api_key": "x"}]
+    }
     raw["systems"][0]["hosts"][0]["ssh_private_key"] = "/root/.ssh/id_rsa"
     path = write(tmp_path, raw)
     assert problems_of(path) == [
@@ -307,7 +312,10 @@ def test_default_inventory_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
 def run_cli(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(HISOPS), "inventory", "validate", str(path)], capture_output=True, text=True, timeout=60
+        [str(HISOPS), "inventory", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -330,9 +338,15 @@ def test_cli_validate_bad_file(name: str) -> None:
 
 def test_documented_optional_keys_are_accepted(tmp_path: Path) -> None:
     raw = raw_example()
-    raw["backup_storage"]["offsite"] = {"kind": "sftp", "ssh_conn_id": "backup_offsite", "path": "/srv/off"}
+    raw["backup_storage"]["offsite"] = {
+        "kind": "sftp",
+        "ssh_conn_id": "backup_offsite",
+        "path": "/srv/off",
+    }
     db = raw["systems"][0]["databases"][0]
-    db["backup"].update(jobs=4, compress=9, exact_count_max_rows=1000, encrypt=True, encryption_conn_id="k")
+    db["backup"].update(
+        jobs=4, compress=9, exact_count_max_rows=1000, encrypt=True, encryption_conn_id="k"
+    )
     db.update(
         engine="postgresql",
         pg_bindir="/usr/lib/postgresql/16/bin",
@@ -343,7 +357,9 @@ def test_documented_optional_keys_are_accepted(tmp_path: Path) -> None:
     }
     host = raw["systems"][0]["hosts"][0]
     host.update(backup_paths=["/etc/his"], thresholds={"filesystem_used_pct": {"warn": 85}})
-    raw["systems"][0]["hosts"].append({"id": "db1", "ssh_conn_id": "ssh_db1", "services": ["postgresql"]})
+    raw["systems"][0]["hosts"].append(
+        {"id": "db1", "ssh_conn_id": "ssh_db1", "services": ["postgresql"]}
+    )
     raw["systems"][0]["endpoints"][0].update(expect_text='"status"', verify_tls=False)
     inv = load_inventory(write(tmp_path, raw))
     assert inv.backup_storage.offsite is not None and inv.backup_storage.offsite.kind == "sftp"

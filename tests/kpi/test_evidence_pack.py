@@ -29,18 +29,38 @@ def _point_at_files(repo, tmp_path) -> None:
     docs.mkdir(parents=True)
     (docs / "index.html").write_text("<html>演练证据</html>")
     with repo.engine.begin() as conn:
-        conn.execute(text("UPDATE hisops.inspection_run SET report_path = :p WHERE run_id = 'scheduled__2026-11-03'"),
-                     {"p": str(day / "inspection-scheduled__2026-11-03.html")})
-        ids = conn.execute(text("SELECT id FROM hisops.backup_verification ORDER BY id LIMIT 2")).scalars().all()
-        conn.execute(text("UPDATE hisops.backup_verification SET evidence_path = :p WHERE id = :i"),
-                     {"p": str(docs), "i": ids[0]})
-        conn.execute(text("UPDATE hisops.backup_verification SET evidence_path = '/etc/passwd' WHERE id = :i"),
-                     {"i": ids[1]})
-        conn.execute(text("INSERT INTO hisops.audit_event (at, actor, action, target, result) "
-                          "VALUES ('2026-11-15 10:00+08', 'sysadmin', 'restore.request', 'his_emr', 'refused')"))
+        conn.execute(
+            text(
+                "UPDATE hisops.inspection_run SET report_path = :p WHERE run_id = 'scheduled__2026-11-03'"
+            ),
+            {"p": str(day / "inspection-scheduled__2026-11-03.html")},
+        )
+        ids = (
+            conn.execute(text("SELECT id FROM hisops.backup_verification ORDER BY id LIMIT 2"))
+            .scalars()
+            .all()
+        )
+        conn.execute(
+            text("UPDATE hisops.backup_verification SET evidence_path = :p WHERE id = :i"),
+            {"p": str(docs), "i": ids[0]},
+        )
+        conn.execute(
+            text(
+                "UPDATE hisops.backup_verification SET evidence_path = '/etc/passwd' WHERE id = :i"
+            ),
+            {"i": ids[1]},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO hisops.audit_event (at, actor, action, target, result) "
+                "VALUES ('2026-11-15 10:00+08', 'sysadmin', 'restore.request', 'his_emr', 'refused')"
+            )
+        )
 
 
-def test_month_pack_holds_every_kind_of_evidence_with_its_requirement(seeded, inv, tmp_path, capsys):
+def test_month_pack_holds_every_kind_of_evidence_with_its_requirement(
+    seeded, inv, tmp_path, capsys
+):
     _point_at_files(seeded, tmp_path)
     run_kpi_report(seeded, inv, NOVEMBER, RUN, [], now=NOW)
 
@@ -50,34 +70,57 @@ def test_month_pack_holds_every_kind_of_evidence_with_its_requirement(seeded, in
     assert outcome.path == str(path) and oct(path.stat().st_mode & 0o777) == "0o600"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == outcome.sha256
     (stored,) = seeded.evidence_packs()
-    assert (stored.month, stored.sha256, stored.size_bytes) == ("2026-11", outcome.sha256, path.stat().st_size)
+    assert (stored.month, stored.sha256, stored.size_bytes) == (
+        "2026-11",
+        outcome.sha256,
+        path.stat().st_size,
+    )
     with tarfile.open(path) as tar:
         members = {m.name: m for m in tar.getmembers()}
         root = "evidence-2026-11"
         names = {n.removeprefix(root + "/") for n in members}
-        assert {"index.html", "SHA256SUMS", "drills/restore-drills.csv", "audit/audit-events-2026-11.jsonl",
-                "changes/changes-2026-11.json", "kpi/kpi-2026-11.html"} <= names
+        assert {
+            "index.html",
+            "SHA256SUMS",
+            "drills/restore-drills.csv",
+            "audit/audit-events-2026-11.jsonl",
+            "changes/changes-2026-11.json",
+            "kpi/kpi-2026-11.html",
+        } <= names
         assert any(n.startswith("inspection/2026-11-03-inspection-") for n in names)
         assert any(n.startswith("drills/evidence/") and n.endswith("/index.html") for n in names)
-        assert not any("passwd" in n for n in names)  # outside the reports/backup folders: never read
+        assert not any(
+            "passwd" in n for n in names
+        )  # outside the reports/backup folders: never read
         assert all(m.mode == (0o700 if m.isdir() else 0o600) for m in members.values())
         sums = tar.extractfile(f"{root}/SHA256SUMS").read().decode().splitlines()
         for line in sums:
             digest, name = line.split("  ", 1)
-            assert hashlib.sha256(tar.extractfile(f"{root}/{name}").read()).hexdigest() == digest, name
+            assert hashlib.sha256(tar.extractfile(f"{root}/{name}").read()).hexdigest() == digest, (
+                name
+            )
         index = tar.extractfile(f"{root}/index.html").read().decode()
         drills_csv = tar.extractfile(f"{root}/drills/restore-drills.csv").read().decode("utf-8-sig")
         changes = tar.extractfile(f"{root}/changes/changes-2026-11.json").read().decode()
-        audit = tar.extractfile(f"{root}/audit/audit-events-2026-11.jsonl").read().decode().splitlines()
+        audit = (
+            tar.extractfile(f"{root}/audit/audit-events-2026-11.jsonl").read().decode().splitlines()
+        )
     assert len(audit) == 1 and '"restore.request"' in audit[0] and '"refused"' in audit[0]
-    assert "<script" not in index and index.index("等保证据包") < index.index("MLPS 2.0 evidence pack")
+    assert "<script" not in index and index.index("等保证据包") < index.index(
+        "MLPS 2.0 evidence pack"
+    )
     for code in REQUIREMENTS:
         assert f"<b>{code}</b>" in index
     assert "审计哈希链尚未启用" in index  # plain export until the hash chain exists
     assert "/etc/passwd" in index  # the refused path is named in the notes
     assert len(drills_csv.strip().splitlines()) == 1 + 9
     assert "work_mem" in changes and "upgrade nginx" in changes
-    assert cli.main(["evidence", "list", "--url", seeded.engine.url.render_as_string(hide_password=False)]) == 0
+    assert (
+        cli.main(
+            ["evidence", "list", "--url", seeded.engine.url.render_as_string(hide_password=False)]
+        )
+        == 0
+    )
     assert f"#{outcome.pack_id}  2026-11" in capsys.readouterr().out
     event = next(e for e in seeded.audit_events() if e.action == "evidence.pack")
     assert event.details["sha256"] == outcome.sha256

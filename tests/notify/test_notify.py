@@ -33,10 +33,13 @@ from hisops.notify import (
 )
 
 SMTP_USER = "hisops@hospital.example"
-SMTP_PASS = "p@ss/w:rd#%?"  # '@', '/', ':', '#', '%', '?' must all survive quoting (smtplib: ASCII only)
+SMTP_PASS = (
+    "p@ss/w:rd#%?"  # '@', '/', ':', '#', '%', '?' must all survive quoting (smtplib: ASCII only)
+)
 TITLE = bilingual("巡检异常：门诊数据库空间不足", "Inspection anomaly: outpatient DB storage low")
 BODY = bilingual(
-    "门诊系统 his_outpatient 表空间使用率 93%，请处理。", "his_outpatient storage at 93%, please act."
+    "门诊系统 his_outpatient 表空间使用率 93%，请处理。",
+    "his_outpatient storage at 93%, please act.",
 )
 
 
@@ -58,11 +61,17 @@ class SmtpSink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
         self.messages.append(
-            {"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "raw": envelope.original_content}
+            {
+                "from": envelope.mail_from,
+                "to": list(envelope.rcpt_tos),
+                "raw": envelope.original_content,
+            }
         )
         return "250 OK"
 
-    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
         if not isinstance(data, LoginPassword):
             return AuthResult(success=False, handled=False)
         login, password = data.login.decode(), data.password.decode()
@@ -167,7 +176,9 @@ def test_email_and_webhook_delivered_with_chinese_intact(smtp: SmtpSink, http: H
     assert post["json"]["type"] == "failure"  # critical → apprise failure type
 
 
-def test_html_body_with_plain_text_alternative(smtp: SmtpSink, http: HttpSink, tmp_path: Path) -> None:
+def test_html_body_with_plain_text_alternative(
+    smtp: SmtpSink, http: HttpSink, tmp_path: Path
+) -> None:
     report = tmp_path / "巡检报告.html"
     report.write_text("<h1>巡检报告</h1>", encoding="utf-8")
     html = "<h2>巡检异常</h2><p>门诊数据库空间 <b>93%</b></p>"
@@ -185,7 +196,9 @@ def test_html_body_with_plain_text_alternative(smtp: SmtpSink, http: HttpSink, t
     assert "门诊数据库空间" in mail.get_body(preferencelist=("plain",)).get_content()
     [attached] = [p for p in mail.walk() if p.get_content_disposition() == "attachment"]
     assert attached.get_filename() == "巡检报告.html"
-    assert attached.get_payload(decode=True) == report.read_bytes()  # bytes intact (no charset header)
+    assert (
+        attached.get_payload(decode=True) == report.read_bytes()
+    )  # bytes intact (no charset header)
     assert http.posts[0]["json"]["message"] == BODY  # text channels get the plain body
 
 
@@ -208,9 +221,16 @@ def test_min_severity_filters_channels(smtp: SmtpSink, http: HttpSink) -> None:
 def test_closed_port_fails_alone_and_reason_has_no_secret(smtp: SmtpSink, http: HttpSink) -> None:
     dead = free_port()
     broken_hook = build_apprise_url(
-        "webhook", host="127.0.0.1", port=dead, login="hook", password="s3cr/et@pw", extra={"path": "/x"}
+        "webhook",
+        host="127.0.0.1",
+        port=dead,
+        login="hook",
+        password="s3cr/et@pw",
+        extra={"path": "/x"},
     )
-    broken_mail = email_channel(SmtpSink("127.0.0.1", dead), to=["a@hospital.example"], name="dead smtp")
+    broken_mail = email_channel(
+        SmtpSink("127.0.0.1", dead), to=["a@hospital.example"], name="dead smtp"
+    )
     channels = [
         Channel("dead hook", "webhook", broken_hook),
         broken_mail,
@@ -223,7 +243,12 @@ def test_closed_port_fails_alone_and_reason_has_no_secret(smtp: SmtpSink, http: 
     assert set(result.failed) == {"dead hook", "dead smtp"}
     for reason in result.failed.values():
         assert reason
-        for secret in ("s3cr/et@pw", quote("s3cr/et@pw", safe=""), SMTP_PASS, quote(SMTP_PASS, safe="")):
+        for secret in (
+            "s3cr/et@pw",
+            quote("s3cr/et@pw", safe=""),
+            SMTP_PASS,
+            quote(SMTP_PASS, safe=""),
+        ):
             assert secret not in reason
     assert len(smtp.messages) == 1
 
@@ -266,7 +291,9 @@ def test_email_url_quotes_credentials_and_lists_recipients() -> None:
         "email", host="smtp.hospital.example", port=465, login="ops@hospital.example",
         password="a@b/c:d%e", to=["x@hospital.example", "y@hospital.example"],
     )  # fmt: skip
-    assert url.startswith("mailtos://ops%40hospital.example:a%40b%2Fc%3Ad%25e@smtp.hospital.example:465/")
+    assert url.startswith(
+        "mailtos://ops%40hospital.example:a%40b%2Fc%3Ad%25e@smtp.hospital.example:465/"
+    )
     p = _parsed(url)
     assert (p.user, p.password, p.smtp_host, p.port) == (
         "ops@hospital.example",
@@ -289,7 +316,10 @@ def test_email_url_quotes_credentials_and_lists_recipients() -> None:
 )
 def test_email_secure_mode_from_extra(extra: dict, scheme: str, mode: str) -> None:
     url = build_apprise_url(
-        "email", host="relay.local", extra={"from_email": "his@h.example", **extra}, to=["a@h.example"]
+        "email",
+        host="relay.local",
+        extra={"from_email": "his@h.example", **extra},
+        to=["a@h.example"],
     )
     assert url.startswith(f"{scheme}://")
     assert _parsed(url).secure_mode == mode
@@ -335,21 +365,30 @@ def test_webhook_url_built_or_taken_from_extra() -> None:
         "/alerts/his",
         {"Authorization": "Bearer t0k en"},
     )
-    assert build_apprise_url("webhook", host="http://10.1.2.3:8080/hook") == "json://10.1.2.3:8080/hook"
+    assert (
+        build_apprise_url("webhook", host="http://10.1.2.3:8080/hook")
+        == "json://10.1.2.3:8080/hook"
+    )
     custom = "ntfys://ops-topic"
     assert build_apprise_url("webhook", host="ignored", extra={"apprise_url": custom}) == custom
 
 
 def test_redact_hides_every_secret() -> None:
     mail = build_apprise_url(
-        "email", host="smtp.h.example", login="ops@h.example", password="p@ss/word", to=["a@h.example"]
+        "email",
+        host="smtp.h.example",
+        login="ops@h.example",
+        password="p@ss/word",
+        to=["a@h.example"],
     )
     shown = redact(mail)
     assert "p%40ss" not in shown and "p@ss" not in shown and "****" in shown
     assert "smtp.h.example" in shown and "a%40h.example" in shown  # the useful parts stay
     assert redact(build_apprise_url("wecom", password="KEY123")) == "wecombot://****"
     assert redact("dingtalk://SEC9f8e7d@0a1b2c3d4e/13800000000/") == "dingtalk://****"
-    hook = redact("jsons://u:pw@h.example/hooks/T0/B0/SECRET?+Authorization=Bearer%20abc&format=text")
+    hook = redact(
+        "jsons://u:pw@h.example/hooks/T0/B0/SECRET?+Authorization=Bearer%20abc&format=text"
+    )
     assert "SECRET" not in hook and "abc" not in hook and "pw" not in hook and "format=text" in hook
     assert "p%40ss" not in repr(Channel("c", "email", mail))  # repr never shows the secret
 
@@ -361,7 +400,9 @@ def test_scrub_removes_raw_and_quoted_secrets() -> None:
 
 def test_bilingual() -> None:
     assert bilingual("巡检完成", "Inspection done") == "巡检完成 (Inspection done)"
-    assert bilingual("第一行\n第二行", "line one\nline two") == "第一行\n第二行\n\nline one\nline two"
+    assert (
+        bilingual("第一行\n第二行", "line one\nline two") == "第一行\n第二行\n\nline one\nline two"
+    )
     assert bilingual("仅中文", "") == "仅中文"
 
 
@@ -378,7 +419,9 @@ def _item(conn_id: str, kind: str = "email", **kw: Any) -> SimpleNamespace:
     )
 
 
-def test_glue_resolves_uri_connection_and_delivers(monkeypatch: pytest.MonkeyPatch, smtp: SmtpSink) -> None:
+def test_glue_resolves_uri_connection_and_delivers(
+    monkeypatch: pytest.MonkeyPatch, smtp: SmtpSink
+) -> None:
     from hisops.airflow.notify_glue import channels_from_inventory
 
     login, password = quote(SMTP_USER, safe=""), quote(SMTP_PASS, safe="")
@@ -414,7 +457,13 @@ def test_glue_resolves_json_connections(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("AIRFLOW_CONN_HISOPS_HOOK_TEST", json.dumps(hook))
     items = [
         _item("hisops_wecom_test", "wecom", name="值班群", to=[]),
-        {"name": "hook", "kind": "webhook", "conn_id": "hisops_hook_test", "to": [], "min_severity": None},
+        {
+            "name": "hook",
+            "kind": "webhook",
+            "conn_id": "hisops_hook_test",
+            "to": [],
+            "min_severity": None,
+        },
     ]
 
     wecom_ch, hook_ch = channels_from_inventory(items)
@@ -427,7 +476,9 @@ def test_glue_resolves_json_connections(monkeypatch: pytest.MonkeyPatch) -> None
 def test_glue_missing_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     from hisops.airflow.notify_glue import channels_from_inventory
 
-    monkeypatch.setenv("AIRFLOW_CONN_HISOPS_OK_TEST", json.dumps({"conn_type": "generic", "password": "k1"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HISOPS_OK_TEST", json.dumps({"conn_type": "generic", "password": "k1"})
+    )
     items = [_item("hisops_no_such_conn", "wecom"), _item("hisops_ok_test", "wecom", name="ok")]
     with pytest.raises(ChannelConfigError, match="hisops_no_such_conn"):
         channels_from_inventory(items)
@@ -436,12 +487,16 @@ def test_glue_missing_connection(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_mail_keeps_line_breaks_in_both_parts(smtp: SmtpSink) -> None:
     body = "数据库 database: his_emr\n- 文件缺失 missing file: dump/toc.dat\n事件 incident: #7"
-    result = send([email_channel(smtp, to=["supervisor@hospital.example"])], TITLE, body, severity="critical")
+    result = send(
+        [email_channel(smtp, to=["supervisor@hospital.example"])], TITLE, body, severity="critical"
+    )
 
     assert result.ok, result.outcomes
     mail = parse_mail(smtp.messages[0]["raw"])
     plain = mail.get_body(preferencelist=("plain",)).get_content()
-    assert "his_emr\n- 文件缺失" in plain.replace("\r\n", "\n") and "dump/toc.dat\n事件" in plain.replace("\r\n", "\n")
+    assert "his_emr\n- 文件缺失" in plain.replace(
+        "\r\n", "\n"
+    ) and "dump/toc.dat\n事件" in plain.replace("\r\n", "\n")
     html_part = mail.get_body(preferencelist=("html",))
     if html_part is not None:  # an HTML part must show the breaks, not a raw newline run together
         content = html_part.get_content()

@@ -28,23 +28,38 @@ class PitrEnv:
 
 
 def pitr_server(root: Path, cluster: PgCluster, stanza: str) -> PgServer:
-    pitr = Pitr(stanza=stanza, repo=PitrRepo(path=str(root / "repo")), config_path=str(root / "conf" / "pgbackrest.conf"),
-                os_user=cluster.os_user, socket_dir=str(cluster.socket_dir), process_max=2)
-    return PgServer(id="pg-main", conn_id="t_pitr", data_directory=str(cluster.datadir), port=cluster.port,
-                    pitr=pitr)
+    pitr = Pitr(
+        stanza=stanza,
+        repo=PitrRepo(path=str(root / "repo")),
+        config_path=str(root / "conf" / "pgbackrest.conf"),
+        os_user=cluster.os_user,
+        socket_dir=str(cluster.socket_dir),
+        process_max=2,
+    )
+    return PgServer(
+        id="pg-main",
+        conn_id="t_pitr",
+        data_directory=str(cluster.datadir),
+        port=cluster.port,
+        pitr=pitr,
+    )
 
 
 def archive_conf(root: Path, stanza: str) -> str:
     cfg = root / "conf" / "pgbackrest.conf"
-    return (f"wal_level = replica\narchive_mode = on\narchive_timeout = 60\n"
-            f"archive_command = 'pgbackrest --config={cfg} --stanza={stanza} archive-push %p'\n")
+    return (
+        f"wal_level = replica\narchive_mode = on\narchive_timeout = 60\n"
+        f"archive_command = 'pgbackrest --config={cfg} --stanza={stanza} archive-push %p'\n"
+    )
 
 
 def make_env(name: str) -> PitrEnv:
     root = TEST_HOME / name
     stanza = f"t{uuid.uuid4().hex[:6]}"
     root.mkdir(parents=True, exist_ok=True)
-    cluster = PgCluster(root / "pg", free_port(), socket=True, extra_conf=archive_conf(root, stanza))
+    cluster = PgCluster(
+        root / "pg", free_port(), socket=True, extra_conf=archive_conf(root, stanza)
+    )
     server = pitr_server(root, cluster, stanza)
     cfg = pitr_config.render(server, cluster.user)
     pitr_config.write_local(cfg, cluster.os_user)

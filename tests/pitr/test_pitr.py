@@ -28,14 +28,21 @@ def test_preflight_says_exactly_what_to_set_and_names_wrong_fields(pitr_env, pg)
     assert ok.ok, ok.problems
     wrong_dir = pitr_env.server.model_copy(update={"data_directory": "/srv/not-the-data"})
     problems = preflight.check_settings(wrong_dir, ok.settings, "systems[0].servers[0].")
-    assert problems == [p for p in problems if "systems[0].servers[0].data_directory" in p] and problems
-    plain = preflight.check_settings(pitr_env.server, preflight.read_settings(pg.dsn()))  # not archiving
+    assert (
+        problems == [p for p in problems if "systems[0].servers[0].data_directory" in p]
+        and problems
+    )
+    plain = preflight.check_settings(
+        pitr_env.server, preflight.read_settings(pg.dsn())
+    )  # not archiving
     assert any("ALTER SYSTEM SET archive_mode = 'on'" in p for p in plain)
     assert any(f"--stanza={pitr_env.server.pitr.stanza} archive-push %p" in p for p in plain)
 
 
 @pytest.mark.long
-def test_full_backup_is_catalogued_and_the_pitr_drill_proves_the_point(pitr_env, pitr_db, catalog, tmp_path):
+def test_full_backup_is_catalogued_and_the_pitr_drill_proves_the_point(
+    pitr_env, pitr_db, catalog, tmp_path
+):
     outcome = service.backup_server(catalog, pitr_env.server, "emr", pitr_env.pgbr, "full", RUN)
 
     record = catalog.get_backup(outcome.backup_id)
@@ -43,10 +50,17 @@ def test_full_backup_is_catalogued_and_the_pitr_drill_proves_the_point(pitr_env,
     assert record.manifest["label"] == outcome.label and record.path.endswith(outcome.label)
     db = Database(id="emr_db", conn_id="t_pitr", critical_tables=["patient"])
     req = pitr_drill.PitrDrillRequest(
-        backup_id=outcome.backup_id, server_id="pg-main", label=outcome.label,
-        production_dsn=pitr_env.dsn(), production_datadir=str(pitr_env.cluster.datadir), pgbr=pitr_env.pgbr,
-        scratch_root=pitr_env.root / "scratch", evidence_root=tmp_path / "evidence",
-        databases=((db, pitr_db),), os_user=pitr_env.cluster.os_user)
+        backup_id=outcome.backup_id,
+        server_id="pg-main",
+        label=outcome.label,
+        production_dsn=pitr_env.dsn(),
+        production_datadir=str(pitr_env.cluster.datadir),
+        pgbr=pitr_env.pgbr,
+        scratch_root=pitr_env.root / "scratch",
+        evidence_root=tmp_path / "evidence",
+        databases=((db, pitr_db),),
+        os_user=pitr_env.cluster.os_user,
+    )
 
     result = pitr_drill.run_pitr_drill(req)
 
@@ -63,20 +77,32 @@ def test_archive_findings_from_the_archiver_row(pitr_env):
     from hisops.inspect.pitr_checks import archive_findings
 
     now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-    row = {"failed_count": 0, "last_archived_wal": "000000010000000000000009", "last_failed_wal": None,
-           "last_archived_time": now - timedelta(hours=5), "last_failed_time": None,
-           "current_wal": "00000001000000000000000A", "now": now}
+    row = {
+        "failed_count": 0,
+        "last_archived_wal": "000000010000000000000009",
+        "last_failed_wal": None,
+        "last_archived_time": now - timedelta(hours=5),
+        "last_failed_time": None,
+        "current_wal": "00000001000000000000000A",
+        "now": now,
+    }
     archive, rpo = archive_findings(pitr_env.server, "emr", row)
     assert (archive.severity, rpo.severity) == ("ok", "ok")  # idle: nothing waiting, however old
-    failing = {**row, "failed_count": 7, "last_failed_wal": "00000001000000000000000B",
-               "last_failed_time": now - timedelta(minutes=1), "current_wal": "00000001000000000000000C"}
+    failing = {
+        **row,
+        "failed_count": 7,
+        "last_failed_wal": "00000001000000000000000B",
+        "last_failed_time": now - timedelta(minutes=1),
+        "current_wal": "00000001000000000000000C",
+    }
     archive, rpo = archive_findings(pitr_env.server, "emr", failing)
     assert archive.severity == "critical" and "00000001000000000000000B" in archive.message_en
     assert rpo.severity == "critical" and "RPO target 300 s" in rpo.message_en and rpo.suggestion_zh
 
 
 def test_unwritable_repository_is_an_inspection_finding_and_a_failed_backup_is_never_completed(
-        own_pitr_env, catalog):
+    own_pitr_env, catalog
+):
     import os
     import time
 
@@ -84,6 +110,7 @@ def test_unwritable_repository_is_an_inspection_finding_and_a_failed_backup_is_n
 
     env = own_pitr_env
     repo_dir = Path(env.server.pitr.repo.path)
+
     def chmod_dirs(mode: int) -> None:
         for folder, _dirs, _files in os.walk(repo_dir):
             os.chmod(folder, mode)
@@ -113,4 +140,6 @@ def test_unwritable_repository_is_an_inspection_finding_and_a_failed_backup_is_n
 def _inv():
     from hisops.inventory.loader import load_inventory
 
-    return load_inventory(Path(__file__).resolve().parents[2] / "inventory" / "hospital.example.yaml")
+    return load_inventory(
+        Path(__file__).resolve().parents[2] / "inventory" / "hospital.example.yaml"
+    )

@@ -41,31 +41,84 @@ class Cells(HTMLParser):
 
 
 def findings() -> list:
-    seq = {"sequences": 3, "top": [{"name": "public.outpatient_visit_visit_id_seq", "last_value": 2_000_000_000,
-                                    "limit_value": 2_147_483_647, "coltype": "int4", "cycle": False,
-                                    "used_pct": 93.1322}]}
-    idle = {"idle_tx_count": 1, "idle_tx": [{"pid": 42, "usename": "his", "app": "his", "client": None,
-                                              "state": "idle in transaction", "state_s": 400.0, "xact_s": 401.0,
-                                              "query": "SELECT 1"}]}
-    tables = {"autovacuum": True, "need_vacuum": [{"name": "public.d", "dead": 40000, "vacuum_h": None}],
-              "need_analyze": [], "dead": [], "tables": 1}
-    sh = ("fs\t/\t" + DF + "\nfs\t/var\t" + DF + "\ninode\t/\t/dev/vda1 655360 100 655260 1% /\n"
-          "inode\t/var\t/dev/vda1 655360 100 655260 1% /\n")
+    seq = {
+        "sequences": 3,
+        "top": [
+            {
+                "name": "public.outpatient_visit_visit_id_seq",
+                "last_value": 2_000_000_000,
+                "limit_value": 2_147_483_647,
+                "coltype": "int4",
+                "cycle": False,
+                "used_pct": 93.1322,
+            }
+        ],
+    }
+    idle = {
+        "idle_tx_count": 1,
+        "idle_tx": [
+            {
+                "pid": 42,
+                "usename": "his",
+                "app": "his",
+                "client": None,
+                "state": "idle in transaction",
+                "state_s": 400.0,
+                "xact_s": 401.0,
+                "query": "SELECT 1",
+            }
+        ],
+    }
+    tables = {
+        "autovacuum": True,
+        "need_vacuum": [{"name": "public.d", "dead": 40000, "vacuum_h": None}],
+        "need_analyze": [],
+        "dead": [],
+        "tables": 1,
+    }
+    sh = (
+        "fs\t/\t" + DF + "\nfs\t/var\t" + DF + "\ninode\t/\t/dev/vda1 655360 100 655260 1% /\n"
+        "inode\t/var\t/dev/vda1 655360 100 655260 1% /\n"
+    )
     fs = host_checks.check_filesystems(HOST, host_checks.parse_output(sh), ["/", "/var"], {})
     inodes = host_checks.check_inodes(HOST, host_checks.parse_output(sh))
     log_t = HOST.child("log", "app-01:/var/log/his/*.log")
-    log = log_scan._count_finding(log_t, "log.error", "error", "ERROR", 1,
-                                  ["2026-12-01 ERROR login failed password=Secret123 for 13812345678"], [])
-    return [db_checks.check_sequences(DB, seq, {}), db_checks.check_idle_in_tx(DB, idle, {}),
-            db_checks.check_vacuum_age(DB, tables, {}), *fs, *inodes, log]
+    log = log_scan._count_finding(
+        log_t,
+        "log.error",
+        "error",
+        "ERROR",
+        1,
+        ["2026-12-01 ERROR login failed password=Secret123 for 13812345678"],
+        [],
+    )
+    return [
+        db_checks.check_sequences(DB, seq, {}),
+        db_checks.check_idle_in_tx(DB, idle, {}),
+        db_checks.check_vacuum_age(DB, tables, {}),
+        *fs,
+        *inodes,
+        log,
+    ]
 
 
 def render() -> tuple[str, list]:
     found = findings()
-    info = SystemInfo("outpatient", "门诊系统", "Outpatient", None,
-                      (("database", "his_op"), ("host", "app-01"), ("log", "app-01:/var/log/his/*.log")))
-    data = ReportData(hospital="测试医院", timezone="Asia/Shanghai", run_id="scheduled__x", generated_at=NOW,
-                      systems=[info], findings=found)
+    info = SystemInfo(
+        "outpatient",
+        "门诊系统",
+        "Outpatient",
+        None,
+        (("database", "his_op"), ("host", "app-01"), ("log", "app-01:/var/log/his/*.log")),
+    )
+    data = ReportData(
+        hospital="测试医院",
+        timezone="Asia/Shanghai",
+        run_id="scheduled__x",
+        generated_at=NOW,
+        systems=[info],
+        findings=found,
+    )
     return render_report(data), found
 
 
@@ -81,20 +134,39 @@ def test_value_column_is_short_and_has_units() -> None:
     parser = Cells()
     parser.feed(html)
     problem_values = {row[1]: row[3] for row in parser.rows if len(row) == 7} | {
-        row[0]: row[2] for row in parser.rows if len(row) == 6}
+        row[0]: row[2] for row in parser.rows if len(row) == 6
+    }
     values = {f.check_id: problem_values.get(f.check_id) for f in found if f.severity != "ok"}
-    assert values["db.sequences"] == "93.13%"  # the sequence name is in the message, not in the value cell
+    assert (
+        values["db.sequences"] == "93.13%"
+    )  # the sequence name is in the message, not in the value cell
     assert all(v is not None and len(v) <= 16 for v in values.values()), values
 
 
 def test_plurals_never_and_one_filesystem() -> None:
     _, found = render()
     by = {f.check_id: f for f in found}
-    assert by["db.idle_in_tx"].value_text == "1 session" and "1 session idle" in by["db.idle_in_tx"].message_en
-    assert by["log.error"].value_text == "1 line" and "1 new log line matches" in by["log.error"].message_en
+    assert (
+        by["db.idle_in_tx"].value_text == "1 session"
+        and "1 session idle" in by["db.idle_in_tx"].message_en
+    )
+    assert (
+        by["log.error"].value_text == "1 line"
+        and "1 new log line matches" in by["log.error"].message_en
+    )
     vac = by["db.vacuum_age"]
-    assert vac.value_text == "从未 never" and "0.0" not in vac.message_zh and "从未清理" in vac.message_zh
+    assert (
+        vac.value_text == "从未 never"
+        and "0.0" not in vac.message_zh
+        and "从未清理" in vac.message_zh
+    )
     fs = [f for f in found if f.check_id.startswith("host.fs_used")]
-    assert len(fs) == 1 and fs[0].details["paths"] == ["/", "/var"] and "/, /var" in fs[0].message_zh
-    assert set(fs[0].details["metrics"]) >= {"fs_used_pct:/", "fs_used_pct:/var", "fs_free_bytes:/var"}
+    assert (
+        len(fs) == 1 and fs[0].details["paths"] == ["/", "/var"] and "/, /var" in fs[0].message_zh
+    )
+    assert set(fs[0].details["metrics"]) >= {
+        "fs_used_pct:/",
+        "fs_used_pct:/var",
+        "fs_free_bytes:/var",
+    }
     assert len([f for f in found if f.check_id.startswith("host.inodes")]) == 1

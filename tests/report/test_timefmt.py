@@ -19,14 +19,29 @@ def test_fmt_local_and_parse() -> None:
     assert fmt(datetime(2026, 12, 1, 0, 30), "Asia/Shanghai") == "2026-12-01 08:30"  # naive = UTC
     assert fmt(None, "Asia/Shanghai") == "—"
     assert local(MIDNIGHT_UTC, "Asia/Shanghai").utcoffset() == timedelta(hours=8)
-    assert local_date(datetime(2026, 11, 30, 17, 0, tzinfo=UTC), "Asia/Shanghai").isoformat() == "2026-12-01"
+    assert (
+        local_date(datetime(2026, 11, 30, 17, 0, tzinfo=UTC), "Asia/Shanghai").isoformat()
+        == "2026-12-01"
+    )
     assert parse("2026-12-01 00:30:00") == MIDNIGHT_UTC
-    assert fmt(MIDNIGHT_UTC, timezone(timedelta(hours=-5)), zone_name=True) == "2026-11-30 19:30 UTC-05:00"
+    assert (
+        fmt(MIDNIGHT_UTC, timezone(timedelta(hours=-5)), zone_name=True)
+        == "2026-11-30 19:30 UTC-05:00"
+    )
 
 
 def test_finding_messages_use_the_inventory_zone() -> None:
-    t = Target("database", "his_db", "sys", Thresholds(), MIDNIGHT_UTC + timedelta(hours=3), "Asia/Shanghai")
+    t = Target(
+        "database",
+        "his_db",
+        "sys",
+        Thresholds(),
+        MIDNIGHT_UTC + timedelta(hours=3),
+        "Asia/Shanghai",
+    )
     backup = db_checks.check_backup_age(t, {}, {"last_verified_backup_at": MIDNIGHT_UTC})
     assert "2026-12-01 08:30" in backup.message_zh and "2026-12-01 08:30" in backup.message_en
-    up = db_checks.check_uptime(t, {"uptime_s": 10800, "started_at": "2026-12-01T00:30:00+00:00"}, {})
+    up = db_checks.check_uptime(
+        t, {"uptime_s": 10800, "started_at": "2026-12-01T00:30:00+00:00"}, {}
+    )
     assert "启动于 2026-12-01 08:30" in up.message_zh and "+00:00" not in up.message_en

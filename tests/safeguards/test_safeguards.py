@@ -19,14 +19,17 @@ def _at(hhmm: str, day: int = 2) -> datetime:
     return datetime.fromisoformat(f"2026-12-0{day}T{hhmm}:00").replace(tzinfo=SH)
 
 
-@pytest.mark.parametrize(("start", "end", "now", "inside", "closes"), [
-    ("01:30", "05:30", "02:00", True, "05:30"),
-    ("01:30", "05:30", "05:30", False, None),
-    ("01:30", "05:30", "01:29", False, None),
-    ("22:00", "02:00", "23:59", True, "02:00"),
-    ("22:00", "02:00", "01:59", True, "02:00"),
-    ("22:00", "02:00", "02:00", False, None),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "now", "inside", "closes"),
+    [
+        ("01:30", "05:30", "02:00", True, "05:30"),
+        ("01:30", "05:30", "05:30", False, None),
+        ("01:30", "05:30", "01:29", False, None),
+        ("22:00", "02:00", "23:59", True, "02:00"),
+        ("22:00", "02:00", "01:59", True, "02:00"),
+        ("22:00", "02:00", "02:00", False, None),
+    ],
+)
 def test_window_and_its_end(start, end, now, inside, closes):
     verdict = check_window(MaintenanceWindow(start=start, end=end), SH, _at(now))
     assert verdict.ok is inside
@@ -44,8 +47,14 @@ def _verified(catalog, path, finished_hours_ago: float) -> int:
     bid = verified_backup(catalog, "his_outpatient", path)
     with catalog.engine.begin() as conn:  # age it (the catalog stamps finished_at with now())
         from sqlalchemy import text
-        conn.execute(text("UPDATE hisops.backup SET finished_at = now() - make_interval(secs => :s) "
-                          "WHERE id = :i"), {"s": finished_hours_ago * 3600, "i": bid})
+
+        conn.execute(
+            text(
+                "UPDATE hisops.backup SET finished_at = now() - make_interval(secs => :s) "
+                "WHERE id = :i"
+            ),
+            {"s": finished_hours_ago * 3600, "i": bid},
+        )
     return bid
 
 
@@ -61,18 +70,23 @@ def test_fresh_backup_needs_a_verified_young_backup_whose_files_exist(catalog, t
     assert not check_fresh_backup(catalog, None, "his_outpatient").ok
     assert catalog.get_backup(gone_id).state == "missing"  # recorded by hisops.backup.trust
     bid = _verified(catalog, tmp_path / "young", 2)
-    v = check_fresh_backup(catalog, None, "his_outpatient", now=datetime.now(UTC) + timedelta(minutes=1))
+    v = check_fresh_backup(
+        catalog, None, "his_outpatient", now=datetime.now(UTC) + timedelta(minutes=1)
+    )
     assert v.ok and v.details["backup_id"] == bid
 
 
-@pytest.mark.parametrize(("requester", "approver", "roles", "approved", "ok", "why"), [
-    ("admin", "sysadmin", {SYSTEM_ADMIN}, True, True, "approved by"),
-    ("admin", "boss", {"Admin"}, True, True, "approved by"),
-    ("sysadmin", "sysadmin", {SUPER_ADMIN}, True, False, "is the requester"),
-    ("admin", "operator", {OPERATOR}, True, False, "below 系统管理员"),
-    ("admin", "sysadmin", {SYSTEM_ADMIN}, False, False, "rejected"),
-    ("admin", None, set(), True, False, "unknown"),
-])
+@pytest.mark.parametrize(
+    ("requester", "approver", "roles", "approved", "ok", "why"),
+    [
+        ("admin", "sysadmin", {SYSTEM_ADMIN}, True, True, "approved by"),
+        ("admin", "boss", {"Admin"}, True, True, "approved by"),
+        ("sysadmin", "sysadmin", {SUPER_ADMIN}, True, False, "is the requester"),
+        ("admin", "operator", {OPERATOR}, True, False, "below 系统管理员"),
+        ("admin", "sysadmin", {SYSTEM_ADMIN}, False, False, "rejected"),
+        ("admin", None, set(), True, False, "unknown"),
+    ],
+)
 def test_approval_rules(requester, approver, roles, approved, ok, why):
     v = check_approval(ApprovalRequest(requester, approver, frozenset(roles), approved))
     assert v.ok is ok and why in v.reason_en

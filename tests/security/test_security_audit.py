@@ -34,8 +34,10 @@ def weak_db(pg, new_db):
     name = new_db("sec")
     pg.execute("CREATE TABLE public.patient_note (id int)", dbname=name)
     pg.execute("GRANT SELECT ON public.patient_note TO PUBLIC", dbname=name)
-    pg.execute("CREATE FUNCTION public.peek() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'",
-               dbname=name)
+    pg.execute(
+        "CREATE FUNCTION public.peek() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'",
+        dbname=name,
+    )
     return name
 
 
@@ -45,13 +47,17 @@ def test_database_checks_find_weaknesses_with_the_real_pgaudit(pg, weak_db, cata
     assert "public.patient_note (SELECT)" in findings["security.public_grants"].details["objects"]
     assert findings["security.definer_search_path"].details["functions"] == ["public.peek()"]
     assert findings["security.pgaudit"].severity == "warn"
-    assert "pgaudit.log" in findings["security.pgaudit"].message_en  # loaded (preload) but not configured
+    assert (
+        "pgaudit.log" in findings["security.pgaudit"].message_en
+    )  # loaded (preload) but not configured
     assert findings["security.ssl"].severity == "warn"  # the private cluster has no TLS
     assert findings["security.hba"].severity == "ok"  # initdb --auth=scram-sha-256
     assert findings["security.password_encryption"].severity == "ok"
-    assert findings["security.connection_role"].severity == "warn"  # the suite connects as superuser
+    assert (
+        findings["security.connection_role"].severity == "warn"
+    )  # the suite connects as superuser
     assert findings["security.pgaudit"].details["clause"].startswith("8.1.4.3")
-    pg.execute(f'ALTER DATABASE "{weak_db}" SET pgaudit.log = \'ddl, role, write\'')
+    pg.execute(f"ALTER DATABASE \"{weak_db}\" SET pgaudit.log = 'ddl, role, write'")
     again = _by_check(audit_database(catalog, _Db("his_sec"), "s1", pg.dsn(weak_db), "tester"))
     assert again["security.pgaudit"].severity == "ok"
 
@@ -62,22 +68,30 @@ def test_role_drift_is_reported_with_since_and_acceptance_is_audited(pg, weak_db
     role = f"drift_{weak_db[-6:]}"
     pg.execute(f"CREATE ROLE {role} LOGIN CREATEROLE")
     try:
-        second = _by_check(audit_database(catalog, _Db("his_drift"), "s1", pg.dsn(weak_db), "tester"))
+        second = _by_check(
+            audit_database(catalog, _Db("his_drift"), "s1", pg.dsn(weak_db), "tester")
+        )
         drift = second["security.role_attributes"]
         assert drift.severity == "warn" and f"+{role}" in drift.message_en
-        assert drift.details["drift_since"] and drift.details["drift"]["added"][role]["rolcreaterole"]
+        assert (
+            drift.details["drift_since"] and drift.details["drift"]["added"][role]["rolcreaterole"]
+        )
         assert catalog.security_baseline("his_drift", "roles").drift_since is not None
         assert accept_drift(catalog, "his_drift", "roles", by="李主任", reason="变更单 CR-42")
         events = catalog.audit_events(action="security.baseline.accept", actor="李主任")
         assert events and events[0].reason == "变更单 CR-42" and events[0].result == "success"
-        third = _by_check(audit_database(catalog, _Db("his_drift"), "s1", pg.dsn(weak_db), "tester"))
+        third = _by_check(
+            audit_database(catalog, _Db("his_drift"), "s1", pg.dsn(weak_db), "tester")
+        )
         assert third["security.role_attributes"].severity == "ok"
     finally:
         pg.execute(f"DROP ROLE {role}")
 
 
 def test_unreachable_database_is_a_finding(catalog):
-    findings = audit_database(catalog, _Db("gone"), "s1", "host=127.0.0.1 port=1 dbname=x user=x", "t")
+    findings = audit_database(
+        catalog, _Db("gone"), "s1", "host=127.0.0.1 port=1 dbname=x user=x", "t"
+    )
     assert [f.severity for f in findings] == ["check_error"]
 
 
@@ -89,16 +103,28 @@ def test_snapshot_reads_hba_rules(pg, weak_db):
 
 def test_host_checks_count_failed_logins_by_user_and_source(tmp_path, catalog):
     log = tmp_path / "server.log"
-    lines = ['2026-12-01 08:00:00 CST [1] FATAL:  password authentication failed for user "his"'] * 12
-    lines += ['2026-12-01 08:01:00 CST [2] FATAL:  no pg_hba.conf entry for host "10.1.2.3", user "x", '
-              'database "y", no encryption']
+    lines = [
+        '2026-12-01 08:00:00 CST [1] FATAL:  password authentication failed for user "his"'
+    ] * 12
+    lines += [
+        '2026-12-01 08:01:00 CST [2] FATAL:  no pg_hba.conf entry for host "10.1.2.3", user "x", '
+        'database "y", no encryption'
+    ]
     log.write_text("\n".join(lines) + "\n")
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "open.txt").write_text("x")
     os.chmod(shared / "open.txt", 0o666)
-    findings = _by_check(audit_host(catalog, _Host("h1", [str(tmp_path / "*.log")]), "s1",
-                                    LocalRunner("h1"), "tester", [str(shared)]))
+    findings = _by_check(
+        audit_host(
+            catalog,
+            _Host("h1", [str(tmp_path / "*.log")]),
+            "s1",
+            LocalRunner("h1"),
+            "tester",
+            [str(shared)],
+        )
+    )
     failed = findings["security.failed_logins"]
     assert failed.severity == "warn" and failed.details["by_user_source"]["his@?"] == 12
     assert failed.details["by_user_source"]["?@10.1.2.3"] == 1
@@ -108,8 +134,10 @@ def test_host_checks_count_failed_logins_by_user_and_source(tmp_path, catalog):
 
 
 def test_parse_sshd_and_sudoers_output():
-    snap = host_checks.parse("h", "SSHD permitrootlogin yes\nSSHD passwordauthentication yes\n"
-                                  "SUDO abc /etc/sudoers\nDONE\n")
+    snap = host_checks.parse(
+        "h",
+        "SSHD permitrootlogin yes\nSSHD passwordauthentication yes\nSUDO abc /etc/sudoers\nDONE\n",
+    )
     found = _by_check(host_checks.evaluate(snap))
     assert found["security.sshd"].severity == "critical" and snap.sudoers == {"/etc/sudoers": "abc"}
     assert host_checks.evaluate(host_checks.parse("h", ""))[0].severity == "check_error"
@@ -120,10 +148,18 @@ def test_report_is_chinese_grouped_by_clause(tmp_path, pg, weak_db, catalog):
     from hisops.report.security import write_report
     from hisops.runinfo import RunInfo
 
-    inv = load_inventory(Path(__file__).resolve().parents[2] / "inventory" / "hospital.example.yaml")
+    inv = load_inventory(
+        Path(__file__).resolve().parents[2] / "inventory" / "hospital.example.yaml"
+    )
     findings = audit_database(catalog, _Db("his_sec"), "s1", pg.dsn(weak_db), "tester")
-    run = RunInfo(dag_id="security_audit", run_id="manual__1", run_type="manual", logical_date=None,
-                  run_after=None, triggering_user="zhang")
+    run = RunInfo(
+        dag_id="security_audit",
+        run_id="manual__1",
+        run_type="manual",
+        logical_date=None,
+        run_after=None,
+        triggering_user="zhang",
+    )
     path = write_report(tmp_path / "reports", inv, run, findings)
     text = path.read_text()
     assert "安全审计报告" in text and "8.1.4.2 访问控制" in text and "public.peek()" in text

@@ -17,10 +17,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _inventory(tmp_path: Path, with_bad_db: bool) -> Path:
-    bad = textwrap.dedent("""\
+    bad = (
+        textwrap.dedent("""\
           - id: d_bad
             conn_id: sc_db_bad
-    """) if with_bad_db else ""
+    """)
+        if with_bad_db
+        else ""
+    )
     text = textwrap.dedent("""\
         version: 1
         hospital: 测试医院
@@ -53,9 +57,18 @@ def selfcheck_env(pg, new_db, sshd, airflow_db, monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", pg_conn_json(pg, catalog_db))
     monkeypatch.setenv("AIRFLOW_CONN_SC_DB_OK", pg_conn_json(pg, target_db))
     monkeypatch.setenv("AIRFLOW_CONN_SC_DB_BAD", pg_conn_json(pg, target_db, password="wrong"))
-    monkeypatch.setenv("AIRFLOW_CONN_SC_SSH", json.dumps({
-        "conn_type": "ssh", "host": sshd.host, "port": sshd.port, "login": sshd.user,
-        "extra": {"key_file": str(sshd.client_key)}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SC_SSH",
+        json.dumps(
+            {
+                "conn_type": "ssh",
+                "host": sshd.host,
+                "port": sshd.port,
+                "login": sshd.user,
+                "extra": {"key_file": str(sshd.client_key)},
+            }
+        ),
+    )
     repo = CatalogRepository.from_url(pg.sqlalchemy_url(catalog_db))
     yield repo
     repo.dispose()
@@ -63,7 +76,9 @@ def selfcheck_env(pg, new_db, sshd, airflow_db, monkeypatch, tmp_path):
 
 def _run(tmp_path, monkeypatch, with_bad_db: bool):
     monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path, with_bad_db)))
-    spec = importlib.util.spec_from_file_location(f"selfcheck_{with_bad_db}", REPO / "dags" / "hisops_selfcheck.py")
+    spec = importlib.util.spec_from_file_location(
+        f"selfcheck_{with_bad_db}", REPO / "dags" / "hisops_selfcheck.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.hisops_selfcheck().test()
@@ -85,5 +100,8 @@ def test_unreachable_database_is_reported_not_crashed(selfcheck_env, tmp_path, m
     row = selfcheck_env.latest_selfcheck()
     by_id = {r["target_id"]: r for r in row.results}
     assert not row.ok
-    assert by_id["d_bad"]["reachable"] is False and "password authentication failed" in by_id["d_bad"]["detail"]
+    assert (
+        by_id["d_bad"]["reachable"] is False
+        and "password authentication failed" in by_id["d_bad"]["detail"]
+    )
     assert by_id["d_ok"]["reachable"] and by_id["h_ssh"]["reachable"]

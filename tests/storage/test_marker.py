@@ -7,7 +7,14 @@ import stat
 from pathlib import Path
 
 import pytest
-from hisops.storage.marker import BACKUPS, MARKER_NAME, REPORTS, StorageMismatch, check_storage, read_marker
+from hisops.storage.marker import (
+    BACKUPS,
+    MARKER_NAME,
+    REPORTS,
+    StorageMismatch,
+    check_storage,
+    read_marker,
+)
 
 
 def test_first_use_creates_the_marker_and_records_it(catalog, tmp_path: Path) -> None:

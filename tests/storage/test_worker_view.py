@@ -18,7 +18,8 @@ from tests.verify.conftest import make_his_db
 
 def _inventory(tmp_path: Path, storage: Path) -> Path:
     path = tmp_path / "inventory.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         version: 1
         hospital: 测试医院
         maintenance_window: {{start: "01:00", end: "05:00"}}
@@ -30,12 +31,15 @@ def _inventory(tmp_path: Path, storage: Path) -> Path:
             name: 病案管理系统
             name_en: Medical records
             databases: [{{id: d1, conn_id: sv_db, backup: {{keep_daily: 1, jobs: 1, compress: 1}}}}]
-        """))
+        """)
+    )
     return path
 
 
 def _verification_dag():
-    spec = importlib.util.spec_from_file_location("bv_storage", REPO / "dags" / "backup_verification.py")
+    spec = importlib.util.spec_from_file_location(
+        "bv_storage", REPO / "dags" / "backup_verification.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     dag = module.backup_verification()
@@ -51,8 +55,9 @@ def his(pg):
     pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_missing_mount_fails_the_drill_with_an_incident(pg, catalog, his, airflow_db, mailbox, monkeypatch,
-                                                        tmp_path):
+def test_missing_mount_fails_the_drill_with_an_incident(
+    pg, catalog, his, airflow_db, mailbox, monkeypatch, tmp_path
+):
     from hisops.airflow import runtime
     from hisops.airflow.pools import ensure_pools
     from hisops.airflow.shared_storage import backup_root
@@ -62,13 +67,29 @@ def test_missing_mount_fails_the_drill_with_an_incident(pg, catalog, his, airflo
     nfs = tmp_path / "nfs"
     monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", pg_conn_json(pg, catalog.engine.url.database))
     monkeypatch.setenv("AIRFLOW_CONN_SV_DB", pg_conn_json(pg, his))
-    monkeypatch.setenv("AIRFLOW_CONN_SV_SMTP", json.dumps({
-        "conn_type": "smtp", "host": mailbox.host, "port": mailbox.port,
-        "extra": {"from_email": "hisops@hospital.example", "disable_tls": True, "disable_ssl": True}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SV_SMTP",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": mailbox.host,
+                "port": mailbox.port,
+                "extra": {
+                    "from_email": "hisops@hospital.example",
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                },
+            }
+        ),
+    )
     monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path, nfs)))
     root = backup_root(runtime.inventory())  # the first worker: marker created, id recorded
-    outcome = backup_database(DumpSpec(database_id="d1", system_id="emr", dsn=pg.dsn(his), storage=root,
-                                       jobs=1, compress=1), catalog)
+    outcome = backup_database(
+        DumpSpec(
+            database_id="d1", system_id="emr", dsn=pg.dsn(his), storage=root, jobs=1, compress=1
+        ),
+        catalog,
+    )
     catalog.mark_backup_verified(outcome.backup_id)
 
     nfs.rename(tmp_path / "nfs-on-the-nas")  # another worker: nothing mounted at the same path

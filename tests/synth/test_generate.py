@@ -47,8 +47,10 @@ def make_db(pg: PgCluster, prefix: str) -> str:
 
 def fingerprint(pg: PgCluster, dbname: str, tables: tuple[str, ...] = gen.TABLES) -> dict[str, str]:
     """md5 of an ordered text dump of each table."""
-    parts = ", ".join(f"(SELECT md5(string_agg(t::text, ',' ORDER BY t.{gen.PRIMARY_KEYS[name]})) FROM {name} t)"
-                      for name in tables)
+    parts = ", ".join(
+        f"(SELECT md5(string_agg(t::text, ',' ORDER BY t.{gen.PRIMARY_KEYS[name]})) FROM {name} t)"
+        for name in tables
+    )
     return dict(zip(tables, query(pg, dbname, f"SELECT {parts}")[0], strict=True))
 
 
@@ -90,39 +92,75 @@ def test_progress_is_logged(generated: Generated) -> None:
 
 # --- structure -----------------------------------------------------------------------------------
 def test_primary_keys_present_and_unique(pg: PgCluster, generated: Generated) -> None:
-    pks = dict(query(pg, generated.dbname, "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) "
-                                           "FROM pg_constraint WHERE contype = 'p'"))
+    pks = dict(
+        query(
+            pg,
+            generated.dbname,
+            "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) "
+            "FROM pg_constraint WHERE contype = 'p'",
+        )
+    )
     for table, column in gen.PRIMARY_KEYS.items():
         assert pks[table] == f"PRIMARY KEY ({column})"
-        total, distinct = query(pg, generated.dbname, f"SELECT count(*), count(DISTINCT {column}) FROM {table}")[0]
+        total, distinct = query(
+            pg, generated.dbname, f"SELECT count(*), count(DISTINCT {column}) FROM {table}"
+        )[0]
         assert total == distinct
 
 
 def test_foreign_keys_present_and_validated(pg: PgCluster, generated: Generated) -> None:
-    rows = query(pg, generated.dbname, "SELECT conrelid::regclass::text, confrelid::regclass::text, convalidated "
-                                       "FROM pg_constraint WHERE contype = 'f'")
+    rows = query(
+        pg,
+        generated.dbname,
+        "SELECT conrelid::regclass::text, confrelid::regclass::text, convalidated "
+        "FROM pg_constraint WHERE contype = 'f'",
+    )
     assert len(rows) == 25
     assert all(valid for _, _, valid in rows)
     pairs = {(child, parent) for child, parent, _ in rows}
-    for pair in [("outpatient_visit", "patient"), ("prescription", "outpatient_visit"),
-                 ("prescription_item", "prescription"), ("admission", "patient"), ("medical_order", "admission"),
-                 ("lab_result", "outpatient_visit"), ("lab_result", "admission"),
-                 ("medical_record_document", "admission"), ("medical_record_document", "patient")]:
+    for pair in [
+        ("outpatient_visit", "patient"),
+        ("prescription", "outpatient_visit"),
+        ("prescription_item", "prescription"),
+        ("admission", "patient"),
+        ("medical_order", "admission"),
+        ("lab_result", "outpatient_visit"),
+        ("lab_result", "admission"),
+        ("medical_record_document", "admission"),
+        ("medical_record_document", "patient"),
+    ]:
         assert pair in pairs
 
 
 def test_tables_and_comments(pg: PgCluster, generated: Generated) -> None:
-    comments = dict(query(pg, generated.dbname, "SELECT relname, obj_description(oid, 'pg_class') FROM pg_class "
-                                                "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"))
+    comments = dict(
+        query(
+            pg,
+            generated.dbname,
+            "SELECT relname, obj_description(oid, 'pg_class') FROM pg_class "
+            "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace",
+        )
+    )
     assert set(comments) == set(gen.TABLES)
     assert comments["patient"].startswith("患者") and "Patient" in comments["patient"]
     assert "999" in scalar(pg, generated.dbname, "SELECT col_description('patient'::regclass, 6)")
-    assert scalar(pg, generated.dbname, "SELECT count(*) FROM pg_proc WHERE pronamespace::regnamespace::text "
-                                        "LIKE 'pg_temp%'") == 0
+    assert (
+        scalar(
+            pg,
+            generated.dbname,
+            "SELECT count(*) FROM pg_proc WHERE pronamespace::regnamespace::text LIKE 'pg_temp%'",
+        )
+        == 0
+    )
 
 
 def test_sequences_continue_after_generated_ids(pg: PgCluster, generated: Generated) -> None:
-    assert scalar(pg, generated.dbname, "SELECT nextval(pg_get_serial_sequence('patient', 'patient_id'))") == 251
+    assert (
+        scalar(
+            pg, generated.dbname, "SELECT nextval(pg_get_serial_sequence('patient', 'patient_id'))"
+        )
+        == 251
+    )
 
 
 # --- content -------------------------------------------------------------------------------------
@@ -131,7 +169,11 @@ def id_check_char(first17: str) -> str:
 
 
 def test_patients_are_obviously_fake_and_well_formed(pg: PgCluster, generated: Generated) -> None:
-    rows = query(pg, generated.dbname, "SELECT name, gender, birth_date, id_card_no, phone, address FROM patient")
+    rows = query(
+        pg,
+        generated.dbname,
+        "SELECT name, gender, birth_date, id_card_no, phone, address FROM patient",
+    )
     for name, gender, birth, id_card, phone, address in rows:
         assert CJK_NAME.match(name), name
         assert len(id_card) == 18 and id_card.startswith("999")
@@ -144,46 +186,49 @@ def test_patients_are_obviously_fake_and_well_formed(pg: PgCluster, generated: G
 
 def test_rows_are_consistent_across_tables(pg: PgCluster, generated: Generated) -> None:
     checks = {
-        "prescription patient = visit patient":
-            "SELECT count(*) FROM prescription p JOIN outpatient_visit v USING (visit_id) "
-            "WHERE p.patient_id <> v.patient_id OR p.prescribed_at < v.visit_time",
-        "visit department = doctor department":
-            "SELECT count(*) FROM outpatient_visit v JOIN doctor d USING (doctor_id) "
-            "WHERE v.department_id <> d.department_id",
-        "order patient and times within the stay":
-            "SELECT count(*) FROM medical_order o JOIN admission a USING (admission_id) "
-            "WHERE o.patient_id <> a.patient_id OR o.start_time < a.admit_time "
-            "OR o.stop_time > coalesce(a.discharge_time, timestamp '2026-01-01')",
-        "lab result patient matches its visit or admission":
-            "SELECT count(*) FROM lab_result r LEFT JOIN outpatient_visit v USING (visit_id) "
-            "LEFT JOIN admission a USING (admission_id) "
-            "WHERE r.patient_id <> coalesce(v.patient_id, a.patient_id)",
-        "document patient = admission patient":
-            "SELECT count(*) FROM medical_record_document d JOIN admission a USING (admission_id) "
-            "WHERE d.patient_id <> a.patient_id",
-        "patients born before their visits":
-            "SELECT count(*) FROM outpatient_visit v JOIN patient p USING (patient_id) "
-            "WHERE v.visit_time < p.birth_date",
-        "every admission has an admission note":
-            "SELECT count(*) FROM admission a WHERE NOT EXISTS (SELECT FROM medical_record_document d "
-            "WHERE d.admission_id = a.admission_id AND d.doc_type = '入院记录')",
+        "prescription patient = visit patient": "SELECT count(*) FROM prescription p JOIN outpatient_visit v USING (visit_id) "
+        "WHERE p.patient_id <> v.patient_id OR p.prescribed_at < v.visit_time",
+        "visit department = doctor department": "SELECT count(*) FROM outpatient_visit v JOIN doctor d USING (doctor_id) "
+        "WHERE v.department_id <> d.department_id",
+        "order patient and times within the stay": "SELECT count(*) FROM medical_order o JOIN admission a USING (admission_id) "
+        "WHERE o.patient_id <> a.patient_id OR o.start_time < a.admit_time "
+        "OR o.stop_time > coalesce(a.discharge_time, timestamp '2026-01-01')",
+        "lab result patient matches its visit or admission": "SELECT count(*) FROM lab_result r LEFT JOIN outpatient_visit v USING (visit_id) "
+        "LEFT JOIN admission a USING (admission_id) "
+        "WHERE r.patient_id <> coalesce(v.patient_id, a.patient_id)",
+        "document patient = admission patient": "SELECT count(*) FROM medical_record_document d JOIN admission a USING (admission_id) "
+        "WHERE d.patient_id <> a.patient_id",
+        "patients born before their visits": "SELECT count(*) FROM outpatient_visit v JOIN patient p USING (patient_id) "
+        "WHERE v.visit_time < p.birth_date",
+        "every admission has an admission note": "SELECT count(*) FROM admission a WHERE NOT EXISTS (SELECT FROM medical_record_document d "
+        "WHERE d.admission_id = a.admission_id AND d.doc_type = '入院记录')",
     }
     for what, sql in checks.items():
         assert scalar(pg, generated.dbname, sql) == 0, what
 
 
 def test_documents_are_chinese_text(pg: PgCluster, generated: Generated) -> None:
-    low, high, types = query(pg, generated.dbname, "SELECT min(length(content)), max(length(content)), "
-                                                   "count(DISTINCT doc_type) FROM medical_record_document")[0]
+    low, high, types = query(
+        pg,
+        generated.dbname,
+        "SELECT min(length(content)), max(length(content)), "
+        "count(DISTINCT doc_type) FROM medical_record_document",
+    )[0]
     assert low >= 50 and high <= 1000 and types >= 5
-    content = scalar(pg, generated.dbname, "SELECT content FROM medical_record_document WHERE document_id = 1")
+    content = scalar(
+        pg, generated.dbname, "SELECT content FROM medical_record_document WHERE document_id = 1"
+    )
     assert content.startswith("患者") and "入院" in content
-    assert scalar(pg, generated.dbname, "SELECT avg(length(content)) FROM medical_record_document") > 150
+    assert (
+        scalar(pg, generated.dbname, "SELECT avg(length(content)) FROM medical_record_document")
+        > 150
+    )
 
 
 # --- determinism and safety ------------------------------------------------------------------------
-def test_same_seed_same_data_regardless_of_chunking(pg: PgCluster, generated: Generated,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_seed_same_data_regardless_of_chunking(
+    pg: PgCluster, generated: Generated, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(gen, "DEFAULT_CHUNK_ROWS", 97)
     monkeypatch.setattr(gen, "CHUNK_ROWS", {})
     other = make_db(pg, "synth_same")
@@ -219,12 +264,17 @@ def test_rejects_bad_seed(seed) -> None:
 
 
 def test_render_placeholders() -> None:
-    assert gen.render("SELECT :lo::bigint, 'x:y', a::text", {"lo": 7}) == "SELECT 7::bigint, 'x:y', a::text"
+    assert (
+        gen.render("SELECT :lo::bigint, 'x:y', a::text", {"lo": 7})
+        == "SELECT 7::bigint, 'x:y', a::text"
+    )
     with pytest.raises(KeyError, match=":missing"):
         gen.render("SELECT :missing", {})
 
 
 def test_sql_sections_cover_every_table() -> None:
     assert set(gen.sql_sections("data.sql")) == set(gen.BASE_ROWS)
-    keys = {name.split()[1] for name in gen.sql_sections("constraints.sql") if name.startswith("keys ")}
+    keys = {
+        name.split()[1] for name in gen.sql_sections("constraints.sql") if name.startswith("keys ")
+    }
     assert keys == set(gen.TABLES)

@@ -28,7 +28,11 @@ def test_wrong_password_is_unreachable(pg):
 def test_server_down_is_unreachable():
     from tests.conftest import free_port
 
-    with pytest.raises(TargetUnreachable) as exc, pg_session(f"host=127.0.0.1 port={free_port()} dbname=x user=x",
-                                                             target="db2", connect_timeout=2):
+    with (
+        pytest.raises(TargetUnreachable) as exc,
+        pg_session(
+            f"host=127.0.0.1 port={free_port()} dbname=x user=x", target="db2", connect_timeout=2
+        ),
+    ):
         pass
     assert exc.value.target == "db2"

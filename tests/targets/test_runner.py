@@ -10,8 +10,13 @@ from hisops.targets.runner import LocalRunner, SshParams, SshRunner
 
 
 def _ssh(sshd, **over) -> SshRunner:
-    params = dict(host=sshd.host, port=sshd.port, username=sshd.user, key_file=str(sshd.client_key),
-                  connect_timeout=5)
+    params = dict(
+        host=sshd.host,
+        port=sshd.port,
+        username=sshd.user,
+        key_file=str(sshd.client_key),
+        connect_timeout=5,
+    )
     params.update(over)
     return SshRunner("h1", SshParams(**params))
 

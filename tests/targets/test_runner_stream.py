@@ -10,8 +10,16 @@ BIG = "head -c 3000000 /dev/zero | tr '\\0' 'a'; head -c 500000 /dev/zero | tr '
 
 def _runners(sshd):
     yield LocalRunner("local")
-    yield SshRunner("h1", SshParams(host=sshd.host, port=sshd.port, username=sshd.user,
-                                    key_file=str(sshd.client_key), connect_timeout=5))
+    yield SshRunner(
+        "h1",
+        SshParams(
+            host=sshd.host,
+            port=sshd.port,
+            username=sshd.user,
+            key_file=str(sshd.client_key),
+            connect_timeout=5,
+        ),
+    )
 
 
 @pytest.mark.parametrize("kind", ["local", "ssh"])

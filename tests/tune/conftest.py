@@ -49,7 +49,9 @@ def planted(pg, new_db) -> str:
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hypopg; CREATE EXTENSION amcheck")
+        cur.execute(
+            "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hypopg; CREATE EXTENSION amcheck"
+        )
         cur.execute(PLANT, {"rows": 60_000})
     conn.close()
     run_workload(dsn)
@@ -60,8 +62,14 @@ def planted(pg, new_db) -> str:
 def inventory():
     """The example inventory with thresholds small enough for the test's few calls."""
     inv = load_inventory(REPO / "inventory" / "hospital.example.yaml")
-    tuning = inv.tuning.model_copy(update={"slow_mean_ms": 0.001, "slow_min_calls": 20,
-                                           "unused_index_min_mb": 0.1, "big_table_mb": 1})
+    tuning = inv.tuning.model_copy(
+        update={
+            "slow_mean_ms": 0.001,
+            "slow_min_calls": 20,
+            "unused_index_min_mb": 0.1,
+            "big_table_mb": 1,
+        }
+    )
     return inv.model_copy(update={"tuning": tuning})
 
 

@@ -8,8 +8,9 @@ from hisops.tune import review
 from tests.tune.conftest import DB_ID, run_workload
 
 
-def test_review_proves_the_missing_index_and_finds_unused_duplicate_and_bloat(catalog, inventory,
-                                                                               planted, run):
+def test_review_proves_the_missing_index_and_finds_unused_duplicate_and_bloat(
+    catalog, inventory, planted, run
+):
     result = review.review_database(catalog, inventory, DB_ID, planted, run)
     assert result.ok, result.error
     suggestions = result.advice["suggestions"]
@@ -22,11 +23,17 @@ def test_review_proves_the_missing_index_and_finds_unused_duplicate_and_bloat(ca
     # never an index an existing btree covers: dept_id has one (twice)
     assert all(s["columns"][0] != "dept_id" for s in suggestions)
     health = result.health
-    assert [r["index"] for r in health["redundant"]] == ["public.visit_dept_idx"]  # equal twin, reported once
+    assert [r["index"] for r in health["redundant"]] == [
+        "public.visit_dept_idx"
+    ]  # equal twin, reported once
     assert "public.visit_note_idx" in [u["index"] for u in health["unused"]]
-    assert "public.visit_pkey" not in [u["index"] for u in health["unused"]]  # backs the primary key
-    assert any(t["table"] == "public.visit" and t["dead"] > 0 for t in health["autovacuum_lag"] +
-               health["bloated_tables"])
+    assert "public.visit_pkey" not in [
+        u["index"] for u in health["unused"]
+    ]  # backs the primary key
+    assert any(
+        t["table"] == "public.visit" and t["dead"] > 0
+        for t in health["autovacuum_lag"] + health["bloated_tables"]
+    )
     kinds = sorted((p["kind"], p["object"]) for p in result.proposals)
     assert ("create_index", "hisops_visit_patient_id_idx") in kinds
     assert ("drop_index", "public.visit_note_idx") in kinds
@@ -42,7 +49,9 @@ def test_second_review_uses_deltas_and_keeps_one_open_proposal(catalog, inventor
     run_workload(planted, calls=30)
     second = review.review_database(catalog, inventory, DB_ID, planted, run)
     slow = [s for s in second.top_total if "patient_id = $1" in s["query"]][0]
-    assert slow["d_calls"] == 30 and slow["calls"] >= 90  # delta since the first review, counters kept
+    assert (
+        slow["d_calls"] == 30 and slow["calls"] >= 90
+    )  # delta since the first review, counters kept
     assert {p["id"] for p in first.proposals} == {p["id"] for p in second.proposals}
     assert not any(p["new"] for p in second.proposals)
     assert second.trends and second.trends[0]["previous"] is not None
@@ -72,7 +81,9 @@ def test_without_pg_stat_statements_a_finding_names_the_setting(catalog, invento
 
 
 def test_unreachable_database_is_a_finding(catalog, inventory, run):
-    result = review.review_database(catalog, inventory, DB_ID, "host=127.0.0.1 port=1 dbname=x", run)
+    result = review.review_database(
+        catalog, inventory, DB_ID, "host=127.0.0.1 port=1 dbname=x", run
+    )
     assert not result.ok and result.findings[0]["check"] == "tune.unreachable"
 
 

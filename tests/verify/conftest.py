@@ -61,9 +61,17 @@ def make_backup(pg, catalog, tmp_path) -> Callable[..., BackupOutcome]:
     """Factory: a real hisops backup (pg_dump -Fd, manifest, catalog row 'completed') of a database."""
 
     def make(dbname: str, database_id: str = "d1", secret: str | None = None) -> BackupOutcome:
-        spec = DumpSpec(database_id=database_id, system_id="s1", dsn=pg.dsn(dbname), storage=tmp_path / "backups",
-                        jobs=2, compress=1, encryption_secret=secret,
-                        encryption_conn_id="vf_key" if secret else None, actor="test")
+        spec = DumpSpec(
+            database_id=database_id,
+            system_id="s1",
+            dsn=pg.dsn(dbname),
+            storage=tmp_path / "backups",
+            jobs=2,
+            compress=1,
+            encryption_secret=secret,
+            encryption_conn_id="vf_key" if secret else None,
+            actor="test",
+        )
         return backup_database(spec, catalog)
 
     return make

@@ -19,9 +19,6 @@ from tests.verify.conftest import scratch_databases
 REPO = Path(__file__).resolve().parents[2]
 
 
-
-
-
 def _inventory(tmp_path: Path) -> Path:
     text = textwrap.dedent(f"""\
         version: 1
@@ -54,9 +51,21 @@ def _inventory(tmp_path: Path) -> Path:
 def dag_env(pg, catalog, his_db, airflow_db, mailbox, monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", pg_conn_json(pg, catalog.engine.url.database))
     monkeypatch.setenv("AIRFLOW_CONN_VF_DB", pg_conn_json(pg, his_db))
-    monkeypatch.setenv("AIRFLOW_CONN_VF_SMTP", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": mailbox.port,
-        "extra": {"from_email": "hisops@hospital.example", "disable_tls": True, "disable_ssl": True}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_VF_SMTP",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": mailbox.port,
+                "extra": {
+                    "from_email": "hisops@hospital.example",
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                },
+            }
+        ),
+    )
     monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path)))
     monkeypatch.delenv("AIRFLOW_CONN_HISOPS_AIRFLOW_DB", raising=False)
     from hisops.airflow.pools import ensure_pools
@@ -66,7 +75,9 @@ def dag_env(pg, catalog, his_db, airflow_db, mailbox, monkeypatch, tmp_path):
 
 
 def _dag(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", REPO / "dags" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_under_test", REPO / "dags" / f"{name}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     dag = getattr(module, name)()
@@ -76,8 +87,10 @@ def _dag(name: str):
 
 
 def _flip_a_byte(backup_path: str) -> str:
-    victim = max((p for p in (Path(backup_path) / "dump").iterdir() if p.suffix == ".gz"),
-                 key=lambda p: p.stat().st_size)
+    victim = max(
+        (p for p in (Path(backup_path) / "dump").iterdir() if p.suffix == ".gz"),
+        key=lambda p: p.stat().st_size,
+    )
     data = bytearray(victim.read_bytes())
     data[len(data) // 3] ^= 0x40
     victim.write_bytes(bytes(data))
@@ -85,6 +98,7 @@ def _flip_a_byte(backup_path: str) -> str:
 
 
 # --- backup_verification ------------------------------------------------------------------------
+
 
 def test_verification_dag_verifies_and_records_evidence(dag_env, make_backup, pg):
     outcome = make_backup(dag_env.db)
@@ -97,7 +111,9 @@ def test_verification_dag_verifies_and_records_evidence(dag_env, make_backup, pg
     (verification,) = repo.verifications_for(outcome.backup_id)
     assert verification.ok and verification.restore_seconds > 0 and verification.error is None
     evidence = Path(verification.evidence_path)
-    assert evidence.is_file() and evidence.is_relative_to(dag_env.tmp / "reports" / "verification" / "d1")
+    assert evidence.is_file() and evidence.is_relative_to(
+        dag_env.tmp / "reports" / "verification" / "d1"
+    )
     assert oct(evidence.stat().st_mode & 0o777) == "0o600"
     assert verification.details["checks_failed"] == 0 and verification.details["checks_total"] > 40
     event = next(e for e in repo.audit_events() if e.action == "backup_verification")
@@ -108,7 +124,9 @@ def test_verification_dag_verifies_and_records_evidence(dag_env, make_backup, pg
 
 def test_flipped_byte_fails_the_run_marks_the_backup_and_alerts(dag_env, make_backup):
     good = make_backup(dag_env.db)
-    assert _dag("backup_verification").test(run_conf={"backup_id": good.backup_id}).state == "success"
+    assert (
+        _dag("backup_verification").test(run_conf={"backup_id": good.backup_id}).state == "success"
+    )
     bad = make_backup(dag_env.db)
     name = _flip_a_byte(bad.path)
 
@@ -120,9 +138,17 @@ def test_flipped_byte_fails_the_run_marks_the_backup_and_alerts(dag_env, make_ba
     assert record.state == "failed" and name in record.error
     assert repo.latest_verified_backup("d1").id == good.backup_id  # never counted as last verified
     (verification,) = repo.verifications_for(bad.backup_id)
-    assert not verification.ok and name in verification.error and Path(verification.evidence_path).is_file()
+    assert (
+        not verification.ok
+        and name in verification.error
+        and Path(verification.evidence_path).is_file()
+    )
     (incident,) = repo.open_incidents()
-    assert (incident.check_id, incident.target_id, incident.severity) == ("backup.verification", "d1", "critical")
+    assert (incident.check_id, incident.target_id, incident.severity) == (
+        "backup.verification",
+        "d1",
+        "critical",
+    )
     (mail,) = dag_env.mailbox.raw
     assert "supervisor@hospital.example" in mail and name in mail
 
@@ -131,8 +157,14 @@ def test_missing_row_in_restored_copy_fails_naming_the_table(dag_env, make_backu
     from hisops.airflow import verify_tasks
 
     outcome = make_backup(dag_env.db)
-    monkeypatch.setattr(verify_tasks, "BEFORE_CHECKS_HOOK", lambda dsn: scratch.run_sql(
-        dsn, ["DELETE FROM lab_result WHERE result_id = (SELECT max(result_id) FROM lab_result)"]))
+    monkeypatch.setattr(
+        verify_tasks,
+        "BEFORE_CHECKS_HOOK",
+        lambda dsn: scratch.run_sql(
+            dsn,
+            ["DELETE FROM lab_result WHERE result_id = (SELECT max(result_id) FROM lab_result)"],
+        ),
+    )
 
     run = _dag("backup_verification").test(run_conf={"backup_id": outcome.backup_id})
 
@@ -147,13 +179,17 @@ def test_missing_row_in_restored_copy_fails_naming_the_table(dag_env, make_backu
 def test_asset_events_select_the_backups_to_drill():
     from hisops.airflow.verify_tasks import _event_backup_ids, verification_schedule
 
-    run = SimpleNamespace(consumed_asset_events=[
-        SimpleNamespace(extra={"backup_id": 7, "kind": "database"}),
-        SimpleNamespace(extra={"backup_id": 7, "kind": "database"}),  # same event seen via the alias
-        SimpleNamespace(extra={"backup_id": 9, "kind": "files"}),
-        SimpleNamespace(extra={"backup_id": 8}),
-        SimpleNamespace(extra={"backup_id": 10, "kind": "physical"}),
-    ])
+    run = SimpleNamespace(
+        consumed_asset_events=[
+            SimpleNamespace(extra={"backup_id": 7, "kind": "database"}),
+            SimpleNamespace(
+                extra={"backup_id": 7, "kind": "database"}
+            ),  # same event seen via the alias
+            SimpleNamespace(extra={"backup_id": 9, "kind": "files"}),
+            SimpleNamespace(extra={"backup_id": 8}),
+            SimpleNamespace(extra={"backup_id": 10, "kind": "physical"}),
+        ]
+    )
     assert _event_backup_ids({"dag_run": run}) == [7, 8, 10]
     from hisops.airflow.backup_tasks import backup_asset
     from hisops.inventory.loader import load_inventory
@@ -163,10 +199,12 @@ def test_asset_events_select_the_backups_to_drill():
     from hisops.pitr.schedule import asset_uri
 
     assert [r.name for r in refs] == [backup_asset(d.id).name for _, d in inv.all_databases()] + [
-        asset_uri(s.id) for _, s in inv.all_servers() if s.pitr]
+        asset_uri(s.id) for _, s in inv.all_servers() if s.pitr
+    ]
 
 
 # --- restore_database ---------------------------------------------------------------------------
+
 
 def _restore(dag_env, **conf) -> Any:
     return _dag("restore_database").test(run_conf={"database_id": "d1", **conf})
@@ -184,12 +222,17 @@ def test_overwrite_without_typed_confirmation_is_refused(dag_env, make_backup, p
     assert table_checksums(pg.dsn(dag_env.db)) == before
     (event,) = _refusals(dag_env.catalog)
     assert event.actor == "dag_test" and "confirm" in event.details["reason"]
-    assert [b.id for b in dag_env.catalog.backups_for("d1")] == [outcome.backup_id]  # no safety backup taken
+    assert [b.id for b in dag_env.catalog.backups_for("d1")] == [
+        outcome.backup_id
+    ]  # no safety backup taken
 
 
-@pytest.mark.parametrize("via_connection", [False, True], ids=["security-manager", "hisops_airflow_db"])
-def test_overwrite_by_a_role_below_system_admin_is_refused(dag_env, make_backup, pg, airflow_db, monkeypatch,
-                                                           via_connection):
+@pytest.mark.parametrize(
+    "via_connection", [False, True], ids=["security-manager", "hisops_airflow_db"]
+)
+def test_overwrite_by_a_role_below_system_admin_is_refused(
+    dag_env, make_backup, pg, airflow_db, monkeypatch, via_connection
+):
     from hisops.airflow.roles import ensure_user
 
     ensure_user("dag_test", "运维人员", "not-used-here-1")
@@ -222,7 +265,11 @@ def test_system_admin_overwrites_with_safety_backup_and_audit(dag_env, make_back
     done = next(e for e in repo.audit_events() if e.action == "restore" and e.result == "success")
     assert done.actor == "dag_test" and done.details["backup_id"] == outcome.backup_id
     safety = repo.get_backup(done.details["safety_backup_id"])
-    assert safety.state == "completed" and safety.database_id == "d1" and safety.id != outcome.backup_id
+    assert (
+        safety.state == "completed"
+        and safety.database_id == "d1"
+        and safety.id != outcome.backup_id
+    )
     assert table_checksums(pg.dsn(done.details["previous_db"])) == damaged  # the old data is kept
     assert not [n for n in scratch_databases(pg) if "_d1_" in n]
 
@@ -270,7 +317,9 @@ def test_a_completed_backup_event_queues_the_verification_dag(airflow_db, monkey
     sync_bag_to_db(bag, "dags-folder", None)
     uri = "hisops://backup/d1"
     with create_session() as session:
-        session.execute(delete(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id == "backup_verification"))
+        session.execute(
+            delete(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id == "backup_verification")
+        )
         model = session.query(AssetModel).filter_by(name=uri, uri=uri).one_or_none()
         if model is None:  # (other tests' db_backup runs may have created it already)
             model = AssetModel(name=uri, uri=uri)
@@ -281,8 +330,12 @@ def test_a_completed_backup_event_queues_the_verification_dag(airflow_db, monkey
             session.add(AssetActive.for_asset(model))
         session.query(DagModel).filter_by(dag_id="backup_verification").update({"is_paused": False})
         session.flush()
-        AssetManager.register_asset_change(asset=model, extra={"backup_id": 1, "kind": "database"},
-                                           source_alias_names=["hisops-backup"], session=session)
+        AssetManager.register_asset_change(
+            asset=model,
+            extra={"backup_id": 1, "kind": "database"},
+            source_alias_names=["hisops-backup"],
+            session=session,
+        )
         session.flush()
         due, _ = DagModel.dags_needing_dagruns(session)
         assert "backup_verification" in {d.dag_id for d in due}
@@ -290,7 +343,11 @@ def test_a_completed_backup_event_queues_the_verification_dag(airflow_db, monkey
 
 
 def test_every_undrilled_backup_is_drilled_and_a_vanished_one_fails_the_run(dag_env, make_backup):
-    first, second, vanished = make_backup(dag_env.db), make_backup(dag_env.db), make_backup(dag_env.db)
+    first, second, vanished = (
+        make_backup(dag_env.db),
+        make_backup(dag_env.db),
+        make_backup(dag_env.db),
+    )
     import shutil
 
     shutil.rmtree(vanished.path)
@@ -315,10 +372,15 @@ def test_incident_resolution_names_the_passing_backup_and_keeps_failed_ones(dag_
     assert _dag("backup_verification").test(run_conf={"backup_id": bad.backup_id}).state == "failed"
     good = make_backup(dag_env.db)
 
-    assert _dag("backup_verification").test(run_conf={"backup_id": good.backup_id}).state == "success"
+    assert (
+        _dag("backup_verification").test(run_conf={"backup_id": good.backup_id}).state == "success"
+    )
 
     repo = dag_env.catalog
     (incident,) = [i for i in repo.incidents() if i.check_id == "backup.verification"]
     assert incident.state == "resolved"
-    assert f"#{good.backup_id}" in incident.resolution_note and f"#{bad.backup_id}" in incident.resolution_note
+    assert (
+        f"#{good.backup_id}" in incident.resolution_note
+        and f"#{bad.backup_id}" in incident.resolution_note
+    )
     assert repo.get_backup(bad.backup_id).state == "failed"

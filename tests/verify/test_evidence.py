@@ -14,24 +14,55 @@ from hisops.verify.gx_runner import CheckOutcome
 from tests.offline_browser import offline_dom, offline_screenshot
 
 OUTCOMES = [
-    CheckOutcome("row_count", "public.patient", "expect_table_row_count_to_equal", True,
-                 "public.patient 行数 = 1,000", "public.patient: row count = 1,000", observed=1000),
-    CheckOutcome("not_null", "public.prescription", "expect_column_values_to_not_be_null", False,
-                 "public.prescription.patient_id 非空", "public.prescription.patient_id not null",
-                 observed=None, unexpected_count=3, sample=["None", "None"]),
-    CheckOutcome("unique", "public.visit", "expect_column_values_to_be_unique", True,
-                 "public.visit 主键唯一", "public.visit primary key unique", observed=0),
+    CheckOutcome(
+        "row_count",
+        "public.patient",
+        "expect_table_row_count_to_equal",
+        True,
+        "public.patient 行数 = 1,000",
+        "public.patient: row count = 1,000",
+        observed=1000,
+    ),
+    CheckOutcome(
+        "not_null",
+        "public.prescription",
+        "expect_column_values_to_not_be_null",
+        False,
+        "public.prescription.patient_id 非空",
+        "public.prescription.patient_id not null",
+        observed=None,
+        unexpected_count=3,
+        sample=["None", "None"],
+    ),
+    CheckOutcome(
+        "unique",
+        "public.visit",
+        "expect_column_values_to_be_unique",
+        True,
+        "public.visit 主键唯一",
+        "public.visit primary key unique",
+        observed=0,
+    ),
 ]
 
 
 def _result(ok: bool = False) -> DrillResult:
     return DrillResult(
-        backup_id=42, database_id="his_emr", ok=ok, fault="none" if ok else "backup", mode="fast",
-        started_at=datetime(2026, 12, 1, 0, 30, tzinfo=UTC), finished_at=datetime(2026, 12, 1, 0, 31, tzinfo=UTC),
-        scratch_db="hisops_drill_his_emr_42", restore_seconds=12.34,
-        failures=("public.prescription.patient_id 非空 — 不符行数 unexpected 3",), checks_total=3,
-        checks_failed=1, amcheck={"checked": 7, "problems": [], "unavailable": None, "seconds": 0.2},
-        timings={"restore": 12.3, "total": 20.0})
+        backup_id=42,
+        database_id="his_emr",
+        ok=ok,
+        fault="none" if ok else "backup",
+        mode="fast",
+        started_at=datetime(2026, 12, 1, 0, 30, tzinfo=UTC),
+        finished_at=datetime(2026, 12, 1, 0, 31, tzinfo=UTC),
+        scratch_db="hisops_drill_his_emr_42",
+        restore_seconds=12.34,
+        failures=("public.prescription.patient_id 非空 — 不符行数 unexpected 3",),
+        checks_total=3,
+        checks_failed=1,
+        amcheck={"checked": 7, "problems": [], "unavailable": None, "seconds": 0.2},
+        timings={"restore": 12.3, "total": 20.0},
+    )
 
 
 def test_page_lists_every_expectation_in_chinese_with_local_times():
@@ -55,7 +86,9 @@ def test_files_beside_each_other_and_private(tmp_path):
     data = json.loads((folder / RESULTS_JSON).read_text())
     assert [e["label_en"] for e in data["expectations"]] == [o.label_en for o in OUTCOMES]
     assert data["drill"]["backup_id"] == 42
-    assert stat.S_IMODE(page.stat().st_mode) == 0o600 and stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert (
+        stat.S_IMODE(page.stat().st_mode) == 0o600 and stat.S_IMODE(folder.stat().st_mode) == 0o700
+    )
 
 
 def test_renders_fully_in_chromium_with_the_network_blocked(tmp_path):

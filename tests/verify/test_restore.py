@@ -23,20 +23,38 @@ from hisops.verify.restore import (
 
 
 def _req(**kw) -> RestoreRequest:
-    base = {"database_id": "his_emr", "backup": 1, "target": "overwrite", "confirm": "his_emr",
-            "user": "sysadmin", "roles": frozenset({"系统管理员"})}
+    base = {
+        "database_id": "his_emr",
+        "backup": 1,
+        "target": "overwrite",
+        "confirm": "his_emr",
+        "user": "sysadmin",
+        "roles": frozenset({"系统管理员"}),
+    }
     return RestoreRequest(**{**base, **kw})
 
 
 def test_overwrite_needs_typed_confirmation_and_system_admin():
     authorize(_req())  # allowed
     authorize(_req(roles=frozenset({"超级管理员"})))
-    authorize(_req(target="new_database", confirm=None, roles=frozenset()))  # a new database needs neither
-    for bad in (_req(confirm=None), _req(confirm="HIS_EMR"), _req(confirm="his_outpatient"),
-                _req(confirm="his_emr "), _req(confirm=" his_emr"), _req(confirm="his_emr\n"),
-                _req(roles=frozenset({"运维人员"})), _req(roles=frozenset({"普通用户", "运维人员"})),
-                _req(roles=frozenset()), _req(user=None), _req(target="elsewhere"),
-                _req(roles=frozenset({"Admin"})), _req(roles=frozenset({"审计管理员"}))):  # not hisops roles / read-only
+    authorize(
+        _req(target="new_database", confirm=None, roles=frozenset())
+    )  # a new database needs neither
+    for bad in (
+        _req(confirm=None),
+        _req(confirm="HIS_EMR"),
+        _req(confirm="his_outpatient"),
+        _req(confirm="his_emr "),
+        _req(confirm=" his_emr"),
+        _req(confirm="his_emr\n"),
+        _req(roles=frozenset({"运维人员"})),
+        _req(roles=frozenset({"普通用户", "运维人员"})),
+        _req(roles=frozenset()),
+        _req(user=None),
+        _req(target="elsewhere"),
+        _req(roles=frozenset({"Admin"})),
+        _req(roles=frozenset({"审计管理员"})),
+    ):  # not hisops roles / read-only
         with pytest.raises(RestoreRefused):
             authorize(bad)
 
@@ -47,9 +65,16 @@ def test_backup_param_and_choice():
     for bad in ("0", "-3", "abc", None, True, 1.5):
         with pytest.raises(RestoreRefused):
             parse_backup_param(bad)
-    rec = lambda i, state, deleted=None: SimpleNamespace(id=i, state=state, deleted_at=deleted,  # noqa: E731
-                                                         path=f"/b/{i}")
-    records = [rec(5, "failed"), rec(4, "completed"), rec(3, "verified", deleted="yes"), rec(2, "verified")]
+
+    def rec(i, state, deleted=None):
+        return SimpleNamespace(id=i, state=state, deleted_at=deleted, path=f"/b/{i}")
+
+    records = [
+        rec(5, "failed"),
+        rec(4, "completed"),
+        rec(3, "verified", deleted="yes"),
+        rec(2, "verified"),
+    ]
     assert choose_backup(records, "latest_verified", "d1").id == 2
     assert choose_backup(records, 4, "d1").id == 4
     for wanted in (5, 3, 99):
@@ -69,10 +94,16 @@ def test_new_database_names_are_checked():
 
 
 def _plan(outcome, target: str, target_db: str, production_db: str) -> RestorePlan:
-    return RestorePlan(database_id=outcome.target_id, backup_id=outcome.backup_id, backup_dir=outcome.path,
-                       target=target, target_db=target_db,
-                       staging_db=scratch.staging_name(outcome.target_id, outcome.backup_id),
-                       production_db=production_db, user="sysadmin")
+    return RestorePlan(
+        database_id=outcome.target_id,
+        backup_id=outcome.backup_id,
+        backup_dir=outcome.path,
+        target=target,
+        target_db=target_db,
+        staging_db=scratch.staging_name(outcome.target_id, outcome.backup_id),
+        production_db=production_db,
+        user="sysadmin",
+    )
 
 
 def test_restore_into_a_new_database_equals_the_source(pg, source_db, make_backup):
@@ -107,7 +138,10 @@ def test_overwrite_swaps_in_one_go_and_keeps_the_old_database(pg, his_db, make_b
     import psycopg2
 
     with psycopg2.connect(pg.dsn()) as conn, conn.cursor() as cur:
-        cur.execute("SELECT datconnlimit, datallowconn, datacl::text FROM pg_database WHERE datname = %s", (his_db,))
+        cur.execute(
+            "SELECT datconnlimit, datallowconn, datacl::text FROM pg_database WHERE datname = %s",
+            (his_db,),
+        )
         limit, allowed, acl = cur.fetchone()
     conn.close()
     assert limit == 50 and allowed and "=c" not in acl.split(",")[0]  # PUBLIC still has no CONNECT
@@ -127,13 +161,17 @@ def test_failed_stage_leaves_production_alone_and_staging_droppable(pg, his_db, 
     assert not scratch.database_exists(pg.dsn(), plan.staging_db)  # refused before creating it
 
 
-def test_staging_left_by_a_failed_pg_restore_is_dropped_by_the_guarded_teardown(pg, his_db, make_backup):
+def test_staging_left_by_a_failed_pg_restore_is_dropped_by_the_guarded_teardown(
+    pg, his_db, make_backup
+):
     from hisops.verify.restore import drop_staging
 
     outcome = make_backup(his_db)
     plan = _plan(outcome, "new_database", f"{his_db}_new", his_db)
     scratch.create_database(pg.dsn(), plan.staging_db)
-    scratch.run_sql(pg.dsn(plan.staging_db), ["CREATE TABLE patient (x int)"])  # pg_restore will collide
+    scratch.run_sql(
+        pg.dsn(plan.staging_db), ["CREATE TABLE patient (x int)"]
+    )  # pg_restore will collide
     with pytest.raises(scratch.RestoreError, match="pg_restore"):
         scratch.run_pg_restore(Path(outcome.path) / "dump", pg.dsn(plan.staging_db))
     assert drop_staging(pg.dsn(), plan.staging_db)

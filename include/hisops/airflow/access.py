@@ -15,8 +15,16 @@ from __future__ import annotations
 
 from hisops.roles import AUDITOR, OPERATOR, ROLES, SUPER_ADMIN, SYSTEM_ADMIN, USER
 
-__all__ = ["AUDITOR", "OPERATOR", "ROLES", "SUPER_ADMIN", "SYSTEM_ADMIN", "USER", "admin_dag",
-           "operator_dag"]
+__all__ = [
+    "AUDITOR",
+    "OPERATOR",
+    "ROLES",
+    "SUPER_ADMIN",
+    "SYSTEM_ADMIN",
+    "USER",
+    "admin_dag",
+    "operator_dag",
+]
 
 # What a role may do on one DAG it is granted: see it, trigger it, and (with the global
 # "Task Instances"/"DAG Runs" edit of hisops.airflow.roles) clear, re-run and mark its tasks.
@@ -26,8 +34,10 @@ _RUN_DAG = {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_crea
 
 def operator_dag() -> dict[str, dict[str, set[str]]]:
     """access_control for routine DAGs (inspection, backup, verification, cleanup, self-check)."""
-    return {OPERATOR: {k: set(v) for k, v in _RUN_DAG.items()},
-            SYSTEM_ADMIN: {k: set(v) for k, v in _RUN_DAG.items()}}
+    return {
+        OPERATOR: {k: set(v) for k, v in _RUN_DAG.items()},
+        SYSTEM_ADMIN: {k: set(v) for k, v in _RUN_DAG.items()},
+    }
 
 
 def admin_dag() -> dict[str, dict[str, set[str]]]:

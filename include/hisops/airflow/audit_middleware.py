@@ -89,19 +89,38 @@ def _reason(status: int, error_body: bytes) -> str | None:
         detail = json.loads(error_body).get("detail")
     except (ValueError, AttributeError):
         detail = None
-    text = detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False) if detail \
+    text = (
+        detail
+        if isinstance(detail, str)
+        else json.dumps(detail, ensure_ascii=False)
+        if detail
         else error_body.decode("utf-8", "replace")
+    )
     return f"HTTP {status}: {text[:300]}"
 
 
-def _write(action: ApiAction, actor: str, source: str | None, result: str,
-           reason: str | None, status: int, method: str) -> None:
+def _write(
+    action: ApiAction,
+    actor: str,
+    source: str | None,
+    result: str,
+    reason: str | None,
+    status: int,
+    method: str,
+) -> None:
     from hisops.airflow.ops_centre import catalog_repository
 
     catalog_repository().add_audit_event(
-        actor, action.action, action.target, result,  # type: ignore[arg-type]
-        details={**action.details, "http": f"{method} {status}"}, dag_id=action.dag_id,
-        run_id=action.run_id, source=source, reason=reason)
+        actor,
+        action.action,
+        action.target,
+        result,  # type: ignore[arg-type]
+        details={**action.details, "http": f"{method} {status}"},
+        dag_id=action.dag_id,
+        run_id=action.run_id,
+        source=source,
+        reason=reason,
+    )
 
 
 class AuditMiddleware:
@@ -127,9 +146,12 @@ class AuditMiddleware:
         async def watch(message: Message) -> None:
             if message["type"] == "http.response.start":
                 seen["status"] = message["status"]
-                seen["cookie"] = any(k.lower() == b"set-cookie" and v.startswith(b"_token=")
-                                     and not v.startswith(b"_token=;")
-                                     for k, v in message.get("headers", []))
+                seen["cookie"] = any(
+                    k.lower() == b"set-cookie"
+                    and v.startswith(b"_token=")
+                    and not v.startswith(b"_token=;")
+                    for k, v in message.get("headers", [])
+                )
             elif message["type"] == "http.response.body":
                 if seen["status"] >= 400:
                     seen["error"] = (seen["error"] + message.get("body", b""))[:2000]
@@ -142,8 +164,9 @@ class AuditMiddleware:
         finally:
             await record()
 
-    async def _buffer(self, method: str, headers: dict[str, str],
-                      receive: Receive) -> tuple[Any, Receive]:
+    async def _buffer(
+        self, method: str, headers: dict[str, str], receive: Receive
+    ) -> tuple[Any, Receive]:
         if method not in MUTATING or int(headers.get("content-length") or 0) > MAX_BODY:
             return {}, receive
         chunks, more = [], True
@@ -163,8 +186,15 @@ class AuditMiddleware:
 
         return _parse(raw, headers.get("content-type", "")), replay
 
-    async def _record(self, scope: Scope, method: str, path: str, headers: dict[str, str],
-                      body: Any, seen: dict[str, Any]) -> None:
+    async def _record(
+        self,
+        scope: Scope,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Any,
+        seen: dict[str, Any],
+    ) -> None:
         status = seen["status"]
         action = classify(method, path, status, body)
         if action is None:
@@ -175,7 +205,15 @@ class AuditMiddleware:
             actor = await _actor(headers, action)
             source = (scope.get("client") or (None,))[0]
             result = _result(status, action, seen["cookie"])
-            await anyio.to_thread.run_sync(_write, action, actor, source, result,
-                                           _reason(status, seen["error"]), status, method)
+            await anyio.to_thread.run_sync(
+                _write,
+                action,
+                actor,
+                source,
+                result,
+                _reason(status, seen["error"]),
+                status,
+                method,
+            )
         except Exception:  # noqa: BLE001 - the audit write must never break the request
             log.exception("hisops audit: could not record %s %s (%s)", method, path, status)

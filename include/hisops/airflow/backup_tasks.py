@@ -25,6 +25,7 @@ DRY_RUN_CHOICES = ("auto", "yes", "no")
 
 # --- assets -----------------------------------------------------------------------------------
 
+
 def backup_alias():
     from airflow.sdk import AssetAlias
 
@@ -44,6 +45,7 @@ def emit_backup_event(context: dict, result: dict[str, Any]) -> None:
 
 
 # --- shared -----------------------------------------------------------------------------------
+
 
 def actor(context: dict) -> str:
     """Who the audit trail names: the user who triggered the run, else the DAG (scheduled)."""
@@ -73,12 +75,15 @@ def select(known: list[str], wanted: list[str] | None, what: str) -> list[str]:
         return known
     unknown = [w for w in wanted if w not in known]
     if unknown:
-        raise ValueError(f"清单中没有这些{what} not in the inventory: {', '.join(unknown)} "
-                         f"(known: {', '.join(known) or 'none'})")
+        raise ValueError(
+            f"清单中没有这些{what} not in the inventory: {', '.join(unknown)} "
+            f"(known: {', '.join(known) or 'none'})"
+        )
     return [k for k in known if k in wanted]
 
 
 # --- db_backup --------------------------------------------------------------------------------
+
 
 def select_databases(wanted: list[str] | None) -> list[str]:
     ids = select([d.id for _, d in runtime.inventory().all_databases()], wanted, "数据库 databases")
@@ -96,16 +101,34 @@ def database_spec(database_id: str, *, dag_id: str | None, run_id: str | None, w
     policy = db.backup
     secret = get_connection(policy.encryption_conn_id).password if policy.encrypt else None
     if policy.encrypt and not secret:
-        raise ValueError(f"加密连接没有密码 encryption connection {policy.encryption_conn_id!r} has no password")
-    return DumpSpec(database_id=db.id, system_id=system.id, dsn=runtime.dsn_for(db), storage=storage_root(inv),
-                    jobs=policy.jobs, compress=policy.compress, exact_count_max_rows=policy.exact_count_max_rows,
-                    pg_bindir=db.pg_bindir, encryption_secret=secret,
-                    encryption_conn_id=policy.encryption_conn_id if policy.encrypt else None,
-                    dag_run_id=run_id, dag_id=dag_id, actor=who)
+        raise ValueError(
+            f"加密连接没有密码 encryption connection {policy.encryption_conn_id!r} has no password"
+        )
+    return DumpSpec(
+        database_id=db.id,
+        system_id=system.id,
+        dsn=runtime.dsn_for(db),
+        storage=storage_root(inv),
+        jobs=policy.jobs,
+        compress=policy.compress,
+        exact_count_max_rows=policy.exact_count_max_rows,
+        pg_bindir=db.pg_bindir,
+        encryption_secret=secret,
+        encryption_conn_id=policy.encryption_conn_id if policy.encrypt else None,
+        dag_run_id=run_id,
+        dag_id=dag_id,
+        actor=who,
+    )
 
 
-def run_database_backup(database_id: str, *, dag_id: str | None = None, run_id: str | None = None,
-                        who: str = "hisops", lease: Any = None) -> dict[str, Any]:
+def run_database_backup(
+    database_id: str,
+    *,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    who: str = "hisops",
+    lease: Any = None,
+) -> dict[str, Any]:
     """One database backup with proof; returns the small outcome dict (ids, path, size, seconds)."""
     from dataclasses import replace
 
@@ -119,13 +142,19 @@ def backup_database_task(database_id: str, context: dict) -> dict[str, Any]:
     from hisops.airflow.lease import current_try_lease
 
     set_label(context, database_id)
-    result = run_database_backup(database_id, dag_id=context["dag"].dag_id, run_id=context["run_id"],
-                                 who=actor(context), lease=current_try_lease(context))
+    result = run_database_backup(
+        database_id,
+        dag_id=context["dag"].dag_id,
+        run_id=context["run_id"],
+        who=actor(context),
+        lease=current_try_lease(context),
+    )
     emit_backup_event(context, result)
     return result
 
 
 # --- off-site ---------------------------------------------------------------------------------
+
 
 def offsite_copy(result: dict[str, Any], context: dict) -> dict[str, Any]:
     """Copy a finished backup to the inventory's ``backup_storage.offsite`` and verify it there."""
@@ -144,13 +173,25 @@ def offsite_copy(result: dict[str, Any], context: dict) -> dict[str, Any]:
         with destination(offsite) as dest:
             done = copy_backup(Path(result["path"]), storage_root(inv), dest, offsite.path)
     except Exception as exc:
-        repo.add_audit_event(actor=who, action="backup_offsite", target=result["target_id"], result="failure",
-                             details={**details, "error": str(exc)[:500]}, dag_id=context["dag"].dag_id,
-                             run_id=context["run_id"])
+        repo.add_audit_event(
+            actor=who,
+            action="backup_offsite",
+            target=result["target_id"],
+            result="failure",
+            details={**details, "error": str(exc)[:500]},
+            dag_id=context["dag"].dag_id,
+            run_id=context["run_id"],
+        )
         raise
-    repo.add_audit_event(actor=who, action="backup_offsite", target=result["target_id"], result="success",
-                         details={**details, **done.as_dict()}, dag_id=context["dag"].dag_id,
-                         run_id=context["run_id"])
+    repo.add_audit_event(
+        actor=who,
+        action="backup_offsite",
+        target=result["target_id"],
+        result="success",
+        details={**details, **done.as_dict()},
+        dag_id=context["dag"].dag_id,
+        run_id=context["run_id"],
+    )
     return done.as_dict()
 
 
@@ -169,7 +210,9 @@ class destination:  # noqa: N801 - used as a context manager like open()
         from hisops.backup.files import ssh_client
         from hisops.targets.runner import SshRunner
 
-        self._runner = SshRunner(f"offsite:{self.offsite.ssh_conn_id}", ssh_params(self.offsite.ssh_conn_id))
+        self._runner = SshRunner(
+            f"offsite:{self.offsite.ssh_conn_id}", ssh_params(self.offsite.ssh_conn_id)
+        )
         self._sftp = ssh_client(self._runner).open_sftp()
         return SftpDestination(self._sftp, self._runner.params.host)
 
@@ -182,10 +225,13 @@ class destination:  # noqa: N801 - used as a context manager like open()
 
 # --- file_backup ------------------------------------------------------------------------------
 
+
 def select_hosts(wanted: list[str] | None) -> list[str]:
     hosts = [h.id for _, h in runtime.inventory().all_hosts() if h.backup_paths]
     ids = select(hosts, wanted, "配置了 backup_paths 的主机 hosts with backup_paths")
-    log.info("本次文件备份 hosts to back up: %s", ", ".join(ids) or "none (no host has backup_paths)")
+    log.info(
+        "本次文件备份 hosts to back up: %s", ", ".join(ids) or "none (no host has backup_paths)"
+    )
     return ids
 
 
@@ -196,8 +242,15 @@ def backup_files_task(host_id: str, context: dict) -> dict[str, Any]:
     inv = runtime.inventory()
     system, host = next((s, h) for s, h in inv.all_hosts() if h.id == host_id)
     paths = [str(inv.resolve_path(p)) if host.local else p for p in host.backup_paths]
-    spec = FileSpec(host_id=host.id, system_id=system.id, paths=paths, storage=storage_root(inv),
-                    dag_run_id=context["run_id"], dag_id=context["dag"].dag_id, actor=actor(context))
+    spec = FileSpec(
+        host_id=host.id,
+        system_id=system.id,
+        paths=paths,
+        storage=storage_root(inv),
+        dag_run_id=context["run_id"],
+        dag_id=context["dag"].dag_id,
+        actor=actor(context),
+    )
     runner = runtime.runner_for(host)
     try:
         result = backup_files(spec, runner, runtime.catalog()).as_dict()
@@ -215,21 +268,34 @@ def verify_file_backup_task(result: dict[str, Any], context: dict) -> dict[str, 
     repo = runtime.catalog()
     problems, members = verify_file_backup(result["path"])
     outcome = "failure" if problems else "success"
-    repo.add_verification(result["backup_id"], not problems, details={"members": members, "problems": problems},
-                          error="; ".join(problems)[:2000] or None)
-    repo.add_audit_event(actor=actor(context), action="backup_verify_files", target=result["target_id"],
-                         result=outcome, details={"backup_id": result["backup_id"], "problems": problems[:20]},
-                         dag_id=context["dag"].dag_id, run_id=context["run_id"])
+    repo.add_verification(
+        result["backup_id"],
+        not problems,
+        details={"members": members, "problems": problems},
+        error="; ".join(problems)[:2000] or None,
+    )
+    repo.add_audit_event(
+        actor=actor(context),
+        action="backup_verify_files",
+        target=result["target_id"],
+        result=outcome,
+        details={"backup_id": result["backup_id"], "problems": problems[:20]},
+        dag_id=context["dag"].dag_id,
+        run_id=context["run_id"],
+    )
     if problems:
         repo.mark_backup_verification_failed(result["backup_id"], "; ".join(problems)[:2000])
-        raise RuntimeError(f"文件备份校验失败 file backup #{result['backup_id']} failed verification: "
-                           f"{'; '.join(problems[:5])}")
+        raise RuntimeError(
+            f"文件备份校验失败 file backup #{result['backup_id']} failed verification: "
+            f"{'; '.join(problems[:5])}"
+        )
     repo.mark_backup_verified(result["backup_id"])
     log.info("文件备份 #%s 校验通过 verified: %d archive members", result["backup_id"], members)
     return {"backup_id": result["backup_id"], "members": members}
 
 
 # --- summaries --------------------------------------------------------------------------------
+
 
 def summarize_run(kind: str, selected: list[str], context: dict) -> dict[str, Any]:
     """This run's backups per target from the catalog; fails the run when any target has none."""
@@ -241,31 +307,50 @@ def summarize_run(kind: str, selected: list[str], context: dict) -> dict[str, An
         if mine and mine[0].error:
             log.error("%s #%s: %s", target, mine[0].id, mine[0].error)
     good = {t: s for t, s in states.items() if s in ("completed", "verified")}
-    log.info("备份汇总 backup summary: %s", ", ".join(f"{t}={s}" for t, s in states.items()) or "nothing selected")
+    log.info(
+        "备份汇总 backup summary: %s",
+        ", ".join(f"{t}={s}" for t, s in states.items()) or "nothing selected",
+    )
     if len(good) != len(states):
         bad = ", ".join(f"{t} ({s})" for t, s in states.items() if t not in good)
-        raise RuntimeError(f"部分备份失败 some backups failed: {bad} — 见各映射任务日志 see the mapped task logs")
+        raise RuntimeError(
+            f"部分备份失败 some backups failed: {bad} — 见各映射任务日志 see the mapped task logs"
+        )
     return {"states": states}
 
 
 # --- backup_retention -------------------------------------------------------------------------
 
+
 def reconcile_storage(context: dict) -> dict[str, Any]:
     """Catalog vs storage, both ways, both tiers (vanished → missing; orphans reported)."""
     from hisops.backup.reconcile import describe, reconcile
 
-    storage_root(runtime.inventory())  # a worker without the shared mount must not mark backups missing
-    results = reconcile(runtime.catalog(), runtime.inventory(), channels=runtime.channels(), actor=actor(context),
-                        dag_id=context["dag"].dag_id, run_id=context["run_id"])
+    storage_root(
+        runtime.inventory()
+    )  # a worker without the shared mount must not mark backups missing
+    results = reconcile(
+        runtime.catalog(),
+        runtime.inventory(),
+        channels=runtime.channels(),
+        actor=actor(context),
+        dag_id=context["dag"].dag_id,
+        run_id=context["run_id"],
+    )
     log.info("%s", describe(results))
-    return {"vanished": [i for r in results for i in r.vanished], "orphans": sum(len(r.orphans) for r in results)}
+    return {
+        "vanished": [i for r in results for i in r.vanished],
+        "orphans": sum(len(r.orphans) for r in results),
+    }
 
 
 def resolve_dry_run(choice: str, run_type: str) -> bool:
     """'yes' → dry run, 'no' → delete; 'auto' → scheduled runs delete, anything manual only previews."""
     if choice not in DRY_RUN_CHOICES:
         raise ValueError(f"dry_run must be one of {DRY_RUN_CHOICES}, not {choice!r}")
-    return choice == "yes" or (choice == "auto" and str(run_type).split(".")[-1].lower() != "scheduled")
+    return choice == "yes" or (
+        choice == "auto" and str(run_type).split(".")[-1].lower() != "scheduled"
+    )
 
 
 def _retention_targets(inv: Any) -> list[tuple[str, str, Any, Path]]:
@@ -277,21 +362,41 @@ def _retention_targets(inv: Any) -> list[tuple[str, str, Any, Path]]:
     out = []
     for _, db in inv.all_databases():
         b = db.backup
-        out.append(("database", db.id, Policy(b.keep_daily, b.keep_weekly, b.keep_monthly),
-                    target_root(root, db.id)))
+        out.append(
+            (
+                "database",
+                db.id,
+                Policy(b.keep_daily, b.keep_weekly, b.keep_monthly),
+                target_root(root, db.id),
+            )
+        )
     r = inv.retention
     for _, host in inv.all_hosts():
         if host.backup_paths:
-            out.append(("files", host.id, Policy(r.keep_daily, r.keep_weekly, r.keep_monthly),
-                        target_root(root, host.id, "files")))
+            out.append(
+                (
+                    "files",
+                    host.id,
+                    Policy(r.keep_daily, r.keep_weekly, r.keep_monthly),
+                    target_root(root, host.id, "files"),
+                )
+            )
     return out
 
 
 def _plan_for(repo: Any, kind: str, target: str, policy: Any, tz: Any):
     from hisops.backup.retention import plan_checked
 
-    return plan_checked(repo, runtime.inventory(), kind, target, policy, tz, channels=runtime.channels(),
-                        actor="backup_retention")
+    return plan_checked(
+        repo,
+        runtime.inventory(),
+        kind,
+        target,
+        policy,
+        tz,
+        channels=runtime.channels(),
+        actor="backup_retention",
+    )
 
 
 def retention_plan(context: dict) -> dict[str, Any]:
@@ -327,13 +432,26 @@ def retention_apply(planned: dict[str, list[int]], choice: str, context: dict) -
         todo = Plan(target, [d for d in fresh.deletions if d.backup_id in allowed])
         if dry or not todo.decisions:
             continue
-        done = apply(todo, root, repo, actor=who, dag_id=dag_id, run_id=run_id,
-                     delete_offsite=_offsite_deleter(inv, root))
+        done = apply(
+            todo,
+            root,
+            repo,
+            actor=who,
+            dag_id=dag_id,
+            run_id=run_id,
+            delete_offsite=_offsite_deleter(inv, root),
+        )
         deleted[f"{kind}:{target}"] = [d.backup_id for d in done]
     total_planned = sum(len(v) for v in planned.values())
-    repo.add_audit_event(actor=who, action="backup_retention", target="backup_storage", result="success",
-                         details={"dry_run": dry, "planned": planned, "deleted": deleted}, dag_id=dag_id,
-                         run_id=run_id)
+    repo.add_audit_event(
+        actor=who,
+        action="backup_retention",
+        target="backup_storage",
+        result="success",
+        details={"dry_run": dry, "planned": planned, "deleted": deleted},
+        dag_id=dag_id,
+        run_id=run_id,
+    )
     if dry:
         log.info("预演模式，未删除任何备份 DRY RUN: nothing deleted (%d would be)", total_planned)
     else:

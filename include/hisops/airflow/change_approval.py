@@ -13,5 +13,9 @@ class ChangeApproval(ApprovalOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         payload = HITLOperator.execute_complete(self, context, event)  # no skipping on Reject
         user = payload["responded_by_user"] or {}
-        return {"approved": payload["chosen_options"] == [self.APPROVE], "approver": user.get("name"),
-                "chosen": payload["chosen_options"], "responded_at": str(payload["responded_at"])}
+        return {
+            "approved": payload["chosen_options"] == [self.APPROVE],
+            "approver": user.get("name"),
+            "chosen": payload["chosen_options"],
+            "responded_at": str(payload["responded_at"]),
+        }

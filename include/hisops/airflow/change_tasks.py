@@ -26,19 +26,25 @@ def _channels(inventory: Any) -> list[Any]:
 def request(context: Mapping[str, Any]) -> int:
     from hisops.change.service import open_request
 
-    return open_request(runtime.catalog(), runtime.inventory(), dict(context["params"]), run_info(context))
+    return open_request(
+        runtime.catalog(), runtime.inventory(), dict(context["params"]), run_info(context)
+    )
 
 
 def assess(context: Mapping[str, Any], change_id: int) -> dict[str, Any]:
     from hisops.change.service import assess as assess_change
 
-    return assess_change(runtime.catalog(), runtime.inventory(), change_id, _access(), run_info(context)).as_dict()
+    return assess_change(
+        runtime.catalog(), runtime.inventory(), change_id, _access(), run_info(context)
+    ).as_dict()
 
 
 def backup(context: Mapping[str, Any], change_id: int) -> dict[str, Any]:
     from hisops.change.service import backup_gate
 
-    return backup_gate(runtime.catalog(), runtime.inventory(), change_id, run_info(context)).as_dict()
+    return backup_gate(
+        runtime.catalog(), runtime.inventory(), change_id, run_info(context)
+    ).as_dict()
 
 
 def approval_text(change_id: int) -> dict[str, str]:
@@ -50,10 +56,16 @@ def approval_text(change_id: int) -> dict[str, str]:
 
 def _answer(context: Mapping[str, Any]) -> dict[str, Any]:
     """The HITL answer as plain values: who, their roles, approved?, timed out (no answer)?"""
-    payload = context["ti"].xcom_pull(task_ids=APPROVAL_TASK) or {}  # see change_approval.ChangeApproval
+    payload = (
+        context["ti"].xcom_pull(task_ids=APPROVAL_TASK) or {}
+    )  # see change_approval.ChangeApproval
     user = payload.get("approver")
-    return {"approver": user, "approver_roles": _roles(user) if user else set(),
-            "approved": bool(payload.get("approved")), "timed_out": not payload}
+    return {
+        "approver": user,
+        "approver_roles": _roles(user) if user else set(),
+        "approved": bool(payload.get("approved")),
+        "timed_out": not payload,
+    }
 
 
 def _roles(user: str) -> set[str]:
@@ -65,15 +77,18 @@ def _roles(user: str) -> set[str]:
 def check_approval(context: Mapping[str, Any], change_id: int) -> dict[str, Any]:
     from hisops.change.service import record_approval
 
-    return record_approval(runtime.catalog(), change_id, run_info(context), **_answer(context)).as_dict()
+    return record_approval(
+        runtime.catalog(), change_id, run_info(context), **_answer(context)
+    ).as_dict()
 
 
 def apply(context: Mapping[str, Any], change_id: int) -> dict[str, Any]:
     from hisops.change.service import apply_and_verify
 
     inv = runtime.inventory()
-    return apply_and_verify(runtime.catalog(), inv, change_id, _access(), run_info(context),
-                            _channels(inv)).as_dict()
+    return apply_and_verify(
+        runtime.catalog(), inv, change_id, _access(), run_info(context), _channels(inv)
+    ).as_dict()
 
 
 def outcome(context: Mapping[str, Any], change_id: int | None) -> dict[str, Any]:
@@ -82,4 +97,6 @@ def outcome(context: Mapping[str, Any], change_id: int | None) -> dict[str, Any]
 
     if change_id is None:  # the request itself was invalid: nothing was recorded as a change
         return {"change_id": None}
-    return settle(runtime.catalog(), runtime.inventory(), change_id, run_info(context), **_answer(context))
+    return settle(
+        runtime.catalog(), runtime.inventory(), change_id, run_info(context), **_answer(context)
+    )

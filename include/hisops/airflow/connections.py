@@ -38,8 +38,13 @@ def _kv(value: Any) -> str:
 def postgres_dsn(conn_id: str, dbname: str | None = None) -> str:
     """libpq key/value DSN for a postgres connection (password quoted, never logged)."""
     c = get_connection(conn_id)
-    parts = {"host": c.host or "localhost", "port": c.port or 5432, "user": c.login,
-             "password": c.password, "dbname": dbname or c.schema or "postgres"}
+    parts = {
+        "host": c.host or "localhost",
+        "port": c.port or 5432,
+        "user": c.login,
+        "password": c.password,
+        "dbname": dbname or c.schema or "postgres",
+    }
     extra = c.extra_dejson or {}
     for key in ("sslmode", "sslrootcert", "sslcert", "sslkey"):
         if extra.get(key):
@@ -61,6 +66,11 @@ def ssh_params(conn_id: str):
 
     c = get_connection(conn_id)
     extra = c.extra_dejson or {}
-    return SshParams(host=c.host, port=int(c.port or 22), username=c.login,
-                     key_file=extra.get("key_file"), password=c.password or None,
-                     connect_timeout=float(extra.get("conn_timeout", 10)))
+    return SshParams(
+        host=c.host,
+        port=int(c.port or 22),
+        username=c.login,
+        key_file=extra.get("key_file"),
+        password=c.password or None,
+        connect_timeout=float(extra.get("conn_timeout", 10)),
+    )

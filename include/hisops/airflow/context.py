@@ -23,10 +23,14 @@ def run_info(context: Mapping[str, Any]) -> RunInfo:
     dag = context.get("dag")
     dag_id = getattr(dag, "dag_id", None) or getattr(run, "dag_id", None) or "?"
     logical: datetime | None = context.get("logical_date") or getattr(run, "logical_date", None)
-    return RunInfo(dag_id=dag_id, run_id=str(context.get("run_id") or getattr(run, "run_id", "?")),
-                   run_type=_run_type(getattr(run, "run_type", None)), logical_date=logical,
-                   run_after=getattr(run, "run_after", None),
-                   triggering_user=getattr(run, "triggering_user_name", None) or None)
+    return RunInfo(
+        dag_id=dag_id,
+        run_id=str(context.get("run_id") or getattr(run, "run_id", "?")),
+        run_type=_run_type(getattr(run, "run_type", None)),
+        logical_date=logical,
+        run_after=getattr(run, "run_after", None),
+        triggering_user=getattr(run, "triggering_user_name", None) or None,
+    )
 
 
 def set_label(context: dict[str, Any], label: str) -> None:

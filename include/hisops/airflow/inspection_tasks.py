@@ -38,8 +38,13 @@ def select_systems(inventory: Any, wanted: Sequence[str] | None) -> list[str]:
     return [s for s in known if s in set(wanted)]
 
 
-def start(run_id: str, run_type: str | None, logical_date: datetime | None, run_after: datetime | None,
-          systems: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def start(
+    run_id: str,
+    run_type: str | None,
+    logical_date: datetime | None,
+    run_after: datetime | None,
+    systems: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
     """Open the inspection run in the catalog; one work order per system to inspect.
 
     Work orders are the mapped task's kwargs: ``{system_id, inspection_run_id, historical,
@@ -50,14 +55,31 @@ def start(run_id: str, run_type: str | None, logical_date: datetime | None, run_
 
     inv = runtime.inventory()
     chosen = select_systems(inv, systems)
-    run = RunInfo(DAG_ID, run_id, run_type=_run_type(run_type), logical_date=logical_date, run_after=run_after)
+    run = RunInfo(
+        DAG_ID, run_id, run_type=_run_type(run_type), logical_date=logical_date, run_after=run_after
+    )
     sem = semantics(run, datetime.now().astimezone(), inv.timezone)
     reference = due_at(run)
     run_pk = runtime.catalog().start_inspection_run(DAG_ID, run_id, reference)
-    log.info("巡检记录 inspection run #%s for %s: %d systems %s%s", run_pk, reference, len(chosen), chosen,
-             " — 补录：检查结果为当前状态，不改动日志位置和事件 (historical: present state)" if sem.historical else "")
-    return [{"system_id": s, "inspection_run_id": run_pk, "historical": sem.historical,
-             "fold_incidents": sem.fold_incidents} for s in chosen]
+    log.info(
+        "巡检记录 inspection run #%s for %s: %d systems %s%s",
+        run_pk,
+        reference,
+        len(chosen),
+        chosen,
+        " — 补录：检查结果为当前状态，不改动日志位置和事件 (historical: present state)"
+        if sem.historical
+        else "",
+    )
+    return [
+        {
+            "system_id": s,
+            "inspection_run_id": run_pk,
+            "historical": sem.historical,
+            "fold_incidents": sem.fold_incidents,
+        }
+        for s in chosen
+    ]
 
 
 def _run_type(value: Any) -> str:
@@ -69,8 +91,11 @@ def run_of(plan: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The run-level facts of the work orders: catalog run id, historical flag, system ids."""
     if not plan:
         raise ValueError("no system to inspect (empty plan)")
-    return {"inspection_run_id": plan[0]["inspection_run_id"], "historical": plan[0]["historical"],
-            "systems": [w["system_id"] for w in plan]}
+    return {
+        "inspection_run_id": plan[0]["inspection_run_id"],
+        "historical": plan[0]["historical"],
+        "systems": [w["system_id"] for w in plan],
+    }
 
 
 # --------------------------------------------------------------------------- per system
@@ -88,24 +113,44 @@ def system_label(system_id: str) -> str:
 def access() -> Any:
     from hisops.inspect.run import Access
 
-    return Access(dsn_for=runtime.dsn_for, runner_for=runtime.runner_for, pgbackrest_for=runtime.pgbackrest_for)
+    return Access(
+        dsn_for=runtime.dsn_for,
+        runner_for=runtime.runner_for,
+        pgbackrest_for=runtime.pgbackrest_for,
+    )
 
 
-def inspect_system(system_id: str, inspection_run_id: int, historical: bool,
-                   fold_incidents: bool = True) -> dict[str, Any]:
+def inspect_system(
+    system_id: str, inspection_run_id: int, historical: bool, fold_incidents: bool = True
+) -> dict[str, Any]:
     """Every database, host and endpoint of one system (bounded threads), recorded in the catalog."""
     from hisops.inspect.run import RunContext
     from hisops.inspect.run import inspect_system as run_system
 
     inv = runtime.inventory()
     system = inv.find_system(system_id)
-    log.info("系统 system %s %s: %d databases, %d hosts, %d endpoints", system.name, system.name_en,
-             len(system.databases), len(system.hosts), len(system.endpoints))
-    context = RunContext(inspection_run_id=inspection_run_id, historical=historical, fold_incidents=fold_incidents,
-                         advance_offsets=fold_incidents)
+    log.info(
+        "系统 system %s %s: %d databases, %d hosts, %d endpoints",
+        system.name,
+        system.name_en,
+        len(system.databases),
+        len(system.hosts),
+        len(system.endpoints),
+    )
+    context = RunContext(
+        inspection_run_id=inspection_run_id,
+        historical=historical,
+        fold_incidents=fold_incidents,
+        advance_offsets=fold_incidents,
+    )
     outcome = run_system(inv, system, runtime.catalog(), context, access(), progress=log.info)
-    log.info("系统 system %s done in %.1fs: %s; incident changes %s", system_id, outcome.seconds,
-             outcome.counts, [(c["action"], c["incident_id"]) for c in outcome.changes])
+    log.info(
+        "系统 system %s done in %.1fs: %s; incident changes %s",
+        system_id,
+        outcome.seconds,
+        outcome.counts,
+        [(c["action"], c["incident_id"]) for c in outcome.changes],
+    )
     return outcome.as_dict()
 
 
@@ -120,8 +165,10 @@ def _channels() -> list[Any]:
     configured = runtime.inventory().notifications
     channels = channels_from_inventory(configured, strict=False)
     if configured and not channels:
-        raise RuntimeError("no notification channel is usable 通知渠道均不可用 — check the connections named in "
-                           f"`notifications:` ({', '.join(n.conn_id for n in configured)})")
+        raise RuntimeError(
+            "no notification channel is usable 通知渠道均不可用 — check the connections named in "
+            f"`notifications:` ({', '.join(n.conn_id for n in configured)})"
+        )
     return channels
 
 
@@ -139,15 +186,25 @@ def incident_message(changes: Sequence[Mapping[str, Any]], hospital: str) -> tup
     title = f"巡检告警 Inspection alert · {hospital} · 新发 new {new} / 升级 escalated {up}"
     lines = [_alert_line(c) for c in changes[:ALERT_LINES]]
     if len(changes) > ALERT_LINES:
-        lines.append(f"… 另有 {len(changes) - ALERT_LINES} 项，见巡检报告 ({len(changes) - ALERT_LINES} more in the report)")
-    lines.append("处理后下一次巡检将自动关闭事件。The incident closes itself at the next inspection after the fix.")
+        lines.append(
+            f"… 另有 {len(changes) - ALERT_LINES} 项，见巡检报告 ({len(changes) - ALERT_LINES} more in the report)"
+        )
+    lines.append(
+        "处理后下一次巡检将自动关闭事件。The incident closes itself at the next inspection after the fix."
+    )
     return title, "\n".join(lines)
 
 
 def _alert_line(c: Mapping[str, Any]) -> str:
-    verb = "新发 NEW" if c["action"] == "opened" else f"升级 ESCALATED (from {c.get('previous_severity')})"
-    return (f"[{verb}] #{c['incident_id']} {c['severity']} {c['target_id']} {c['check_id']}: "
-            f"{c['title_zh']} ({c['title_en']})")
+    verb = (
+        "新发 NEW"
+        if c["action"] == "opened"
+        else f"升级 ESCALATED (from {c.get('previous_severity')})"
+    )
+    return (
+        f"[{verb}] #{c['incident_id']} {c['severity']} {c['target_id']} {c['check_id']}: "
+        f"{c['title_zh']} ({c['title_en']})"
+    )
 
 
 def notify_incidents(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -182,8 +239,11 @@ def _system_infos(inv: Any, system_ids: Sequence[str]) -> list[Any]:
     infos = []
     for sid in system_ids:
         s = inv.find_system(sid)
-        targets = ([("database", d.id) for d in s.databases] + [("host", h.id) for h in s.hosts]
-                   + [("endpoint", e.id) for e in s.endpoints])
+        targets = (
+            [("database", d.id) for d in s.databases]
+            + [("host", h.id) for h in s.hosts]
+            + [("endpoint", e.id) for e in s.endpoints]
+        )
         infos.append(SystemInfo(s.id, s.name, s.name_en, s.owner, tuple(targets)))
     return infos
 
@@ -203,12 +263,21 @@ def trend_keys(inv: Any, infos: Sequence[Any]) -> list[tuple[str, str]]:
 def trend_samples(repo: Any, keys: Sequence[tuple[str, str]], end: datetime) -> list[Any]:
     """Samples of ``keys`` over the trend window ending at ``end`` (later samples left out)."""
     since = end - TREND_WINDOW - timedelta(days=1)
-    return [s for target_id, metric in keys for s in repo.metric_series(target_id, metric, since=since)
-            if s.observed_at <= end]
+    return [
+        s
+        for target_id, metric in keys
+        for s in repo.metric_series(target_id, metric, since=since)
+        if s.observed_at <= end
+    ]
 
 
-def report_data(plan: Sequence[Mapping[str, Any]], outcomes: Sequence[Mapping[str, Any]], run_id: str,
-                logical_date: datetime | None, period: tuple[datetime | None, datetime | None]) -> Any:
+def report_data(
+    plan: Sequence[Mapping[str, Any]],
+    outcomes: Sequence[Mapping[str, Any]],
+    run_id: str,
+    logical_date: datetime | None,
+    period: tuple[datetime | None, datetime | None],
+) -> Any:
     from hisops.report import ReportData
 
     inv, repo = runtime.inventory(), runtime.catalog()
@@ -221,22 +290,42 @@ def report_data(plan: Sequence[Mapping[str, Any]], outcomes: Sequence[Mapping[st
     report_for = due if start_info["historical"] else None
     end = report_for or now
     return ReportData(
-        hospital=inv.hospital, timezone=inv.timezone, run_id=run_id, generated_at=now, systems=infos,
-        findings=repo.findings_for(run_pk), open_incidents=repo.open_incidents(),
+        hospital=inv.hospital,
+        timezone=inv.timezone,
+        run_id=run_id,
+        generated_at=now,
+        systems=infos,
+        findings=repo.findings_for(run_pk),
+        open_incidents=repo.open_incidents(),
         changes=[c for o in outcomes for c in o.get("changes", [])],
-        samples=trend_samples(repo, trend_keys(inv, infos), end), logical_date=report_for,
-        period_start=period[0], period_end=period[1], historical=start_info["historical"],
+        samples=trend_samples(repo, trend_keys(inv, infos), end),
+        logical_date=report_for,
+        period_start=period[0],
+        period_end=period[1],
+        historical=start_info["historical"],
         inspection_run_id=run_pk,
     )
 
 
-def report(plan: Sequence[Mapping[str, Any]], outcomes: Sequence[Mapping[str, Any]], run_id: str,
-           logical_date: datetime | None, period: tuple[datetime | None, datetime | None]) -> dict[str, Any]:
+def report(
+    plan: Sequence[Mapping[str, Any]],
+    outcomes: Sequence[Mapping[str, Any]],
+    run_id: str,
+    logical_date: datetime | None,
+    period: tuple[datetime | None, datetime | None],
+) -> dict[str, Any]:
     """Render the 巡检报告, save it (0600) under reports.path/<day>/, store its path in the catalog.
 
     A report too big to read in a mail gets a summary variant for the mail body (saved beside it).
     """
-    from hisops.report import render_report, report_day, save_report, severity_counts, subject, text_summary
+    from hisops.report import (
+        render_report,
+        report_day,
+        save_report,
+        severity_counts,
+        subject,
+        text_summary,
+    )
 
     data = report_data(plan, outcomes, run_id, logical_date, period)
     inv = runtime.inventory()
@@ -248,12 +337,25 @@ def report(plan: Sequence[Mapping[str, Any]], outcomes: Sequence[Mapping[str, An
     mail = path
     if len(html.encode("utf-8")) > MAIL_INLINE_LIMIT:
         mail = save_report(render_report(data, summary_only=True), folder, day, f"{run_id}-mail")
-    runtime.catalog().finish_inspection_run(data.inspection_run_id, "success", report_path=str(path))
+    runtime.catalog().finish_inspection_run(
+        data.inspection_run_id, "success", report_path=str(path)
+    )
     counts = dict(severity_counts(data.findings))
-    log.info("巡检报告 report written: %s (%d KB) — %s, open incidents %d", path, len(html) // 1024, counts,
-             len(data.open_incidents))
-    return {"path": str(path), "mail_html": str(mail), "counts": counts, "open_incidents": len(data.open_incidents),
-            "subject": subject(data), "summary": text_summary(data, str(path))}
+    log.info(
+        "巡检报告 report written: %s (%d KB) — %s, open incidents %d",
+        path,
+        len(html) // 1024,
+        counts,
+        len(data.open_incidents),
+    )
+    return {
+        "path": str(path),
+        "mail_html": str(mail),
+        "counts": counts,
+        "open_incidents": len(data.open_incidents),
+        "subject": subject(data),
+        "summary": text_summary(data, str(path)),
+    }
 
 
 # --------------------------------------------------------------------------- send the report
@@ -273,29 +375,51 @@ def report_channels(channels: Sequence[Any], worst: str) -> list[Any]:
     return out
 
 
-def send_report(plan: Sequence[Mapping[str, Any]], report_info: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+def send_report(
+    plan: Sequence[Mapping[str, Any]], report_info: Mapping[str, Any], run_id: str
+) -> dict[str, Any]:
     """Send the report to the supervisors: the HTML page to e-mail, a text summary to chat robots."""
     from pathlib import Path
 
     from hisops.airflow.shared_storage import reports_root
     from hisops.notify import send
 
-    reports_root(runtime.inventory(), "daily_inspection")  # the report another worker wrote is here?
+    reports_root(
+        runtime.inventory(), "daily_inspection"
+    )  # the report another worker wrote is here?
     html = Path(report_info["mail_html"]).read_text(encoding="utf-8")
     attach = [Path(report_info["path"])] if report_info["mail_html"] != report_info["path"] else []
     worst = _worst([s for s, n in report_info["counts"].items() if n])
     channels = report_channels(_channels(), worst)
-    result = send(channels, report_info["subject"], report_info["summary"], severity=worst, html=html,
-                  attachments=attach)
+    result = send(
+        channels,
+        report_info["subject"],
+        report_info["summary"],
+        severity=worst,
+        html=html,
+        attachments=attach,
+    )
     _require_delivery(result, "inspection report")
     _audit(run_of(plan), report_info, result, run_id)
     return {"sent": result.sent, "failed": result.failed, "skipped": result.skipped}
 
 
-def _audit(start_info: Mapping[str, Any], report_info: Mapping[str, Any], result: Any, run_id: str) -> None:
+def _audit(
+    start_info: Mapping[str, Any], report_info: Mapping[str, Any], result: Any, run_id: str
+) -> None:
     runtime.catalog().add_audit_event(
-        actor=DAG_ID, action="inspection", target="inventory", result="success",
-        details={"inspection_run_id": start_info["inspection_run_id"], "counts": report_info["counts"],
-                 "report_path": report_info["path"], "sent": result.sent, "failed": result.failed,
-                 "historical": start_info["historical"]},
-        dag_id=DAG_ID, run_id=run_id)
+        actor=DAG_ID,
+        action="inspection",
+        target="inventory",
+        result="success",
+        details={
+            "inspection_run_id": start_info["inspection_run_id"],
+            "counts": report_info["counts"],
+            "report_path": report_info["path"],
+            "sent": result.sent,
+            "failed": result.failed,
+            "historical": start_info["historical"],
+        },
+        dag_id=DAG_ID,
+        run_id=run_id,
+    )

@@ -18,7 +18,9 @@ def _channels(inventory: Any) -> list[Any]:
 def _period(inventory: Any, run: Any, params: Mapping[str, Any]) -> Any:
     from hisops.kpi.service import period_for_run
 
-    return period_for_run(inventory, run, params.get("month"), params.get("start"), params.get("end"))
+    return period_for_run(
+        inventory, run, params.get("month"), params.get("start"), params.get("end")
+    )
 
 
 def kpi_report(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -36,5 +38,10 @@ def evidence_pack(context: Mapping[str, Any]) -> dict[str, Any]:
 
     run, inv = run_info(context), runtime.inventory()
     period = _period(inv, run, context["params"])
-    return build_evidence_pack(runtime.catalog(), inv, period, run,
-                               wanted=bool(context["params"].get("evidence_pack", True))).as_dict()
+    return build_evidence_pack(
+        runtime.catalog(),
+        inv,
+        period,
+        run,
+        wanted=bool(context["params"].get("evidence_pack", True)),
+    ).as_dict()

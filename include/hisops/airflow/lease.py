@@ -31,15 +31,25 @@ def current_try_lease(context: dict[str, Any]) -> Callable[[], bool]:
         from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
         try:
-            states = RuntimeTaskInstance.get_task_states(dag_id=dag_id, task_ids=[task_id], run_ids=[run_id],
-                                                         map_index=None if map_index < 0 else map_index)
+            states = RuntimeTaskInstance.get_task_states(
+                dag_id=dag_id,
+                task_ids=[task_id],
+                run_ids=[run_id],
+                map_index=None if map_index < 0 else map_index,
+            )
         except Exception as exc:  # noqa: BLE001 - no supervisor (orphaned) or no answer: not ours any more
-            log.error("本任务已失去调度 lost contact with Airflow (%s: %s): treating this try as superseded",
-                      type(exc).__name__, exc)
+            log.error(
+                "本任务已失去调度 lost contact with Airflow (%s: %s): treating this try as superseded",
+                type(exc).__name__,
+                exc,
+            )
             return False
         state = (states.get(run_id) or {}).get(_state_key(task_id, map_index))
         if state != "running":
-            log.error("Airflow 不再运行本次尝试 this try is no longer running in Airflow (state %s)", state)
+            log.error(
+                "Airflow 不再运行本次尝试 this try is no longer running in Airflow (state %s)",
+                state,
+            )
         return state == "running"
 
     return still_running

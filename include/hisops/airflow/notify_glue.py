@@ -51,7 +51,9 @@ def channel_from_item(item: Any) -> Channel:
         )
     except ChannelConfigError as exc:
         raise ChannelConfigError(f"channel {name!r} (connection {conn_id!r}): {exc}") from None
-    return Channel(name=name, kind=kind, apprise_url=url, min_severity=_get(item, "min_severity") or "warn")
+    return Channel(
+        name=name, kind=kind, apprise_url=url, min_severity=_get(item, "min_severity") or "warn"
+    )
 
 
 def _get(item: Any, key: str) -> Any:

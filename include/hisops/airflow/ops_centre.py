@@ -34,7 +34,9 @@ BACKUP_DAGS = {"database": "db_backup", "files": "file_backup"}
 TEMPLATES = Path(__file__).with_name("templates")
 EVIDENCE_PAGES = ("evidence.html", "index.html")  # our own page first, GX's Data Docs after
 MAX_AUDIT_ROWS = 1000
-ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+ISO_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+)
 
 
 # --- authentication and authorisation -------------------------------------------------------
@@ -59,8 +61,10 @@ def _custom(resource: str) -> Callable[[Any], bool]:
     def check(user: Any) -> bool:
         from airflow.api_fastapi.app import get_auth_manager
 
-        return get_auth_manager().is_authorized_custom_view(method="GET", resource_name=resource,
-                                                            user=user)
+        return get_auth_manager().is_authorized_custom_view(
+            method="GET", resource_name=resource, user=user
+        )
+
     return check
 
 
@@ -73,8 +77,10 @@ def may_dag(method: str, dag_id: str) -> Callable[[Any], bool]:
         from airflow.api_fastapi.app import get_auth_manager
         from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
-        return get_auth_manager().is_authorized_dag(method=method, details=DagDetails(id=dag_id),
-                                                    user=user)
+        return get_auth_manager().is_authorized_dag(
+            method=method, details=DagDetails(id=dag_id), user=user
+        )
+
     return check
 
 
@@ -114,7 +120,11 @@ def _run_link(dag_id: str | None, run_id: str | None) -> str | None:
     """The Airflow UI page of a DAG run (relative to the api-server's root)."""
     if not dag_id:
         return None
-    return f"/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}" if run_id else f"/dags/{quote(dag_id)}"
+    return (
+        f"/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+        if run_id
+        else f"/dags/{quote(dag_id)}"
+    )
 
 
 def _render(template: str, **context: Any) -> HTMLResponse:
@@ -124,7 +134,9 @@ def _render(template: str, **context: Any) -> HTMLResponse:
     from hisops.report.timefmt import fmt
 
     tz = _timezone()
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
+    )
     env.filters["age"] = _age
     env.filters["ts"] = lambda d: fmt(d, tz)
     env.filters["ts_s"] = lambda d: fmt(d, tz, seconds=True)
@@ -157,26 +169,39 @@ def _limit(raw: str) -> int:
     except ValueError:
         value = 0
     if not 1 <= value <= MAX_AUDIT_ROWS:
-        raise HTTPException(status_code=400, detail=(
-            f"limit 必须是 1–{MAX_AUDIT_ROWS} 的整数 limit must be an integer from 1 to "
-            f"{MAX_AUDIT_ROWS} (got {raw!r})"))
+        raise HTTPException(
+            status_code=400,
+            detail=(
+                f"limit 必须是 1–{MAX_AUDIT_ROWS} 的整数 limit must be an integer from 1 to "
+                f"{MAX_AUDIT_ROWS} (got {raw!r})"
+            ),
+        )
     return value
 
 
 # --- routes ----------------------------------------------------------------------------------
 def create_app() -> FastAPI:
-    app = FastAPI(title="hisops 运维中心 O&M centre", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="hisops 运维中心 O&M centre", docs_url=None, redoc_url=None, openapi_url=None
+    )
 
     @app.get("/", response_class=HTMLResponse)
     def home(user: UserDep) -> HTMLResponse:
         _require(may_see_centre(user))
         repo = catalog_repository()
         backups = repo.recent_backups(20)
-        return _render("ops_centre.html.j2", user=_user_name(user), now=datetime.now(UTC),
-                       selfcheck=repo.latest_selfcheck(), incidents=repo.open_incidents(),
-                       runs=repo.recent_inspection_runs(10), backups=backups,
-                       verifications={b.id: repo.verifications_for(b.id)[:1] for b in backups},
-                       can_ack=may_dag("PUT", INSPECTION_DAG)(user), can_audit=may_read_audit(user))
+        return _render(
+            "ops_centre.html.j2",
+            user=_user_name(user),
+            now=datetime.now(UTC),
+            selfcheck=repo.latest_selfcheck(),
+            incidents=repo.open_incidents(),
+            runs=repo.recent_inspection_runs(10),
+            backups=backups,
+            verifications={b.id: repo.verifications_for(b.id)[:1] for b in backups},
+            can_ack=may_dag("PUT", INSPECTION_DAG)(user),
+            can_audit=may_read_audit(user),
+        )
 
     @app.get("/reports/{inspection_run_id}")
     def report(inspection_run_id: int, user: UserDep) -> FileResponse:
@@ -202,21 +227,31 @@ def create_app() -> FastAPI:
         _require(may_dag("PUT", INSPECTION_DAG)(user))
         repo, name = catalog_repository(), _user_name(user)
         if repo.get_incident(incident_id) is None:
-            raise HTTPException(status_code=404,
-                                detail=f"事件 {incident_id} 不存在 incident {incident_id} does not exist")
+            raise HTTPException(
+                status_code=404,
+                detail=f"事件 {incident_id} 不存在 incident {incident_id} does not exist",
+            )
         changed = repo.acknowledge_incident(incident_id, name)
-        repo.add_audit_event(actor=name, action="incident.acknowledge", target=f"incident:{incident_id}",
-                             result="success" if changed else "failure", details={"via": "ops_centre"},
-                             reason=None if changed else "已确认或已关闭 already acknowledged or resolved")
+        repo.add_audit_event(
+            actor=name,
+            action="incident.acknowledge",
+            target=f"incident:{incident_id}",
+            result="success" if changed else "failure",
+            details={"via": "ops_centre"},
+            reason=None if changed else "已确认或已关闭 already acknowledged or resolved",
+        )
         return RedirectResponse(url="../../", status_code=303)
 
     @app.get("/audit", response_class=HTMLResponse)
-    def audit(user: UserDep, limit: str = "200", action: str | None = None,
-              result: str | None = None) -> HTMLResponse:
+    def audit(
+        user: UserDep, limit: str = "200", action: str | None = None, result: str | None = None
+    ) -> HTMLResponse:
         _require(may_read_audit(user))
-        events = catalog_repository().audit_events(limit=_limit(limit), action=action or None,
-                                                   result=result or None)  # type: ignore[arg-type]
-        return _render("audit.html.j2", user=_user_name(user), events=events, action=action,
-                       result=result)
+        events = catalog_repository().audit_events(
+            limit=_limit(limit), action=action or None, result=result or None
+        )  # type: ignore[arg-type]
+        return _render(
+            "audit.html.j2", user=_user_name(user), events=events, action=action, result=result
+        )
 
     return app

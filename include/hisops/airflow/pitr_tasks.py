@@ -31,7 +31,14 @@ def pitr_timetable(inventory: Any) -> Any:
 
     from hisops.pitr.schedule import crons
 
-    found = sorted({c for _, srv in inventory.all_servers() if srv.pitr for c in crons(srv.pitr.schedule).values()})
+    found = sorted(
+        {
+            c
+            for _, srv in inventory.all_servers()
+            if srv.pitr
+            for c in crons(srv.pitr.schedule).values()
+        }
+    )
     return MultipleCronTriggerTimetable(*found, timezone=inventory.timezone) if found else None
 
 
@@ -48,8 +55,10 @@ def write_config(server: Any, pgbr: Any) -> None:
         return
     result = pgbr.runner.run(write_command(pgbr.cfg), timeout=60)
     if not result.ok:
-        raise RuntimeError(f"无法写入 pgBackRest 配置 cannot write {pgbr.cfg.path} on {server.host}: "
-                           f"{result.stderr.strip()[:300]}")
+        raise RuntimeError(
+            f"无法写入 pgBackRest 配置 cannot write {pgbr.cfg.path} on {server.host}: "
+            f"{result.stderr.strip()[:300]}"
+        )
 
 
 def _where(inv: Any, server_id: str) -> str:
@@ -63,7 +72,9 @@ def _where(inv: Any, server_id: str) -> str:
 def select_servers(wanted: list[str] | None) -> list[str]:
     from hisops.airflow.backup_tasks import select
 
-    ids = select(pitr_server_ids(runtime.inventory()), wanted, "配置了 pitr 的服务器 servers with pitr")
+    ids = select(
+        pitr_server_ids(runtime.inventory()), wanted, "配置了 pitr 的服务器 servers with pitr"
+    )
     log.info("本次物理备份 servers: %s", ", ".join(ids) or "none (no server has a pitr: block)")
     return ids
 
@@ -78,9 +89,14 @@ def prepare_task(server_id: str, context: dict) -> dict[str, Any]:
     pgbr = runtime.pgbackrest_for(server)
     write_config(server, pgbr)
     result = preflight(server, runtime.dsn_for(server), pgbr, where=_where(inv, server_id))
-    runtime.catalog().add_audit_event(actor=run_info(context).actor, action="pitr_preflight", target=server_id,
-                                      result="success" if result.ok else "failure",
-                                      details={"problems": list(result.problems)}, **run_info(context).audit_fields())
+    runtime.catalog().add_audit_event(
+        actor=run_info(context).actor,
+        action="pitr_preflight",
+        target=server_id,
+        result="success" if result.ok else "failure",
+        details={"problems": list(result.problems)},
+        **run_info(context).audit_fields(),
+    )
     result.raise_for_problems()
     return {"server_id": server_id, "system_id": system.id, "config": str(pgbr.cfg.path)}
 
@@ -94,13 +110,24 @@ def backup_task(prepared: dict[str, Any], choice: str, context: dict) -> dict[st
     set_label(context, prepared["server_id"])
     run, inv = run_info(context), runtime.inventory()
     _, server = inv.locate_server(prepared["server_id"])
-    kind = choose_type(choice, server.pitr.schedule, run.logical_date, ZoneInfo(inv.timezone), run.is_scheduled)
+    kind = choose_type(
+        choice, server.pitr.schedule, run.logical_date, ZoneInfo(inv.timezone), run.is_scheduled
+    )
     if kind is None:
         from airflow.exceptions import AirflowSkipException
 
-        raise AirflowSkipException(f"{server.id}: 此时无计划的备份 no backup type due at {run.logical_date}")
-    outcome = backup_server(runtime.catalog(), server, prepared["system_id"], runtime.pgbackrest_for(server), kind, run,
-                            channels=runtime.channels()).as_dict()
+        raise AirflowSkipException(
+            f"{server.id}: 此时无计划的备份 no backup type due at {run.logical_date}"
+        )
+    outcome = backup_server(
+        runtime.catalog(),
+        server,
+        prepared["system_id"],
+        runtime.pgbackrest_for(server),
+        kind,
+        run,
+        channels=runtime.channels(),
+    ).as_dict()
     from airflow.sdk import Asset
 
     extra = {k: outcome[k] for k in ("backup_id", "kind", "label", "type", "size_bytes")}

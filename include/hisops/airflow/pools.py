@@ -23,7 +23,9 @@ def ensure_pools() -> list[str]:
     with create_session() as session:
         for name, (slots, description) in POOLS.items():
             if session.query(Pool).filter(Pool.pool == name).one_or_none() is None:
-                session.add(Pool(pool=name, slots=slots, description=description, include_deferred=False))
+                session.add(
+                    Pool(pool=name, slots=slots, description=description, include_deferred=False)
+                )
                 lines.append(f"pool {name}: created with {slots} slots")
             else:
                 lines.append(f"pool {name}: exists")

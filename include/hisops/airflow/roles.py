@@ -19,23 +19,33 @@ _DAG_PREFIXES = ("DAG:", "DAG Run:")
 DESCRIPTIONS = {
     SUPER_ADMIN: "超级管理员 super administrator: everything, including users and roles",
     SYSTEM_ADMIN: "系统管理员 system administrator: all DAGs incl. restore/change/maintenance; "
-                  "connections, variables, pools; reads the audit trail",
+    "connections, variables, pools; reads the audit trail",
     OPERATOR: "运维人员 operator: see everything; trigger, clear and re-run inspection, backup, "
-              "verification, cleanup",
+    "verification, cleanup",
     USER: "普通用户 user: read only",
     AUDITOR: "审计管理员 audit administrator: the audit trail, reports and evidence, nothing else",
 }
 
 # Everyone reaches the O&M centre: the UI lists plugin pages only with "Plugins" read.
-_EVERYONE = {("can_read", "Plugins"), ("menu_access", "Plugins"), ("can_read", CENTRE_RESOURCE),
-             ("can_read", "Website"), ("can_read", "My Profile"), ("can_edit", "My Profile"),
-             ("can_read", "My Password"), ("can_edit", "My Password")}
+_EVERYONE = {
+    ("can_read", "Plugins"),
+    ("menu_access", "Plugins"),
+    ("can_read", CENTRE_RESOURCE),
+    ("can_read", "Website"),
+    ("can_read", "My Profile"),
+    ("can_edit", "My Profile"),
+    ("can_read", "My Password"),
+    ("can_edit", "My Password"),
+}
 _AUDIT = {("can_read", AUDIT_RESOURCE)}
 # Clearing / re-running / marking a task instance: FAB checks the global "Task Instances" AND
 # "DAG Runs" edit, and then edit on that DAG — which only access_control's operator_dag()
 # grants an operator. So these globals give nothing on restore_database or admin DAGs.
-_OPERATOR_TASKS = {("can_create", "Task Instances"), ("can_edit", "Task Instances"),
-                   ("can_edit", "DAG Runs")}
+_OPERATOR_TASKS = {
+    ("can_create", "Task Instances"),
+    ("can_edit", "Task Instances"),
+    ("can_edit", "DAG Runs"),
+}
 
 
 @contextmanager
@@ -54,14 +64,23 @@ def desired_permissions(sm: Any) -> dict[str, set[tuple[str, str]]]:
     """Global (non-DAG-specific) permissions per role, built from FAB's own sets."""
     viewer = set(sm.VIEWER_PERMISSIONS)
     admin = sm.find_role("Admin")
-    everything = {(p.action.name, p.resource.name) for p in admin.permissions
-                  if not _is_dag_specific(p.resource.name)}
+    everything = {
+        (p.action.name, p.resource.name)
+        for p in admin.permissions
+        if not _is_dag_specific(p.resource.name)
+    }
     airflow_audit_log = {("can_read", "Audit Logs"), ("menu_access", "Audit Logs")}
     return {
         USER: viewer | _EVERYONE,
         OPERATOR: viewer | _EVERYONE | _OPERATOR_TASKS,
-        SYSTEM_ADMIN: (viewer | set(sm.USER_PERMISSIONS) | set(sm.OP_PERMISSIONS)
-                       | airflow_audit_log | _EVERYONE | _AUDIT),
+        SYSTEM_ADMIN: (
+            viewer
+            | set(sm.USER_PERMISSIONS)
+            | set(sm.OP_PERMISSIONS)
+            | airflow_audit_log
+            | _EVERYONE
+            | _AUDIT
+        ),
         SUPER_ADMIN: everything | _EVERYONE | _AUDIT,
         AUDITOR: _EVERYONE | _AUDIT,
     }
@@ -69,8 +88,11 @@ def desired_permissions(sm: Any) -> dict[str, set[tuple[str, str]]]:
 
 def _sync_role(sm: Any, name: str, wanted: set[tuple[str, str]]) -> tuple[int, int]:
     role = sm.find_role(name) or sm.add_role(name)
-    have = {(p.action.name, p.resource.name): p for p in role.permissions
-            if not _is_dag_specific(p.resource.name)}
+    have = {
+        (p.action.name, p.resource.name): p
+        for p in role.permissions
+        if not _is_dag_specific(p.resource.name)
+    }
     added = removed = 0
     for action, resource in sorted(wanted - have.keys()):
         perm = sm.get_permission(action, resource) or sm.create_permission(action, resource)
@@ -94,8 +116,15 @@ def sync_roles() -> list[str]:
     return lines
 
 
-def ensure_user(username: str, role: str, password: str, *, email: str | None = None,
-                first_name: str = "", last_name: str = "") -> str:
+def ensure_user(
+    username: str,
+    role: str,
+    password: str,
+    *,
+    email: str | None = None,
+    first_name: str = "",
+    last_name: str = "",
+) -> str:
     """Create the user or bring its role and password up to date; returns 'created' or 'updated'."""
     with appbuilder() as ab:
         sm = ab.sm
@@ -104,8 +133,14 @@ def ensure_user(username: str, role: str, password: str, *, email: str | None = 
             raise ValueError(f"role {role!r} does not exist; run `hisops roles sync` first")
         user = sm.find_user(username=username)
         if user is None:
-            ok = sm.add_user(username, first_name or username, last_name or role,
-                             email or f"{username}@hisops.invalid", role_obj, password)
+            ok = sm.add_user(
+                username,
+                first_name or username,
+                last_name or role,
+                email or f"{username}@hisops.invalid",
+                role_obj,
+                password,
+            )
             if not ok:
                 raise RuntimeError(f"could not create user {username}")
             return "created"

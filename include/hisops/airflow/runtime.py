@@ -27,7 +27,9 @@ def distributed_executor() -> str | None:
     """The configured executor that may run tasks on other machines (Celery, Kubernetes…), if any."""
     from airflow.configuration import conf
 
-    names = [n.strip().rsplit(".", 1)[-1].split(":")[-1] for n in conf.get("core", "executor").split(",")]
+    names = [
+        n.strip().rsplit(".", 1)[-1].split(":")[-1] for n in conf.get("core", "executor").split(",")
+    ]
     return next((n for n in names if n and n not in SINGLE_MACHINE_EXECUTORS), None)
 
 
@@ -38,7 +40,8 @@ def refuse_local_host_if_distributed(host: Any) -> None:
             f"主机 {host.id} 为 local: true，但 {executor} 可能在任一工作节点上运行任务，测到的将是那台机器；"
             f"请为其配置 ssh_conn_id（可 SSH 到本机）— host {host.id} is `local: true` but {executor} runs "
             "tasks on any worker, so it would measure whichever machine ran the task: give it an "
-            "ssh_conn_id instead (SSH to itself works); README: Production")
+            "ssh_conn_id instead (SSH to itself works); README: Production"
+        )
 
 
 def runner_for(host: Any):
@@ -88,5 +91,9 @@ def pgbackrest_for(server: Any):
     if host is None or host.local:
         return PgBackRest(cfg, os_user=server.pitr.os_user, password=conn.password)
     runner = runner_for(host)
-    return PgBackRest(cfg, os_user=server.pitr.os_user, runner=runner,
-                      ssh_user=getattr(getattr(runner, "params", None), "username", None))
+    return PgBackRest(
+        cfg,
+        os_user=server.pitr.os_user,
+        runner=runner,
+        ssh_user=getattr(getattr(runner, "params", None), "username", None),
+    )

@@ -13,7 +13,12 @@ def run_audit(context: dict[str, Any]) -> dict[str, Any]:
     from hisops.security.run import run_security_audit
 
     inventory = runtime.inventory()
-    result = run_security_audit(runtime.catalog(), inventory, run_info(context),
-                                dsn_for=runtime.dsn_for, runner_for=runtime.runner_for,
-                                reports_dir=Path(inventory.reports.path))
+    result = run_security_audit(
+        runtime.catalog(),
+        inventory,
+        run_info(context),
+        dsn_for=runtime.dsn_for,
+        runner_for=runtime.runner_for,
+        reports_dir=Path(inventory.reports.path),
+    )
     return result.as_dict()

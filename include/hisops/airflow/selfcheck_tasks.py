@@ -39,8 +39,16 @@ def _run_all(fn, pairs: list[tuple[Any, Any]]) -> list[dict]:
         results = list(pool.map(lambda pair: fn(*pair), pairs))
     for i, r in enumerate(results, 1):
         state = "可达 reachable" if r.reachable else "不可达 UNREACHABLE"
-        log.info("[%d/%d] %s %s: %s — %s (%.2fs)", i, len(results), r.target_kind, r.target_id, state,
-                 r.detail, r.seconds)
+        log.info(
+            "[%d/%d] %s %s: %s — %s (%.2fs)",
+            i,
+            len(results),
+            r.target_kind,
+            r.target_id,
+            state,
+            r.detail,
+            r.seconds,
+        )
     return [r.as_dict() for r in results]
 
 
@@ -65,12 +73,22 @@ def record(databases: list[dict], hosts: list[dict], run_id: str | None) -> dict
     repo = runtime.catalog()
     row_id = repo.record_selfcheck(results, ok, run_id)
     summary = summarize([ProbeResult(**r) for r in results])
-    repo.add_audit_event(actor="hisops_selfcheck", action="selfcheck", target="inventory",
-                         result="success" if ok else "failure", details={"summary": summary},
-                         dag_id="hisops_selfcheck", run_id=run_id)
+    repo.add_audit_event(
+        actor="hisops_selfcheck",
+        action="selfcheck",
+        target="inventory",
+        result="success" if ok else "failure",
+        details={"summary": summary},
+        dag_id="hisops_selfcheck",
+        run_id=run_id,
+    )
     log.info("自检结果 self-check #%s: %s", row_id, summary)
-    return {"selfcheck_id": row_id, "ok": ok, "summary": summary,
-            "unreachable": [r["target_id"] for r in results if not r["reachable"]]}
+    return {
+        "selfcheck_id": row_id,
+        "ok": ok,
+        "summary": summary,
+        "unreachable": [r["target_id"] for r in results if not r["reachable"]],
+    }
 
 
 def verdict(summary: dict) -> str:

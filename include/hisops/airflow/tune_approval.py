@@ -18,8 +18,14 @@ class MaintenanceApproval(ApprovalOperator):
         plan = context["ti"].xcom_pull(task_ids=PLAN_TASK) or {}
         approval = plan.get("approval") or {}
         if approval.get("ok"):
-            self.log.info("no approval needed: %s / %s", approval.get("reason_zh"), approval.get("reason_en"))
-            return {"auto": True, "reason_zh": approval.get("reason_zh"), "reason_en": approval.get("reason_en")}
+            self.log.info(
+                "no approval needed: %s / %s", approval.get("reason_zh"), approval.get("reason_en")
+            )
+            return {
+                "auto": True,
+                "reason_zh": approval.get("reason_zh"),
+                "reason_en": approval.get("reason_en"),
+            }
         self.log.info("维护计划 plan awaiting approval:\n%s", plan.get("text"))
         return super().execute(context)
 
@@ -28,6 +34,11 @@ class MaintenanceApproval(ApprovalOperator):
         user = payload["responded_by_user"] or {}
         chosen = payload["chosen_options"]
         self.log.info("response %s by %s", chosen, user)
-        return {"auto": False, "approved": chosen == [self.APPROVE], "chosen": chosen,
-                "responder": user.get("name"), "responder_id": user.get("id"),
-                "responded_at": str(payload["responded_at"])}
+        return {
+            "auto": False,
+            "approved": chosen == [self.APPROVE],
+            "chosen": chosen,
+            "responder": user.get("name"),
+            "responder_id": user.get("id"),
+            "responded_at": str(payload["responded_at"]),
+        }

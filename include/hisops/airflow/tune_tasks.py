@@ -19,6 +19,7 @@ def _channels() -> list[Any]:
 
 # --------------------------------------------------------------------------- performance_review
 
+
 def review_targets(params: dict[str, Any]) -> list[str]:
     from hisops.tune.review import select_databases
 
@@ -41,10 +42,13 @@ def review_database(database_id: str, context: dict[str, Any]) -> str:
 def publish_review(paths: list[str], context: dict[str, Any]) -> dict[str, Any]:
     from hisops.tune.review import load_results, publish
 
-    return publish(load_results(list(paths)), runtime.inventory(), run_info(context), channels=_channels())
+    return publish(
+        load_results(list(paths)), runtime.inventory(), run_info(context), channels=_channels()
+    )
 
 
 # --------------------------------------------------------------------------- db_maintenance
+
 
 def _fail(message: str) -> Exception:
     from airflow.sdk.exceptions import AirflowFailException
@@ -61,16 +65,26 @@ def maintenance_plan(params: dict[str, Any], context: dict[str, Any]) -> dict[st
     try:
         _, db = inv.locate_database(database_id)
     except KeyError as exc:
-        runtime.catalog().add_audit_event(run.actor, m.ACTION, database_id or "?", "refused",
-                                          {"reason": str(exc)}, **run.audit_fields())
+        runtime.catalog().add_audit_event(
+            run.actor,
+            m.ACTION,
+            database_id or "?",
+            "refused",
+            {"reason": str(exc)},
+            **run.audit_fields(),
+        )
         raise _fail(f"拒绝 refused: {exc}") from exc
-    plan = m.plan_database(runtime.catalog(), inv, database_id, runtime.dsn_for(db), run, params.get("kinds") or None)
+    plan = m.plan_database(
+        runtime.catalog(), inv, database_id, runtime.dsn_for(db), run, params.get("kinds") or None
+    )
     dry_run = m.resolve_dry_run(params.get("dry_run") or "auto", run)
     needed = m.approval_needed(plan, run, inv, dry_run)
     return {**plan.as_dict(), "text": plan.text(), "dry_run": dry_run, "approval": needed.as_dict()}
 
 
-def maintenance_apply(plan: dict[str, Any], response: dict[str, Any] | None, context: dict[str, Any]) -> str:
+def maintenance_apply(
+    plan: dict[str, Any], response: dict[str, Any] | None, context: dict[str, Any]
+) -> str:
     """Gate + apply; a refused gate fails the run (already audited, nothing applied)."""
     from hisops.airflow.users import roles_of
     from hisops.tune import maintenance as m
@@ -79,10 +93,20 @@ def maintenance_apply(plan: dict[str, Any], response: dict[str, Any] | None, con
     _, db = inv.locate_database(plan["database_id"])
     approval = m.approval_verdict(response or {}, run, roles_of)
     try:
-        result = m.apply_plan(runtime.catalog(), inv, db.id, runtime.dsn_for(db), m.plan_from_dict(plan), run,
-                              approval=approval, dry_run=plan["dry_run"])
+        result = m.apply_plan(
+            runtime.catalog(),
+            inv,
+            db.id,
+            runtime.dsn_for(db),
+            m.plan_from_dict(plan),
+            run,
+            approval=approval,
+            dry_run=plan["dry_run"],
+        )
     except m.MaintenanceRefused as exc:
-        raise _fail(f"维护被拒绝，未执行任何步骤 maintenance refused, nothing applied: {exc}") from exc
+        raise _fail(
+            f"维护被拒绝，未执行任何步骤 maintenance refused, nothing applied: {exc}"
+        ) from exc
     return m.save_result(result, inv, run)
 
 

@@ -19,13 +19,14 @@ from hisops.airflow import runtime
 log = logging.getLogger(__name__)
 
 CHECK_ID = "backup.verification"
-DRILL_CONN_ID = "hisops_drill"           # optional: a separate server for scratch databases
+DRILL_CONN_ID = "hisops_drill"  # optional: a separate server for scratch databases
 AIRFLOW_DB_CONN_ID = "hisops_airflow_db"  # read access to FAB's ab_user / ab_role / ab_user_role
 VERIFY_ACTION, RESTORE_ACTION = "backup_verification", "restore"
 MAX_LINES = 40  # failures / failed checks kept in XCom and the catalog (the evidence has them all)
 
 
 # --- parse time ---------------------------------------------------------------------------------
+
 
 def verification_schedule(inventory: Any) -> Any:
     """AssetAny over every inventory database's backup asset (None when there is none).
@@ -39,11 +40,14 @@ def verification_schedule(inventory: Any) -> Any:
     from hisops.pitr.schedule import asset_uri as pitr_asset_uri
 
     refs = [Asset.ref(name=asset_uri(db.id)) for _, db in inventory.all_databases()]
-    refs += [Asset.ref(name=pitr_asset_uri(srv.id)) for _, srv in inventory.all_servers() if srv.pitr]
+    refs += [
+        Asset.ref(name=pitr_asset_uri(srv.id)) for _, srv in inventory.all_servers() if srv.pitr
+    ]
     return AssetAny(*refs) if refs else None
 
 
 # --- shared -------------------------------------------------------------------------------------
+
 
 def _actor(context: dict) -> str:
     from hisops.airflow.backup_tasks import actor
@@ -85,8 +89,15 @@ def drill_server_dsn(db: Any) -> str:
 
 
 def _audit(context: dict, action: str, target: str, result: str, details: dict[str, Any]) -> None:
-    runtime.catalog().add_audit_event(actor=_actor(context), action=action, target=target, result=result,
-                                      details=details, dag_id=context["dag"].dag_id, run_id=context["run_id"])
+    runtime.catalog().add_audit_event(
+        actor=_actor(context),
+        action=action,
+        target=target,
+        result=result,
+        details=details,
+        dag_id=context["dag"].dag_id,
+        run_id=context["run_id"],
+    )
 
 
 def _channels() -> list[Any]:
@@ -96,6 +107,7 @@ def _channels() -> list[Any]:
 
 
 # --- backup_verification: which backups -----------------------------------------------------------
+
 
 def _event_backup_ids(context: dict) -> list[int]:
     run = context.get("dag_run")
@@ -121,8 +133,12 @@ def _pending_backup_ids() -> list[int]:
         found = [b for b in repo.backups_for(db.id, states=("completed",)) if b.kind == "database"]
         ids += [b.id for b in reversed(found)]
     for _, srv in inv.all_servers():
-        if srv.pitr:  # physical backups: only the newest is drilled (each one restores the whole server)
-            found = [b for b in repo.backups_for(srv.id, states=("completed",)) if b.kind == "physical"]
+        if (
+            srv.pitr
+        ):  # physical backups: only the newest is drilled (each one restores the whole server)
+            found = [
+                b for b in repo.backups_for(srv.id, states=("completed",)) if b.kind == "physical"
+            ]
             ids += [b.id for b in found[:1]]
     return ids
 
@@ -132,14 +148,26 @@ def _job(record: Any, context: dict) -> dict[str, Any]:
 
     if record.kind == "physical":
         system, srv = runtime.inventory().locate_server(record.database_id)
-        return {"backup_id": record.id, "database_id": srv.id, "system_id": system.id, "kind": "physical",
-                "label": (record.manifest or {}).get("label"), "scratch_db": "",
-                "mode": (context.get("params") or {}).get("mode") or "fast",
-                "pitr_target": (context.get("params") or {}).get("pitr_target") or "auto"}
+        return {
+            "backup_id": record.id,
+            "database_id": srv.id,
+            "system_id": system.id,
+            "kind": "physical",
+            "label": (record.manifest or {}).get("label"),
+            "scratch_db": "",
+            "mode": (context.get("params") or {}).get("mode") or "fast",
+            "pitr_target": (context.get("params") or {}).get("pitr_target") or "auto",
+        }
     system, db = _database(record.database_id)
-    return {"backup_id": record.id, "database_id": db.id, "system_id": system.id, "backup_dir": record.path,
-            "manifest_sha256": record.manifest_sha256, "scratch_db": scratch_name(db.id, record.id),
-            "mode": (context.get("params") or {}).get("mode") or "fast"}
+    return {
+        "backup_id": record.id,
+        "database_id": db.id,
+        "system_id": system.id,
+        "backup_dir": record.path,
+        "manifest_sha256": record.manifest_sha256,
+        "scratch_db": scratch_name(db.id, record.id),
+        "mode": (context.get("params") or {}).get("mode") or "fast",
+    }
 
 
 def _usable(record: Any, backup_id: int) -> str | None:
@@ -151,7 +179,9 @@ def _usable(record: Any, backup_id: int) -> str | None:
     if record.state not in ("completed", "verified"):
         return f"备份 #{backup_id} 状态为 is {record.state}; only completed or verified backups are drilled"
     if record.deleted_at is not None:
-        return f"备份 #{backup_id} 已被保留策略删除 was deleted by retention ({record.deleted_reason})"
+        return (
+            f"备份 #{backup_id} 已被保留策略删除 was deleted by retention ({record.deleted_reason})"
+        )
     inv = runtime.inventory()
     known = {d.id for _, d in inv.all_databases()} | {v.id for _, v in inv.all_servers() if v.pitr}
     if record.database_id not in known:
@@ -164,8 +194,14 @@ def _vanished(repo: Any, record: Any, context: dict) -> str | None:
     must not end green: the drill of this job reports it)."""
     from hisops.backup import trust
 
-    check = trust.ensure_present(repo, record, channels=_channels(), actor=_actor(context),
-                                 dag_id=context["dag"].dag_id, run_id=context["run_id"])
+    check = trust.ensure_present(
+        repo,
+        record,
+        channels=_channels(),
+        actor=_actor(context),
+        dag_id=context["dag"].dag_id,
+        run_id=context["run_id"],
+    )
     return None if check.ok else f"{check.verdict}: {check.summary}"
 
 
@@ -189,11 +225,15 @@ def plan_drills(backup_id: int | None, context: dict) -> list[dict[str, Any]]:
             continue
         vanished = _vanished(repo, record, context)
         jobs.append({**_job(record, context), **({"vanished": vanished} if vanished else {})})
-    log.info("恢复演练 drills planned: %s", [(j["database_id"], j["backup_id"], j["scratch_db"]) for j in jobs])
+    log.info(
+        "恢复演练 drills planned: %s",
+        [(j["database_id"], j["backup_id"], j["scratch_db"]) for j in jobs],
+    )
     return jobs
 
 
 # --- backup_verification: the drill -------------------------------------------------------------
+
 
 def _encryption_key(backup_dir: Path) -> str | None:
     from hisops.airflow.connections import get_connection
@@ -221,11 +261,20 @@ def drill_request(job: dict[str, Any], *, before_checks: Any = None) -> Any:
     _, db = _database(job["database_id"])
     backup_dir = Path(job["backup_dir"])
     return DrillRequest(
-        backup_id=job["backup_id"], database_id=db.id, backup_dir=backup_dir, server_dsn=drill_server_dsn(db),
-        evidence_root=reports_root(inv, "backup_verification") / "verification", scratch_name=job["scratch_db"],
-        database=db, jobs=db.backup.jobs, mode=job.get("mode", "fast"), pg_bindir=db.pg_bindir,
-        encryption_key=_encryption_key(backup_dir), expected_manifest_sha256=job.get("manifest_sha256"),
-        before_checks=before_checks)
+        backup_id=job["backup_id"],
+        database_id=db.id,
+        backup_dir=backup_dir,
+        server_dsn=drill_server_dsn(db),
+        evidence_root=reports_root(inv, "backup_verification") / "verification",
+        scratch_name=job["scratch_db"],
+        database=db,
+        jobs=db.backup.jobs,
+        mode=job.get("mode", "fast"),
+        pg_bindir=db.pg_bindir,
+        encryption_key=_encryption_key(backup_dir),
+        expected_manifest_sha256=job.get("manifest_sha256"),
+        before_checks=before_checks,
+    )
 
 
 #: tests set this to a callable(dsn) to tamper with the restored copy before the checks run
@@ -233,7 +282,11 @@ BEFORE_CHECKS_HOOK: Any = None
 
 
 def _trim(result: dict[str, Any]) -> dict[str, Any]:
-    return {**result, "failures": result["failures"][:MAX_LINES], "failed_checks": result["failed_checks"][:MAX_LINES]}
+    return {
+        **result,
+        "failures": result["failures"][:MAX_LINES],
+        "failed_checks": result["failed_checks"][:MAX_LINES],
+    }
 
 
 def _pitr_target(choice: str) -> tuple[str, str | None]:
@@ -245,13 +298,19 @@ def _pitr_target(choice: str) -> tuple[str, str | None]:
     kind, _, value = choice.partition(":")
     if kind in ("time", "name") and value.strip():
         return kind, value.strip()
-    raise ValueError(f"pitr_target must be auto, latest, time:<ISO time> or name:<restore point>, not {choice!r}")
+    raise ValueError(
+        f"pitr_target must be auto, latest, time:<ISO time> or name:<restore point>, not {choice!r}"
+    )
 
 
 def pitr_scratch_root(srv: Any) -> Path:
     """Where PITR drills restore (must be reachable by the PostgreSQL OS user): pitr.scratch_path,
     else a ``scratch`` folder beside the hisops-written pgBackRest config."""
-    return Path(srv.pitr.scratch_path) if srv.pitr.scratch_path else Path(srv.pitr.config_path).parent / "scratch"
+    return (
+        Path(srv.pitr.scratch_path)
+        if srv.pitr.scratch_path
+        else Path(srv.pitr.config_path).parent / "scratch"
+    )
 
 
 def pitr_drill_request(job: dict[str, Any]) -> Any:
@@ -262,15 +321,27 @@ def pitr_drill_request(job: dict[str, Any]) -> Any:
     kind, value = _pitr_target(job.get("pitr_target") or "auto")
     from psycopg2.extensions import parse_dsn
 
-    dbs = tuple((db, parse_dsn(runtime.dsn_for(db)).get("dbname", db.id)) for _, db in inv.all_databases()
-                if db.server == srv.id)
+    dbs = tuple(
+        (db, parse_dsn(runtime.dsn_for(db)).get("dbname", db.id))
+        for _, db in inv.all_databases()
+        if db.server == srv.id
+    )
     return PitrDrillRequest(
-        backup_id=job["backup_id"], server_id=srv.id, label=job["label"], production_dsn=runtime.dsn_for(srv),
-        production_datadir=srv.data_directory, pgbr=runtime.pgbackrest_for(srv),
+        backup_id=job["backup_id"],
+        server_id=srv.id,
+        label=job["label"],
+        production_dsn=runtime.dsn_for(srv),
+        production_datadir=srv.data_directory,
+        pgbr=runtime.pgbackrest_for(srv),
         scratch_root=pitr_scratch_root(srv),
-        evidence_root=inv.resolve_path(inv.reports.path) / "verification", databases=dbs,
-        target_kind=kind, target_value=value, pg_bindir=srv.pg_bindir, mode=job.get("mode", "fast"),
-        os_user=srv.pitr.os_user)
+        evidence_root=inv.resolve_path(inv.reports.path) / "verification",
+        databases=dbs,
+        target_kind=kind,
+        target_value=value,
+        pg_bindir=srv.pg_bindir,
+        mode=job.get("mode", "fast"),
+        os_user=srv.pitr.os_user,
+    )
 
 
 def run_drill_task(job: dict[str, Any], context: dict) -> dict[str, Any]:
@@ -278,10 +349,18 @@ def run_drill_task(job: dict[str, Any], context: dict) -> dict[str, Any]:
     from hisops.verify.drill import run_drill
 
     _label(context, job["database_id"])
-    if job.get("vanished"):  # recorded at planning (missing, incident, notification): report, do not drill
+    if job.get(
+        "vanished"
+    ):  # recorded at planning (missing, incident, notification): report, do not drill
         log.error("备份文件已不在 backup files are not there: %s", job["vanished"])
-        return {"backup_id": job["backup_id"], "database_id": job["database_id"], "ok": False,
-                "fault": "missing", "failures": [job["vanished"]], "system_id": job["system_id"]}
+        return {
+            "backup_id": job["backup_id"],
+            "database_id": job["database_id"],
+            "ok": False,
+            "fault": "missing",
+            "failures": [job["vanished"]],
+            "system_id": job["system_id"],
+        }
     if job.get("kind") == "physical":
         result = run_pitr_drill(pitr_drill_request(job))
     else:
@@ -293,6 +372,7 @@ def run_drill_task(job: dict[str, Any], context: dict) -> dict[str, Any]:
 
 # --- backup_verification: recording --------------------------------------------------------------
 
+
 def _finding(result: dict[str, Any], still_failed: tuple[int, ...] = ()) -> Any:
     from hisops.catalog.records import FindingRecord
 
@@ -300,18 +380,38 @@ def _finding(result: dict[str, Any], still_failed: tuple[int, ...] = ()) -> Any:
     if result["ok"]:
         failed = ", ".join(f"#{b}" for b in still_failed) if still_failed else ""
         zh = f"备份 #{ident} 恢复演练通过" + (f"；备份 {failed} 仍为失败" if failed else "")
-        en = f"restore drill of backup #{ident} passed" + (f"; backups {failed} stay failed" if failed else "")
-        return FindingRecord(CHECK_ID, "database", db, "ok", zh, en, system_id=result.get("system_id"),
-                             details={"backup_id": ident, "still_failed": list(still_failed)})
+        en = f"restore drill of backup #{ident} passed" + (
+            f"; backups {failed} stay failed" if failed else ""
+        )
+        return FindingRecord(
+            CHECK_ID,
+            "database",
+            db,
+            "ok",
+            zh,
+            en,
+            system_id=result.get("system_id"),
+            details={"backup_id": ident, "still_failed": list(still_failed)},
+        )
     first = (result["failures"] or [result["fault"]])[0]
     severity = "critical" if result["fault"] == "backup" else "check_error"
     return FindingRecord(
-        CHECK_ID, "database", db, severity, f"备份 #{ident} 恢复演练失败：{first}"[:500],
+        CHECK_ID,
+        "database",
+        db,
+        severity,
+        f"备份 #{ident} 恢复演练失败：{first}"[:500],
         f"restore drill of backup #{ident} failed ({result['fault']}): {first}"[:500],
-        system_id=result.get("system_id"), value_text=result["fault"],
+        system_id=result.get("system_id"),
+        value_text=result["fault"],
         suggestion_zh="查看演练证据页与任务日志；备份本身有问题时尽快重新备份。",
         suggestion_en="Open the drill's evidence page and task log; if the backup itself is bad, take a new one.",
-        details={"backup_id": ident, "evidence_path": result.get("evidence_path"), "failures": result["failures"][:10]})
+        details={
+            "backup_id": ident,
+            "evidence_path": result.get("evidence_path"),
+            "failures": result["failures"][:10],
+        },
+    )
 
 
 def _mark(repo: Any, result: dict[str, Any]) -> str:
@@ -323,7 +423,9 @@ def _mark(repo: Any, result: dict[str, Any]) -> str:
             repo.mark_backup_verified(result["backup_id"])
             return "verified"
         if result["fault"] == "backup":
-            repo.mark_backup_verification_failed(result["backup_id"], (result["error"] or "")[:2000])
+            repo.mark_backup_verification_failed(
+                result["backup_id"], (result["error"] or "")[:2000]
+            )
             return "failed"
     except BackupStateError as exc:  # e.g. retention deleted it meanwhile: record, do not crash
         log.warning("%s", exc)
@@ -336,15 +438,22 @@ def _notify_failure(result: dict[str, Any], incident: Any) -> dict[str, Any]:
 
     ident, db = result["backup_id"], result["database_id"]
     title = f"恢复演练失败 Restore drill FAILED · {db} · 备份 backup #{ident}"
-    lines = [f"数据库 database: {db}; 备份 backup #{ident}; 原因类别 fault: {result['fault']}",
-             *[f"- {line}" for line in result["failures"][:10]],
-             f"证据 evidence: {result.get('evidence_path')}",
-             f"事件 incident: #{incident.incident.id if incident else '—'}",
-             "该备份不会被计为“最近已校验备份”。This backup never counts as the last verified backup."]
+    lines = [
+        f"数据库 database: {db}; 备份 backup #{ident}; 原因类别 fault: {result['fault']}",
+        *[f"- {line}" for line in result["failures"][:10]],
+        f"证据 evidence: {result.get('evidence_path')}",
+        f"事件 incident: #{incident.incident.id if incident else '—'}",
+        "该备份不会被计为“最近已校验备份”。This backup never counts as the last verified backup.",
+    ]
     severity = "critical" if result["fault"] == "backup" else "warn"
     sent = send(_channels(), title, "\n".join(lines), severity=severity)
-    if runtime.inventory().notifications and not sent.sent:  # not raised: a retry would re-record the drill
-        log.error("演练失败告警未送达任何主管 the drill-failure alert reached no supervisor: %s", sent.failed)
+    if (
+        runtime.inventory().notifications and not sent.sent
+    ):  # not raised: a retry would re-record the drill
+        log.error(
+            "演练失败告警未送达任何主管 the drill-failure alert reached no supervisor: %s",
+            sent.failed,
+        )
     return {"sent": sent.sent, "failed": sent.failed}
 
 
@@ -355,27 +464,74 @@ def record_drill(result: dict[str, Any], context: dict) -> dict[str, Any]:
     _label(context, result["database_id"])
     repo = runtime.catalog()
     if result["fault"] == "missing":  # already recorded by the storage check at planning
-        return {"backup_id": result["backup_id"], "database_id": result["database_id"], "ok": False,
-                "fault": "missing", "verification_id": None, "backup_state": "missing", "incident": None,
-                "notified": {}, "summary": result["failures"][0]}
-    details = {k: result[k] for k in ("mode", "fault", "checks_total", "checks_failed", "failed_checks", "amcheck",
-                                      "timings", "notes", "scratch_db", "failures")}
+        return {
+            "backup_id": result["backup_id"],
+            "database_id": result["database_id"],
+            "ok": False,
+            "fault": "missing",
+            "verification_id": None,
+            "backup_state": "missing",
+            "incident": None,
+            "notified": {},
+            "summary": result["failures"][0],
+        }
+    details = {
+        k: result[k]
+        for k in (
+            "mode",
+            "fault",
+            "checks_total",
+            "checks_failed",
+            "failed_checks",
+            "amcheck",
+            "timings",
+            "notes",
+            "scratch_db",
+            "failures",
+        )
+    }
     verification_id = repo.add_verification(
-        result["backup_id"], result["ok"], started_at=datetime.fromisoformat(result["started_at"]),
-        finished_at=datetime.fromisoformat(result["finished_at"]), restore_seconds=result["restore_seconds"],
-        evidence_path=result["evidence_path"], details=details, error=result["error"])
+        result["backup_id"],
+        result["ok"],
+        started_at=datetime.fromisoformat(result["started_at"]),
+        finished_at=datetime.fromisoformat(result["finished_at"]),
+        restore_seconds=result["restore_seconds"],
+        evidence_path=result["evidence_path"],
+        details=details,
+        error=result["error"],
+    )
     state = _mark(repo, result)
-    failed = tuple(b.id for b in repo.backups_for(result["database_id"], states=("failed",))
-                   if b.kind == "database")
+    failed = tuple(
+        b.id
+        for b in repo.backups_for(result["database_id"], states=("failed",))
+        if b.kind == "database"
+    )
     incident = repo.upsert_incident_for(_finding(result, failed), None)
     notified = {} if result["ok"] else _notify_failure(result, incident)
-    _audit(context, VERIFY_ACTION, result["database_id"], "success" if result["ok"] else "failure",
-           {"backup_id": result["backup_id"], "verification_id": verification_id, "backup_state": state,
-            "evidence_path": result["evidence_path"], "restore_seconds": result["restore_seconds"]})
-    return {"backup_id": result["backup_id"], "database_id": result["database_id"], "ok": result["ok"],
-            "fault": result["fault"], "verification_id": verification_id, "backup_state": state,
-            "incident": incident.action if incident else None, "notified": notified,
-            "summary": (result["failures"] or ["ok"])[0]}
+    _audit(
+        context,
+        VERIFY_ACTION,
+        result["database_id"],
+        "success" if result["ok"] else "failure",
+        {
+            "backup_id": result["backup_id"],
+            "verification_id": verification_id,
+            "backup_state": state,
+            "evidence_path": result["evidence_path"],
+            "restore_seconds": result["restore_seconds"],
+        },
+    )
+    return {
+        "backup_id": result["backup_id"],
+        "database_id": result["database_id"],
+        "ok": result["ok"],
+        "fault": result["fault"],
+        "verification_id": verification_id,
+        "backup_state": state,
+        "incident": incident.action if incident else None,
+        "notified": notified,
+        "summary": (result["failures"] or ["ok"])[0],
+    }
 
 
 def drop_scratch(jobs: list[dict[str, Any]]) -> list[str]:
@@ -404,14 +560,20 @@ def drop_scratch(jobs: list[dict[str, Any]]) -> list[str]:
 def verification_verdict(records: list[dict[str, Any]]) -> str:
     failed = [r for r in records if not r["ok"]]
     if failed:
-        raise RuntimeError("恢复演练未通过 restore drill failed: " + "; ".join(
-            f"{r['database_id']} #{r['backup_id']} ({r['fault']}): {r['summary']}" for r in failed)[:3000])
+        raise RuntimeError(
+            "恢复演练未通过 restore drill failed: "
+            + "; ".join(
+                f"{r['database_id']} #{r['backup_id']} ({r['fault']}): {r['summary']}"
+                for r in failed
+            )[:3000]
+        )
     if not records:
         return "没有需要演练的备份 no backup to drill"
     return "; ".join(f"{r['database_id']} #{r['backup_id']} 已校验 verified" for r in records)
 
 
 # --- restore_database: who may ---------------------------------------------------------------------
+
 
 class RoleLookupError(RuntimeError):
     """The roles of the triggering user could not be read (then overwrite is refused)."""
@@ -423,11 +585,16 @@ def _roles_via_connection(username: str) -> set[str]:
 
     from hisops.airflow.connections import postgres_dsn
 
-    conn = psycopg2.connect(postgres_dsn(AIRFLOW_DB_CONN_ID), connect_timeout=10, application_name="hisops-roles")
+    conn = psycopg2.connect(
+        postgres_dsn(AIRFLOW_DB_CONN_ID), connect_timeout=10, application_name="hisops-roles"
+    )
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT r.name FROM ab_user u JOIN ab_user_role ur ON ur.user_id = u.id "
-                        "JOIN ab_role r ON r.id = ur.role_id WHERE u.username = %s AND u.active", (username,))
+            cur.execute(
+                "SELECT r.name FROM ab_user u JOIN ab_user_role ur ON ur.user_id = u.id "
+                "JOIN ab_role r ON r.id = ur.role_id WHERE u.username = %s AND u.active",
+                (username,),
+            )
             return {row[0] for row in cur.fetchall()}
     finally:
         conn.close()
@@ -455,10 +622,12 @@ def user_roles(username: str | None) -> set[str]:
         raise RoleLookupError(
             f"无法读取用户 {username} 的角色 cannot read the roles of {username!r}: {type(exc).__name__}: {exc}. "
             f"Define the Airflow connection {AIRFLOW_DB_CONN_ID!r} (read access to ab_user, ab_role, ab_user_role "
-            "of the Airflow metadata database).") from exc
+            "of the Airflow metadata database)."
+        ) from exc
 
 
 # --- restore_database: the steps -----------------------------------------------------------------
+
 
 def _production_db(db: Any) -> str:
     from psycopg2.extensions import parse_dsn
@@ -466,13 +635,24 @@ def _production_db(db: Any) -> str:
     return parse_dsn(runtime.dsn_for(db)).get("dbname", "")
 
 
-def _refusal(context: dict, database_id: str, params: dict[str, Any], reason: str, user: str | None) -> Exception:
+def _refusal(
+    context: dict, database_id: str, params: dict[str, Any], reason: str, user: str | None
+) -> Exception:
     """Audit a refused attempt (result "refused") and return the exception that fails the run, no retry."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    _audit(context, RESTORE_ACTION, database_id or "?", "refused",
-           {"reason": reason, "params": {k: v for k, v in params.items() if k != "confirm"},
-            "confirm_given": bool(params.get("confirm")), "user": user})
+    _audit(
+        context,
+        RESTORE_ACTION,
+        database_id or "?",
+        "refused",
+        {
+            "reason": reason,
+            "params": {k: v for k, v in params.items() if k != "confirm"},
+            "confirm_given": bool(params.get("confirm")),
+            "user": user,
+        },
+    )
     log.error("%s", reason)
     return AirflowFailException(reason)
 
@@ -480,10 +660,15 @@ def _refusal(context: dict, database_id: str, params: dict[str, Any], reason: st
 def _request(params: dict[str, Any], user: str | None, roles: set[str]) -> Any:
     from hisops.verify.restore import RestoreRequest, parse_backup_param
 
-    return RestoreRequest(database_id=params["database_id"], backup=parse_backup_param(params["backup_id"]),
-                          target=params.get("target") or "new_database",
-                          new_database_name=params.get("new_database_name") or None,
-                          confirm=params.get("confirm"), user=user, roles=frozenset(roles))
+    return RestoreRequest(
+        database_id=params["database_id"],
+        backup=parse_backup_param(params["backup_id"]),
+        target=params.get("target") or "new_database",
+        new_database_name=params.get("new_database_name") or None,
+        confirm=params.get("confirm"),
+        user=user,
+        roles=frozenset(roles),
+    )
 
 
 def _plan(req: Any, db: Any, user: str) -> Any:
@@ -504,17 +689,26 @@ def _plan(req: Any, db: Any, user: str) -> Any:
     record = choose_backup(repo.backups_for(db.id), req.backup, db.id)
     check = trust.ensure_present(repo, record, **kw)
     if not check.ok:
-        raise RestoreRefused(f"备份 #{record.id} 的文件已不在：{check.summary}",
-                             f"backup #{record.id} files are not there: {check.summary}")
+        raise RestoreRefused(
+            f"备份 #{record.id} 的文件已不在：{check.summary}",
+            f"backup #{record.id} files are not there: {check.summary}",
+        )
     production = _production_db(db)
     if req.target == "overwrite":
         target = production
     else:
         target = req.new_database_name or default_new_name(db.id, record.id)
         check_new_name(target, scratch.database_exists(runtime.dsn_for(db), target))
-    return RestorePlan(database_id=db.id, backup_id=record.id, backup_dir=record.path, target=req.target,
-                       target_db=target, staging_db=scratch.staging_name(db.id, record.id),
-                       production_db=production, user=user)
+    return RestorePlan(
+        database_id=db.id,
+        backup_id=record.id,
+        backup_dir=record.path,
+        target=req.target,
+        target_db=target,
+        staging_db=scratch.staging_name(db.id, record.id),
+        production_db=production,
+        user=user,
+    )
 
 
 def authorize_restore(params: dict[str, Any], context: dict) -> dict[str, Any]:
@@ -535,8 +729,14 @@ def authorize_restore(params: dict[str, Any], context: dict) -> dict[str, Any]:
         plan = _plan(req, db, user or _actor(context))
     except (RestoreRefused, RoleLookupError, ValueError) as exc:
         raise _refusal(context, database_id, params, str(exc), user) from exc
-    log.info("已授权 authorized: %s restores backup #%s of %s → %s (%s)", plan.user, plan.backup_id,
-             plan.database_id, plan.target_db, plan.target)
+    log.info(
+        "已授权 authorized: %s restores backup #%s of %s → %s (%s)",
+        plan.user,
+        plan.backup_id,
+        plan.database_id,
+        plan.target_db,
+        plan.target,
+    )
     _audit(context, "restore_authorized", plan.database_id, "success", plan.as_dict())
     return plan.as_dict()
 
@@ -548,11 +748,21 @@ def stage_restore(plan: dict[str, Any], context: dict) -> dict[str, Any]:
     _, db = _database(plan["database_id"])
     p = RestorePlan(**plan)
     try:
-        seconds = stage(p, runtime.dsn_for(db), jobs=db.backup.jobs, pg_bindir=db.pg_bindir,
-                        encryption_key=_encryption_key(Path(p.backup_dir)))
+        seconds = stage(
+            p,
+            runtime.dsn_for(db),
+            jobs=db.backup.jobs,
+            pg_bindir=db.pg_bindir,
+            encryption_key=_encryption_key(Path(p.backup_dir)),
+        )
     except Exception as exc:
-        _audit(context, RESTORE_ACTION, p.database_id, "failure",
-               {**plan, "step": "stage", "error": str(exc)[:1000]})
+        _audit(
+            context,
+            RESTORE_ACTION,
+            p.database_id,
+            "failure",
+            {**plan, "step": "stage", "error": str(exc)[:1000]},
+        )
         raise
     log.info("已恢复到暂存库 restored into staging database %s in %.1fs", p.staging_db, seconds)
     return {**plan, "restore_seconds": seconds}
@@ -563,20 +773,38 @@ def safety_backup(staged: dict[str, Any], context: dict) -> int | None:
     from hisops.airflow.backup_tasks import run_database_backup
 
     if staged["target"] != "overwrite":
-        log.info("恢复到新库，无需安全备份 restoring to a new database: nothing is overwritten, no safety backup")
+        log.info(
+            "恢复到新库，无需安全备份 restoring to a new database: nothing is overwritten, no safety backup"
+        )
         return None
     try:
-        outcome = run_database_backup(staged["database_id"], dag_id=context["dag"].dag_id, run_id=context["run_id"],
-                                      who=_actor(context))
+        outcome = run_database_backup(
+            staged["database_id"],
+            dag_id=context["dag"].dag_id,
+            run_id=context["run_id"],
+            who=_actor(context),
+        )
     except Exception as exc:
-        _audit(context, RESTORE_ACTION, staged["database_id"], "failure",
-               {**staged, "step": "safety_backup", "error": str(exc)[:1000]})
+        _audit(
+            context,
+            RESTORE_ACTION,
+            staged["database_id"],
+            "failure",
+            {**staged, "step": "safety_backup", "error": str(exc)[:1000]},
+        )
         raise
-    log.info("安全备份完成 safety backup #%s of %s: %s", outcome["backup_id"], staged["database_id"], outcome["path"])
+    log.info(
+        "安全备份完成 safety backup #%s of %s: %s",
+        outcome["backup_id"],
+        staged["database_id"],
+        outcome["path"],
+    )
     return outcome["backup_id"]
 
 
-def switch_restore(staged: dict[str, Any], safety_backup_id: int | None, context: dict) -> dict[str, Any]:
+def switch_restore(
+    staged: dict[str, Any], safety_backup_id: int | None, context: dict
+) -> dict[str, Any]:
     """Make the restored data live: rename staging → new database, or swap it with production."""
     from hisops.verify.restore import RestorePlan, switch_new_database, switch_overwrite
 
@@ -589,13 +817,23 @@ def switch_restore(staged: dict[str, Any], safety_backup_id: int | None, context
         switch = switch_overwrite if plan.target == "overwrite" else switch_new_database
         outcome = switch(runtime.dsn_for(db), plan)
     except Exception as exc:
-        _audit(context, RESTORE_ACTION, plan.database_id, "failure", {**details, "step": "switch",
-                                                                       "error": str(exc)[:1000]})
+        _audit(
+            context,
+            RESTORE_ACTION,
+            plan.database_id,
+            "failure",
+            {**details, "step": "switch", "error": str(exc)[:1000]},
+        )
         raise
     details.update(outcome.as_dict())
     _audit(context, RESTORE_ACTION, plan.database_id, "success", details)
-    log.info("恢复完成 restore done: backup #%s of %s is now database %s%s", plan.backup_id, plan.database_id,
-             outcome.target_db, f" (old data kept as {outcome.previous_db})" if outcome.previous_db else "")
+    log.info(
+        "恢复完成 restore done: backup #%s of %s is now database %s%s",
+        plan.backup_id,
+        plan.database_id,
+        outcome.target_db,
+        f" (old data kept as {outcome.previous_db})" if outcome.previous_db else "",
+    )
     return details
 
 

@@ -69,32 +69,56 @@ def _write(path: Path, lines) -> str:
     return digest.hexdigest()
 
 
-def export_month(repo: CatalogRepository, month: str, out_dir: Path, *, actor: str,
-                 tz: str = "Asia/Shanghai") -> AuditExportRecord:
+def export_month(
+    repo: CatalogRepository, month: str, out_dir: Path, *, actor: str, tz: str = "Asia/Shanghai"
+) -> AuditExportRecord:
     """Write and record the export of ``month``; the chain is verified first (``chain_ok``)."""
     start, end = month_period(month, tz)
     report = verify_chain(repo)
     first, last, count = repo.audit_seq_range(start, end)
     prev = repo.audit_event_at_seq(first).prev_hash if first else None
-    header: dict[str, Any] = {"format": FORMAT, "month": month, "timezone": tz,
-                              "period_start": start.isoformat(), "period_end": end.isoformat(),
-                              "first_seq": first, "links_to": prev, "chain_ok": report.ok,
-                              "chain_problems": report.problems}
+    header: dict[str, Any] = {
+        "format": FORMAT,
+        "month": month,
+        "timezone": tz,
+        "period_start": start.isoformat(),
+        "period_end": end.isoformat(),
+        "first_seq": first,
+        "links_to": prev,
+        "chain_ok": report.ok,
+        "chain_problems": report.problems,
+    }
     head = repo.audit_event_at_seq(last) if last else None
-    footer = {"chain_head": {"last_seq": last, "hash": head.hash if head else None,
-                             "events": count}}
+    footer = {
+        "chain_head": {"last_seq": last, "hash": head.hash if head else None, "events": count}
+    }
     path = out_dir / f"audit-{month}.jsonl"
-    lines = (json.dumps(x, ensure_ascii=False) if isinstance(x, dict) else _event_line(x)
-             for x in (header, *_events(repo, first, last), footer))
+    lines = (
+        json.dumps(x, ensure_ascii=False) if isinstance(x, dict) else _event_line(x)
+        for x in (header, *_events(repo, first, last), footer)
+    )
     sha = _write(path, lines)
     record = repo.record_audit_export(
-        month=month, period_start=start, period_end=end, first_seq=first, last_seq=last,
-        event_count=count, head_hash=head.hash if head else None, path=str(path),
-        file_sha256=sha, chain_ok=report.ok, exported_by=actor)
-    repo.add_audit_event(actor, "audit.export", f"audit:{month}",
-                         "success" if report.ok else "failure",
-                         details={"path": str(path), "events": count, "head_seq": last,
-                                  "sha256": sha}, reason=None if report.ok else report.summary())
+        month=month,
+        period_start=start,
+        period_end=end,
+        first_seq=first,
+        last_seq=last,
+        event_count=count,
+        head_hash=head.hash if head else None,
+        path=str(path),
+        file_sha256=sha,
+        chain_ok=report.ok,
+        exported_by=actor,
+    )
+    repo.add_audit_event(
+        actor,
+        "audit.export",
+        f"audit:{month}",
+        "success" if report.ok else "failure",
+        details={"path": str(path), "events": count, "head_seq": last, "sha256": sha},
+        reason=None if report.ok else report.summary(),
+    )
     return record
 
 

@@ -80,7 +80,9 @@ def _safe(body: Any) -> dict[str, Any]:
         elif isinstance(value, str | int | float | bool) or value is None:
             out[str(key)] = value if not isinstance(value, str) else value[:200]
         elif isinstance(value, list) and len(value) <= 20:
-            out[str(key)] = [v if isinstance(v, str | int | float | bool) else str(v)[:100] for v in value]
+            out[str(key)] = [
+                v if isinstance(v, str | int | float | bool) else str(v)[:100] for v in value
+            ]
     return out
 
 
@@ -93,7 +95,9 @@ def _run_action(method: str, dag: str, run: str, rest: str, body: dict) -> ApiAc
         verb = {"PATCH": "task.mark", "DELETE": "task.delete"}.get(method, "task.change")
         if task is None and method == "PATCH":
             verb = "task.change"  # bulk
-        return ApiAction(verb, f"task:{dag}/{run}/{task}" if task else target, dag, run, _safe(body))
+        return ApiAction(
+            verb, f"task:{dag}/{run}/{task}" if task else target, dag, run, _safe(body)
+        )
     if not rest and method == "PATCH":
         return ApiAction("dag_run.mark", target, dag, run, _safe(body))
     if not rest and method == "DELETE":
@@ -121,8 +125,11 @@ def _dag_action(method: str, dag: str, rest: str, body: dict) -> ApiAction:
 
 def _auth_action(method: str, path: str, body: dict) -> ApiAction | None:
     if path in ("/auth/token", "/auth/token/cli", "/auth/login"):
-        return ApiAction("auth.login", f"user:{body.get('username', '?')}",
-                         details={"via": "ui" if path == "/auth/login" else "api"})
+        return ApiAction(
+            "auth.login",
+            f"user:{body.get('username', '?')}",
+            details={"via": "ui" if path == "/auth/login" else "api"},
+        )
     if path.startswith("/auth/logout"):
         return ApiAction("auth.logout", None)
     fab = _FAB_API.match(path)
@@ -159,8 +166,9 @@ def classify(method: str, path: str, status: int, body: Any = None) -> ApiAction
             return ApiAction("api.refused", path) if refused else None
         if path == f"{API}/backfills" or path.startswith(f"{API}/backfills/"):
             dag_id = body.get("dag_id")
-            return ApiAction("dag.backfill", f"dag:{dag_id}" if dag_id else path, dag_id,
-                             details=_safe(body))
+            return ApiAction(
+                "dag.backfill", f"dag:{dag_id}" if dag_id else path, dag_id, details=_safe(body)
+            )
         return ApiAction("api.change", path, details={"method": method, **_safe(body)})
     if refused and path.startswith(API + "/"):
         return ApiAction("api.refused", path)

@@ -34,10 +34,14 @@ class ChainReport:
 
     def summary(self) -> str:
         if self.ok:
-            return (f"OK 审计链完整 audit chain intact: {self.checked} events, "
-                    f"seq {self.first_seq}..{self.head_seq}, head {self.head_hash}")
-        return (f"FAILED 审计链被改动 audit chain broken: {len(self.problems)} problem(s) "
-                f"in {self.checked} events")
+            return (
+                f"OK 审计链完整 audit chain intact: {self.checked} events, "
+                f"seq {self.first_seq}..{self.head_seq}, head {self.head_hash}"
+            )
+        return (
+            f"FAILED 审计链被改动 audit chain broken: {len(self.problems)} problem(s) "
+            f"in {self.checked} events"
+        )
 
 
 def _start(repo: CatalogRepository, first: AuditEventRecord, report: ChainReport) -> str:
@@ -47,15 +51,19 @@ def _start(repo: CatalogRepository, first: AuditEventRecord, report: ChainReport
     for export in repo.audit_exports():
         if export.last_seq == first.seq - 1 and export.head_hash:
             return export.head_hash
-    report.problems.append(f"seq 1..{first.seq - 1}: 链首缺失 start of chain missing "
-                           "(deleted, and no export vouches for it)")
+    report.problems.append(
+        f"seq 1..{first.seq - 1}: 链首缺失 start of chain missing "
+        "(deleted, and no export vouches for it)"
+    )
     return first.prev_hash or ""
 
 
 def _check(row: AuditEventRecord, seq: int, prev: str, report: ChainReport) -> None:
     where = f"seq {row.seq} (id {row.id}, {row.action})"
     if row.seq != seq:
-        report.problems.append(f"seq {seq}..{row.seq - 1}: 记录被删除 events deleted (gap before {where})")
+        report.problems.append(
+            f"seq {seq}..{row.seq - 1}: 记录被删除 events deleted (gap before {where})"
+        )
     elif row.prev_hash != prev:
         report.problems.append(f"{where}: 链接断开 link to the previous event broken")
     fields = {name: getattr(row, name) for name in auditchain.HASHED_FIELDS}
@@ -69,8 +77,10 @@ def _check_exports(repo: CatalogRepository, report: ChainReport) -> None:
             continue  # empty month, or pruned after export
         row = repo.audit_event_at_seq(export.last_seq)
         if row is None or row.hash != export.head_hash:
-            report.problems.append(f"export {export.month}: 链头 seq {export.last_seq} 不符 "
-                                   "the chain head recorded at export is missing or changed")
+            report.problems.append(
+                f"export {export.month}: 链头 seq {export.last_seq} 不符 "
+                "the chain head recorded at export is missing or changed"
+            )
 
 
 def verify_chain(repo: CatalogRepository, batch: int = BATCH) -> ChainReport:
@@ -88,6 +98,8 @@ def verify_chain(repo: CatalogRepository, batch: int = BATCH) -> ChainReport:
         rows = repo.audit_chain(report.head_seq or 0, batch)
     stray = repo.unchained_audit_events_after_chain_start()
     if stray:
-        report.problems.append(f"ids {stray[:10]}: 无哈希的记录 rows without a hash (not written by hisops)")
+        report.problems.append(
+            f"ids {stray[:10]}: 无哈希的记录 rows without a hash (not written by hisops)"
+        )
     _check_exports(repo, report)
     return report

@@ -46,11 +46,19 @@ def pg_dumpall_argv(tool: Path, conninfo: str, out: Path, passwords: bool) -> li
 
 
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=TIMEOUT_SECONDS)
+    return subprocess.run(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+    )
 
 
-def save(pg_dump: Path, conninfo: str, env: dict[str, str], work: Path, encrypted: bool) -> SavedGlobals:
+def save(
+    pg_dump: Path, conninfo: str, env: dict[str, str], work: Path, encrypted: bool
+) -> SavedGlobals:
     """Write ``work/globals/globals.sql`` with the pg_dumpall next to ``pg_dump``."""
     tool = pg_dump.with_name("pg_dumpall")
     if not tool.exists():
@@ -65,7 +73,11 @@ def save(pg_dump: Path, conninfo: str, env: dict[str, str], work: Path, encrypte
         encrypted = False
         proc = _run(pg_dumpall_argv(tool, conninfo, out, False), env)
     if proc.returncode != 0:
-        raise GlobalsError(f"pg_dumpall --globals-only 失败 failed (exit {proc.returncode}): "
-                           f"{proc.stderr.strip()[-1000:] or 'no message'}")
+        raise GlobalsError(
+            f"pg_dumpall --globals-only 失败 failed (exit {proc.returncode}): "
+            f"{proc.stderr.strip()[-1000:] or 'no message'}"
+        )
     out.chmod(0o600)
-    return SavedGlobals(out, encrypted, role_names(out.read_text(encoding="utf-8", errors="replace")), note)
+    return SavedGlobals(
+        out, encrypted, role_names(out.read_text(encoding="utf-8", errors="replace")), note
+    )

@@ -47,6 +47,7 @@ class DecryptionError(ValueError):
 
 # --- keys -------------------------------------------------------------------------------------
 
+
 def kdf_name(secret: str | bytes) -> str:
     return KDF_RAW if _raw_key(secret) is not None else KDF_SCRYPT
 
@@ -65,7 +66,9 @@ def _raw_key(secret: str | bytes) -> bytes | None:
 def master_key(secret: str | bytes, kdf_salt: bytes) -> bytes:
     """256-bit master key from the connection password (cached: scrypt once per backup)."""
     if not secret:
-        raise ValueError("加密密钥为空 encryption key is empty (password of the encryption connection)")
+        raise ValueError(
+            "加密密钥为空 encryption key is empty (password of the encryption connection)"
+        )
     raw = _raw_key(secret)
     if raw is not None:
         return raw
@@ -97,8 +100,15 @@ def _nonce(index: int, last: bool) -> bytes:
 
 # --- encrypt ----------------------------------------------------------------------------------
 
-def encrypt_stream(src: BinaryIO, dst: BinaryIO, secret: str | bytes, kdf_salt: bytes,
-                   chunk_size: int = DEFAULT_CHUNK, on_write: Callable[[bytes], None] | None = None) -> int:
+
+def encrypt_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    secret: str | bytes,
+    kdf_salt: bytes,
+    chunk_size: int = DEFAULT_CHUNK,
+    on_write: Callable[[bytes], None] | None = None,
+) -> int:
     """Encrypt ``src`` into ``dst`` chunk by chunk (memory: ~2 chunks); returns plaintext bytes.
 
     ``on_write`` sees every written piece (used to hash the stored file in the same pass)."""
@@ -121,8 +131,9 @@ def encrypt_stream(src: BinaryIO, dst: BinaryIO, secret: str | bytes, kdf_salt: 
         current, index = following, index + 1
 
 
-def encrypt_file(src: Path, dst: Path, secret: str | bytes, kdf_salt: bytes,
-                 chunk_size: int = DEFAULT_CHUNK) -> tuple[int, int, str]:
+def encrypt_file(
+    src: Path, dst: Path, secret: str | bytes, kdf_salt: bytes, chunk_size: int = DEFAULT_CHUNK
+) -> tuple[int, int, str]:
     """Encrypt one file; returns (plain size, stored size, sha256 of the stored file)."""
     digest = hashlib.sha256()
     size = 0
@@ -140,6 +151,7 @@ def encrypt_file(src: Path, dst: Path, secret: str | bytes, kdf_salt: bytes,
 
 # --- decrypt ----------------------------------------------------------------------------------
 
+
 class DecryptingReader(io.RawIOBase):
     """A readable binary stream of the plaintext; raises DecryptionError on any tampering."""
 
@@ -148,7 +160,9 @@ class DecryptingReader(io.RawIOBase):
         self._raw, self._name = raw, name
         self._header = raw.read(HEADER.size)
         if len(self._header) != HEADER.size:
-            raise DecryptionError(f"不是加密备份文件 not an hisops encrypted file (short header): {name}")
+            raise DecryptionError(
+                f"不是加密备份文件 not an hisops encrypted file (short header): {name}"
+            )
         magic, kdf_salt, file_salt, self._chunk = HEADER.unpack(self._header)
         if magic != MAGIC:
             raise DecryptionError(f"不是加密备份文件 not an hisops encrypted file: {name}")
@@ -169,7 +183,8 @@ class DecryptingReader(io.RawIOBase):
         except InvalidTag:
             raise DecryptionError(
                 f"解密失败（密钥错误或文件被篡改/截断）decryption failed (wrong key, or file altered/truncated): "
-                f"{self._name} chunk {self._index}") from None
+                f"{self._name} chunk {self._index}"
+            ) from None
         self._pending, self._index, self._done = following, self._index + 1, last
         return plain
 

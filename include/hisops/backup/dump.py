@@ -129,20 +129,30 @@ class BackupOutcome:
 
 # --- choosing pg_dump -------------------------------------------------------------------------
 
+
 def pg_dump_version(path: Path) -> tuple[str, int]:
     proc = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30)
     match = VERSION_RE.search(proc.stdout)
     if proc.returncode != 0 or not match:
-        raise DumpToolError(f"无法识别 pg_dump 版本 cannot read pg_dump version: {path}: "
-                            f"{(proc.stdout + proc.stderr).strip()[:200]}")
+        raise DumpToolError(
+            f"无法识别 pg_dump 版本 cannot read pg_dump version: {path}: "
+            f"{(proc.stdout + proc.stderr).strip()[:200]}"
+        )
     return proc.stdout.strip(), int(match.group(1))
 
 
 def _candidates(server_major: int, pg_bindir: str | None) -> list[Path]:
     if pg_bindir:
         return [Path(pg_bindir) / "pg_dump"]
-    installed = sorted((int(p.name), p / "bin" / "pg_dump") for p in PG_ROOT.glob("*")
-                       if p.name.isdigit() and (p / "bin" / "pg_dump").exists()) if PG_ROOT.is_dir() else []
+    installed = (
+        sorted(
+            (int(p.name), p / "bin" / "pg_dump")
+            for p in PG_ROOT.glob("*")
+            if p.name.isdigit() and (p / "bin" / "pg_dump").exists()
+        )
+        if PG_ROOT.is_dir()
+        else []
+    )
     exact = [p for major, p in installed if major == server_major]
     newer = [p for major, p in installed if major > server_major]
     on_path = [Path(w) for w in [shutil.which("pg_dump")] if w]
@@ -154,19 +164,23 @@ def find_pg_dump(server_major: int, server_version: str, pg_bindir: str | None =
     candidates = [p for p in _candidates(server_major, pg_bindir) if p.exists()]
     if not candidates:
         where = f"pg_bindir {pg_bindir}" if pg_bindir else f"{PG_ROOT}/{server_major}/bin or PATH"
-        raise DumpToolError(f"找不到 pg_dump not found in {where}: install the PostgreSQL {server_major} "
-                            "client tools (postgresql-client) or set pg_bindir in the inventory")
+        raise DumpToolError(
+            f"找不到 pg_dump not found in {where}: install the PostgreSQL {server_major} "
+            "client tools (postgresql-client) or set pg_bindir in the inventory"
+        )
     path = candidates[0]
     version, major = pg_dump_version(path)
     if major < server_major:
         raise DumpToolError(
             f"pg_dump 版本低于服务器 pg_dump {major} ({path}) is older than the server ({server_version}); "
             f"it cannot dump it. Install PostgreSQL {server_major} client tools and set "
-            f"pg_bindir: /usr/lib/postgresql/{server_major}/bin for this database in the inventory")
+            f"pg_bindir: /usr/lib/postgresql/{server_major}/bin for this database in the inventory"
+        )
     return PgDump(path, version, major)
 
 
 # --- running pg_dump --------------------------------------------------------------------------
+
 
 def libpq_env(dsn: str) -> tuple[str, dict[str, str]]:
     """(connection string without password, environment with PGPASSWORD): no secret in ``ps``."""
@@ -180,17 +194,27 @@ def libpq_env(dsn: str) -> tuple[str, dict[str, str]]:
     return make_dsn(**params), env
 
 
-def pg_dump_argv(tool: PgDump, conninfo: str, out_dir: Path, jobs: int, compress: int,
-                 snapshot_id: str | None) -> list[str]:
-    argv = [str(tool.path), "--format=directory", f"--jobs={jobs}", f"--compress={compress}",
-            f"--file={out_dir}", "--no-password", f"--dbname={conninfo}"]
+def pg_dump_argv(
+    tool: PgDump, conninfo: str, out_dir: Path, jobs: int, compress: int, snapshot_id: str | None
+) -> list[str]:
+    argv = [
+        str(tool.path),
+        "--format=directory",
+        f"--jobs={jobs}",
+        f"--compress={compress}",
+        f"--file={out_dir}",
+        "--no-password",
+        f"--dbname={conninfo}",
+    ]
     return argv + ([f"--snapshot={snapshot_id}"] if snapshot_id else [])
 
 
 class Progress:
     """Logs bytes written and throughput every few seconds while a long step runs."""
 
-    def __init__(self, label: str, measure: Callable[[], int], every: float, logger: logging.Logger = log):
+    def __init__(
+        self, label: str, measure: Callable[[], int], every: float, logger: logging.Logger = log
+    ):
         self.label, self.measure, self.every, self.log = label, measure, every, logger
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"progress-{label}", daemon=True)
@@ -213,7 +237,13 @@ class Progress:
                 continue
             now = time.monotonic()
             rate = (done - last_bytes) / max(now - last_t, 1e-6)
-            self.log.info("%s: 已写 %s written, %s/s (%.0fs)", self.label, human(done), human(rate), now - self.start)
+            self.log.info(
+                "%s: 已写 %s written, %s/s (%.0fs)",
+                self.label,
+                human(done),
+                human(rate),
+                now - self.start,
+            )
             last_bytes, last_t = done, now
 
 
@@ -226,9 +256,13 @@ def human(n: float) -> str:
 
 
 def start_pg_dump(argv: list[str], env: dict[str, str], stderr_file: Any) -> subprocess.Popen:
-    log.info("运行 running: %s", " ".join(a if not a.startswith("--dbname=") else "--dbname=…" for a in argv))
-    return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=stderr_file)
+    log.info(
+        "运行 running: %s",
+        " ".join(a if not a.startswith("--dbname=") else "--dbname=…" for a in argv),
+    )
+    return subprocess.Popen(
+        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr_file
+    )
 
 
 def wait_pg_dump(proc: subprocess.Popen, stderr_file: Any, database_id: str) -> None:
@@ -236,7 +270,9 @@ def wait_pg_dump(proc: subprocess.Popen, stderr_file: Any, database_id: str) -> 
     if rc != 0:
         stderr_file.seek(0)
         tail = stderr_file.read()[-STDERR_TAIL:].decode("utf-8", "replace").strip()
-        raise BackupError(f"pg_dump 失败 failed for {database_id} (exit {rc}): {tail or 'no message'}")
+        raise BackupError(
+            f"pg_dump 失败 failed for {database_id} (exit {rc}): {tail or 'no message'}"
+        )
 
 
 def stop_process(proc: subprocess.Popen | None) -> None:
@@ -251,19 +287,27 @@ def stop_process(proc: subprocess.Popen | None) -> None:
 
 # --- checksums and encryption -----------------------------------------------------------------
 
+
 def checksum_entries(root: Path, files: list[Path], workers: int) -> list[FileEntry]:
     digests = hash_files(files, workers)
-    return [FileEntry(path=p.relative_to(root).as_posix(), size=digests[p][0], sha256=digests[p][1])
-            for p in files]
+    return [
+        FileEntry(path=p.relative_to(root).as_posix(), size=digests[p][0], sha256=digests[p][1])
+        for p in files
+    ]
 
 
-def encrypt_in_place(root: Path, files: list[Path], secret: str, kdf_salt: bytes, workers: int) -> list[FileEntry]:
+def encrypt_in_place(
+    root: Path, files: list[Path], secret: str, kdf_salt: bytes, workers: int
+) -> list[FileEntry]:
     """Replace each file by ``<file>.enc``; hash while writing (one pass)."""
+
     def one(path: Path) -> FileEntry:
         target = path.with_name(path.name + ENC_SUFFIX)
         plain, size, digest = crypto.encrypt_file(path, target, secret, kdf_salt)
         path.unlink()
-        return FileEntry(path=target.relative_to(root).as_posix(), size=size, sha256=digest, plain_size=plain)
+        return FileEntry(
+            path=target.relative_to(root).as_posix(), size=size, sha256=digest, plain_size=plain
+        )
 
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="encrypt") as pool:
         return list(pool.map(one, files))
@@ -271,9 +315,14 @@ def encrypt_in_place(root: Path, files: list[Path], secret: str, kdf_salt: bytes
 
 def encryption_info(spec: DumpSpec, kdf_salt: bytes) -> Encryption:
     secret = spec.encryption_secret or ""
-    return Encryption(algorithm=crypto.ALGORITHM, key_conn_id=spec.encryption_conn_id or "",
-                      key_id=crypto.key_id(secret, kdf_salt), kdf=crypto.kdf_name(secret),
-                      kdf_salt=kdf_salt.hex(), chunk_size=crypto.DEFAULT_CHUNK)
+    return Encryption(
+        algorithm=crypto.ALGORITHM,
+        key_conn_id=spec.encryption_conn_id or "",
+        key_id=crypto.key_id(secret, kdf_salt),
+        kdf=crypto.kdf_name(secret),
+        kdf_salt=kdf_salt.hex(),
+        chunk_size=crypto.DEFAULT_CHUNK,
+    )
 
 
 def seal_files(spec: DumpSpec, work: Path) -> tuple[list[FileEntry], Encryption | None, float]:
@@ -284,11 +333,16 @@ def seal_files(spec: DumpSpec, work: Path) -> tuple[list[FileEntry], Encryption 
     if spec.encryption_secret:
         salt = os.urandom(16)
         entries = encrypt_in_place(work, files, spec.encryption_secret, salt, workers)
-        return sorted(entries, key=lambda e: e.path), encryption_info(spec, salt), time.monotonic() - start
+        return (
+            sorted(entries, key=lambda e: e.path),
+            encryption_info(spec, salt),
+            time.monotonic() - start,
+        )
     return checksum_entries(work, files, workers), None, time.monotonic() - start
 
 
 # --- the whole backup -------------------------------------------------------------------------
+
 
 def connect_source(dsn: str, database_id: str) -> Any:
     import psycopg2
@@ -312,10 +366,16 @@ def dump_in_snapshot(spec: DumpSpec, conn: Any, tool: PgDump, work: Path) -> dic
         schema = schema_info(conn, tables)
         start = time.monotonic()
         try:
-            proc = start_pg_dump(pg_dump_argv(tool, conninfo, out, spec.jobs, spec.compress, snap.snapshot_id),
-                                 env, err)
-            with Progress(f"pg_dump {spec.database_id}", lambda: storage.tree_size(out) if out.exists() else 0,
-                          spec.progress_seconds):
+            proc = start_pg_dump(
+                pg_dump_argv(tool, conninfo, out, spec.jobs, spec.compress, snap.snapshot_id),
+                env,
+                err,
+            )
+            with Progress(
+                f"pg_dump {spec.database_id}",
+                lambda: storage.tree_size(out) if out.exists() else 0,
+                spec.progress_seconds,
+            ):
                 counts = _count_while_dumping(conn, tables, spec, proc, err)
                 wait_pg_dump(proc, err, spec.database_id)
         finally:
@@ -324,7 +384,9 @@ def dump_in_snapshot(spec: DumpSpec, conn: Any, tool: PgDump, work: Path) -> dic
     return {"snapshot": snap, "tables": counts, "schema": schema, "dump_seconds": seconds}
 
 
-def _count_while_dumping(conn: Any, tables: list, spec: DumpSpec, proc: subprocess.Popen, err: Any) -> list:
+def _count_while_dumping(
+    conn: Any, tables: list, spec: DumpSpec, proc: subprocess.Popen, err: Any
+) -> list:
     """Count rows in the snapshot transaction while pg_dump runs (the transaction is idle otherwise).
 
     When counting fails (source gone), pg_dump's own error is the better message: prefer it."""
@@ -338,31 +400,61 @@ def _count_while_dumping(conn: Any, tables: list, spec: DumpSpec, proc: subproce
         if proc.returncode not in (None, 0):
             wait_pg_dump(proc, err, spec.database_id)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BackupError(f"快照内计数失败 row count in snapshot failed for {spec.database_id}: {first}") from exc
+        raise BackupError(
+            f"快照内计数失败 row count in snapshot failed for {spec.database_id}: {first}"
+        ) from exc
 
 
-def build_manifest(spec: DumpSpec, backup_id: int, created_at: datetime, info: ServerInfo, tool: PgDump,
-                   facts: dict[str, Any], entries: list[FileEntry], encryption: Encryption | None,
-                   checksum_seconds: float, started: float) -> Manifest:
+def build_manifest(
+    spec: DumpSpec,
+    backup_id: int,
+    created_at: datetime,
+    info: ServerInfo,
+    tool: PgDump,
+    facts: dict[str, Any],
+    entries: list[FileEntry],
+    encryption: Encryption | None,
+    checksum_seconds: float,
+    started: float,
+) -> Manifest:
     return Manifest(
-        backup_id=backup_id, kind="database", database_id=spec.database_id, system_id=spec.system_id,
-        created_at=created_at, finished_at=datetime.now(UTC),
-        source=Source(host=info.host, port=info.port, dbname=info.dbname, server_version=info.server_version,
-                      server_version_num=info.server_version_num),
+        backup_id=backup_id,
+        kind="database",
+        database_id=spec.database_id,
+        system_id=spec.system_id,
+        created_at=created_at,
+        finished_at=datetime.now(UTC),
+        source=Source(
+            host=info.host,
+            port=info.port,
+            dbname=info.dbname,
+            server_version=info.server_version,
+            server_version_num=info.server_version_num,
+        ),
         tool=Tool(pg_dump_path=str(tool.path), pg_dump_version=tool.version),
         options=Options(format="directory", jobs=spec.jobs, compress=spec.compress),
-        snapshot=facts["snapshot"], tables=facts["tables"], schema=facts["schema"], files=entries,
-        encryption=encryption, globals=_globals_entry(facts.get("globals"), encryption is not None),
-        timings=Timings(dump_seconds=round(facts["dump_seconds"], 3), checksum_seconds=round(checksum_seconds, 3),
-                        total_seconds=round(time.monotonic() - started, 3)),
-        size_bytes=sum(e.size for e in entries))
+        snapshot=facts["snapshot"],
+        tables=facts["tables"],
+        schema=facts["schema"],
+        files=entries,
+        encryption=encryption,
+        globals=_globals_entry(facts.get("globals"), encryption is not None),
+        timings=Timings(
+            dump_seconds=round(facts["dump_seconds"], 3),
+            checksum_seconds=round(checksum_seconds, 3),
+            total_seconds=round(time.monotonic() - started, 3),
+        ),
+        size_bytes=sum(e.size for e in entries),
+    )
 
 
 def _globals_entry(saved: cluster_globals.SavedGlobals | None, encrypted: bool) -> Globals | None:
     if saved is None:
         return None
     path = f"{GLOBALS_DIR}/{GLOBALS_FILE}" + (ENC_SUFFIX if encrypted else "")
-    return Globals(path=path, role_passwords=saved.role_passwords, roles=list(saved.roles), note=saved.note)
+    return Globals(
+        path=path, role_passwords=saved.role_passwords, roles=list(saved.roles), note=saved.note
+    )
 
 
 def save_globals(spec: DumpSpec, tool: PgDump, work: Path) -> cluster_globals.SavedGlobals:
@@ -387,40 +479,68 @@ def clean_leftovers(repo: Any, root: Path, target_id: str) -> list[int]:
         log.warning("清理中断备份残留 removed leftover of an interrupted backup: %s", item.path)
         record = repo.get_backup(item.backup_id) if item.backup_id is not None else None
         if record is not None and record.state == "running":
-            repo.fail_backup(record.id, f"中断 interrupted: leftover {item.path.name} removed by a later run")
+            repo.fail_backup(
+                record.id, f"中断 interrupted: leftover {item.path.name} removed by a later run"
+            )
             failed.append(record.id)
     cutoff = datetime.now(UTC) - timedelta(hours=STALE_HOURS)
     for record in repo.backups_for(target_id, states=["running"]):
         if record.started_at < cutoff and not storage.partial_dir(root, record.id).exists():
-            repo.fail_backup(record.id, f"中断 interrupted: still running after {STALE_HOURS} h, no work directory")
+            repo.fail_backup(
+                record.id,
+                f"中断 interrupted: still running after {STALE_HOURS} h, no work directory",
+            )
             failed.append(record.id)
     return failed
 
 
-def fail_backup(repo: Any, backup_id: int, actor: str, target: str, exc: BaseException,
-                run_id: str | None, dag_id: str | None = None) -> None:
+def fail_backup(
+    repo: Any,
+    backup_id: int,
+    actor: str,
+    target: str,
+    exc: BaseException,
+    run_id: str | None,
+    dag_id: str | None = None,
+) -> None:
     """Catalog: running → failed with the reason, plus a failure audit event (never masks ``exc``)."""
     reason = f"{type(exc).__name__}: {exc}"[:2000]
     try:
         repo.fail_backup(backup_id, reason)
-        repo.add_audit_event(actor=actor, action="backup", target=target, result="failure",
-                             details={"backup_id": backup_id, "error": reason[:500]}, dag_id=dag_id, run_id=run_id)
+        repo.add_audit_event(
+            actor=actor,
+            action="backup",
+            target=target,
+            result="failure",
+            details={"backup_id": backup_id, "error": reason[:500]},
+            dag_id=dag_id,
+            run_id=run_id,
+        )
     except Exception:  # noqa: BLE001 - the catalog itself may be what failed; the original error wins
-        log.exception("备份失败且无法写入运维目录 could not record the failure of backup %s", backup_id)
+        log.exception(
+            "备份失败且无法写入运维目录 could not record the failure of backup %s", backup_id
+        )
 
 
 def check_lease(lease: Callable[[], bool] | None, backup_id: int) -> None:
     """Refuse to publish when the scheduler gave this try up (it failed it and retries elsewhere)."""
     if lease is not None and not lease():
-        raise BackupSuperseded(f"备份 #{backup_id} 已被取代，不登记 superseded: Airflow no longer runs this try "
-                               "(its worker died and the task was failed or retried); not published")
+        raise BackupSuperseded(
+            f"备份 #{backup_id} 已被取代，不登记 superseded: Airflow no longer runs this try "
+            "(its worker died and the task was failed or retried); not published"
+        )
 
 
 def register_completed(repo: Any, backup_id: int, manifest: Any, final: Path) -> str:
     """Catalog: running → completed with the published manifest; returns the manifest's SHA-256."""
     digest = manifest_sha256(final)
-    repo.complete_backup(backup_id, manifest.model_dump(mode="json", by_alias=True), digest,
-                         manifest.size_bytes, str(final))
+    repo.complete_backup(
+        backup_id,
+        manifest.model_dump(mode="json", by_alias=True),
+        digest,
+        manifest.size_bytes,
+        str(final),
+    )
     return digest
 
 
@@ -428,7 +548,9 @@ def backup_database(spec: DumpSpec, repo: Any) -> BackupOutcome:
     """Run one database backup end to end (see module doc); raises BackupError/StorageError on failure."""
     started = time.monotonic()
     root = storage.target_root(spec.storage, spec.database_id)
-    backup_id = repo.register_backup_start(spec.database_id, spec.system_id, "database", None, spec.dag_run_id)
+    backup_id = repo.register_backup_start(
+        spec.database_id, spec.system_id, "database", None, spec.dag_run_id
+    )
     final: Path | None = None
     try:
         storage.ensure_writable(root)
@@ -437,19 +559,42 @@ def backup_database(spec: DumpSpec, repo: Any) -> BackupOutcome:
         try:
             info = server_info(conn)
             tool = find_pg_dump(info.major, info.server_version, spec.pg_bindir)
-            free = storage.check_space(root, storage.estimate_bytes(info.database_size, spec.compress,
-                                                                  bool(spec.encryption_secret)), spec.reserve_bytes)
-            log.info("备份 backup #%s %s: server %s, database %s, free %s, %s, jobs %s, compress %s",
-                     backup_id, spec.database_id, info.server_version, human(info.database_size), human(free),
-                     tool.path, spec.jobs, spec.compress)
+            free = storage.check_space(
+                root,
+                storage.estimate_bytes(
+                    info.database_size, spec.compress, bool(spec.encryption_secret)
+                ),
+                spec.reserve_bytes,
+            )
+            log.info(
+                "备份 backup #%s %s: server %s, database %s, free %s, %s, jobs %s, compress %s",
+                backup_id,
+                spec.database_id,
+                info.server_version,
+                human(info.database_size),
+                human(free),
+                tool.path,
+                spec.jobs,
+                spec.compress,
+            )
             created_at = datetime.now(UTC)
             with storage.work_dir(root, backup_id) as work:
                 facts = dump_in_snapshot(spec, conn, tool, work)
                 facts["globals"] = save_globals(spec, tool, work)
                 entries, encryption, checksum_s = seal_files(spec, work)
                 storage.tighten(work)
-                manifest = build_manifest(spec, backup_id, created_at, info, tool, facts, entries, encryption,
-                                          checksum_s, started)
+                manifest = build_manifest(
+                    spec,
+                    backup_id,
+                    created_at,
+                    info,
+                    tool,
+                    facts,
+                    entries,
+                    encryption,
+                    checksum_s,
+                    started,
+                )
                 write_manifest(work, manifest)
                 storage.fsync_tree(work)
                 check_lease(spec.lease, backup_id)
@@ -460,23 +605,53 @@ def backup_database(spec: DumpSpec, repo: Any) -> BackupOutcome:
     except BaseException as exc:
         if final is not None:
             storage.unpublish(final, root, backup_id)
-        fail_backup(repo, backup_id, spec.actor, spec.database_id, exc, spec.dag_run_id, spec.dag_id)
+        fail_backup(
+            repo, backup_id, spec.actor, spec.database_id, exc, spec.dag_run_id, spec.dag_id
+        )
         raise
-    outcome = BackupOutcome(backup_id, spec.database_id, "database", str(final), manifest.size_bytes, digest,
-                            round(time.monotonic() - started, 3), len(manifest.tables),
-                            sum(t.rows for t in manifest.tables), encryption is not None)
+    outcome = BackupOutcome(
+        backup_id,
+        spec.database_id,
+        "database",
+        str(final),
+        manifest.size_bytes,
+        digest,
+        round(time.monotonic() - started, 3),
+        len(manifest.tables),
+        sum(t.rows for t in manifest.tables),
+        encryption is not None,
+    )
     _record_success(repo, spec, outcome, manifest)
     return outcome
 
 
 def _record_success(repo: Any, spec: DumpSpec, outcome: BackupOutcome, manifest: Manifest) -> None:
     rate = outcome.size_bytes / max(manifest.timings.dump_seconds, 1e-6)
-    log.info("备份完成 backup #%s %s: %s in %.1fs (pg_dump %.1fs, %s/s; checksums %.1fs), %d tables, %s rows → %s",
-             outcome.backup_id, spec.database_id, human(outcome.size_bytes), outcome.seconds,
-             manifest.timings.dump_seconds, human(rate), manifest.timings.checksum_seconds, outcome.tables,
-             f"{outcome.rows:,}", outcome.path)
-    repo.add_audit_event(actor=spec.actor, action="backup", target=spec.database_id, result="success",
-                         details={"backup_id": outcome.backup_id, "path": outcome.path,
-                                  "size_bytes": outcome.size_bytes, "seconds": outcome.seconds,
-                                  "encrypted": outcome.encrypted},
-                         dag_id=spec.dag_id, run_id=spec.dag_run_id)
+    log.info(
+        "备份完成 backup #%s %s: %s in %.1fs (pg_dump %.1fs, %s/s; checksums %.1fs), %d tables, %s rows → %s",
+        outcome.backup_id,
+        spec.database_id,
+        human(outcome.size_bytes),
+        outcome.seconds,
+        manifest.timings.dump_seconds,
+        human(rate),
+        manifest.timings.checksum_seconds,
+        outcome.tables,
+        f"{outcome.rows:,}",
+        outcome.path,
+    )
+    repo.add_audit_event(
+        actor=spec.actor,
+        action="backup",
+        target=spec.database_id,
+        result="success",
+        details={
+            "backup_id": outcome.backup_id,
+            "path": outcome.path,
+            "size_bytes": outcome.size_bytes,
+            "seconds": outcome.seconds,
+            "encrypted": outcome.encrypted,
+        },
+        dag_id=spec.dag_id,
+        run_id=spec.dag_run_id,
+    )

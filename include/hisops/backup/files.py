@@ -28,7 +28,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from hisops.backup import storage
-from hisops.backup.dump import BackupError, BackupOutcome, Progress, fail_backup, human, register_completed
+from hisops.backup.dump import (
+    BackupError,
+    BackupOutcome,
+    Progress,
+    fail_backup,
+    human,
+    register_completed,
+)
 from hisops.backup.manifest import (
     CHUNK,
     FILES_DIR,
@@ -44,7 +51,10 @@ from hisops.backup.manifest import (
 
 log = logging.getLogger(__name__)
 GNU_TAR_WARNING = 1  # "file changed as we read it": archive is usable, recorded as a warning
-COMPRESSORS = {"zstd": ("zstd -q -3 -T0", ".tar.zst", "zstd -dc"), "gzip": ("gzip -6", ".tar.gz", "gzip -dc")}
+COMPRESSORS = {
+    "zstd": ("zstd -q -3 -T0", ".tar.zst", "zstd -dc"),
+    "gzip": ("gzip -6", ".tar.gz", "gzip -dc"),
+}
 
 
 @dataclass(frozen=True)
@@ -68,13 +78,16 @@ class StreamResult:
 
 # --- streams from a host ----------------------------------------------------------------------
 
+
 @contextmanager
 def local_stream(command: str) -> Iterator[tuple[BinaryIO, Any]]:
     """stdout of ``sh -c command`` as a binary stream; the second value returns (rc, stderr) at the end."""
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=err)
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
+        )
         try:
+
             def finish() -> StreamResult:
                 rc = proc.wait()
                 err.seek(0)
@@ -122,6 +135,7 @@ def open_stream(runner: Any, command: str):
 
 # --- commands ---------------------------------------------------------------------------------
 
+
 def choose_compressor(runner: Any) -> str:
     result = runner.run("command -v zstd >/dev/null 2>&1 && echo zstd || echo gzip", timeout=30)
     return "zstd" if result.ok and result.stdout.strip() == "zstd" else "gzip"
@@ -132,8 +146,10 @@ def tar_command(path: str, compressor: str) -> str:
     p = PurePosixPath(path)
     parent, name = (str(p.parent), p.name) if p.name else ("/", ".")
     program = COMPRESSORS[compressor][0]
-    return (f"tar --create --file=- --directory={shlex.quote(parent)} --use-compress-program={shlex.quote(program)}"
-            f" --warning=no-file-changed -- {shlex.quote(name)}")
+    return (
+        f"tar --create --file=- --directory={shlex.quote(parent)} --use-compress-program={shlex.quote(program)}"
+        f" --warning=no-file-changed -- {shlex.quote(name)}"
+    )
 
 
 def archive_name(index: int, path: str, compressor: str) -> str:
@@ -148,11 +164,14 @@ def check_paths(runner: Any, paths: list[str]) -> None:
         if not runner.run(f"test -r {shlex.quote(p)}", timeout=30).ok:
             missing.append(p)
     if missing:
-        raise BackupError(f"备份路径不存在或不可读 backup paths missing or unreadable on {runner.target}: "
-                          f"{', '.join(missing)}")
+        raise BackupError(
+            f"备份路径不存在或不可读 backup paths missing or unreadable on {runner.target}: "
+            f"{', '.join(missing)}"
+        )
 
 
 # --- streaming one archive --------------------------------------------------------------------
+
 
 def stream_to_file(src: BinaryIO, dest: Path, label: str, every: float) -> tuple[int, str]:
     """Copy ``src`` to a new 0600 file in 1 MiB pieces, hashing as we go; returns (size, sha256)."""
@@ -168,18 +187,23 @@ def stream_to_file(src: BinaryIO, dest: Path, label: str, every: float) -> tuple
     return size, digest.hexdigest()
 
 
-def archive_one(runner: Any, path: str, dest: Path, compressor: str, every: float) -> tuple[FileEntry, str]:
+def archive_one(
+    runner: Any, path: str, dest: Path, compressor: str, every: float
+) -> tuple[FileEntry, str]:
     with open_stream(runner, tar_command(path, compressor)) as (stream, finish):
         size, digest = stream_to_file(stream, dest, f"tar {runner.target}:{path}", every)
         result = finish()
     if result.rc not in (0, GNU_TAR_WARNING):
-        raise BackupError(f"tar 失败 failed on {runner.target} for {path} (exit {result.rc}): "
-                          f"{result.stderr.strip()[-500:] or 'no message'}")
+        raise BackupError(
+            f"tar 失败 failed on {runner.target} for {path} (exit {result.rc}): "
+            f"{result.stderr.strip()[-500:] or 'no message'}"
+        )
     warning = result.stderr.strip() if result.rc == GNU_TAR_WARNING else ""
     return FileEntry(path=f"{FILES_DIR}/{dest.name}", size=size, sha256=digest), warning
 
 
 # --- the whole file backup --------------------------------------------------------------------
+
 
 def backup_files(spec: FileSpec, runner: Any, repo: Any) -> BackupOutcome:
     """Archive every path of one host into one backup (catalog kind ``files``)."""
@@ -187,7 +211,9 @@ def backup_files(spec: FileSpec, runner: Any, repo: Any) -> BackupOutcome:
 
     started = time.monotonic()
     root = storage.target_root(spec.storage, spec.host_id, "files")
-    backup_id = repo.register_backup_start(spec.host_id, spec.system_id, "files", None, spec.dag_run_id)
+    backup_id = repo.register_backup_start(
+        spec.host_id, spec.system_id, "files", None, spec.dag_run_id
+    )
     final: Path | None = None
     try:
         storage.preflight(root, 0, spec.reserve_bytes)
@@ -199,8 +225,13 @@ def backup_files(spec: FileSpec, runner: Any, repo: Any) -> BackupOutcome:
             (work / FILES_DIR).mkdir(mode=storage.DIR_MODE)
             entries, warnings = [], []
             for i, path in enumerate(spec.paths, 1):
-                entry, warning = archive_one(runner, path, work / FILES_DIR / archive_name(i, path, compressor),
-                                             compressor, spec.progress_seconds)
+                entry, warning = archive_one(
+                    runner,
+                    path,
+                    work / FILES_DIR / archive_name(i, path, compressor),
+                    compressor,
+                    spec.progress_seconds,
+                )
                 entries.append(entry)
                 warnings += [f"{path}: {warning}"] if warning else []
             manifest = _manifest(spec, backup_id, created_at, runner, compressor, entries, started)
@@ -213,31 +244,71 @@ def backup_files(spec: FileSpec, runner: Any, repo: Any) -> BackupOutcome:
             storage.unpublish(final, root, backup_id)
         fail_backup(repo, backup_id, spec.actor, spec.host_id, exc, spec.dag_run_id, spec.dag_id)
         raise
-    outcome = BackupOutcome(backup_id, spec.host_id, "files", str(final), manifest.size_bytes, digest,
-                            round(time.monotonic() - started, 3))
-    log.info("文件备份完成 file backup #%s %s: %d archives, %s in %.1fs → %s%s", backup_id, spec.host_id,
-             len(entries), human(manifest.size_bytes), outcome.seconds, final,
-             f" (warnings: {'; '.join(warnings)})" if warnings else "")
-    repo.add_audit_event(actor=spec.actor, action="backup_files", target=spec.host_id, result="success",
-                         details={"backup_id": backup_id, "path": str(final), "size_bytes": manifest.size_bytes,
-                                  "paths": spec.paths, "warnings": warnings[:20]},
-                         dag_id=spec.dag_id, run_id=spec.dag_run_id)
+    outcome = BackupOutcome(
+        backup_id,
+        spec.host_id,
+        "files",
+        str(final),
+        manifest.size_bytes,
+        digest,
+        round(time.monotonic() - started, 3),
+    )
+    log.info(
+        "文件备份完成 file backup #%s %s: %d archives, %s in %.1fs → %s%s",
+        backup_id,
+        spec.host_id,
+        len(entries),
+        human(manifest.size_bytes),
+        outcome.seconds,
+        final,
+        f" (warnings: {'; '.join(warnings)})" if warnings else "",
+    )
+    repo.add_audit_event(
+        actor=spec.actor,
+        action="backup_files",
+        target=spec.host_id,
+        result="success",
+        details={
+            "backup_id": backup_id,
+            "path": str(final),
+            "size_bytes": manifest.size_bytes,
+            "paths": spec.paths,
+            "warnings": warnings[:20],
+        },
+        dag_id=spec.dag_id,
+        run_id=spec.dag_run_id,
+    )
     return outcome
 
 
-def _manifest(spec: FileSpec, backup_id: int, created_at: datetime, runner: Any, compressor: str,
-              entries: list[FileEntry], started: float) -> Manifest:
+def _manifest(
+    spec: FileSpec,
+    backup_id: int,
+    created_at: datetime,
+    runner: Any,
+    compressor: str,
+    entries: list[FileEntry],
+    started: float,
+) -> Manifest:
     elapsed = round(time.monotonic() - started, 3)
     return Manifest(
-        backup_id=backup_id, kind="files", host_id=spec.host_id, system_id=spec.system_id,
-        created_at=created_at, finished_at=datetime.now(UTC),
+        backup_id=backup_id,
+        kind="files",
+        host_id=spec.host_id,
+        system_id=spec.system_id,
+        created_at=created_at,
+        finished_at=datetime.now(UTC),
         source=Source(host=runner.target, paths=list(spec.paths)),
         tool=Tool(tar_command=tar_command("<path>", compressor)),
-        options=Options(format="tar", compression=compressor), files=entries,
-        timings=Timings(dump_seconds=elapsed, total_seconds=elapsed), size_bytes=sum(e.size for e in entries))
+        options=Options(format="tar", compression=compressor),
+        files=entries,
+        timings=Timings(dump_seconds=elapsed, total_seconds=elapsed),
+        size_bytes=sum(e.size for e in entries),
+    )
 
 
 # --- verification -----------------------------------------------------------------------------
+
 
 def verify_archive(backup_dir: Path, entry: FileEntry) -> tuple[list[str], int]:
     """Checksum, then decompress and list the archive with the local tar; (problems, members)."""
@@ -248,7 +319,9 @@ def verify_archive(backup_dir: Path, entry: FileEntry) -> tuple[list[str], int]:
     decompress = next(c[2] for c in COMPRESSORS.values() if entry.path.endswith(c[1]))
     cmd = f"{decompress} {shlex.quote(str(path))} | tar --list --file=-"
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(["/bin/bash", "-o", "pipefail", "-c", cmd], stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(
+            ["/bin/bash", "-o", "pipefail", "-c", cmd], stdout=subprocess.PIPE, stderr=err
+        )
         members = sum(piece.count(b"\n") for piece in iter(lambda: proc.stdout.read(CHUNK), b""))
         proc.stdout.close()
         if proc.wait() != 0:

@@ -91,7 +91,9 @@ class TableCount(_M):
     rows: int
     exact: bool
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, serialize_by_alias=True
+    )
 
     @property
     def qualified(self) -> str:
@@ -138,9 +140,9 @@ class Encryption(_M):
 class Globals(_M):
     """Cluster globals saved beside the dump (``pg_dumpall --globals-only``)."""
 
-    path: str                        # relative to the backup directory (maybe .enc)
-    role_passwords: bool = False     # only when the backup is encrypted (and the source allows it)
-    roles: list[str] = []            # role names defined in it
+    path: str  # relative to the backup directory (maybe .enc)
+    role_passwords: bool = False  # only when the backup is encrypted (and the source allows it)
+    roles: list[str] = []  # role names defined in it
     note: str | None = None
 
 
@@ -171,7 +173,9 @@ class Manifest(_M):
     timings: Timings
     size_bytes: int
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, serialize_by_alias=True
+    )
 
     @property
     def target_id(self) -> str:
@@ -190,6 +194,7 @@ class ManifestError(ValueError):
 
 
 # --- naming -----------------------------------------------------------------------------------
+
 
 def asset_uri(target_id: str) -> str:
     """The Airflow Asset URI updated when a backup of ``target_id`` completes."""
@@ -213,12 +218,15 @@ def parse_backup_dir_name(name: str) -> tuple[datetime, int] | None:
 
 # --- reading ------------------------------------------------------------------------------------
 
+
 def load_manifest(backup_dir: str | Path) -> Manifest:
     path = Path(backup_dir) / MANIFEST_NAME
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ManifestError(f"清单不可读 manifest not readable: {path}: {exc.strerror or exc}") from exc
+        raise ManifestError(
+            f"清单不可读 manifest not readable: {path}: {exc.strerror or exc}"
+        ) from exc
     try:
         data = json.loads(raw)
     except ValueError as exc:
@@ -237,6 +245,7 @@ def manifest_sha256(backup_dir: str | Path) -> str:
 
 
 # --- hashing ------------------------------------------------------------------------------------
+
 
 def sha256_file(path: str | Path, chunk: int = CHUNK) -> tuple[int, str]:
     """(size, hex sha256), streamed in ``chunk`` pieces; hashlib releases the GIL, so threads scale."""
@@ -265,7 +274,9 @@ def list_data_files(backup_dir: Path) -> list[Path]:
     return sorted(p for p in backup_dir.rglob("*") if p.is_file() and p != top)
 
 
-def verify_files(backup_dir: str | Path, manifest: Manifest, workers: int | None = None) -> list[str]:
+def verify_files(
+    backup_dir: str | Path, manifest: Manifest, workers: int | None = None
+) -> list[str]:
     """Problems (empty = all good): each missing, resized, altered or unexpected file, by relative path."""
     root = Path(backup_dir)
     problems: list[str] = []
@@ -279,7 +290,9 @@ def verify_files(backup_dir: str | Path, manifest: Manifest, workers: int | None
         if size != entry.size:
             problems.append(f"文件大小不符 size mismatch: {rel} ({size} ≠ {entry.size} bytes)")
         elif digest != entry.sha256:
-            problems.append(f"校验和不符 checksum mismatch: {rel} (sha256 {digest[:16]}… ≠ {entry.sha256[:16]}…)")
+            problems.append(
+                f"校验和不符 checksum mismatch: {rel} (sha256 {digest[:16]}… ≠ {entry.sha256[:16]}…)"
+            )
     extra = {p.relative_to(root).as_posix() for p in list_data_files(root)} - set(expected)
     problems += [f"多余文件 unexpected file: {p}" for p in sorted(extra)]
     return problems

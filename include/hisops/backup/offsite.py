@@ -66,7 +66,9 @@ class PathDestination:
         return os.path.lexists(path)
 
     def open_write(self, path: str) -> BinaryIO:
-        return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, storage.FILE_MODE), "wb")
+        return os.fdopen(
+            os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, storage.FILE_MODE), "wb"
+        )
 
     def open_read(self, path: str) -> BinaryIO:
         return open(path, "rb")  # noqa: SIM115 - caller closes
@@ -135,6 +137,7 @@ class SftpDestination:
 
 # --- copy and check ---------------------------------------------------------------------------
 
+
 def _copy(src: Path, dest: Destination, path: str) -> int:
     with open(src, "rb") as fin, dest.open_write(path) as fout:
         size = 0
@@ -174,7 +177,9 @@ def _files(local_dir: Path) -> Iterator[Path]:
     yield local_dir / MANIFEST_NAME  # last
 
 
-def copy_backup(local_dir: Path, storage_root: Path, dest: Destination, dest_root: str) -> OffsiteResult:
+def copy_backup(
+    local_dir: Path, storage_root: Path, dest: Destination, dest_root: str
+) -> OffsiteResult:
     """Copy one published backup directory to ``dest_root`` (same relative layout) and verify it."""
     start = time.monotonic()
     rel = local_dir.relative_to(storage_root)
@@ -184,7 +189,9 @@ def copy_backup(local_dir: Path, storage_root: Path, dest: Destination, dest_roo
     if dest.exists(final):
         problems = check_copy(dest, final, local_dir)
         if problems:
-            raise OffsiteError(f"已有异地副本与清单不符 existing off-site copy differs: {'; '.join(problems[:5])}")
+            raise OffsiteError(
+                f"已有异地副本与清单不符 existing off-site copy differs: {'; '.join(problems[:5])}"
+            )
         return OffsiteResult(dest.kind, dest.display(final), 0, 0, time.monotonic() - start, True)
     work = f"{parent}/{PARTIAL_PREFIX}{backup_id}"
     dest.makedirs(parent)
@@ -200,18 +207,28 @@ def copy_backup(local_dir: Path, storage_root: Path, dest: Destination, dest_roo
             count += 1
         problems = check_copy(dest, work, local_dir)
         if problems:
-            raise OffsiteError(f"异地副本校验失败 off-site copy verification failed: {'; '.join(problems[:5])}")
+            raise OffsiteError(
+                f"异地副本校验失败 off-site copy verification failed: {'; '.join(problems[:5])}"
+            )
         dest.rename(work, final)
     except BaseException:
         dest.rmtree(work)
         raise
     seconds = time.monotonic() - start
-    log.info("异地副本 off-site copy %s: %d files, %.1f MiB in %.1fs (%.1f MiB/s), checksums verified",
-             dest.display(final), count, total / 2**20, seconds, total / 2**20 / max(seconds, 1e-6))
+    log.info(
+        "异地副本 off-site copy %s: %d files, %.1f MiB in %.1fs (%.1f MiB/s), checksums verified",
+        dest.display(final),
+        count,
+        total / 2**20,
+        seconds,
+        total / 2**20 / max(seconds, 1e-6),
+    )
     return OffsiteResult(dest.kind, dest.display(final), count, total, round(seconds, 3))
 
 
-def delete_copy(dest: Destination, dest_root: str, local_dir: Path, storage_root: Path) -> str | None:
+def delete_copy(
+    dest: Destination, dest_root: str, local_dir: Path, storage_root: Path
+) -> str | None:
     """Remove the off-site copy of a backup (retention); returns what was removed, if anything."""
     rel = local_dir.relative_to(storage_root).as_posix()
     path = f"{PurePosixPath(dest_root) / rel}"

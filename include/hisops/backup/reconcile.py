@@ -47,17 +47,27 @@ class TargetReconcile:
     orphans: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "target_id": self.target_id, "checked": self.checked,
-                "vanished": self.vanished, "orphans": self.orphans}
+        return {
+            "kind": self.kind,
+            "target_id": self.target_id,
+            "checked": self.checked,
+            "vanished": self.vanished,
+            "orphans": self.orphans,
+        }
 
 
 def targets(inventory: Inventory) -> list[tuple[str, str, str | None, Path | None]]:
     """(kind, target id, system id, storage root or None) for every backed-up thing."""
     base = inventory.resolve_path(inventory.backup_storage.path)
     out: list[tuple[str, str, str | None, Path | None]] = [
-        ("database", db.id, s.id, storage.target_root(base, db.id)) for s, db in inventory.all_databases()]
-    out += [("files", h.id, s.id, storage.target_root(base, h.id, "files"))
-            for s, h in inventory.all_hosts() if h.backup_paths]
+        ("database", db.id, s.id, storage.target_root(base, db.id))
+        for s, db in inventory.all_databases()
+    ]
+    out += [
+        ("files", h.id, s.id, storage.target_root(base, h.id, "files"))
+        for s, h in inventory.all_hosts()
+        if h.backup_paths
+    ]
     out += [("physical", srv.id, s.id, None) for s, srv in _servers(inventory)]
     return out
 
@@ -82,8 +92,15 @@ def orphan_dirs(repo: CatalogRepository, root: Path, target_id: str) -> list[str
     return out
 
 
-def reconcile_target(repo: CatalogRepository, inventory: Inventory, kind: str, target_id: str,
-                     system_id: str | None, root: Path | None, **record_kw: Any) -> TargetReconcile:
+def reconcile_target(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    kind: str,
+    target_id: str,
+    system_id: str | None,
+    root: Path | None,
+    **record_kw: Any,
+) -> TargetReconcile:
     result = TargetReconcile(kind, target_id, system_id)
     for record in repo.backups_for(target_id, states=("completed", "verified")):
         if record.kind != kind:
@@ -102,17 +119,29 @@ def _orphan_finding(r: TargetReconcile) -> Any:
 
     target_kind = "host" if r.kind == "files" else "database"
     if not r.orphans:
-        return FindingRecord(ORPHAN_CHECK_ID, target_kind, r.target_id, "ok", "目录库与存储一致",
-                             "catalog and storage agree", system_id=r.system_id)
+        return FindingRecord(
+            ORPHAN_CHECK_ID,
+            target_kind,
+            r.target_id,
+            "ok",
+            "目录库与存储一致",
+            "catalog and storage agree",
+            system_id=r.system_id,
+        )
     return FindingRecord(
-        ORPHAN_CHECK_ID, target_kind, r.target_id, "warn",
+        ORPHAN_CHECK_ID,
+        target_kind,
+        r.target_id,
+        "warn",
         f"存储中有 {len(r.orphans)} 个目录库不认识的备份：{r.orphans[0]}"[:500],
         f"{len(r.orphans)} backup(s) in storage unknown to the catalog: {r.orphans[0]}"[:500],
-        system_id=r.system_id, value=float(len(r.orphans)),
+        system_id=r.system_id,
+        value=float(len(r.orphans)),
         suggestion_zh="确认这些目录的来历；确属无用再手工删除（hisops 不会自动删除）。",
         suggestion_en="Find out where these came from; delete by hand only if they are really unneeded "
-                      "(hisops never deletes them automatically).",
-        details={"orphans": r.orphans[:50]})
+        "(hisops never deletes them automatically).",
+        details={"orphans": r.orphans[:50]},
+    )
 
 
 def _storage_resolution(repo: CatalogRepository, inventory: Inventory, r: TargetReconcile) -> Any:
@@ -126,15 +155,28 @@ def _storage_resolution(repo: CatalogRepository, inventory: Inventory, r: Target
     if good is None or good.started_at <= max(b.started_at for b in missing):
         return None
     ids = ", ".join(f"#{b.id}" for b in missing[:10])
-    return FindingRecord(trust.CHECK_ID, "database", r.target_id, "ok",
-                         f"已有可恢复的已校验备份 #{good.id}（丢失的 {ids} 仍为 missing）",
-                         f"restorable verified backup #{good.id} exists (vanished {ids} stay missing)",
-                         system_id=r.system_id, details={"backup_id": good.id})
+    return FindingRecord(
+        trust.CHECK_ID,
+        "database",
+        r.target_id,
+        "ok",
+        f"已有可恢复的已校验备份 #{good.id}（丢失的 {ids} 仍为 missing）",
+        f"restorable verified backup #{good.id} exists (vanished {ids} stay missing)",
+        system_id=r.system_id,
+        details={"backup_id": good.id},
+    )
 
 
-def reconcile(repo: CatalogRepository, inventory: Inventory, *, channels: Sequence[Channel] | None = None,
-              actor: str = "hisops", dag_id: str | None = None, run_id: str | None = None,
-              physical_orphans: dict[str, list[str]] | None = None) -> list[TargetReconcile]:
+def reconcile(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    *,
+    channels: Sequence[Channel] | None = None,
+    actor: str = "hisops",
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    physical_orphans: dict[str, list[str]] | None = None,
+) -> list[TargetReconcile]:
     """Reconcile every target of the inventory; findings fold into incidents; one audit event.
     ``physical_orphans``: per server, what ``pitr.service.sync_catalog`` found (the caller ran it)."""
     record_kw = {"channels": channels, "actor": actor, "dag_id": dag_id, "run_id": run_id}
@@ -150,14 +192,25 @@ def reconcile(repo: CatalogRepository, inventory: Inventory, *, channels: Sequen
         for line in r.orphans:
             log.warning("%s %s: %s", kind, target_id, line)
         results.append(r)
-    repo.add_audit_event(actor=actor, action=ACTION, target="backup_storage", result="success",
-                         details={"targets": [r.as_dict() for r in results if r.vanished or r.orphans],
-                                  "checked": sum(r.checked for r in results)}, dag_id=dag_id, run_id=run_id)
+    repo.add_audit_event(
+        actor=actor,
+        action=ACTION,
+        target="backup_storage",
+        result="success",
+        details={
+            "targets": [r.as_dict() for r in results if r.vanished or r.orphans],
+            "checked": sum(r.checked for r in results),
+        },
+        dag_id=dag_id,
+        run_id=run_id,
+    )
     return results
 
 
 def describe(results: Sequence[TargetReconcile]) -> str:
     vanished = sum(len(r.vanished) for r in results)
     orphans = sum(len(r.orphans) for r in results)
-    return (f"对账 reconcile: {sum(r.checked for r in results)} backups checked, {vanished} vanished → missing, "
-            f"{orphans} orphan(s) in storage")
+    return (
+        f"对账 reconcile: {sum(r.checked for r in results)} backups checked, {vanished} vanished → missing, "
+        f"{orphans} orphan(s) in storage"
+    )

@@ -85,6 +85,7 @@ class Plan:
 
 # --- periods ----------------------------------------------------------------------------------
 
+
 def _day(t: datetime) -> str:
     return t.strftime("%Y-%m-%d")
 
@@ -99,7 +100,10 @@ def _month(t: datetime) -> str:
 
 
 RULES: tuple[tuple[str, str, Callable[[datetime], str]], ...] = (
-    ("daily", "每日", _day), ("weekly", "每周", _week), ("monthly", "每月", _month))
+    ("daily", "每日", _day),
+    ("weekly", "每周", _week),
+    ("monthly", "每月", _month),
+)
 
 
 def _newest_first(items: Iterable[Candidate]) -> list[Candidate]:
@@ -122,8 +126,13 @@ def gfs_slots(candidates: list[Candidate], policy: Policy, tz: tzinfo) -> dict[i
     return slots
 
 
-def plan(target_id: str, candidates: list[Candidate], policy: Policy, tz: tzinfo,
-         protect: int | None = None) -> Plan:
+def plan(
+    target_id: str,
+    candidates: list[Candidate],
+    policy: Policy,
+    tz: tzinfo,
+    protect: int | None = None,
+) -> Plan:
     """Decide for every backup of one target: keep (with the reasons) or delete (with the reason).
 
     ``protect``: the id of the newest restorable verified backup (``trust.last_restorable``; 0 = none):
@@ -138,28 +147,43 @@ def plan(target_id: str, candidates: list[Candidate], policy: Policy, tz: tzinfo
     for c in _newest_first(candidates):
         reasons = _keep_reasons(c, slots, newest_verified)
         if reasons:
-            result.decisions.append(Decision(c.id, False, tuple(reasons), c.state, c.taken_at, c.path))
+            result.decisions.append(
+                Decision(c.id, False, tuple(reasons), c.state, c.taken_at, c.path)
+            )
         else:
-            why = (f"超出保留策略且已有更新的已校验备份 #{newest_verified.id} beyond GFS policy, newer verified "
-                   f"backup #{newest_verified.id} exists") if c.state in USABLE else (
-                f"{STATE_ZH.get(c.state, c.state)}的备份，已有更新的已校验备份 #{newest_verified.id} {c.state} "
-                f"backup, newer verified backup #{newest_verified.id} exists")
+            why = (
+                (
+                    f"超出保留策略且已有更新的已校验备份 #{newest_verified.id} beyond GFS policy, newer verified "
+                    f"backup #{newest_verified.id} exists"
+                )
+                if c.state in USABLE
+                else (
+                    f"{STATE_ZH.get(c.state, c.state)}的备份，已有更新的已校验备份 #{newest_verified.id} {c.state} "
+                    f"backup, newer verified backup #{newest_verified.id} exists"
+                )
+            )
             result.decisions.append(Decision(c.id, True, (why,), c.state, c.taken_at, c.path))
     return result
 
 
-def _keep_reasons(c: Candidate, slots: dict[int, list[str]], newest_verified: Candidate | None) -> list[str]:
+def _keep_reasons(
+    c: Candidate, slots: dict[int, list[str]], newest_verified: Candidate | None
+) -> list[str]:
     if c.state == "running":
         return ["运行中 running"]
     reasons = list(slots.get(c.id, []))
     if newest_verified is not None and c.id == newest_verified.id:
         reasons.insert(0, "最新已校验备份 last verified backup (never deleted)")
-    elif newest_verified is None or (c.taken_at, c.id) > (newest_verified.taken_at, newest_verified.id):
+    elif newest_verified is None or (c.taken_at, c.id) > (
+        newest_verified.taken_at,
+        newest_verified.id,
+    ):
         reasons.append("无更新的已校验备份 no newer verified backup")
     return reasons
 
 
 # --- applying a plan --------------------------------------------------------------------------
+
 
 def safe_backup_dir(path: str | None, root: Path, backup_id: int) -> Path | None:
     """The backup directory if it really is backup ``backup_id`` under ``root`` (never follow links)."""
@@ -167,7 +191,12 @@ def safe_backup_dir(path: str | None, root: Path, backup_id: int) -> Path | None
         return None
     p = Path(path)
     parsed = parse_backup_dir_name(p.name)
-    if parsed is None or parsed[1] != backup_id or p.parent.resolve() != root.resolve() or p.is_symlink():
+    if (
+        parsed is None
+        or parsed[1] != backup_id
+        or p.parent.resolve() != root.resolve()
+        or p.is_symlink()
+    ):
         raise ValueError(f"拒绝删除 refusing to delete {p}: not backup #{backup_id} under {root}")
     return p
 
@@ -181,8 +210,16 @@ class Deleted:
     offsite: str | None = None
 
 
-def apply(plan_: Plan, root: Path, repo: Any, *, actor: str, dag_id: str | None = None,
-          run_id: str | None = None, delete_offsite: Callable[[Path], str | None] | None = None) -> list[Deleted]:
+def apply(
+    plan_: Plan,
+    root: Path,
+    repo: Any,
+    *,
+    actor: str,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    delete_offsite: Callable[[Path], str | None] | None = None,
+) -> list[Deleted]:
     """Delete what the plan says (directories under ``root`` only), recording every deletion."""
     done = []
     for d in plan_.deletions:
@@ -193,10 +230,22 @@ def apply(plan_: Plan, root: Path, repo: Any, *, actor: str, dag_id: str | None 
         offsite = delete_offsite(target) if (delete_offsite and target) else None
         if not repo.mark_backup_deleted(d.backup_id, d.reason):
             continue  # someone else recorded it meanwhile
-        repo.add_audit_event(actor=actor, action="backup_delete", target=plan_.target_id, result="success",
-                             details={"backup_id": d.backup_id, "path": d.path, "reason": d.reason,
-                                      "state": d.state, "files_existed": existed, "offsite": offsite},
-                             dag_id=dag_id, run_id=run_id)
+        repo.add_audit_event(
+            actor=actor,
+            action="backup_delete",
+            target=plan_.target_id,
+            result="success",
+            details={
+                "backup_id": d.backup_id,
+                "path": d.path,
+                "reason": d.reason,
+                "state": d.state,
+                "files_existed": existed,
+                "offsite": offsite,
+            },
+            dag_id=dag_id,
+            run_id=run_id,
+        )
         log.info("已删除 deleted backup #%s (%s) %s — %s", d.backup_id, d.state, d.path, d.reason)
         done.append(Deleted(d.backup_id, d.path, d.reason, existed, offsite))
     return done
@@ -207,12 +256,21 @@ def describe(plan_: Plan) -> list[str]:
     lines = []
     for d in plan_.decisions:
         verb = "删除 DELETE" if d.delete else "保留 keep"
-        lines.append(f"{plan_.target_id} #{d.backup_id} {d.state} {d.taken_at:%Y-%m-%d %H:%M} {verb}: {d.reason}")
+        lines.append(
+            f"{plan_.target_id} #{d.backup_id} {d.state} {d.taken_at:%Y-%m-%d %H:%M} {verb}: {d.reason}"
+        )
     return lines
 
 
-def plan_checked(repo: CatalogRepository, inventory: Inventory, kind: str, target_id: str, policy: Policy,
-                 tz: tzinfo, **record_kw: Any) -> Plan:
+def plan_checked(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    kind: str,
+    target_id: str,
+    policy: Policy,
+    tz: tzinfo,
+    **record_kw: Any,
+) -> Plan:
     """The plan after storage was asked: vanished backups are recorded ``missing`` first, then the
     newest restorable verified backup is protected (recomputed, never the catalog's belief alone)."""
     from hisops.backup import trust
@@ -222,7 +280,9 @@ def plan_checked(repo: CatalogRepository, inventory: Inventory, kind: str, targe
             trust.ensure_present(repo, record, **record_kw)
     newest = trust.last_restorable(repo, inventory, target_id, kinds=(kind,), **record_kw)
     records = [r for r in repo.backups_for(target_id) if r.state != "failed" or r.path]
-    return plan(target_id, candidates_from(records, kind), policy, tz, protect=newest.id if newest else 0)
+    return plan(
+        target_id, candidates_from(records, kind), policy, tz, protect=newest.id if newest else 0
+    )
 
 
 def candidates_from(records: Iterable[Any], kind: str) -> list[Candidate]:

@@ -91,12 +91,16 @@ class UserTable:
 
 def server_info(conn: Any) -> ServerInfo:
     with conn.cursor() as cur:
-        cur.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int,"
-                    " current_database(), pg_database_size(current_database()),"
-                    " coalesce(inet_server_port(), 0)")
+        cur.execute(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int,"
+            " current_database(), pg_database_size(current_database()),"
+            " coalesce(inet_server_port(), 0)"
+        )
         version, num, dbname, size, port = cur.fetchone()
     params = conn.get_dsn_parameters()
-    return ServerInfo(params.get("host", ""), int(params.get("port") or port), dbname, version, num, size)
+    return ServerInfo(
+        params.get("host", ""), int(params.get("port") or port), dbname, version, num, size
+    )
 
 
 @contextmanager
@@ -110,11 +114,18 @@ def exported_snapshot(conn: Any) -> Iterator[Snapshot]:
         cur.execute("SET statement_timeout = 0")
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
-            cur.execute("SELECT pg_export_snapshot(), txid_current_snapshot()::text,"
-                        " CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
-                        " ELSE pg_current_wal_lsn() END::text, now()")
+            cur.execute(
+                "SELECT pg_export_snapshot(), txid_current_snapshot()::text,"
+                " CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
+                " ELSE pg_current_wal_lsn() END::text, now()"
+            )
             snapshot_id, txid, lsn, taken_at = cur.fetchone()
-            yield Snapshot(snapshot_id=snapshot_id, taken_at=taken_at.astimezone(UTC), txid_snapshot=txid, lsn=lsn)
+            yield Snapshot(
+                snapshot_id=snapshot_id,
+                taken_at=taken_at.astimezone(UTC),
+                txid_snapshot=txid,
+                lsn=lsn,
+            )
         finally:
             if not conn.closed:
                 with contextlib.suppress(Exception):  # the connection may be gone (source stopped)
@@ -128,6 +139,7 @@ def user_tables(conn: Any) -> list[UserTable]:
 
 
 # --- row counts -------------------------------------------------------------------------------
+
 
 def wants_exact(table: UserTable, exact_count_max_rows: int) -> bool:
     """Exact count when the estimate is small enough; never-analyzed tables judged by heap size."""
@@ -144,20 +156,30 @@ def count_rows(conn: Any, tables: list[UserTable], exact_count_max_rows: int) ->
     with conn.cursor() as cur:
         for t in tables:
             if wants_exact(t, exact_count_max_rows):
-                cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(t.schema),
-                                                                       sql.Identifier(t.name)))
-                out.append(TableCount(schema=t.schema, name=t.name, rows=cur.fetchone()[0], exact=True))
+                cur.execute(
+                    sql.SQL("SELECT count(*) FROM {}.{}").format(
+                        sql.Identifier(t.schema), sql.Identifier(t.name)
+                    )
+                )
+                out.append(
+                    TableCount(schema=t.schema, name=t.name, rows=cur.fetchone()[0], exact=True)
+                )
             else:
-                out.append(TableCount(schema=t.schema, name=t.name, rows=max(t.estimate, 0), exact=False))
+                out.append(
+                    TableCount(schema=t.schema, name=t.name, rows=max(t.estimate, 0), exact=False)
+                )
     return out
 
 
 # --- schema fingerprint -----------------------------------------------------------------------
 
+
 def schema_info(conn: Any, tables: list[UserTable]) -> SchemaInfo:
     oids = [t.oid for t in tables]
-    parts: dict[int, dict[str, Any]] = {t.oid: {"columns": [], "primary_key": [], "unique": [],
-                                                "foreign_keys": [], "indexes": []} for t in tables}
+    parts: dict[int, dict[str, Any]] = {
+        t.oid: {"columns": [], "primary_key": [], "unique": [], "foreign_keys": [], "indexes": []}
+        for t in tables
+    }
     with conn.cursor() as cur:
         cur.execute(COLUMNS, (oids,))
         for oid, name, typ, not_null in cur.fetchall():
@@ -168,28 +190,39 @@ def schema_info(conn: Any, tables: list[UserTable]) -> SchemaInfo:
         cur.execute(INDEXES, (oids,))
         for oid, name, unique, primary, backs_constraint, cols, plain in cur.fetchall():
             parts[oid]["indexes"].append(name)
-            if unique and not primary and not backs_constraint and plain and cols not in parts[oid]["unique"]:
+            if (
+                unique
+                and not primary
+                and not backs_constraint
+                and plain
+                and cols not in parts[oid]["unique"]
+            ):
                 parts[oid]["unique"].append(cols)
     by_name = {t.qualified: _table_schema(parts[t.oid]) for t in tables}
     return SchemaInfo(fingerprint_sha256=fingerprint(by_name), tables=by_name)
 
 
-def _add_constraint(part: dict[str, Any], kind: str, cols: list[str], ref_table: str | None,
-                    ref_cols: list[str]) -> None:
+def _add_constraint(
+    part: dict[str, Any], kind: str, cols: list[str], ref_table: str | None, ref_cols: list[str]
+) -> None:
     if kind == "p":
         part["primary_key"] = list(cols)
     elif kind == "u":
         part["unique"].append(list(cols))
     else:
-        part["foreign_keys"].append(ForeignKey(columns=list(cols), ref_table=ref_table or "",
-                                               ref_columns=list(ref_cols)))
+        part["foreign_keys"].append(
+            ForeignKey(columns=list(cols), ref_table=ref_table or "", ref_columns=list(ref_cols))
+        )
 
 
 def _table_schema(part: dict[str, Any]) -> TableSchema:
-    return TableSchema(columns=part["columns"], primary_key=part["primary_key"],
-                       unique=sorted(part["unique"]),
-                       foreign_keys=sorted(part["foreign_keys"], key=lambda f: (f.columns, f.ref_table)),
-                       indexes=sorted(part["indexes"]))
+    return TableSchema(
+        columns=part["columns"],
+        primary_key=part["primary_key"],
+        unique=sorted(part["unique"]),
+        foreign_keys=sorted(part["foreign_keys"], key=lambda f: (f.columns, f.ref_table)),
+        indexes=sorted(part["indexes"]),
+    )
 
 
 def fingerprint(tables: dict[str, TableSchema]) -> str:

@@ -75,6 +75,7 @@ def make_dirs(path: Path) -> None:
 
 # --- preflight --------------------------------------------------------------------------------
 
+
 def estimate_bytes(database_size: int, compress: int, encrypt: bool) -> int:
     """Free space a dump of a database of ``database_size`` bytes may need (encryption: + one copy
     of the largest file at a time, estimated as a quarter of the total)."""
@@ -93,7 +94,9 @@ def ensure_writable(root: Path) -> None:
     try:
         make_dirs(root)
     except OSError as exc:
-        raise StorageError(f"备份目录无法创建 cannot create backup directory {root}: {exc.strerror or exc}") from exc
+        raise StorageError(
+            f"备份目录无法创建 cannot create backup directory {root}: {exc.strerror or exc}"
+        ) from exc
     if not root.is_dir():
         raise StorageError(f"备份路径不是目录 backup path is not a directory: {root}")
     _probe_write(root)
@@ -106,7 +109,8 @@ def check_space(root: Path, needed_bytes: int, reserve_bytes: int = DEFAULT_RESE
         raise StorageError(
             f"备份目录空间不足 not enough free space in {root}: {_mb(free)} free, "
             f"about {_mb(needed_bytes)} needed (+{_mb(reserve_bytes)} reserve) — 请清理或扩容 "
-            "free space (run backup_retention) or enlarge the volume")
+            "free space (run backup_retention) or enlarge the volume"
+        )
     return free
 
 
@@ -120,9 +124,14 @@ def _probe_write(root: Path) -> None:
             os.close(fd)
             os.unlink(name)
     except OSError as exc:
-        why = "只读 read-only" if exc.errno == errno.EROFS else ("已满 full" if exc.errno == errno.ENOSPC else "")
-        raise StorageError(f"备份目录不可写{why} backup directory not writable: {root}: "
-                           f"{exc.strerror or exc}") from exc
+        why = (
+            "只读 read-only"
+            if exc.errno == errno.EROFS
+            else ("已满 full" if exc.errno == errno.ENOSPC else "")
+        )
+        raise StorageError(
+            f"备份目录不可写{why} backup directory not writable: {root}: {exc.strerror or exc}"
+        ) from exc
 
 
 def _mb(n: int) -> str:
@@ -130,6 +139,7 @@ def _mb(n: int) -> str:
 
 
 # --- work directory and publish ---------------------------------------------------------------
+
 
 @contextmanager
 def work_dir(root: Path, backup_id: int) -> Iterator[Path]:
@@ -159,7 +169,7 @@ def write_private(path: Path, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -211,6 +221,7 @@ def unpublish(final: Path, root: Path, backup_id: int) -> None:
 
 # --- leftovers and listing --------------------------------------------------------------------
 
+
 def find_leftovers(root: Path) -> list[Leftover]:
     """``.partial-<id>`` directories whose lock nobody holds (crashed or killed runs)."""
     if not root.is_dir():
@@ -219,7 +230,7 @@ def find_leftovers(root: Path) -> list[Leftover]:
     for path in sorted(root.glob(f"{PARTIAL_PREFIX}*")):
         if path.suffix == ".lock" or not path.is_dir():
             continue
-        ident = path.name[len(PARTIAL_PREFIX):]
+        ident = path.name[len(PARTIAL_PREFIX) :]
         backup_id = int(ident) if ident.isdigit() else None
         if backup_id is None or not _locked(root / f"{path.name}.lock"):
             out.append(Leftover(path, backup_id))

@@ -55,10 +55,13 @@ class StorageCheck:
 
     @property
     def summary(self) -> str:
-        return "; ".join(self.problems[:5]) + (f" (+{len(self.problems) - 5})" if len(self.problems) > 5 else "")
+        return "; ".join(self.problems[:5]) + (
+            f" (+{len(self.problems) - 5})" if len(self.problems) > 5 else ""
+        )
 
 
 # --- checking (pure) --------------------------------------------------------------------------
+
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -68,7 +71,9 @@ def check_files(record: BackupRecord) -> StorageCheck:
     """Directory, manifest (SHA-256 as catalogued) and every listed file with its size."""
     ident = record.id
     if not record.path:
-        return StorageCheck(ident, "missing", (f"备份 #{ident} 没有路径 has no path in the catalog",))
+        return StorageCheck(
+            ident, "missing", (f"备份 #{ident} 没有路径 has no path in the catalog",)
+        )
     root = Path(record.path)
     if not root.is_dir():
         return StorageCheck(ident, "missing", (f"备份目录不存在 backup directory is gone: {root}",))
@@ -77,7 +82,9 @@ def check_files(record: BackupRecord) -> StorageCheck:
         return StorageCheck(ident, "missing", (f"清单不存在 manifest is gone: {manifest}",))
     problems: list[str] = []
     if record.manifest_sha256 and _sha256(manifest) != record.manifest_sha256:
-        problems.append(f"清单与目录库记录不符 manifest differs from the catalogued one: {manifest}")
+        problems.append(
+            f"清单与目录库记录不符 manifest differs from the catalogued one: {manifest}"
+        )
     gone: list[str] = []
     for entry in (record.manifest or {}).get("files", []):
         path = root / str(entry.get("path", ""))
@@ -87,7 +94,9 @@ def check_files(record: BackupRecord) -> StorageCheck:
             gone.append(f"文件缺失 missing file: {entry.get('path')}")
             continue
         if entry.get("size") is not None and size != entry["size"]:
-            problems.append(f"文件大小不符 size mismatch: {entry.get('path')} ({size} ≠ {entry['size']} bytes)")
+            problems.append(
+                f"文件大小不符 size mismatch: {entry.get('path')} ({size} ≠ {entry['size']} bytes)"
+            )
     if gone:
         return StorageCheck(ident, "missing", tuple(gone + problems))
     return StorageCheck(ident, "damaged" if problems else "present", tuple(problems))
@@ -104,30 +113,49 @@ def check_storage(record: BackupRecord) -> StorageCheck:
 
 # --- recording --------------------------------------------------------------------------------
 
+
 def _finding(record: BackupRecord, check: StorageCheck) -> Any:
     from hisops.catalog.records import FindingRecord
 
     what_zh = "文件已丢失" if check.verdict == "missing" else "文件已损坏"
     what_en = "files vanished" if check.verdict == "missing" else "files are damaged"
     return FindingRecord(
-        CHECK_ID, "database", record.database_id, "critical",
+        CHECK_ID,
+        "database",
+        record.database_id,
+        "critical",
         f"备份 #{record.id} {what_zh}，不再作为可恢复备份：{check.summary}"[:500],
         f"backup #{record.id}: {what_en}; it no longer counts as restorable: {check.summary}"[:500],
-        system_id=record.system_id, value_text=check.verdict,
+        system_id=record.system_id,
+        value_text=check.verdict,
         suggestion_zh="查明存储为何丢失/改动文件（误删、换盘、挂载失败）；立即触发 db_backup 做一次新备份并演练。",
         suggestion_en="Find out why storage lost or changed the files (deleted by hand, replaced disk, "
-                      "unmounted volume); trigger db_backup now and let the drill verify the new backup.",
-        details={"backup_id": record.id, "path": record.path, "problems": list(check.problems[:20])})
+        "unmounted volume); trigger db_backup now and let the drill verify the new backup.",
+        details={
+            "backup_id": record.id,
+            "path": record.path,
+            "problems": list(check.problems[:20]),
+        },
+    )
 
 
-def record_vanished(repo: CatalogRepository, record: BackupRecord, check: StorageCheck, *,
-                    channels: Sequence[Channel] | None = None, actor: str = "hisops",
-                    dag_id: str | None = None, run_id: str | None = None) -> bool:
+def record_vanished(
+    repo: CatalogRepository,
+    record: BackupRecord,
+    check: StorageCheck,
+    *,
+    channels: Sequence[Channel] | None = None,
+    actor: str = "hisops",
+    dag_id: str | None = None,
+    run_id: str | None = None,
+) -> bool:
     """Mark ``missing`` (or ``failed`` when damaged), audit, incident, notify. False if someone
     else already moved the backup (nothing recorded twice)."""
     from hisops.storage.marker import require_visible
 
-    require_visible(repo, Path(record.path))  # raises StorageMismatch: the whole storage is not here
+    require_visible(
+        repo, Path(record.path)
+    )  # raises StorageMismatch: the whole storage is not here
     reason = f"{check.verdict}: {check.summary}"[:2000]
     if check.verdict == "missing":
         moved = repo.mark_backup_missing(record.id, reason)
@@ -138,38 +166,65 @@ def record_vanished(repo: CatalogRepository, record: BackupRecord, check: Storag
     if not moved:
         return False
     log.error("备份 #%s (%s) %s: %s", record.id, record.database_id, check.verdict, check.summary)
-    repo.add_audit_event(actor=actor, action=MARK_ACTION, target=record.database_id, result="success",
-                         details={"backup_id": record.id, "previous_state": record.state, "kind": record.kind,
-                                  "verdict": check.verdict, "path": record.path,
-                                  "problems": list(check.problems[:20])}, dag_id=dag_id, run_id=run_id)
+    repo.add_audit_event(
+        actor=actor,
+        action=MARK_ACTION,
+        target=record.database_id,
+        result="success",
+        details={
+            "backup_id": record.id,
+            "previous_state": record.state,
+            "kind": record.kind,
+            "verdict": check.verdict,
+            "path": record.path,
+            "problems": list(check.problems[:20]),
+        },
+        dag_id=dag_id,
+        run_id=run_id,
+    )
     change = repo.upsert_incident_for(_finding(record, check), None)
     _notify(record, check, change, channels)
     return True
 
 
-def _notify(record: BackupRecord, check: StorageCheck, change: Any, channels: Sequence[Channel] | None) -> None:
+def _notify(
+    record: BackupRecord, check: StorageCheck, change: Any, channels: Sequence[Channel] | None
+) -> None:
     if not channels:
-        log.warning("未配置通知渠道，备份丢失未通知 no channels given: backup #%s not notified", record.id)
+        log.warning(
+            "未配置通知渠道，备份丢失未通知 no channels given: backup #%s not notified", record.id
+        )
         return
     from hisops.notify import send
 
     title = f"备份文件丢失 Backup files vanished · {record.database_id} · 备份 backup #{record.id}"
-    lines = [f"数据库 database: {record.database_id}; 备份 backup #{record.id} ({record.kind}, was {record.state})",
-             f"路径 path: {record.path}",
-             *[f"- {p}" for p in check.problems[:10]],
-             f"事件 incident: #{change.incident.id if change else '—'}",
-             "该备份已标记为 missing，不再作为“最近已校验备份”。",
-             "It is marked missing and never again counts as the last verified backup."]
+    lines = [
+        f"数据库 database: {record.database_id}; 备份 backup #{record.id} ({record.kind}, was {record.state})",
+        f"路径 path: {record.path}",
+        *[f"- {p}" for p in check.problems[:10]],
+        f"事件 incident: #{change.incident.id if change else '—'}",
+        "该备份已标记为 missing，不再作为“最近已校验备份”。",
+        "It is marked missing and never again counts as the last verified backup.",
+    ]
     send(channels, title, "\n".join(lines), severity="critical")
 
 
 # --- the question everyone asks ---------------------------------------------------------------
 
-def last_restorable(repo: CatalogRepository, inventory: Inventory, database_id: str,
-                    max_age: timedelta | None = None, *, channels: Sequence[Channel] | None = None,
-                    kinds: tuple[str, ...] = ("database",), actor: str = "hisops",
-                    dag_id: str | None = None, run_id: str | None = None,
-                    now: datetime | None = None) -> BackupRecord | None:
+
+def last_restorable(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    database_id: str,
+    max_age: timedelta | None = None,
+    *,
+    channels: Sequence[Channel] | None = None,
+    kinds: tuple[str, ...] = ("database",),
+    actor: str = "hisops",
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> BackupRecord | None:
     """The newest verified backup of ``database_id`` whose manifest and files exist (None if none,
     or if it finished longer than ``max_age`` ago). Vanished ones met on the way are recorded
     (``missing``, audit, incident, notification) and skipped. ``inventory`` is the inventory the
@@ -182,7 +237,9 @@ def last_restorable(repo: CatalogRepository, inventory: Inventory, database_id: 
         check = check_storage(record)
         if check.ok:
             return record if _fresh(record, max_age, now) else None
-        record_vanished(repo, record, check, channels=channels, actor=actor, dag_id=dag_id, run_id=run_id)
+        record_vanished(
+            repo, record, check, channels=channels, actor=actor, dag_id=dag_id, run_id=run_id
+        )
     return None
 
 

@@ -20,8 +20,19 @@ GENESIS = "0" * 64
 #: key of the transaction-scoped advisory lock that serialises appends to the chain
 CHAIN_LOCK_KEY = 7_300_100_100
 
-HASHED_FIELDS = ("seq", "at", "actor", "source", "action", "target", "result", "reason",
-                 "details", "dag_id", "run_id")
+HASHED_FIELDS = (
+    "seq",
+    "at",
+    "actor",
+    "source",
+    "action",
+    "target",
+    "result",
+    "reason",
+    "details",
+    "dag_id",
+    "run_id",
+)
 
 
 def normalise_details(details: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -41,7 +41,10 @@ def _run(url: str, fn: Callable[[Config, str], None], revision: str) -> None:
     cfg = alembic_config()
     engine = _engine(url)
     try:
-        with _IN_PROCESS, engine.begin() as conn:  # one transaction: all of it or nothing (PostgreSQL has transactional DDL)
+        with (
+            _IN_PROCESS,
+            engine.begin() as conn,
+        ):  # one transaction: all of it or nothing (PostgreSQL has transactional DDL)
             cfg.attributes["connection"] = conn
             fn(cfg, revision)
     finally:
@@ -72,7 +75,8 @@ def current(url: str) -> str | None:
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(
-                conn, opts={"version_table_schema": SCHEMA, "version_table": VERSION_TABLE})
+                conn, opts={"version_table_schema": SCHEMA, "version_table": VERSION_TABLE}
+            )
             return ctx.get_current_revision()
     finally:
         engine.dispose()

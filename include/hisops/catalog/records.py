@@ -26,7 +26,13 @@ INCIDENT_STATES: tuple[IncidentState, ...] = ("open", "acknowledged", "resolved"
 BACKUP_KINDS: tuple[BackupKind, ...] = ("database", "files", "physical")
 BACKUP_STATES: tuple[BackupState, ...] = ("running", "completed", "verified", "failed", "missing")
 AUDIT_RESULTS: tuple[AuditResult, ...] = ("success", "failure", "refused")
-PROPOSAL_STATES: tuple[ProposalState, ...] = ("proposed", "approved", "applied", "measured", "rejected")
+PROPOSAL_STATES: tuple[ProposalState, ...] = (
+    "proposed",
+    "approved",
+    "applied",
+    "measured",
+    "rejected",
+)
 
 # How bad a severity is. A check that could not run (check_error) is worth an incident, but a
 # real warning about the target outranks it, and critical outranks everything.

@@ -17,14 +17,29 @@ if TYPE_CHECKING:
 class ChangeSteps:
     engine: Engine
 
-    def add_change_step(self, change_id: int, step: str, state: str, details: Mapping[str, Any] | None = None,
-                        started_at: Any = None) -> int:
+    def add_change_step(
+        self,
+        change_id: int,
+        step: str,
+        state: str,
+        details: Mapping[str, Any] | None = None,
+        started_at: Any = None,
+    ) -> int:
         """One finished step of a change (state: passed, failed, refused, cancelled, skipped)."""
         t = T.change_step
         with self.engine.begin() as conn:
-            return conn.execute(insert(t).values(
-                change_id=change_id, step=step, state=state, details=dict(details or {}),
-                started_at=started_at or func.now(), finished_at=func.now()).returning(t.c.id)).scalar_one()
+            return conn.execute(
+                insert(t)
+                .values(
+                    change_id=change_id,
+                    step=step,
+                    state=state,
+                    details=dict(details or {}),
+                    started_at=started_at or func.now(),
+                    finished_at=func.now(),
+                )
+                .returning(t.c.id)
+            ).scalar_one()
 
     def change_steps(self, change_id: int) -> list[ChangeStepRecord]:
         t = T.change_step
@@ -32,10 +47,19 @@ class ChangeSteps:
             rows = conn.execute(select(t).where(t.c.change_id == change_id).order_by(t.c.id))
             return [ChangeStepRecord(**r._mapping) for r in rows]
 
-    def set_change_state(self, change_id: int, state: str, *, approved_by: str | None = None,
-                         pre_backup_id: int | None = None, started: bool = False, failed: bool = False,
-                         finished: bool = False, incident_id: int | None = None,
-                         details: Mapping[str, Any] | None = None) -> None:
+    def set_change_state(
+        self,
+        change_id: int,
+        state: str,
+        *,
+        approved_by: str | None = None,
+        pre_backup_id: int | None = None,
+        started: bool = False,
+        failed: bool = False,
+        finished: bool = False,
+        incident_id: int | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
         """Move a change on; the flags stamp started_at / failed_at (first failure) / finished_at."""
         t = T.change_record
         values: dict[str, Any] = {"state": state}
@@ -62,5 +86,7 @@ class ChangeSteps:
     def recent_changes(self, limit: int = 50) -> list[ChangeRecord]:
         t = T.change_record
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t).order_by(t.c.requested_at.desc(), t.c.id.desc()).limit(limit))
+            rows = conn.execute(
+                select(t).order_by(t.c.requested_at.desc(), t.c.id.desc()).limit(limit)
+            )
             return [ChangeRecord(**r._mapping) for r in rows]

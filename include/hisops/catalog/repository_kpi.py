@@ -308,7 +308,9 @@ class KpiQueries:
 
     def _rows(self, cls: type[R], sql: str, **params: Any) -> list[R]:
         with self.engine.begin() as conn:
-            conn.execute(text("SET LOCAL jit = off"))  # compiling costs seconds; these queries run once
+            conn.execute(
+                text("SET LOCAL jit = off")
+            )  # compiling costs seconds; these queries run once
             result = conn.execute(text(sql), params)
             return [cls(**{k: _float(v) for k, v in row._mapping.items()}) for row in result]
 
@@ -329,7 +331,9 @@ class KpiQueries:
         """Restore drills per system (then a total row): count, passed, restore time of passed ones."""
         return self._rows(DrillKpiRow, DRILLS_SQL, start=start, end=end)
 
-    def kpi_rto_trend(self, start: datetime, end: datetime, tz: str, bucket: str = "week") -> list[RtoPoint]:
+    def kpi_rto_trend(
+        self, start: datetime, end: datetime, tz: str, bucket: str = "week"
+    ) -> list[RtoPoint]:
         """Measured restore time of passed drills per local day/week/month, oldest first."""
         if bucket not in ("day", "week", "month"):
             raise ValueError(f"bucket must be day, week or month, not {bucket!r}")
@@ -343,11 +347,24 @@ class KpiQueries:
         """Per database: the longest time between two verified logical backups ending in the period."""
         return self._rows(LogicalGapRow, LOGICAL_GAP_SQL, start=start, end=end)
 
-    def kpi_inspections(self, start: datetime, end: datetime, tz: str, deadline: str = "08:00",
-                        dag_id: str = "daily_inspection") -> InspectionKpiRow:
+    def kpi_inspections(
+        self,
+        start: datetime,
+        end: datetime,
+        tz: str,
+        deadline: str = "08:00",
+        dag_id: str = "daily_inspection",
+    ) -> InspectionKpiRow:
         """Local days with a (non-backfill) inspection run, and how many finished before ``deadline``."""
-        return self._rows(InspectionKpiRow, INSPECTIONS_SQL, start=start, end=end, tz=tz,
-                          deadline=deadline, dag_id=dag_id)[0]
+        return self._rows(
+            InspectionKpiRow,
+            INSPECTIONS_SQL,
+            start=start,
+            end=end,
+            tz=tz,
+            deadline=deadline,
+            dag_id=dag_id,
+        )[0]
 
     def kpi_changes(self, start: datetime, end: datetime) -> ChangeKpiRow:
         """Changes that ended in the period by outcome, and the recovery time of reverted ones."""
@@ -364,20 +381,42 @@ class ReportArchive:
 
     engine: Engine
 
-    def record_kpi_report(self, period_start: datetime, period_end: datetime, label: str, path: str,
-                          sha256: str, summary: dict[str, Any], dag_run_id: str | None = None) -> int:
+    def record_kpi_report(
+        self,
+        period_start: datetime,
+        period_end: datetime,
+        label: str,
+        path: str,
+        sha256: str,
+        summary: dict[str, Any],
+        dag_run_id: str | None = None,
+    ) -> int:
         from sqlalchemy import insert
 
         from hisops.catalog import tables as T
 
         t = T.kpi_report
         with self.engine.begin() as conn:
-            return conn.execute(insert(t).values(
-                period_start=period_start, period_end=period_end, label=label, path=path, sha256=sha256,
-                summary=summary, dag_run_id=dag_run_id).returning(t.c.id)).scalar_one()
+            return conn.execute(
+                insert(t)
+                .values(
+                    period_start=period_start,
+                    period_end=period_end,
+                    label=label,
+                    path=path,
+                    sha256=sha256,
+                    summary=summary,
+                    dag_run_id=dag_run_id,
+                )
+                .returning(t.c.id)
+            ).scalar_one()
 
-    def kpi_reports(self, period_start: datetime | None = None, period_end: datetime | None = None,
-                    limit: int = 50) -> list[KpiReportRecord]:
+    def kpi_reports(
+        self,
+        period_start: datetime | None = None,
+        period_end: datetime | None = None,
+        limit: int = 50,
+    ) -> list[KpiReportRecord]:
         """Newest first; with a period: only reports of exactly that period."""
         from sqlalchemy import select
 
@@ -390,17 +429,35 @@ class ReportArchive:
         with self.engine.connect() as conn:
             return [KpiReportRecord(**row._mapping) for row in conn.execute(stmt)]
 
-    def record_evidence_pack(self, month: str, path: str, sha256: str, size_bytes: int,
-                             items: list[dict[str, Any]], created_by: str, dag_run_id: str | None = None) -> int:
+    def record_evidence_pack(
+        self,
+        month: str,
+        path: str,
+        sha256: str,
+        size_bytes: int,
+        items: list[dict[str, Any]],
+        created_by: str,
+        dag_run_id: str | None = None,
+    ) -> int:
         from sqlalchemy import insert
 
         from hisops.catalog import tables as T
 
         t = T.evidence_pack
         with self.engine.begin() as conn:
-            return conn.execute(insert(t).values(
-                month=month, path=path, sha256=sha256, size_bytes=size_bytes, items=items,
-                created_by=created_by, dag_run_id=dag_run_id).returning(t.c.id)).scalar_one()
+            return conn.execute(
+                insert(t)
+                .values(
+                    month=month,
+                    path=path,
+                    sha256=sha256,
+                    size_bytes=size_bytes,
+                    items=items,
+                    created_by=created_by,
+                    dag_run_id=dag_run_id,
+                )
+                .returning(t.c.id)
+            ).scalar_one()
 
     def evidence_packs(self, limit: int = 50) -> list[EvidencePackRecord]:
         """Evidence packs, newest month first (the newest pack of a month first)."""
@@ -409,7 +466,9 @@ class ReportArchive:
         from hisops.catalog import tables as T
 
         t = T.evidence_pack
-        stmt = select(t).order_by(t.c.month.desc(), t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        stmt = (
+            select(t).order_by(t.c.month.desc(), t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        )
         with self.engine.connect() as conn:
             return [EvidencePackRecord(**row._mapping) for row in conn.execute(stmt)]
 
@@ -459,4 +518,7 @@ class ReportArchive:
 
     def _dicts(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            return [{k: _float(v) for k, v in row._mapping.items()} for row in conn.execute(text(sql), params)]
+            return [
+                {k: _float(v) for k, v in row._mapping.items()}
+                for row in conn.execute(text(sql), params)
+            ]

@@ -66,7 +66,8 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 selfcheck_run = Table(
-    "selfcheck_run", metadata,
+    "selfcheck_run",
+    metadata,
     _id(),
     Column("started_at", TS, nullable=False, server_default=func.now()),
     Column("finished_at", TS),
@@ -77,7 +78,8 @@ selfcheck_run = Table(
 )
 
 inspection_run = Table(
-    "inspection_run", metadata,
+    "inspection_run",
+    metadata,
     _id(),
     Column("dag_id", Text, nullable=False),
     Column("run_id", Text, nullable=False),
@@ -91,9 +93,15 @@ inspection_run = Table(
 )
 
 finding = Table(
-    "finding", metadata,
+    "finding",
+    metadata,
     _id(),
-    Column("inspection_run_id", BigInteger, ForeignKey(inspection_run.c.id, ondelete="CASCADE"), nullable=False),
+    Column(
+        "inspection_run_id",
+        BigInteger,
+        ForeignKey(inspection_run.c.id, ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("check_id", Text, nullable=False),
     Column("target_kind", Text, nullable=False),
     Column("target_id", Text, nullable=False),
@@ -109,19 +117,24 @@ finding = Table(
     Column("details", JSON, nullable=False, server_default=EMPTY_JSON),
     Column("observed_at", TS, nullable=False, server_default=func.now()),
     CheckConstraint(_in("severity", SEVERITIES), name="ck_finding_severity"),
-    CheckConstraint(_in("target_kind", TARGET_KINDS),
-                    name="ck_finding_target_kind"),
+    CheckConstraint(_in("target_kind", TARGET_KINDS), name="ck_finding_target_kind"),
     Index(None, "inspection_run_id"),
     Index("uq_finding_run_target_check", "inspection_run_id", "target_id", "check_id", unique=True),
     Index(None, "target_id", "check_id", "observed_at"),
     Index(None, "observed_at"),
     # the KPI report's availability samples (hisops.catalog.repository_kpi.AVAILABILITY_PREDICATE)
-    Index("ix_finding_availability", "observed_at",
-          postgresql_where=text("check_id IN ('database.reachable', 'host.reachable', 'http.status')")),
+    Index(
+        "ix_finding_availability",
+        "observed_at",
+        postgresql_where=text(
+            "check_id IN ('database.reachable', 'host.reachable', 'http.status')"
+        ),
+    ),
 )
 
 incident = Table(
-    "incident", metadata,
+    "incident",
+    metadata,
     _id(),
     Column("check_id", Text, nullable=False),
     Column("target_id", Text, nullable=False),
@@ -141,15 +154,21 @@ incident = Table(
     Column("resolution_note", Text),
     CheckConstraint(_in("severity", SEVERITIES), name="ck_incident_severity"),
     CheckConstraint(_in("state", INCIDENT_STATES), name="ck_incident_state"),
-    Index("uq_incident_open_check_target", "check_id", "target_id", unique=True,
-          postgresql_where=text("state <> 'resolved'")),
+    Index(
+        "uq_incident_open_check_target",
+        "check_id",
+        "target_id",
+        unique=True,
+        postgresql_where=text("state <> 'resolved'"),
+    ),
     Index(None, "opened_at"),
     Index(None, "system_id", "opened_at"),
     Index(None, "last_finding_id"),
 )
 
 backup = Table(
-    "backup", metadata,
+    "backup",
+    metadata,
     _id(),
     Column("database_id", Text, nullable=False),
     Column("system_id", Text),
@@ -172,7 +191,8 @@ backup = Table(
 )
 
 backup_verification = Table(
-    "backup_verification", metadata,
+    "backup_verification",
+    metadata,
     _id(),
     Column("backup_id", BigInteger, ForeignKey(backup.c.id), nullable=False),
     Column("started_at", TS, nullable=False, server_default=func.now()),
@@ -187,7 +207,8 @@ backup_verification = Table(
 )
 
 maintenance_operation = Table(
-    "maintenance_operation", metadata,
+    "maintenance_operation",
+    metadata,
     _id(),
     Column("database_id", Text, nullable=False),
     Column("kind", Text, nullable=False),
@@ -206,7 +227,8 @@ maintenance_operation = Table(
 )
 
 change_record = Table(
-    "change_record", metadata,
+    "change_record",
+    metadata,
     _id(),
     Column("title", Text, nullable=False),
     Column("description", Text),
@@ -229,9 +251,12 @@ change_record = Table(
 )
 
 change_step = Table(
-    "change_step", metadata,
+    "change_step",
+    metadata,
     _id(),
-    Column("change_id", BigInteger, ForeignKey(change_record.c.id, ondelete="CASCADE"), nullable=False),
+    Column(
+        "change_id", BigInteger, ForeignKey(change_record.c.id, ondelete="CASCADE"), nullable=False
+    ),
     Column("step", Text, nullable=False),
     Column("state", Text, nullable=False),
     Column("started_at", TS, nullable=False, server_default=func.now()),
@@ -241,7 +266,8 @@ change_step = Table(
 )
 
 kpi_report = Table(
-    "kpi_report", metadata,
+    "kpi_report",
+    metadata,
     _id(),
     Column("period_start", TS, nullable=False),
     Column("period_end", TS, nullable=False),
@@ -255,7 +281,8 @@ kpi_report = Table(
 )
 
 evidence_pack = Table(
-    "evidence_pack", metadata,
+    "evidence_pack",
+    metadata,
     _id(),
     Column("month", Text, nullable=False),  # YYYY-MM
     Column("created_at", TS, nullable=False, server_default=func.now()),
@@ -269,7 +296,8 @@ evidence_pack = Table(
 )
 
 audit_event = Table(
-    "audit_event", metadata,
+    "audit_event",
+    metadata,
     _id(),
     Column("at", TS, nullable=False, server_default=func.now()),
     Column("actor", Text, nullable=False),
@@ -294,7 +322,8 @@ audit_event = Table(
 
 #: monthly exports of the audit trail with the chain head (pruning requires one, issue 12)
 audit_export = Table(
-    "audit_export", metadata,
+    "audit_export",
+    metadata,
     _id(),
     Column("month", Text, nullable=False),
     Column("period_start", TS, nullable=False),
@@ -313,7 +342,8 @@ audit_export = Table(
 
 #: security_audit baselines: what a target's roles/grants/sudoers looked like when accepted
 security_baseline = Table(
-    "security_baseline", metadata,
+    "security_baseline",
+    metadata,
     Column("target_id", Text, primary_key=True),
     Column("item", Text, primary_key=True),
     Column("baseline", JSON, nullable=False),
@@ -325,7 +355,8 @@ security_baseline = Table(
 )
 
 log_offset = Table(
-    "log_offset", metadata,
+    "log_offset",
+    metadata,
     Column("host_id", Text, nullable=False),
     Column("path", Text, nullable=False),
     Column("inode", BigInteger),
@@ -339,7 +370,8 @@ log_offset = Table(
 )
 
 metric_sample = Table(
-    "metric_sample", metadata,
+    "metric_sample",
+    metadata,
     _id(),
     Column("target_id", Text, nullable=False),
     Column("metric", Text, nullable=False),
@@ -347,14 +379,21 @@ metric_sample = Table(
     Column("observed_at", TS, nullable=False, server_default=func.now()),
     Column("inspection_run_id", BigInteger, ForeignKey(inspection_run.c.id, ondelete="CASCADE")),
     Index(None, "target_id", "metric", "observed_at"),
-    Index("uq_metric_sample_run_target_metric", "inspection_run_id", "target_id", "metric", unique=True,
-          postgresql_where=text("inspection_run_id IS NOT NULL")),
+    Index(
+        "uq_metric_sample_run_target_metric",
+        "inspection_run_id",
+        "target_id",
+        "metric",
+        unique=True,
+        postgresql_where=text("inspection_run_id IS NOT NULL"),
+    ),
 )
 
 storage_location = Table(
     # Shared storage the catalog knows (backups, reports): the id in its marker file. A worker whose
     # mount shows another id (or none) is looking at different storage and must not use it.
-    "storage_location", metadata,
+    "storage_location",
+    metadata,
     Column("name", Text, primary_key=True),
     Column("storage_id", Text, nullable=False),
     Column("path", Text, nullable=False),
@@ -366,7 +405,8 @@ storage_location = Table(
 # --- 保留清理 retention cleanup (hisops.cleanup) ------------------------------------------------
 
 cleanup_run = Table(
-    "cleanup_run", metadata,
+    "cleanup_run",
+    metadata,
     _id(),
     Column("dag_id", Text, nullable=False),
     Column("run_id", Text, nullable=False),
@@ -381,9 +421,15 @@ cleanup_run = Table(
 )
 
 cleanup_step = Table(
-    "cleanup_step", metadata,
+    "cleanup_step",
+    metadata,
     _id(),
-    Column("cleanup_run_id", BigInteger, ForeignKey(cleanup_run.c.id, ondelete="CASCADE"), nullable=False),
+    Column(
+        "cleanup_run_id",
+        BigInteger,
+        ForeignKey(cleanup_run.c.id, ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("scope", Text, nullable=False),
     Column("target", Text, nullable=False),
     Column("item", Text, nullable=False),
@@ -397,14 +443,22 @@ cleanup_step = Table(
     Column("notes", JSON, nullable=False, server_default=text("'[]'::jsonb")),
     Column("details", JSON, nullable=False, server_default=EMPTY_JSON),
     Column("recorded_at", TS, nullable=False, server_default=func.now()),
-    CheckConstraint("scope IN ('host', 'catalog', 'airflow', 'task_logs')", name="ck_cleanup_step_scope"),
+    CheckConstraint(
+        "scope IN ('host', 'catalog', 'airflow', 'task_logs')", name="ck_cleanup_step_scope"
+    ),
     Index(None, "cleanup_run_id"),
 )
 
 cleanup_file = Table(
-    "cleanup_file", metadata,
+    "cleanup_file",
+    metadata,
     _id(),
-    Column("cleanup_run_id", BigInteger, ForeignKey(cleanup_run.c.id, ondelete="CASCADE"), nullable=False),
+    Column(
+        "cleanup_run_id",
+        BigInteger,
+        ForeignKey(cleanup_run.c.id, ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("host_id", Text, nullable=False),
     Column("rule", Text, nullable=False),
     Column("path", Text, nullable=False),
@@ -414,13 +468,17 @@ cleanup_file = Table(
     Column("outcome", Text, nullable=False),
     Column("reason", Text),
     Column("bytes_freed", BigInteger, nullable=False, server_default="0"),
-    CheckConstraint("outcome IN ('deleted', 'compressed', 'would_delete', 'would_compress', 'skipped', "
-                    "'failed')", name="ck_cleanup_file_outcome"),
+    CheckConstraint(
+        "outcome IN ('deleted', 'compressed', 'would_delete', 'would_compress', 'skipped', "
+        "'failed')",
+        name="ck_cleanup_file_outcome",
+    ),
     Index(None, "cleanup_run_id"),
 )
 
 metric_daily = Table(
-    "metric_daily", metadata,
+    "metric_daily",
+    metadata,
     Column("day", Date, primary_key=True),
     Column("target_id", Text, primary_key=True),
     Column("metric", Text, primary_key=True),
@@ -432,7 +490,8 @@ metric_daily = Table(
 )
 
 finding_daily = Table(
-    "finding_daily", metadata,
+    "finding_daily",
+    metadata,
     Column("day", Date, primary_key=True),
     Column("target_kind", Text, primary_key=True),
     Column("target_id", Text, primary_key=True),
@@ -456,7 +515,8 @@ Index("ix_finding_observed_at_id", finding.c.observed_at, finding.c.id)
 
 # --- tuning (performance_review, db_maintenance) -------------------------------------------------
 statement_snapshot = Table(
-    "statement_snapshot", metadata,
+    "statement_snapshot",
+    metadata,
     _id(),
     Column("database_id", Text, nullable=False),
     Column("taken_at", TS, nullable=False, server_default=func.now()),
@@ -467,7 +527,8 @@ statement_snapshot = Table(
 )
 
 tuning_proposal = Table(
-    "tuning_proposal", metadata,
+    "tuning_proposal",
+    metadata,
     _id(),
     Column("database_id", Text, nullable=False),
     Column("kind", Text, nullable=False),
@@ -482,6 +543,12 @@ tuning_proposal = Table(
     Column("measured", JSON),
     CheckConstraint(_in("state", PROPOSAL_STATES), name="ck_tuning_proposal_state"),
     Index(None, "database_id", "state"),
-    Index("uq_tuning_proposal_open", "database_id", "kind", "definition", unique=True,
-          postgresql_where=text("state IN ('proposed', 'approved')")),
+    Index(
+        "uq_tuning_proposal_open",
+        "database_id",
+        "kind",
+        "definition",
+        unique=True,
+        postgresql_where=text("state IN ('proposed', 'approved')"),
+    ),
 )

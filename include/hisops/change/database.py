@@ -28,8 +28,13 @@ BOOL_VALUES = {"on", "off", "true", "false", "yes", "no", "1", "0"}
 def _session(dsn: str, target: str) -> Iterator[Any]:
     from hisops.targets.postgres import pg_session
 
-    with pg_session(dsn, target=target, statement_timeout_ms=STATEMENT_TIMEOUT_MS, read_only=False,
-                    application_name="hisops-change") as conn:
+    with pg_session(
+        dsn,
+        target=target,
+        statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+        read_only=False,
+        application_name="hisops-change",
+    ) as conn:
         yield conn
 
 
@@ -50,13 +55,21 @@ def _run_in_transaction(conn: Any, sql: str, commit: bool) -> None:
 def server_facts(conn: Any) -> dict[str, Any]:
     """Versions, extensions, size and replication state: the compatibility facts of a database."""
     with conn.cursor() as cur:
-        cur.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int, "
-                    "pg_is_in_recovery(), pg_database_size(current_database()), "
-                    "(SELECT count(*) FROM pg_stat_replication), "
-                    "(SELECT coalesce(json_object_agg(extname, extversion), '{}') FROM pg_extension)")
+        cur.execute(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int, "
+            "pg_is_in_recovery(), pg_database_size(current_database()), "
+            "(SELECT count(*) FROM pg_stat_replication), "
+            "(SELECT coalesce(json_object_agg(extname, extversion), '{}') FROM pg_extension)"
+        )
         version, num, standby, size, replicas, extensions = cur.fetchone()
-    return {"server_version": version, "server_version_num": num, "in_recovery": standby,
-            "database_size_bytes": size, "replicas": replicas, "extensions": extensions}
+    return {
+        "server_version": version,
+        "server_version_num": num,
+        "in_recovery": standby,
+        "database_size_bytes": size,
+        "replicas": replicas,
+        "extensions": extensions,
+    }
 
 
 def _unreachable(step: str, exc: TargetUnreachable) -> StepResult:
@@ -75,19 +88,38 @@ def assess_sql(dsn: str, request: ChangeRequest) -> StepResult:
         with _session(dsn, request.database_id or "database") as conn:
             facts = server_facts(conn)
             if facts["in_recovery"]:
-                return failed("assessment", "目标是只读备库，不能变更", "the target is a read-only standby", **facts)
+                return failed(
+                    "assessment",
+                    "目标是只读备库，不能变更",
+                    "the target is a read-only standby",
+                    **facts,
+                )
             try:
-                _run_in_transaction(conn, request.scripts.deploy + "\n;\n" + request.scripts.verify, commit=False)
+                _run_in_transaction(
+                    conn, request.scripts.deploy + "\n;\n" + request.scripts.verify, commit=False
+                )
             except psycopg2.Error as exc:
-                return failed("assessment", f"试运行失败（已回滚）：{first_line(exc)}",
-                              f"dry run failed (rolled back): {first_line(exc)}", **facts, dry_run="failed")
+                return failed(
+                    "assessment",
+                    f"试运行失败（已回滚）：{first_line(exc)}",
+                    f"dry run failed (rolled back): {first_line(exc)}",
+                    **facts,
+                    dry_run="failed",
+                )
     except TargetUnreachable as exc:
         return _unreachable("assessment", exc)
-    return passed("assessment", "试运行通过（部署与验证脚本已在回滚的事务中执行）",
-                  "dry run passed (deploy and verify ran in a rolled-back transaction)", **facts, dry_run="ok")
+    return passed(
+        "assessment",
+        "试运行通过（部署与验证脚本已在回滚的事务中执行）",
+        "dry run passed (deploy and verify ran in a rolled-back transaction)",
+        **facts,
+        dry_run="ok",
+    )
 
 
-def _script(step: str, dsn: str, request: ChangeRequest, sql: str, commit: bool, zh: str, en: str) -> StepResult:
+def _script(
+    step: str, dsn: str, request: ChangeRequest, sql: str, commit: bool, zh: str, en: str
+) -> StepResult:
     import psycopg2
 
     try:
@@ -116,23 +148,40 @@ def verify_sql(dsn: str, request: ChangeRequest, step: str = "verify") -> StepRe
 
 def revert_sql(dsn: str, request: ChangeRequest, before: dict[str, Any]) -> StepResult:
     assert request.scripts is not None
-    return _script("revert", dsn, request, request.scripts.revert, True, "回退脚本", "revert script")
+    return _script(
+        "revert", dsn, request, request.scripts.revert, True, "回退脚本", "revert script"
+    )
 
 
 # --------------------------------------------------------------------------- PostgreSQL configuration
 
 
 def _setting(cur: Any, name: str) -> dict[str, Any] | None:
-    cur.execute("SELECT name, setting, unit, context, vartype, enumvals, pending_restart, source "
-                "FROM pg_settings WHERE name = %s", (name,))
+    cur.execute(
+        "SELECT name, setting, unit, context, vartype, enumvals, pending_restart, source "
+        "FROM pg_settings WHERE name = %s",
+        (name,),
+    )
     row = cur.fetchone()
-    keys = ("name", "setting", "unit", "context", "vartype", "enumvals", "pending_restart", "source")
+    keys = (
+        "name",
+        "setting",
+        "unit",
+        "context",
+        "vartype",
+        "enumvals",
+        "pending_restart",
+        "source",
+    )
     return None if row is None else dict(zip(keys, row, strict=True))
 
 
 def _auto_conf_value(cur: Any, name: str) -> str | None:
-    cur.execute("SELECT setting FROM pg_file_settings WHERE name = %s AND sourcefile LIKE %s "
-                "ORDER BY seqno DESC LIMIT 1", (name, AUTO_CONF))
+    cur.execute(
+        "SELECT setting FROM pg_file_settings WHERE name = %s AND sourcefile LIKE %s "
+        "ORDER BY seqno DESC LIMIT 1",
+        (name, AUTO_CONF),
+    )
     row = cur.fetchone()
     return None if row is None else row[0]
 
@@ -157,25 +206,40 @@ def assess_pg_config(dsn: str, request: ChangeRequest) -> StepResult:
     except TargetUnreachable as exc:
         return _unreachable("assessment", exc)
     if setting is None:
-        return failed("assessment", f"没有参数 {name}", f"no configuration parameter {name!r}", **facts)
+        return failed(
+            "assessment", f"没有参数 {name}", f"no configuration parameter {name!r}", **facts
+        )
     problem = _value_problem(setting, value)
     facts["current"] = {k: setting[k] for k in ("setting", "unit", "context", "source")}
     if problem:
-        return failed("assessment", f"参数值不可用：{problem}", f"value not usable: {problem}", **facts)
+        return failed(
+            "assessment", f"参数值不可用：{problem}", f"value not usable: {problem}", **facts
+        )
     if setting["context"] == "postmaster" and not request.restart_allowed:
-        return failed("assessment", f"{name} 需要重启数据库才能生效，而申请未允许重启",
-                      f"{name} takes effect only after a restart, and the request does not allow one", **facts)
-    return passed("assessment", f"{name}：当前 {setting['setting']}{setting['unit'] or ''}，拟改为 {value}",
-                  f"{name}: now {setting['setting']}{setting['unit'] or ''}, to become {value}", **facts)
+        return failed(
+            "assessment",
+            f"{name} 需要重启数据库才能生效，而申请未允许重启",
+            f"{name} takes effect only after a restart, and the request does not allow one",
+            **facts,
+        )
+    return passed(
+        "assessment",
+        f"{name}：当前 {setting['setting']}{setting['unit'] or ''}，拟改为 {value}",
+        f"{name}: now {setting['setting']}{setting['unit'] or ''}, to become {value}",
+        **facts,
+    )
 
 
 def _file_errors(cur: Any) -> list[dict[str, Any]]:
     """Lines of the configuration files PostgreSQL would not apply on reload. pg_file_settings says
     "setting could not be applied" both for a bad value and for a postmaster parameter that only
     waits for a restart; the latter is not an error here (ALTER SYSTEM validated our own value)."""
-    cur.execute("SELECT f.sourcefile, f.sourceline, f.name, f.setting, f.error FROM pg_file_settings f "
-                "LEFT JOIN pg_settings s ON s.name = f.name "
-                "WHERE f.error IS NOT NULL AND NOT (f.error = %s AND s.context = 'postmaster')", (NEEDS_RESTART,))
+    cur.execute(
+        "SELECT f.sourcefile, f.sourceline, f.name, f.setting, f.error FROM pg_file_settings f "
+        "LEFT JOIN pg_settings s ON s.name = f.name "
+        "WHERE f.error IS NOT NULL AND NOT (f.error = %s AND s.context = 'postmaster')",
+        (NEEDS_RESTART,),
+    )
     keys = ("sourcefile", "sourceline", "name", "setting", "error")
     return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
 
@@ -186,7 +250,9 @@ def _alter_system(cur: Any, name: str, value: str | None) -> None:
     if value is None:
         cur.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
     else:
-        cur.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+        cur.execute(
+            sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+        )
 
 
 def apply_pg_config(dsn: str, request: ChangeRequest) -> StepResult:
@@ -197,23 +263,40 @@ def apply_pg_config(dsn: str, request: ChangeRequest) -> StepResult:
     name, value = request.parameter or "", request.value or ""
     try:
         with _session(dsn, request.database_id or "database") as conn, conn.cursor() as cur:
-            before = {"auto_conf": _auto_conf_value(cur, name), "setting": (_setting(cur, name) or {}).get("setting")}
+            before = {
+                "auto_conf": _auto_conf_value(cur, name),
+                "setting": (_setting(cur, name) or {}).get("setting"),
+            }
             try:
                 _alter_system(cur, name, value)
             except psycopg2.Error as exc:
-                return failed("apply", f"PostgreSQL 拒绝该值，未做任何更改：{first_line(exc)}",
-                              f"PostgreSQL rejected the value, nothing changed: {first_line(exc)}", before=before)
+                return failed(
+                    "apply",
+                    f"PostgreSQL 拒绝该值，未做任何更改：{first_line(exc)}",
+                    f"PostgreSQL rejected the value, nothing changed: {first_line(exc)}",
+                    before=before,
+                )
             errors = _file_errors(cur)
             if errors:
                 _alter_system(cur, name, before["auto_conf"])
-                return failed("apply", "配置文件检查（pg_file_settings）发现错误，已恢复原配置，未重新加载",
-                              "pg_file_settings reports errors: the file was put back and nothing reloaded",
-                              before=before, file_errors=errors, reloaded=False)
+                return failed(
+                    "apply",
+                    "配置文件检查（pg_file_settings）发现错误，已恢复原配置，未重新加载",
+                    "pg_file_settings reports errors: the file was put back and nothing reloaded",
+                    before=before,
+                    file_errors=errors,
+                    reloaded=False,
+                )
             cur.execute("SELECT pg_reload_conf()")
     except TargetUnreachable as exc:
         return _unreachable("apply", exc)
-    return passed("apply", f"已写入 {name} = {value} 并重新加载配置", f"set {name} = {value} and reloaded",
-                  before=before, reloaded=True)
+    return passed(
+        "apply",
+        f"已写入 {name} = {value} 并重新加载配置",
+        f"set {name} = {value} and reloaded",
+        before=before,
+        reloaded=True,
+    )
 
 
 def verify_pg_config(dsn: str, request: ChangeRequest, step: str = "verify") -> StepResult:
@@ -221,30 +304,57 @@ def verify_pg_config(dsn: str, request: ChangeRequest, step: str = "verify") -> 
     name = request.parameter or ""
     try:
         with _session(dsn, request.database_id or "database") as conn, conn.cursor() as cur:
-            cur.execute("SELECT setting, applied, error FROM pg_file_settings WHERE name = %s AND sourcefile LIKE %s "
-                        "ORDER BY seqno DESC LIMIT 1", (name, AUTO_CONF))
+            cur.execute(
+                "SELECT setting, applied, error FROM pg_file_settings WHERE name = %s AND sourcefile LIKE %s "
+                "ORDER BY seqno DESC LIMIT 1",
+                (name, AUTO_CONF),
+            )
             row = cur.fetchone()
             setting = _setting(cur, name) or {}
     except TargetUnreachable as exc:
         return _unreachable(step, exc)
-    details = {"pg_settings": {k: setting.get(k) for k in ("setting", "unit", "source", "pending_restart")},
-               "auto_conf": None if row is None else {"setting": row[0], "applied": row[1], "error": row[2]}}
+    details = {
+        "pg_settings": {
+            k: setting.get(k) for k in ("setting", "unit", "source", "pending_restart")
+        },
+        "auto_conf": None
+        if row is None
+        else {"setting": row[0], "applied": row[1], "error": row[2]},
+    }
     if step == "verify_after_revert":
-        return passed(step, f"{name} 已恢复为 {setting.get('setting')}", f"{name} is back to {setting.get('setting')}",
-                      **details)
+        return passed(
+            step,
+            f"{name} 已恢复为 {setting.get('setting')}",
+            f"{name} is back to {setting.get('setting')}",
+            **details,
+        )
     if row is None or row[0] != request.value:
-        return failed(step, f"{name} 未写入配置文件", f"{name} is not in postgresql.auto.conf", **details)
+        return failed(
+            step, f"{name} 未写入配置文件", f"{name} is not in postgresql.auto.conf", **details
+        )
     if setting.get("pending_restart"):
         if request.restart_allowed:
-            return passed(step, f"{name} 已写入，需在维护窗口内计划重启后生效",
-                          f"{name} is set; it takes effect at the planned restart in the window",
-                          planned_restart=True, **details)
-        return failed(step, f"{name} 需要重启才能生效，申请未允许重启", f"{name} needs a restart the request does not allow",
-                      **details)
+            return passed(
+                step,
+                f"{name} 已写入，需在维护窗口内计划重启后生效",
+                f"{name} is set; it takes effect at the planned restart in the window",
+                planned_restart=True,
+                **details,
+            )
+        return failed(
+            step,
+            f"{name} 需要重启才能生效，申请未允许重启",
+            f"{name} needs a restart the request does not allow",
+            **details,
+        )
     if not row[1]:
         return failed(step, f"{name} 未生效：{row[2]}", f"{name} not applied: {row[2]}", **details)
-    return passed(step, f"{name} 已生效：{setting.get('setting')}{setting.get('unit') or ''}",
-                  f"{name} in effect: {setting.get('setting')}{setting.get('unit') or ''}", **details)
+    return passed(
+        step,
+        f"{name} 已生效：{setting.get('setting')}{setting.get('unit') or ''}",
+        f"{name} in effect: {setting.get('setting')}{setting.get('unit') or ''}",
+        **details,
+    )
 
 
 def revert_pg_config(dsn: str, request: ChangeRequest, before: dict[str, Any]) -> StepResult:
@@ -259,6 +369,9 @@ def revert_pg_config(dsn: str, request: ChangeRequest, before: dict[str, Any]) -
     except TargetUnreachable as exc:
         return _unreachable("revert", exc)
     except psycopg2.Error as exc:
-        return failed("revert", f"恢复原配置失败：{first_line(exc)}", f"putting the configuration back failed: "
-                      f"{first_line(exc)}")
+        return failed(
+            "revert",
+            f"恢复原配置失败：{first_line(exc)}",
+            f"putting the configuration back failed: {first_line(exc)}",
+        )
     return passed("revert", f"{name} 已恢复原配置并重新加载", f"{name} put back and reloaded")

@@ -30,7 +30,10 @@ class Scripts:
     revert: str
 
     def checksums(self) -> dict[str, str]:
-        return {name: hashlib.sha256(getattr(self, name).encode("utf-8")).hexdigest() for name in SCRIPT_NAMES}
+        return {
+            name: hashlib.sha256(getattr(self, name).encode("utf-8")).hexdigest()
+            for name in SCRIPT_NAMES
+        }
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,11 @@ class ChangeRequest:
 
     def describe(self) -> dict[str, Any]:
         """What is stored with the change (scripts by checksum; file content by checksum)."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("scripts", "content") and v not in (None, {})}
+        out = {
+            k: v
+            for k, v in asdict(self).items()
+            if k not in ("scripts", "content") and v not in (None, {})
+        }
         if self.scripts:
             out["script_sha256"] = self.scripts.checksums()
             out["scripts"] = asdict(self.scripts)
@@ -108,8 +115,13 @@ def from_params(params: Mapping[str, Any], requested_by: str, base_dir: Path) ->
     kind = _text(params, "kind")
     if kind not in KINDS:
         raise RequestError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
-    common: dict[str, Any] = {"kind": kind, "title": _text(params, "title"), "reason": _text(params, "reason"),
-                              "impact": _text(params, "impact"), "requested_by": requested_by}
+    common: dict[str, Any] = {
+        "kind": kind,
+        "title": _text(params, "title"),
+        "reason": _text(params, "reason"),
+        "impact": _text(params, "impact"),
+        "requested_by": requested_by,
+    }
     if kind in ("sql", "pg_config"):
         common["database_id"] = _text(params, "database_id")
     else:
@@ -119,7 +131,9 @@ def from_params(params: Mapping[str, Any], requested_by: str, base_dir: Path) ->
     elif kind == "pg_config":
         common["parameter"], common["value"] = _text(params, "parameter"), _text(params, "value")
         if not PARAM_RE.fullmatch(common["parameter"]):
-            raise RequestError(f"parameter: {common['parameter']!r} is not a configuration parameter name")
+            raise RequestError(
+                f"parameter: {common['parameter']!r} is not a configuration parameter name"
+            )
         common["restart_allowed"] = bool(params.get("restart_allowed"))
     elif kind == "package":
         common["package"] = _text(params, "package")

@@ -5,9 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-STEPS_ZH = {"request": "申请", "assessment": "兼容性评估", "backup": "变更前备份", "approval": "审批",
-            "apply": "实施", "verify": "验证", "revert": "回退", "verify_after_revert": "回退后验证",
-            "cancel": "取消", "outcome": "结果"}
+STEPS_ZH = {
+    "request": "申请",
+    "assessment": "兼容性评估",
+    "backup": "变更前备份",
+    "approval": "审批",
+    "apply": "实施",
+    "verify": "验证",
+    "revert": "回退",
+    "verify_after_revert": "回退后验证",
+    "cancel": "取消",
+    "outcome": "结果",
+}
 
 
 @dataclass(frozen=True)

@@ -63,16 +63,28 @@ def request_of(repo: CatalogRepository, change_id: int) -> ChangeRequest:
     return ChangeRequest(**stored, scripts=Scripts(**scripts) if scripts else None)
 
 
-def _record(repo: CatalogRepository, change_id: int, result: StepResult, run: RunInfo,
-            state: str | None = None, audit_result: str | None = None, **flags: Any) -> StepResult:
+def _record(
+    repo: CatalogRepository,
+    change_id: int,
+    result: StepResult,
+    run: RunInfo,
+    state: str | None = None,
+    audit_result: str | None = None,
+    **flags: Any,
+) -> StepResult:
     step_state = "passed" if result.ok else "failed"
     repo.add_change_step(change_id, result.step, step_state, result.as_dict())
     if state is not None:
         repo.set_change_state(change_id, state, **flags)
     outcome = audit_result or ("success" if result.ok else "failure")
-    repo.add_audit_event(run.actor, f"change.{result.step}", TARGET.format(change_id), outcome,  # type: ignore[arg-type]
-                         details={"change_id": change_id, "summary": result.summary, "state": state},
-                         **run.audit_fields())
+    repo.add_audit_event(
+        run.actor,
+        f"change.{result.step}",
+        TARGET.format(change_id),
+        outcome,  # type: ignore[arg-type]
+        details={"change_id": change_id, "summary": result.summary, "state": state},
+        **run.audit_fields(),
+    )
     log.info("变更 change #%s %s: %s", change_id, result.step, result.summary)
     return result
 
@@ -84,7 +96,9 @@ def _stop(result: StepResult) -> None:
 # --------------------------------------------------------------------------- 1 request
 
 
-def open_request(repo: CatalogRepository, inventory: Inventory, params: dict[str, Any], run: RunInfo) -> int:
+def open_request(
+    repo: CatalogRepository, inventory: Inventory, params: dict[str, Any], run: RunInfo
+) -> int:
     """The form → a change in state ``requested`` (who, why, expected impact), or RequestError."""
     request = from_params(params, run.actor, inventory.base_dir)
     if request.database_id:
@@ -92,11 +106,27 @@ def open_request(repo: CatalogRepository, inventory: Inventory, params: dict[str
     if request.host_id:
         inventory.locate_host(request.host_id)
     details = {"request": request.describe(), "content": request.content}
-    change_id = repo.create_change(request.title, run.actor, description=request.reason, details=details,
-                                   kind=request.kind, targets=request.targets, dag_run_id=run.run_id)
-    _record(repo, change_id, passed("request", f"{run.actor} 申请：{request.title}；预期影响：{request.impact}",
-                                    f"{run.actor} requests: {request.title}; expected impact: {request.impact}",
-                                    kind=request.kind, targets=request.targets), run)
+    change_id = repo.create_change(
+        request.title,
+        run.actor,
+        description=request.reason,
+        details=details,
+        kind=request.kind,
+        targets=request.targets,
+        dag_run_id=run.run_id,
+    )
+    _record(
+        repo,
+        change_id,
+        passed(
+            "request",
+            f"{run.actor} 申请：{request.title}；预期影响：{request.impact}",
+            f"{run.actor} requests: {request.title}; expected impact: {request.impact}",
+            kind=request.kind,
+            targets=request.targets,
+        ),
+        run,
+    )
     return change_id
 
 
@@ -111,8 +141,12 @@ def _host(inventory: Inventory, request: ChangeRequest) -> Any:
     return inventory.locate_host(request.host_id or "")[1]
 
 
-def _with_runner(inventory: Inventory, access: Access, request: ChangeRequest,
-                 fn: Callable[[CommandRunner], StepResult]) -> StepResult:
+def _with_runner(
+    inventory: Inventory,
+    access: Access,
+    request: ChangeRequest,
+    fn: Callable[[CommandRunner], StepResult],
+) -> StepResult:
     runner = access.runner_for(_host(inventory, request))
     try:
         return fn(runner)
@@ -120,7 +154,9 @@ def _with_runner(inventory: Inventory, access: Access, request: ChangeRequest,
         runner.close()
 
 
-def assess(repo: CatalogRepository, inventory: Inventory, change_id: int, access: Access, run: RunInfo) -> StepResult:
+def assess(
+    repo: CatalogRepository, inventory: Inventory, change_id: int, access: Access, run: RunInfo
+) -> StepResult:
     """Compatibility assessment (versions, disk, replication, dry run / simulation)."""
     request = request_of(repo, change_id)
     if request.kind == "sql":
@@ -128,11 +164,21 @@ def assess(repo: CatalogRepository, inventory: Inventory, change_id: int, access
     elif request.kind == "pg_config":
         result = db.assess_pg_config(access.dsn_for(_database(inventory, request)), request)
     elif request.kind == "package":
-        result = _with_runner(inventory, access, request, lambda r: hosts.assess_package(r, request))
+        result = _with_runner(
+            inventory, access, request, lambda r: hosts.assess_package(r, request)
+        )
     else:
-        result = _with_runner(inventory, access, request, lambda r: hosts.assess_config_file(r, request))
-    _record(repo, change_id, result, run, state="assessed" if result.ok else "assessment_failed",
-            finished=not result.ok)
+        result = _with_runner(
+            inventory, access, request, lambda r: hosts.assess_config_file(r, request)
+        )
+    _record(
+        repo,
+        change_id,
+        result,
+        run,
+        state="assessed" if result.ok else "assessment_failed",
+        finished=not result.ok,
+    )
     if not result.ok:
         _stop(result)
     return result
@@ -141,24 +187,49 @@ def assess(repo: CatalogRepository, inventory: Inventory, change_id: int, access
 # --------------------------------------------------------------------------- 3 backup gate
 
 
-def backup_gate(repo: CatalogRepository, inventory: Inventory, change_id: int, run: RunInfo,
-                now: datetime | None = None) -> StepResult:
+def backup_gate(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    change_id: int,
+    run: RunInfo,
+    now: datetime | None = None,
+) -> StepResult:
     """A fresh verified backup of every affected database, or the change stops before approval."""
     from hisops.safeguards.backup import check_fresh_backup
 
     request = request_of(repo, change_id)
     databases = [request.database_id] if request.database_id else []
-    verdicts = [check_fresh_backup(repo, inventory, d, max_age=BACKUP_MAX_AGE, now=now) for d in databases]
+    verdicts = [
+        check_fresh_backup(repo, inventory, d, max_age=BACKUP_MAX_AGE, now=now) for d in databases
+    ]
     bad = [v for v in verdicts if not v.ok]
     details = {"verdicts": [v.as_dict() for v in verdicts]}
     if bad:
-        result = failed("backup", "；".join(v.reason_zh for v in bad), "; ".join(v.reason_en for v in bad), **details)
-        _record(repo, change_id, result, run, state="refused", audit_result="refused", finished=True)
+        result = failed(
+            "backup",
+            "；".join(v.reason_zh for v in bad),
+            "; ".join(v.reason_en for v in bad),
+            **details,
+        )
+        _record(
+            repo, change_id, result, run, state="refused", audit_result="refused", finished=True
+        )
         _stop(result)
     backup_id = verdicts[0].details.get("backup_id") if verdicts else None
-    result = (passed("backup", "；".join(v.reason_zh for v in verdicts), "; ".join(v.reason_en for v in verdicts),
-                     **details) if verdicts else
-              passed("backup", "不涉及数据库，无需数据库备份", "no database affected: no database backup needed"))
+    result = (
+        passed(
+            "backup",
+            "；".join(v.reason_zh for v in verdicts),
+            "; ".join(v.reason_en for v in verdicts),
+            **details,
+        )
+        if verdicts
+        else passed(
+            "backup",
+            "不涉及数据库，无需数据库备份",
+            "no database affected: no database backup needed",
+        )
+    )
     return _record(repo, change_id, result, run, state="backed_up", pre_backup_id=backup_id)
 
 
@@ -172,34 +243,73 @@ def approval_text(repo: CatalogRepository, change_id: int) -> tuple[str, str]:
     request = change.details["request"]
     steps = {s.step: s.details for s in repo.change_steps(change_id)}
     assessment = steps.get("assessment", {})
-    lines = [f"**变更 Change #{change_id}: {change.title}** ({request['kind']})", "",
-             f"- 申请人 Requested by: {change.requested_by}", f"- 原因 Reason: {request.get('reason')}",
-             f"- 预期影响 Expected impact: {request.get('impact')}", f"- 目标 Targets: {', '.join(change.targets)}",
-             f"- 评估 Assessment: {assessment.get('summary_zh')} ({assessment.get('summary_en')})",
-             f"- 备份 Backup: {steps.get('backup', {}).get('summary_zh', '—')}", ""]
+    lines = [
+        f"**变更 Change #{change_id}: {change.title}** ({request['kind']})",
+        "",
+        f"- 申请人 Requested by: {change.requested_by}",
+        f"- 原因 Reason: {request.get('reason')}",
+        f"- 预期影响 Expected impact: {request.get('impact')}",
+        f"- 目标 Targets: {', '.join(change.targets)}",
+        f"- 评估 Assessment: {assessment.get('summary_zh')} ({assessment.get('summary_en')})",
+        f"- 备份 Backup: {steps.get('backup', {}).get('summary_zh', '—')}",
+        "",
+    ]
     facts = assessment.get("details", {})
-    lines += [f"  - {k}: `{v}`" for k, v in facts.items() if k not in ("simulation",) and not isinstance(v, dict)]
+    lines += [
+        f"  - {k}: `{v}`"
+        for k, v in facts.items()
+        if k not in ("simulation",) and not isinstance(v, dict)
+    ]
     if request.get("scripts"):
-        lines += ["", "部署脚本 deploy:", "```sql", request["scripts"]["deploy"], "```",
-                  "回退脚本 revert:", "```sql", request["scripts"]["revert"], "```"]
-    lines += ["", "批准人须为系统管理员及以上，且不得为申请人。Approver: 系统管理员 or higher, not the requester."]
+        lines += [
+            "",
+            "部署脚本 deploy:",
+            "```sql",
+            request["scripts"]["deploy"],
+            "```",
+            "回退脚本 revert:",
+            "```sql",
+            request["scripts"]["revert"],
+            "```",
+        ]
+    lines += [
+        "",
+        "批准人须为系统管理员及以上，且不得为申请人。Approver: 系统管理员 or higher, not the requester.",
+    ]
     return f"变更审批 Change approval #{change_id}: {change.title}", "\n".join(lines)
 
 
-def record_approval(repo: CatalogRepository, change_id: int, run: RunInfo, *, approver: str | None,
-                    approver_roles: set[str], approved: bool, timed_out: bool = False) -> StepResult:
+def record_approval(
+    repo: CatalogRepository,
+    change_id: int,
+    run: RunInfo,
+    *,
+    approver: str | None,
+    approver_roles: set[str],
+    approved: bool,
+    timed_out: bool = False,
+) -> StepResult:
     """The HITL answer → approved, or refused / rejected / cancelled (timeout) — nothing applied then."""
     from hisops.safeguards.approval import ApprovalRequest, check_approval
 
     change = repo.get_change(change_id)
     if change is None or change.state != "backed_up":
-        raise ChangeStopped(f"change {change_id} is {getattr(change, 'state', 'missing')!r}: nothing to approve")
+        raise ChangeStopped(
+            f"change {change_id} is {getattr(change, 'state', 'missing')!r}: nothing to approve"
+        )
     if timed_out:
-        result = failed("approval", "审批超时，变更已取消，未做任何更改",
-                        "approval timed out: the change is cancelled, nothing was applied")
-        _record(repo, change_id, result, run, state="cancelled", audit_result="refused", finished=True)
+        result = failed(
+            "approval",
+            "审批超时，变更已取消，未做任何更改",
+            "approval timed out: the change is cancelled, nothing was applied",
+        )
+        _record(
+            repo, change_id, result, run, state="cancelled", audit_result="refused", finished=True
+        )
         _stop(result)
-    verdict = check_approval(ApprovalRequest(change.requested_by, approver, frozenset(approver_roles), approved))
+    verdict = check_approval(
+        ApprovalRequest(change.requested_by, approver, frozenset(approver_roles), approved)
+    )
     if not verdict.ok:
         state = "rejected" if approver and not approved else "refused"
         result = failed("approval", verdict.reason_zh, verdict.reason_en, **verdict.details)
@@ -220,54 +330,80 @@ def _window(inventory: Inventory, now: datetime | None) -> Any:
     return check_window(inventory.maintenance_window, ZoneInfo(inventory.timezone), now)
 
 
-def _apply(inventory: Inventory, access: Access, request: ChangeRequest, change_id: int) -> StepResult:
+def _apply(
+    inventory: Inventory, access: Access, request: ChangeRequest, change_id: int
+) -> StepResult:
     if request.kind == "sql":
         return db.apply_sql(access.dsn_for(_database(inventory, request)), request)
     if request.kind == "pg_config":
         return db.apply_pg_config(access.dsn_for(_database(inventory, request)), request)
     if request.kind == "package":
         return _with_runner(inventory, access, request, lambda r: hosts.apply_package(r, request))
-    return _with_runner(inventory, access, request, lambda r: hosts.apply_config_file(r, request, change_id))
+    return _with_runner(
+        inventory, access, request, lambda r: hosts.apply_config_file(r, request, change_id)
+    )
 
 
-def _verify(inventory: Inventory, access: Access, request: ChangeRequest, step: str,
-            before: dict[str, Any]) -> StepResult:
+def _verify(
+    inventory: Inventory, access: Access, request: ChangeRequest, step: str, before: dict[str, Any]
+) -> StepResult:
     if request.kind == "sql":
         result = db.verify_sql(access.dsn_for(_database(inventory, request)), request, step)
     elif request.kind == "pg_config":
         result = db.verify_pg_config(access.dsn_for(_database(inventory, request)), request, step)
     elif request.kind == "package":
-        result = _with_runner(inventory, access, request, lambda r: hosts.verify_package(r, request, step))
+        result = _with_runner(
+            inventory, access, request, lambda r: hosts.verify_package(r, request, step)
+        )
     else:
-        result = _with_runner(inventory, access, request, lambda r: hosts.verify_config_file(
-            r, request, step, expected=before.get("sha256")))
+        result = _with_runner(
+            inventory,
+            access,
+            request,
+            lambda r: hosts.verify_config_file(r, request, step, expected=before.get("sha256")),
+        )
     return _with_health(inventory, access, request, result)
 
 
-def _with_health(inventory: Inventory, access: Access, request: ChangeRequest, result: StepResult) -> StepResult:
+def _with_health(
+    inventory: Inventory, access: Access, request: ChangeRequest, result: StepResult
+) -> StepResult:
     """The inspection's checks of the affected database: a critical finding fails the verification."""
     if not request.database_id or not result.ok:
         return result
     from hisops.inspect.engine import inspect_database
 
     system, database = inventory.locate_database(request.database_id)
-    findings = inspect_database(system, database, access.dsn_for(database), inventory.thresholds_for(database))
+    findings = inspect_database(
+        system, database, access.dsn_for(database), inventory.thresholds_for(database)
+    )
     critical = [f"{f.check_id}: {f.message_zh}" for f in findings if f.severity == "critical"]
     health = {"checks": len(findings), "critical": critical}
     if critical:
-        return failed(result.step, f"巡检检查发现严重问题：{critical[0]}", f"inspection checks found: {critical[0]}",
-                      **result.details, health=health)
+        return failed(
+            result.step,
+            f"巡检检查发现严重问题：{critical[0]}",
+            f"inspection checks found: {critical[0]}",
+            **result.details,
+            health=health,
+        )
     return dataclasses.replace(result, details={**result.details, "health": health})
 
 
-def _revert(inventory: Inventory, access: Access, request: ChangeRequest, before: dict[str, Any]) -> StepResult:
+def _revert(
+    inventory: Inventory, access: Access, request: ChangeRequest, before: dict[str, Any]
+) -> StepResult:
     if request.kind == "sql":
         return db.revert_sql(access.dsn_for(_database(inventory, request)), request, before)
     if request.kind == "pg_config":
         return db.revert_pg_config(access.dsn_for(_database(inventory, request)), request, before)
     if request.kind == "package":
-        return _with_runner(inventory, access, request, lambda r: hosts.revert_package(r, request, before))
-    return _with_runner(inventory, access, request, lambda r: hosts.revert_config_file(r, request, before))
+        return _with_runner(
+            inventory, access, request, lambda r: hosts.revert_package(r, request, before)
+        )
+    return _with_runner(
+        inventory, access, request, lambda r: hosts.revert_config_file(r, request, before)
+    )
 
 
 @dataclass(frozen=True)
@@ -281,59 +417,115 @@ class Outcome:
         return dataclasses.asdict(self)
 
 
-def apply_and_verify(repo: CatalogRepository, inventory: Inventory, change_id: int, access: Access, run: RunInfo,
-                     channels: list[Channel], now: datetime | None = None) -> Outcome:
+def apply_and_verify(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    change_id: int,
+    access: Access,
+    run: RunInfo,
+    channels: list[Channel],
+    now: datetime | None = None,
+) -> Outcome:
     """Inside the window: apply → verify; on failure revert → verify again; record the outcome.
     A failed change opens an incident; a failed revert opens a critical one and tells the supervisors."""
     change = repo.get_change(change_id)
     if change is None or change.state != "approved":
-        raise ChangeStopped(f"change {change_id} is {getattr(change, 'state', 'missing')!r}, not approved")
+        raise ChangeStopped(
+            f"change {change_id} is {getattr(change, 'state', 'missing')!r}, not approved"
+        )
     window = _window(inventory, now)
     if not window.ok:
         result = failed("apply", window.reason_zh, window.reason_en, **window.details)
         _record(repo, change_id, result, run)  # stays approved: re-run inside the window
         _stop(result)
     request = request_of(repo, change_id)
-    applied = _record(repo, change_id, _apply(inventory, access, request, change_id), run, state="running",
-                      started=True)
+    applied = _record(
+        repo,
+        change_id,
+        _apply(inventory, access, request, change_id),
+        run,
+        state="running",
+        started=True,
+    )
     before = applied.details.get("before", {})
     if applied.ok:
-        verified = _record(repo, change_id, _verify(inventory, access, request, "verify", before), run)
+        verified = _record(
+            repo, change_id, _verify(inventory, access, request, "verify", before), run
+        )
         if verified.ok:
-            _record(repo, change_id, passed("outcome", "变更成功并已验证", "change applied and verified"), run,
-                    state="completed", finished=True)
+            _record(
+                repo,
+                change_id,
+                passed("outcome", "变更成功并已验证", "change applied and verified"),
+                run,
+                state="completed",
+                finished=True,
+            )
             return Outcome(change_id, "completed")
     repo.set_change_state(change_id, "running", failed=True)
     reverted = _record(repo, change_id, _revert(inventory, access, request, before), run)
-    again = (_record(repo, change_id, _verify(inventory, access, request, "verify_after_revert", before), run)
-             if reverted.ok else reverted)
+    again = (
+        _record(
+            repo, change_id, _verify(inventory, access, request, "verify_after_revert", before), run
+        )
+        if reverted.ok
+        else reverted
+    )
     state = "rolled_back" if again.ok else "failed_revert"
     return _failed_change(repo, change_id, run, request, state, channels)
 
 
-def _failed_change(repo: CatalogRepository, change_id: int, run: RunInfo, request: ChangeRequest, state: str,
-                   channels: list[Channel]) -> Outcome:
+def _failed_change(
+    repo: CatalogRepository,
+    change_id: int,
+    run: RunInfo,
+    request: ChangeRequest,
+    state: str,
+    channels: list[Channel],
+) -> Outcome:
     from hisops.catalog.records import FindingRecord
     from hisops.notify import send
 
     severity = "critical" if state == "failed_revert" else "warn"
-    zh = ("变更失败且回退失败，系统可能处于不一致状态" if state == "failed_revert" else "变更验证失败，已回退并验证")
-    en = ("change failed and its revert failed: the target may be inconsistent" if state == "failed_revert"
-          else "change verification failed; reverted and verified again")
-    finding = FindingRecord(check_id=INCIDENT_CHECK, target_kind="system", target_id=TARGET.format(change_id),
-                            severity=severity, message_zh=f"变更 #{change_id}「{request.title}」：{zh}",  # type: ignore[arg-type]
-                            message_en=f"change #{change_id} {request.title!r}: {en}",
-                            details={"change_id": change_id, "targets": request.targets},
-                            observed_at=datetime.now(UTC))
+    zh = (
+        "变更失败且回退失败，系统可能处于不一致状态"
+        if state == "failed_revert"
+        else "变更验证失败，已回退并验证"
+    )
+    en = (
+        "change failed and its revert failed: the target may be inconsistent"
+        if state == "failed_revert"
+        else "change verification failed; reverted and verified again"
+    )
+    finding = FindingRecord(
+        check_id=INCIDENT_CHECK,
+        target_kind="system",
+        target_id=TARGET.format(change_id),
+        severity=severity,
+        message_zh=f"变更 #{change_id}「{request.title}」：{zh}",  # type: ignore[arg-type]
+        message_en=f"change #{change_id} {request.title!r}: {en}",
+        details={"change_id": change_id, "targets": request.targets},
+        observed_at=datetime.now(UTC),
+    )
     incident = repo.upsert_incident_for(finding, None)
     incident_id = incident.incident.id if incident else None
-    _record(repo, change_id, failed("outcome", zh, en, incident_id=incident_id), run, state=state, finished=True,
-            incident_id=incident_id)
+    _record(
+        repo,
+        change_id,
+        failed("outcome", zh, en, incident_id=incident_id),
+        run,
+        state=state,
+        finished=True,
+        incident_id=incident_id,
+    )
     notified: list[str] = []
     if state == "failed_revert":
-        result = send(channels, f"严重 CRITICAL · 变更回退失败 change revert failed #{change_id}",
-                      f"{finding.message_zh}\n{finding.message_en}\n目标 targets: {', '.join(request.targets)}",
-                      severity="critical")
+        result = send(
+            channels,
+            f"严重 CRITICAL · 变更回退失败 change revert failed #{change_id}",
+            f"{finding.message_zh}\n{finding.message_en}\n目标 targets: {', '.join(request.targets)}",
+            severity="critical",
+        )
         notified = result.sent
     return Outcome(change_id, state, incident_id, notified)
 
@@ -348,24 +540,46 @@ def publish_page(repo: CatalogRepository, inventory: Inventory, change_id: int) 
 
     change = repo.get_change(change_id)
     assert change is not None
-    html = render_change_page(hospital=inventory.hospital, tz=inventory.timezone, change=change,
-                              steps=repo.change_steps(change_id))
+    html = render_change_page(
+        hospital=inventory.hospital,
+        tz=inventory.timezone,
+        change=change,
+        steps=repo.change_steps(change_id),
+    )
     path = inventory.resolve_path(inventory.reports.path) / "changes" / f"change-{change_id}.html"
     write_private(path, html.encode("utf-8"))
     repo.set_change_state(change_id, change.state, details={"page_path": str(path)})
     return str(path)
 
 
-def settle(repo: CatalogRepository, inventory: Inventory, change_id: int, run: RunInfo, *, approver: str | None,
-           approver_roles: set[str], approved: bool, timed_out: bool) -> dict[str, Any]:
+def settle(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    change_id: int,
+    run: RunInfo,
+    *,
+    approver: str | None,
+    approver_roles: set[str],
+    approved: bool,
+    timed_out: bool,
+) -> dict[str, Any]:
     """The DAG's last step: a change still waiting for its approval timed out — record that; then
     write the page. Returns the final state; raises ChangeStopped (after the page) unless completed."""
     change = repo.get_change(change_id)
     assert change is not None
     if change.state == "backed_up":
-        with contextlib.suppress(ChangeStopped):  # recorded; the run's approval task already ended it
-            record_approval(repo, change_id, run, approver=approver, approver_roles=approver_roles,
-                            approved=approved and not timed_out, timed_out=timed_out)
+        with contextlib.suppress(
+            ChangeStopped
+        ):  # recorded; the run's approval task already ended it
+            record_approval(
+                repo,
+                change_id,
+                run,
+                approver=approver,
+                approver_roles=approver_roles,
+                approved=approved and not timed_out,
+                timed_out=timed_out,
+            )
     page = publish_page(repo, inventory, change_id)
     state = repo.get_change(change_id).state  # type: ignore[union-attr]
     if state != "completed":  # the run's colour says whether the change happened

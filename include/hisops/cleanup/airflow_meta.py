@@ -43,13 +43,24 @@ if TYPE_CHECKING:
 TABLES = ("dag_run", "task_instance", "xcom", "log", "job")
 CHECKING = re.compile(r"^Checking table (\S+)\s*$")
 FOUND = re.compile(r"^Found (\d+) rows meeting deletion criteria")
-BLOCKED_ENV = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_SECRET",
-               "AIRFLOW__CORE__SQL_ALCHEMY_CONN")
+BLOCKED_ENV = (
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_SECRET",
+    "AIRFLOW__CORE__SQL_ALCHEMY_CONN",
+)
 TASK_LOGS = "airflow-task-logs"
 #: the least privilege ``airflow db clean`` needs (PostgreSQL; ``{role}`` = an SQL identifier);
 #: the demo creates its cleaner role with exactly these, the test runs db clean as such a role
-CLEANER_TABLES = ("dag_run", "task_instance", "task_instance_history", "xcom", "log", "job", "deadline",
-                  "task_state_store")
+CLEANER_TABLES = (
+    "dag_run",
+    "task_instance",
+    "task_instance_history",
+    "xcom",
+    "log",
+    "job",
+    "deadline",
+    "task_state_store",
+)
 CLEANER_GRANTS = (
     "GRANT SELECT, DELETE ON " + ", ".join(CLEANER_TABLES) + " TO {role}",
     "GRANT INSERT ON log TO {role}",
@@ -57,30 +68,64 @@ CLEANER_GRANTS = (
 )
 
 
-def db_clean_command(before: datetime, *, dry_run: bool, batch_size: int,
-                     tables: tuple[str, ...] = TABLES) -> list[str]:
+def db_clean_command(
+    before: datetime, *, dry_run: bool, batch_size: int, tables: tuple[str, ...] = TABLES
+) -> list[str]:
     # No --dag-ids: Airflow 3.3 applies it to `deadline`, which has no dag_id column, and fails.
-    cmd = [sys.executable, "-m", "airflow", "db", "clean", "--clean-before-timestamp", before.isoformat(),
-           "--tables", ",".join(tables), "--skip-archive", "--yes", "--batch-size", str(batch_size),
-           "--error-on-cleanup-failure"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "airflow",
+        "db",
+        "clean",
+        "--clean-before-timestamp",
+        before.isoformat(),
+        "--tables",
+        ",".join(tables),
+        "--skip-archive",
+        "--yes",
+        "--batch-size",
+        str(batch_size),
+        "--error-on-cleanup-failure",
+    ]
     return cmd + (["--dry-run"] if dry_run else [])
 
 
-def clean_metadata(sqlalchemy_url: str, before: datetime, *, dry_run: bool, batch_size: int = 5000,
-                   timeout: float = 3600) -> list[StepResult]:
+def clean_metadata(
+    sqlalchemy_url: str,
+    before: datetime,
+    *,
+    dry_run: bool,
+    batch_size: int = 5000,
+    timeout: float = 3600,
+) -> list[StepResult]:
     """One step per metadata table with the rows ``db clean`` found (and, unless dry run, deleted)."""
     env = {k: v for k, v in os.environ.items() if k not in BLOCKED_ENV}
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sqlalchemy_url
     try:
-        proc = subprocess.run(db_clean_command(before, dry_run=dry_run, batch_size=batch_size), env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            db_clean_command(before, dry_run=dry_run, batch_size=batch_size),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
-        return [StepResult("airflow", "airflow", "db clean", "failed", f"timed out after {timeout}s")]
+        return [
+            StepResult("airflow", "airflow", "db clean", "failed", f"timed out after {timeout}s")
+        ]
     steps = parse_db_clean(proc.stdout, dry_run)
     if proc.returncode != 0:
         tail = _why(proc.stderr or proc.stdout)
-        steps.append(StepResult("airflow", "airflow", "db clean", "failed",
-                                f"airflow db clean exit {proc.returncode}: {_redact(tail, sqlalchemy_url)}"))
+        steps.append(
+            StepResult(
+                "airflow",
+                "airflow",
+                "db clean",
+                "failed",
+                f"airflow db clean exit {proc.returncode}: {_redact(tail, sqlalchemy_url)}",
+            )
+        )
     for step in steps:
         step.details["before"] = before.isoformat()
     return steps
@@ -88,8 +133,12 @@ def clean_metadata(sqlalchemy_url: str, before: datetime, *, dry_run: bool, batc
 
 def _why(output: str) -> str:
     """The informative lines of a failed db clean (errors, not the traceback frames)."""
-    lines = [ln.strip() for ln in output.splitlines()
-             if re.search(r"Error|ERROR|denied|not clean|FATAL", ln) and not ln.strip().startswith("File ")]
+    lines = [
+        ln.strip()
+        for ln in output.splitlines()
+        if re.search(r"Error|ERROR|denied|not clean|FATAL", ln)
+        and not ln.strip().startswith("File ")
+    ]
     return " | ".join(lines[-4:])[-800:] or output.strip()[-800:]
 
 
@@ -104,14 +153,28 @@ def parse_db_clean(stdout: str, dry_run: bool) -> list[StepResult]:
         if m := CHECKING.match(line.strip()):
             table = m.group(1)
         elif (m := FOUND.match(line.strip())) and table:
-            steps.append(StepResult("airflow", "airflow", table, "dry_run" if dry_run else "ok",
-                                    rows=int(m.group(1))))
+            steps.append(
+                StepResult(
+                    "airflow",
+                    "airflow",
+                    table,
+                    "dry_run" if dry_run else "ok",
+                    rows=int(m.group(1)),
+                )
+            )
             table = None
     return steps
 
 
-def clean_task_logs(folder: Path, days: int, runner: CommandRunner, *, dry_run: bool, sink: FileSink,
-                    protected: list[Protected]) -> list[StepResult]:
+def clean_task_logs(
+    folder: Path,
+    days: int,
+    runner: CommandRunner,
+    *,
+    dry_run: bool,
+    sink: FileSink,
+    protected: list[Protected],
+) -> list[StepResult]:
     """Task log files (``**/*.log``) older than ``days`` under Airflow's local log folder.
 
     The same engine as host rules (streamed, writers skipped, no symlinks followed); afterwards
@@ -123,8 +186,11 @@ def clean_task_logs(folder: Path, days: int, runner: CommandRunner, *, dry_run: 
     step = clean_rule(ctx, rule, list(rule.paths))
     step.scope = "task_logs"
     if not dry_run and step.state == "ok":
-        res = runner.run(f"find -P {_q(str(folder))} -xdev -mindepth 1 -depth -type d -empty "
-                         f"-mmin +{days * 1440} -delete -print | wc -l", timeout=600)
+        res = runner.run(
+            f"find -P {_q(str(folder))} -xdev -mindepth 1 -depth -type d -empty "
+            f"-mmin +{days * 1440} -delete -print | wc -l",
+            timeout=600,
+        )
         step.details["empty_dirs_removed"] = int(res.stdout.strip() or 0) if res.ok else 0
     sink.flush()
     return [step]

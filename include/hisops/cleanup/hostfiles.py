@@ -60,8 +60,12 @@ class Candidate:
 class FileSink:
     """Collects FileActions and hands them to ``flush`` in batches (catalog inserts)."""
 
-    def __init__(self, flush: Callable[[list[dict]], None] | None, echo: Callable[[str], None] | None,
-                 batch: int = RECORD_BATCH) -> None:
+    def __init__(
+        self,
+        flush: Callable[[list[dict]], None] | None,
+        echo: Callable[[str], None] | None,
+        batch: int = RECORD_BATCH,
+    ) -> None:
         self._flush, self._echo, self._batch = flush, echo, batch
         self._rows: list[dict] = []
         self.count = 0
@@ -97,22 +101,35 @@ class HostContext:
 # --- the host ------------------------------------------------------------------------------------
 
 
-def clean_host(inventory: Inventory, host: Host, runner: CommandRunner, *, dry_run: bool,
-               sink: FileSink, extra_protected: Iterable[Protected] = ()) -> list[StepResult]:
+def clean_host(
+    inventory: Inventory,
+    host: Host,
+    runner: CommandRunner,
+    *,
+    dry_run: bool,
+    sink: FileSink,
+    extra_protected: Iterable[Protected] = (),
+) -> list[StepResult]:
     """Every rule of one host; an unreachable host is one failed step per rule (never raises)."""
     protected = inventory.protected_paths(inventory.host_loc(host.id)) + list(extra_protected)
     ctx = HostContext(host.id, runner, protected, dry_run, sink)
     try:
         prepare(ctx)
     except TargetUnreachable as exc:
-        return [StepResult("host", host.id, rule.name, "failed", f"{r.UNREACHABLE}: {exc}")
-                for rule in host.cleanup]
+        return [
+            StepResult("host", host.id, rule.name, "failed", f"{r.UNREACHABLE}: {exc}")
+            for rule in host.cleanup
+        ]
     steps = []
     for rule in host.cleanup:
         try:
-            steps.append(clean_rule(ctx, rule, [str(inventory.resolve_path(p)) for p in rule.paths]))
+            steps.append(
+                clean_rule(ctx, rule, [str(inventory.resolve_path(p)) for p in rule.paths])
+            )
         except TargetUnreachable as exc:
-            steps.append(StepResult("host", host.id, rule.name, "failed", f"{r.UNREACHABLE}: {exc}"))
+            steps.append(
+                StepResult("host", host.id, rule.name, "failed", f"{r.UNREACHABLE}: {exc}")
+            )
     sink.flush()
     return steps
 
@@ -124,7 +141,9 @@ def _stream_tokens(runner: CommandRunner, command: str, timeout: float = LISTING
 
 def prepare(ctx: HostContext) -> None:
     """Host clock, real paths of the protected paths, the open-for-writing snapshot."""
-    stream, toks = _stream_tokens(ctx.runner, hs.prelude_command(p.path for p in ctx.protected), 120)
+    stream, toks = _stream_tokens(
+        ctx.runner, hs.prelude_command(p.path for p in ctx.protected), 120
+    )
     try:
         pre = hs.parse_prelude(toks)
     finally:
@@ -150,8 +169,13 @@ def _refresh_writers(ctx: HostContext, root: str) -> None:
 
 
 def clean_rule(ctx: HostContext, rule: CleanupRule, patterns: list[str]) -> StepResult:
-    step = StepResult("host", ctx.host_id, rule.name, "dry_run" if ctx.dry_run else "ok",
-                      details={"action": rule.action, "paths": patterns, "skipped_by_reason": {}})
+    step = StepResult(
+        "host",
+        ctx.host_id,
+        rule.name,
+        "dry_run" if ctx.dry_run else "ok",
+        details={"action": rule.action, "paths": patterns, "skipped_by_reason": {}},
+    )
     reasons: Counter[str] = Counter()
     for pattern in patterns:
         if not _one_glob(ctx, rule, pattern, step, reasons):
@@ -165,8 +189,12 @@ def clean_rule(ctx: HostContext, rule: CleanupRule, patterns: list[str]) -> Step
 def _filesystems(runner: CommandRunner, patterns: list[str]) -> list[dict]:
     """Mount point and used % of each rule root (for "freed nothing on a full filesystem")."""
     roots = sorted({glob_root(p) for p in patterns})
-    res = runner.run("for p in " + " ".join(hs.q(p) for p in roots)
-                     + "; do [ -d \"$p\" ] && df -P -k -- \"$p\" | tail -n 1; done", timeout=60)
+    res = runner.run(
+        "for p in "
+        + " ".join(hs.q(p) for p in roots)
+        + '; do [ -d "$p" ] && df -P -k -- "$p" | tail -n 1; done',
+        timeout=60,
+    )
     out = []
     for line in res.stdout.splitlines():
         fields = line.split()
@@ -175,14 +203,16 @@ def _filesystems(runner: CommandRunner, patterns: list[str]) -> list[dict]:
     return out
 
 
-def _one_glob(ctx: HostContext, rule: CleanupRule, pattern: str, step: StepResult,
-              reasons: Counter[str]) -> bool:
+def _one_glob(
+    ctx: HostContext, rule: CleanupRule, pattern: str, step: StepResult, reasons: Counter[str]
+) -> bool:
     """False when the rule must stop (protected path hit, symlinked root)."""
     root = glob_root(pattern)
     min_age = None if rule.keep_newest else rule.older_than_days * 1440
     larger = None if rule.keep_newest else rule.larger_than
-    stream, toks = _stream_tokens(ctx.runner, hs.listing_command(pattern, root, min_age_minutes=min_age,
-                                                                  larger_than=larger))
+    stream, toks = _stream_tokens(
+        ctx.runner, hs.listing_command(pattern, root, min_age_minutes=min_age, larger_than=larger)
+    )
     try:
         real = _real_root(toks)
         if not _root_allowed(ctx, root, real, step):
@@ -260,15 +290,33 @@ def _stamp(epoch: float) -> datetime:
 
 
 class _Batch:
-    def __init__(self, ctx: HostContext, rule: CleanupRule, step: StepResult, reasons: Counter[str],
-                 root: str) -> None:
+    def __init__(
+        self,
+        ctx: HostContext,
+        rule: CleanupRule,
+        step: StepResult,
+        reasons: Counter[str],
+        root: str,
+    ) -> None:
         self.ctx, self.rule, self.step, self.reasons, self.root = ctx, rule, step, reasons, root
         self.pending: list[Candidate] = []
 
-    def _action(self, cand: Candidate, outcome: r.FileOutcome, reason: str | None = None,
-                freed: int = 0) -> None:
-        self.ctx.sink.add(FileAction(self.ctx.host_id, self.rule.name, cand.path, cand.size,
-                                     _stamp(cand.mtime), self.rule.action, outcome, reason, freed))
+    def _action(
+        self, cand: Candidate, outcome: r.FileOutcome, reason: str | None = None, freed: int = 0
+    ) -> None:
+        self.ctx.sink.add(
+            FileAction(
+                self.ctx.host_id,
+                self.rule.name,
+                cand.path,
+                cand.size,
+                _stamp(cand.mtime),
+                self.rule.action,
+                outcome,
+                reason,
+                freed,
+            )
+        )
         if outcome == "skipped":
             self.step.skipped += 1
             self.reasons[reason or "?"] += 1
@@ -321,17 +369,23 @@ class _Batch:
         groups: dict[str, list[Candidate]] = {}
         for cand in todo:
             if self.ctx.method == hs.NONE or cand.path in self.ctx.writers:
-                self._action(cand, "skipped", r.WRITERS_UNKNOWN if self.ctx.method == hs.NONE
-                             else r.OPEN_FOR_WRITING)
+                self._action(
+                    cand,
+                    "skipped",
+                    r.WRITERS_UNKNOWN if self.ctx.method == hs.NONE else r.OPEN_FOR_WRITING,
+                )
             else:
                 groups.setdefault(cand.parent, []).append(cand)
         if groups:
             self._execute(groups)
 
     def _execute(self, groups: dict[str, list[Candidate]]) -> None:
-        command = hs.action_command({d: [c.name for c in cs] for d, cs in groups.items()}, self.rule.action,
-                                    min_age_minutes=self.rule.older_than_days * 1440,
-                                    larger_than=self.rule.larger_than)
+        command = hs.action_command(
+            {d: [c.name for c in cs] for d, cs in groups.items()},
+            self.rule.action,
+            min_age_minutes=self.rule.older_than_days * 1440,
+            larger_than=self.rule.larger_than,
+        )
         stream, toks = _stream_tokens(self.ctx.runner, command, 3600)
         try:
             outcome = _parse_action(toks)

@@ -99,9 +99,13 @@ def _component_regex(component: str) -> str:
             out += "[^/]*"
         elif ch == "?":
             out += "[^/]"
-        elif ch == "[" and "]" in component[i + 1:]:
-            end = component.index("]", i + 2) if component[i + 1:i + 2] == "]" else component.index("]", i + 1)
-            body = component[i + 1:end]
+        elif ch == "[" and "]" in component[i + 1 :]:
+            end = (
+                component.index("]", i + 2)
+                if component[i + 1 : i + 2] == "]"
+                else component.index("]", i + 1)
+            )
+            body = component[i + 1 : end]
             body = "^" + body[1:] if body.startswith("!") else body
             out += "[" + body.replace("\\", "\\\\") + "]"
             i = end
@@ -133,16 +137,21 @@ def _depth(pattern: str, root: str) -> str:
     return f"-maxdepth {len(rest)}" + (f" -mindepth {len(rest)}" if len(rest) > 1 else "")
 
 
-def listing_command(pattern: str, root: str, *, min_age_minutes: int | None,
-                    larger_than: int | None) -> str:
+def listing_command(
+    pattern: str, root: str, *, min_age_minutes: int | None, larger_than: int | None
+) -> str:
     """find over one glob's root: regular files matching the last component (+ age/size filters)."""
     filters = []
     if min_age_minutes is not None:
         filters.append(f"-mmin +{min_age_minutes}")
     if larger_than is not None:
         filters.append(f"-size +{larger_than}c")
-    return LISTING.format(root=q(root), depth=_depth(pattern, root),
-                          name=q(PurePosixPath(pattern).name), filters=" ".join(filters))
+    return LISTING.format(
+        root=q(root),
+        depth=_depth(pattern, root),
+        name=q(PurePosixPath(pattern).name),
+        filters=" ".join(filters),
+    )
 
 
 def prelude_command(protected: Iterable[str]) -> str:
@@ -160,16 +169,25 @@ def writers_command(roots: Iterable[str]) -> str:
     return WRITERS.format(match=match or "-false")
 
 
-def action_command(groups: dict[str, list[str]], action: str, *, min_age_minutes: int,
-                   larger_than: int | None) -> str:
+def action_command(
+    groups: dict[str, list[str]], action: str, *, min_age_minutes: int, larger_than: int | None
+) -> str:
     """One script for a batch: per directory, cd without symlinks, re-check and act on the names."""
-    filters = f"-mmin +{min_age_minutes}" + (f" -size +{larger_than}c" if larger_than is not None else "")
+    filters = f"-mmin +{min_age_minutes}" + (
+        f" -size +{larger_than}c" if larger_than is not None else ""
+    )
     template = COMPRESS_DIR if action == "compress" else DELETE_DIR
     body = [IN_DIR]
     for directory, names in groups.items():
-        body.append(template.format(
-            dir=q(directory), names=" ".join("./" + q(n) for n in names), filters=filters,
-            bare=" ".join(q(n) for n in names), gz=" ".join("./" + q(n + ".gz") for n in names)))
+        body.append(
+            template.format(
+                dir=q(directory),
+                names=" ".join("./" + q(n) for n in names),
+                filters=filters,
+                bare=" ".join(q(n) for n in names),
+                gz=" ".join("./" + q(n + ".gz") for n in names),
+            )
+        )
     return "".join(body)
 
 

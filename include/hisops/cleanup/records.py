@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 #: (cutoff) → a description of a verified export covering every event before cutoff, or None
 ExportCheck = Callable[[datetime], str | None]
 
-NO_EXPORT = ("无覆盖该时段且哈希链校验通过的审计导出 no audit export whose hash chain verifies covers "
-             "the events before the cutoff — audit events are never pruned without one")
+NO_EXPORT = (
+    "无覆盖该时段且哈希链校验通过的审计导出 no audit export whose hash chain verifies covers "
+    "the events before the cutoff — audit events are never pruned without one"
+)
 OUTSIDE = "路径不在报告目录内，拒绝删除 path is outside the reports folder: refused"
 EVIDENCE_NOTE = "保留期满，证据文件已删除 retention reached: evidence files removed"
 MAX_BATCHES = 100_000  # a safety stop, far above any real catalog
@@ -41,38 +43,88 @@ MAX_BATCHES = 100_000  # a safety stop, far above any real catalog
 def audit_cutoff(now: datetime, days: int) -> datetime:
     """The newest moment an audit event may be pruned from; refuses anything below the floor."""
     if days < AUDIT_FLOOR_DAYS:
-        raise ValueError(f"audit retention {days} days is below the floor of {AUDIT_FLOOR_DAYS} days")
+        raise ValueError(
+            f"audit retention {days} days is below the floor of {AUDIT_FLOOR_DAYS} days"
+        )
     return now - timedelta(days=days)
 
 
-def prune_records(repo: CatalogRepository, inventory: Inventory, *, dry_run: bool,
-                  now: datetime | None = None, export_check: ExportCheck | None = None,
-                  log: Callable[[str], None] = print) -> list[StepResult]:
+def prune_records(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    *,
+    dry_run: bool,
+    now: datetime | None = None,
+    export_check: ExportCheck | None = None,
+    log: Callable[[str], None] = print,
+) -> list[StepResult]:
     """Every catalog retention step; one failing step is recorded and the others still run."""
     now = now or datetime.now(UTC)
     ret = inventory.record_retention
     days = timedelta(days=1)
     reports_root = inventory.resolve_path(inventory.reports.path)
     steps = [
-        _guarded("metric_sample", lambda s: _rollup(repo, repo.rollup_metric_batch, "metric_sample", s,
-                                                    now - ret.metric_samples_days * days, inventory, dry_run)),
-        _guarded("finding", lambda s: _rollup(repo, repo.rollup_finding_batch, "finding", s,
-                                              now - ret.findings_days * days, inventory, dry_run)),
-        _guarded("incident", lambda s: _incidents(repo, s, now - ret.incidents_days * days, ret.batch_rows,
-                                                  dry_run)),
-        _guarded("inspection_run", lambda s: _reports(repo, s, now - ret.reports_days * days,
-                                                      reports_root, dry_run)),
-        _guarded("backup_verification", lambda s: _evidence(repo, s, now - ret.evidence_days * days,
-                                                            reports_root / "verification", dry_run)),
-        _guarded("cleanup_run", lambda s: _cleanup_runs(repo, s, now - ret.cleanup_records_days * days,
-                                                        reports_root, ret.batch_rows, dry_run)),
-        _guarded("audit_event", lambda s: _audit(repo, s, audit_cutoff(now, ret.audit_events_days),
-                                                 export_check)),
+        _guarded(
+            "metric_sample",
+            lambda s: _rollup(
+                repo,
+                repo.rollup_metric_batch,
+                "metric_sample",
+                s,
+                now - ret.metric_samples_days * days,
+                inventory,
+                dry_run,
+            ),
+        ),
+        _guarded(
+            "finding",
+            lambda s: _rollup(
+                repo,
+                repo.rollup_finding_batch,
+                "finding",
+                s,
+                now - ret.findings_days * days,
+                inventory,
+                dry_run,
+            ),
+        ),
+        _guarded(
+            "incident",
+            lambda s: _incidents(repo, s, now - ret.incidents_days * days, ret.batch_rows, dry_run),
+        ),
+        _guarded(
+            "inspection_run",
+            lambda s: _reports(repo, s, now - ret.reports_days * days, reports_root, dry_run),
+        ),
+        _guarded(
+            "backup_verification",
+            lambda s: _evidence(
+                repo, s, now - ret.evidence_days * days, reports_root / "verification", dry_run
+            ),
+        ),
+        _guarded(
+            "cleanup_run",
+            lambda s: _cleanup_runs(
+                repo,
+                s,
+                now - ret.cleanup_records_days * days,
+                reports_root,
+                ret.batch_rows,
+                dry_run,
+            ),
+        ),
+        _guarded(
+            "audit_event",
+            lambda s: _audit(repo, s, audit_cutoff(now, ret.audit_events_days), export_check),
+        ),
     ]
     for step in steps:
         if dry_run and step.state == "ok":
             step.state = "dry_run"  # nothing was due: still a preview, say so
-        log(f"[catalog/{step.item}] {step.state}: {step.rows} 行 rows" + (f" — {step.reason}" if step.reason else ""))
+        log(
+            f"[catalog/{step.item}] {step.state}: {step.rows} 行 rows"
+            + (f" — {step.reason}" if step.reason else "")
+        )
     return steps
 
 
@@ -85,8 +137,15 @@ def _guarded(table: str, body: Callable[[StepResult], None]) -> StepResult:
     return step
 
 
-def _rollup(repo: CatalogRepository, batch_fn, kind: str, step: StepResult, before: datetime,
-            inventory: Inventory, dry_run: bool) -> None:
+def _rollup(
+    repo: CatalogRepository,
+    batch_fn,
+    kind: str,
+    step: StepResult,
+    before: datetime,
+    inventory: Inventory,
+    dry_run: bool,
+) -> None:
     step.details["before"] = before.isoformat()
     if dry_run:
         step.state, step.rows = "dry_run", repo.count_prunable(kind, before)
@@ -102,8 +161,9 @@ def _rollup(repo: CatalogRepository, batch_fn, kind: str, step: StepResult, befo
     step.details["batches"] = batches
 
 
-def _incidents(repo: CatalogRepository, step: StepResult, before: datetime, batch: int,
-               dry_run: bool) -> None:
+def _incidents(
+    repo: CatalogRepository, step: StepResult, before: datetime, batch: int, dry_run: bool
+) -> None:
     step.details["before"] = before.isoformat()
     if dry_run:
         step.state, step.rows = "dry_run", repo.count_prunable("incident", before)
@@ -143,19 +203,27 @@ def _remove_file(path: Path, root: Path, step: StepResult) -> bool:
     return True
 
 
-def _reports(repo: CatalogRepository, step: StepResult, before: datetime, root: Path, dry_run: bool) -> None:
+def _reports(
+    repo: CatalogRepository, step: StepResult, before: datetime, root: Path, dry_run: bool
+) -> None:
     step.details["before"] = before.isoformat()
     while runs := repo.old_inspection_runs(before, 500):
         if dry_run:
             step.state, step.rows = "dry_run", len(runs)
             return
-        gone = [run.id for run in runs if not run.report_path or _remove_file(Path(run.report_path), root, step)]
+        gone = [
+            run.id
+            for run in runs
+            if not run.report_path or _remove_file(Path(run.report_path), root, step)
+        ]
         step.rows += repo.delete_inspection_runs(gone)
         if len(gone) < len(runs):
             break  # refused files: stop, they would come back in the next query
 
 
-def _evidence(repo: CatalogRepository, step: StepResult, before: datetime, root: Path, dry_run: bool) -> None:
+def _evidence(
+    repo: CatalogRepository, step: StepResult, before: datetime, root: Path, dry_run: bool
+) -> None:
     step.details["before"] = before.isoformat()
     while drills := repo.old_evidence(before, 500):
         if dry_run:
@@ -168,7 +236,11 @@ def _evidence(repo: CatalogRepository, step: StepResult, before: datetime, root:
                 step.note(f"{folder}: {OUTSIDE}")
                 step.skipped += 1
                 continue
-            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+            size = (
+                sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+                if folder.exists()
+                else 0
+            )
             shutil.rmtree(folder, ignore_errors=True)
             step.files += 1
             step.bytes_freed += size
@@ -178,8 +250,14 @@ def _evidence(repo: CatalogRepository, step: StepResult, before: datetime, root:
             break
 
 
-def _cleanup_runs(repo: CatalogRepository, step: StepResult, before: datetime, root: Path, batch: int,
-                  dry_run: bool) -> None:
+def _cleanup_runs(
+    repo: CatalogRepository,
+    step: StepResult,
+    before: datetime,
+    root: Path,
+    batch: int,
+    dry_run: bool,
+) -> None:
     step.details["before"] = before.isoformat()
     while runs := repo.old_cleanup_runs(before, 100):
         if dry_run:
@@ -193,7 +271,9 @@ def _cleanup_runs(repo: CatalogRepository, step: StepResult, before: datetime, r
             step.rows += repo.delete_cleanup_run(run.id)
 
 
-def _audit(repo: CatalogRepository, step: StepResult, before: datetime, export_check: ExportCheck | None) -> None:
+def _audit(
+    repo: CatalogRepository, step: StepResult, before: datetime, export_check: ExportCheck | None
+) -> None:
     step.details["before"] = before.isoformat()
     step.details["floor_days"] = AUDIT_FLOOR_DAYS
     older = repo.count_audit_events_before(before)
@@ -205,5 +285,8 @@ def _audit(repo: CatalogRepository, step: StepResult, before: datetime, export_c
         return
     # A verified export exists: pruning is issue 10's append-only table's business (its trigger
     # refuses DELETE); until its API lands this stays a report-only step.
-    step.state, step.reason = "skipped", f"已有导出 export {export}; 审计表仅追加 the audit table is append-only"
+    step.state, step.reason = (
+        "skipped",
+        f"已有导出 export {export}; 审计表仅追加 the audit table is append-only",
+    )
     step.skipped = older

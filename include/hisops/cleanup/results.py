@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-FileOutcome = Literal["deleted", "compressed", "would_delete", "would_compress", "skipped", "failed"]
+FileOutcome = Literal[
+    "deleted", "compressed", "would_delete", "would_compress", "skipped", "failed"
+]
 StepState = Literal["ok", "dry_run", "skipped", "failed", "protected"]
 Scope = Literal["host", "catalog", "airflow", "task_logs"]
 
@@ -15,7 +17,9 @@ PLANNED = ("would_delete", "would_compress")
 
 # Reasons a file or step is left alone — constants because they repeat (report, tests, catalog).
 OPEN_FOR_WRITING = "正在写入 open for writing"
-WRITERS_UNKNOWN = "无法判断是否正在写入 cannot tell whether it is open for writing (no /proc fdinfo, no lsof)"
+WRITERS_UNKNOWN = (
+    "无法判断是否正在写入 cannot tell whether it is open for writing (no /proc fdinfo, no lsof)"
+)
 CHANGED = "列出后已变化 changed since it was listed (modified, replaced or gone)"
 HARD_LINKED = "有其他硬链接，删除不释放空间 has other hard links (deleting frees nothing)"
 NOT_UTF8 = "文件名不是 UTF-8 file name is not UTF-8"
@@ -45,12 +49,19 @@ class FileAction:
 
     def line(self) -> str:
         """The log line: exactly what happened / would happen to this file."""
-        what = {"deleted": "已删除 deleted", "compressed": "已压缩 compressed",
-                "would_delete": "将删除 would delete", "would_compress": "将压缩 would compress",
-                "skipped": "跳过 skipped", "failed": "失败 failed"}[self.outcome]
+        what = {
+            "deleted": "已删除 deleted",
+            "compressed": "已压缩 compressed",
+            "would_delete": "将删除 would delete",
+            "would_compress": "将压缩 would compress",
+            "skipped": "跳过 skipped",
+            "failed": "失败 failed",
+        }[self.outcome]
         why = f" — {self.reason}" if self.reason else ""
-        return (f"[{self.host_id}/{self.rule}] {what}: {self.path} ({self.size_bytes} B, "
-                f"mtime {self.mtime:%Y-%m-%d %H:%M:%S %Z}){why}")
+        return (
+            f"[{self.host_id}/{self.rule}] {what}: {self.path} ({self.size_bytes} B, "
+            f"mtime {self.mtime:%Y-%m-%d %H:%M:%S %Z}){why}"
+        )
 
 
 @dataclass

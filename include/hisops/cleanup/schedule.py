@@ -14,6 +14,8 @@ OFFSET_MINUTES = 30  # after the window opens: night backups and their drills ha
 def cron_in_window(window: MaintenanceWindow, offset_minutes: int = OFFSET_MINUTES) -> str:
     """A daily cron expression: window start + offset when that is still inside the window, else the start."""
     start = time.fromisoformat(window.start)
-    moment = (datetime.combine(datetime(2000, 1, 1), start) + timedelta(minutes=offset_minutes)).time()
+    moment = (
+        datetime.combine(datetime(2000, 1, 1), start) + timedelta(minutes=offset_minutes)
+    ).time()
     chosen = moment if window.contains(moment) else start
     return f"{chosen.minute} {chosen.hour} * * *"

@@ -29,8 +29,13 @@ log = logging.getLogger(__name__)
 CLEANUP_ACTION = "retention_cleanup"
 
 
-def resolve_dry_run(choice: str, run: RunInfo, window: MaintenanceWindow | None = None,
-                    now: datetime | None = None, tz: str = "Asia/Shanghai") -> bool:
+def resolve_dry_run(
+    choice: str,
+    run: RunInfo,
+    window: MaintenanceWindow | None = None,
+    now: datetime | None = None,
+    tz: str = "Asia/Shanghai",
+) -> bool:
     """'yes' → preview; 'no' → act (a person chose it); 'auto' → only a scheduled run *inside the
     maintenance window* acts — anything started by hand previews, and so does a scheduled run that
     starts outside the window (Airflow schedules the latest past interval at once when the DAG is
@@ -49,13 +54,20 @@ def resolve_dry_run(choice: str, run: RunInfo, window: MaintenanceWindow | None 
 
 def start_run(repo: CatalogRepository, run: RunInfo, dry_run: bool) -> int:
     run_id = repo.start_cleanup_run(run.dag_id, run.run_id, dry_run)
-    repo.add_audit_event(run.actor, f"{CLEANUP_ACTION}.start", None, "success",
-                         details={"dry_run": dry_run, "cleanup_run_id": run_id}, **run.audit_fields())
+    repo.add_audit_event(
+        run.actor,
+        f"{CLEANUP_ACTION}.start",
+        None,
+        "success",
+        details={"dry_run": dry_run, "cleanup_run_id": run_id},
+        **run.audit_fields(),
+    )
     return run_id
 
 
-def server_data_directories(inventory: Inventory, dsn_for: Callable[[Database], str] | None
-                            ) -> tuple[list[Protected], list[str]]:
+def server_data_directories(
+    inventory: Inventory, dsn_for: Callable[[Database], str] | None
+) -> tuple[list[Protected], list[str]]:
     """Second guard: ``SHOW data_directory`` of every inventory database (protected on every host).
 
     A database that does not answer (or does not let the monitoring user read the setting:
@@ -69,25 +81,39 @@ def server_data_directories(inventory: Inventory, dsn_for: Callable[[Database], 
     found, notes = [], []
     for _, db in inventory.all_databases():
         try:
-            with pg_session(dsn_for(db), target=db.id, application_name="hisops-cleanup") as conn, \
-                    conn.cursor() as cur:
+            with (
+                pg_session(dsn_for(db), target=db.id, application_name="hisops-cleanup") as conn,
+                conn.cursor() as cur,
+            ):
                 cur.execute("SHOW data_directory")
                 directory = cur.fetchone()[0]
         except Exception as exc:  # noqa: BLE001 - unreachable / not permitted: note it, keep going
-            notes.append(f"{db.id}: SHOW data_directory — {type(exc).__name__}: {str(exc).strip()[:200]}")
+            notes.append(
+                f"{db.id}: SHOW data_directory — {type(exc).__name__}: {str(exc).strip()[:200]}"
+            )
             continue
         if directory:
             found.append(Protected(directory, ("server", db.id, "data_directory"), DATA_DIR))
     return found, notes
 
 
-def clean_host_files(repo: CatalogRepository, inventory: Inventory, cleanup_run_id: int, *, dry_run: bool,
-                     runner_for: Callable[[Host], CommandRunner], extra_protected: Iterable[Protected] = (),
-                     notes: Iterable[str] = (), echo: Callable[[str], None] | None = print,
-                     host_ids: Iterable[str] | None = None) -> list[StepResult]:
+def clean_host_files(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    cleanup_run_id: int,
+    *,
+    dry_run: bool,
+    runner_for: Callable[[Host], CommandRunner],
+    extra_protected: Iterable[Protected] = (),
+    notes: Iterable[str] = (),
+    echo: Callable[[str], None] | None = print,
+    host_ids: Iterable[str] | None = None,
+) -> list[StepResult]:
     """Every host with ``cleanup:`` rules (or those named); steps and files go to the catalog."""
     wanted = set(host_ids) if host_ids is not None else None
-    hosts = [h for _, h in inventory.all_hosts() if h.cleanup and (wanted is None or h.id in wanted)]
+    hosts = [
+        h for _, h in inventory.all_hosts() if h.cleanup and (wanted is None or h.id in wanted)
+    ]
     repo.clear_cleanup_files(cleanup_run_id, [h.id for h in hosts])
     extra = list(extra_protected)
     steps: list[StepResult] = []
@@ -96,21 +122,35 @@ def clean_host_files(repo: CatalogRepository, inventory: Inventory, cleanup_run_
         try:
             runner = runner_for(host)
         except Exception as exc:  # noqa: BLE001 - a broken connection definition is this host's problem
-            steps += [StepResult("host", host.id, r.name, "failed", f"主机不可达 host unreachable: {exc}")
-                      for r in host.cleanup]
+            steps += [
+                StepResult("host", host.id, r.name, "failed", f"主机不可达 host unreachable: {exc}")
+                for r in host.cleanup
+            ]
             continue
         try:
-            host_steps = clean_host(inventory, host, runner, dry_run=dry_run, sink=sink, extra_protected=extra)
+            host_steps = clean_host(
+                inventory, host, runner, dry_run=dry_run, sink=sink, extra_protected=extra
+            )
         except TargetUnreachable as exc:
-            host_steps = [StepResult("host", host.id, r.name, "failed", f"主机不可达 host unreachable: {exc}")
-                          for r in host.cleanup]
+            host_steps = [
+                StepResult("host", host.id, r.name, "failed", f"主机不可达 host unreachable: {exc}")
+                for r in host.cleanup
+            ]
         finally:
             runner.close()
         steps += host_steps
     notes = list(notes)
     if notes:
-        steps.append(StepResult("host", "*", "server-data-directory", "skipped",
-                                "部分数据库未返回 data_directory some databases did not report data_directory "
-                                "(the inventory's data_directories still guard them)", notes=notes[:20]))
+        steps.append(
+            StepResult(
+                "host",
+                "*",
+                "server-data-directory",
+                "skipped",
+                "部分数据库未返回 data_directory some databases did not report data_directory "
+                "(the inventory's data_directories still guard them)",
+                notes=notes[:20],
+            )
+        )
     repo.add_cleanup_steps(cleanup_run_id, [s.record() for s in steps], replace_scope="host")
     return steps

@@ -22,16 +22,25 @@ def load_or_create_secrets(path: Path) -> dict[str, str]:
         return json.loads(path.read_text())
     from cryptography.fernet import Fernet
 
-    values = {"api_secret": secrets.token_urlsafe(32), "jwt_secret": secrets.token_urlsafe(32),
-              "fernet_key": Fernet.generate_key().decode()}
+    values = {
+        "api_secret": secrets.token_urlsafe(32),
+        "jwt_secret": secrets.token_urlsafe(32),
+        "fernet_key": Fernet.generate_key().decode(),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(values))
     path.chmod(0o600)
     return values
 
 
-def airflow_env(home: Path, metadata_url: str, *, api_port: int = 8080,
-                inventory: Path | None = None, executor: str = "LocalExecutor") -> dict[str, str]:
+def airflow_env(
+    home: Path,
+    metadata_url: str,
+    *,
+    api_port: int = 8080,
+    inventory: Path | None = None,
+    executor: str = "LocalExecutor",
+) -> dict[str, str]:
     """Environment variables for every Airflow process (and CLI call) of this deployment."""
     s = load_or_create_secrets(home / "secrets.json")
     env = {

@@ -33,8 +33,13 @@ INVENTORY = REPO / "inventory" / "hospital.example.yaml"
 DEMO_INVENTORY = DEMO / "inventory.yaml"
 TUNING_DB = "his_outpatient"  # gets the planted tuning problems (hisops.devenv.tuning_plant)
 HIS_DATABASES = ("his_outpatient", "his_inpatient", "his_emr")
-USERS = (("admin", "超级管理员"), ("sysadmin", "系统管理员"), ("operator", "运维人员"), ("viewer", "普通用户"),
-         ("auditor", "审计管理员"))
+USERS = (
+    ("admin", "超级管理员"),
+    ("sysadmin", "系统管理员"),
+    ("operator", "运维人员"),
+    ("viewer", "普通用户"),
+    ("auditor", "审计管理员"),
+)
 #: the PostgreSQL role behind connection hisops_airflow_db: reads FAB's user/role tables, nothing else
 ROLE_READER = "hisops_role_reader"
 ROLE_TABLES = ("ab_user", "ab_role", "ab_user_role")
@@ -45,22 +50,32 @@ def say(msg: str) -> None:
     print(f"[hisops demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-PITR_CONFIG = DEMO / "pgbackrest" / "pgbackrest.conf"  # = inventory servers[pg-main].pitr.config_path
+PITR_CONFIG = (
+    DEMO / "pgbackrest" / "pgbackrest.conf"
+)  # = inventory servers[pg-main].pitr.config_path
 PITR_STANZA = "hisops-demo"
 
 
 def cluster() -> PgCluster:
     """The demo's private cluster; it archives WAL to a local pgBackRest repository (.demo/pgbackrest,
     0700), configured by the pitr_backup DAG from the inventory."""
-    archive = (f"wal_level = replica\narchive_mode = on\narchive_timeout = 60\n"
-               f"archive_command = 'pgbackrest --config={PITR_CONFIG} --stanza={PITR_STANZA} archive-push %p'\n")
+    archive = (
+        f"wal_level = replica\narchive_mode = on\narchive_timeout = 60\n"
+        f"archive_command = 'pgbackrest --config={PITR_CONFIG} --stanza={PITR_STANZA} archive-push %p'\n"
+    )
     return PgCluster(DEMO / "pg", PG_PORT, socket=True, extra_conf=archive)
 
 
 def _env(pg: PgCluster) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(airflow_env(DEMO / "airflow", pg.sqlalchemy_url("airflow"), api_port=API_PORT,
-                           inventory=write_demo_inventory()))
+    env.update(
+        airflow_env(
+            DEMO / "airflow",
+            pg.sqlalchemy_url("airflow"),
+            api_port=API_PORT,
+            inventory=write_demo_inventory(),
+        )
+    )
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
 
@@ -87,10 +102,17 @@ def ensure_role_reader(pg: PgCluster, password: str) -> None:
     from psycopg2 import sql
 
     role = sql.Identifier(ROLE_READER)
-    pg.execute(sql.SQL("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) "
-                       "THEN CREATE ROLE {} LOGIN; END IF; END $$").format(sql.Literal(ROLE_READER), role))
-    pg.execute(sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}")
-               .format(role, sql.Literal(password)))
+    pg.execute(
+        sql.SQL(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) "
+            "THEN CREATE ROLE {} LOGIN; END IF; END $$"
+        ).format(sql.Literal(ROLE_READER), role)
+    )
+    pg.execute(
+        sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+            role, sql.Literal(password)
+        )
+    )
     pg.execute(sql.SQL("GRANT CONNECT ON DATABASE airflow TO {}").format(role))
     tables = sql.SQL(", ").join(sql.Identifier(t) for t in ROLE_TABLES)
     pg.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(tables, role), dbname="airflow")
@@ -102,8 +124,12 @@ def write_demo_inventory() -> Path:
     import re
 
     text = INVENTORY.read_text(encoding="utf-8")
-    text = re.sub(r'(maintenance_window:[^\n]*\n\s+start: )"[0-9:]+"(\n\s+end: )"[0-9:]+"',
-                  r'\1"00:00"\2"23:59"', text, count=1)
+    text = re.sub(
+        r'(maintenance_window:[^\n]*\n\s+start: )"[0-9:]+"(\n\s+end: )"[0-9:]+"',
+        r'\1"00:00"\2"23:59"',
+        text,
+        count=1,
+    )
     DEMO.mkdir(parents=True, exist_ok=True)
     DEMO_INVENTORY.write_text(text, encoding="utf-8")
     return DEMO_INVENTORY
@@ -118,7 +144,12 @@ def prepare_databases(pg: PgCluster) -> None:
     for name in HIS_DATABASES:
         if not _has_his_tables(pg, name):
             say(f"生成合成医院数据 generating synthetic hospital data in {name} (scale {SCALE}) …")
-            generate(pg.dsn(name), scale=SCALE, seed=zlib.crc32(name.encode()) % 1000, log=lambda m: say("  " + m))
+            generate(
+                pg.dsn(name),
+                scale=SCALE,
+                seed=zlib.crc32(name.encode()) % 1000,
+                log=lambda m: say("  " + m),
+            )
     from hisops.devenv.tuning_plant import plant
 
     say(f"预埋调优问题 planting tuning problems in {TUNING_DB} (pharmacy_dispense_log) …")
@@ -140,7 +171,9 @@ def _has_his_tables(pg: PgCluster, dbname: str) -> bool:
 
 
 # --- airflow ------------------------------------------------------------------------------------
-CLEANER = "hisops_airflow_cleaner"  # the role behind hisops_airflow_clean (retention_cleanup's db clean)
+CLEANER = (
+    "hisops_airflow_cleaner"  # the role behind hisops_airflow_clean (retention_cleanup's db clean)
+)
 
 
 def _cleaner_password() -> str:
@@ -159,10 +192,17 @@ def ensure_airflow_cleaner(pg: PgCluster) -> None:
     from hisops.cleanup.airflow_meta import CLEANER_GRANTS
 
     role = sql.Identifier(CLEANER)
-    pg.execute(sql.SQL("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) "
-                       "THEN CREATE ROLE {} LOGIN; END IF; END $$").format(sql.Literal(CLEANER), role))
-    pg.execute(sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}")
-               .format(role, sql.Literal(_cleaner_password())))
+    pg.execute(
+        sql.SQL(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) "
+            "THEN CREATE ROLE {} LOGIN; END IF; END $$"
+        ).format(sql.Literal(CLEANER), role)
+    )
+    pg.execute(
+        sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+            role, sql.Literal(_cleaner_password())
+        )
+    )
     pg.execute(sql.SQL("GRANT CONNECT ON DATABASE airflow TO {}").format(role))
     for grant in CLEANER_GRANTS:
         pg.execute(sql.SQL(grant).format(role=role), dbname="airflow")
@@ -170,8 +210,12 @@ def ensure_airflow_cleaner(pg: PgCluster) -> None:
 
 def bootstrap_airflow(pg: PgCluster, env: dict[str, str]) -> None:
     say("Airflow 元数据库迁移 migrating the Airflow metadata database …")
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     ensure_airflow_cleaner(pg)
     ensure_role_reader(pg, _credentials()[ROLE_READER])
     script = (
@@ -185,8 +229,13 @@ def bootstrap_airflow(pg: PgCluster, env: dict[str, str]) -> None:
         "register_connections()\n"
         "for line in ensure_pools(): print(line)\n"
     )
-    out = subprocess.run([sys.executable, "-c", script, json.dumps(_credentials()), json.dumps(USERS)],
-                         env=env, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(_credentials()), json.dumps(USERS)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     for line in out.strip().splitlines():
         say("  " + line)
 
@@ -197,20 +246,65 @@ def register_connections() -> None:
     from airflow.utils.session import create_session
 
     pg = cluster()
-    conns = [Connection(conn_id=name, conn_type="postgres", host=pg.host, port=pg.port, login=pg.user,
-                        password=pg.password, schema=name) for name in (*HIS_DATABASES, "hisops_catalog")]
-    conns.append(Connection(conn_id="hisops_pg_main", conn_type="postgres", host=pg.host, port=pg.port,
-                            login=pg.user, password=pg.password, schema="postgres"))  # the server (PITR)
+    conns = [
+        Connection(
+            conn_id=name,
+            conn_type="postgres",
+            host=pg.host,
+            port=pg.port,
+            login=pg.user,
+            password=pg.password,
+            schema=name,
+        )
+        for name in (*HIS_DATABASES, "hisops_catalog")
+    ]
+    conns.append(
+        Connection(
+            conn_id="hisops_pg_main",
+            conn_type="postgres",
+            host=pg.host,
+            port=pg.port,
+            login=pg.user,
+            password=pg.password,
+            schema="postgres",
+        )
+    )  # the server (PITR)
     # restore_database reads FAB's user/role tables to check the triggering user's role:
     # through a role that may SELECT those three tables and nothing else
-    conns.append(Connection(conn_id="hisops_airflow_db", conn_type="postgres", host=pg.host, port=pg.port,
-                            login=ROLE_READER, password=_credentials()[ROLE_READER], schema="airflow"))
+    conns.append(
+        Connection(
+            conn_id="hisops_airflow_db",
+            conn_type="postgres",
+            host=pg.host,
+            port=pg.port,
+            login=ROLE_READER,
+            password=_credentials()[ROLE_READER],
+            schema="airflow",
+        )
+    )
     # retention_cleanup runs `airflow db clean` as a role with only the grants it needs
-    conns.append(Connection(conn_id="hisops_airflow_clean", conn_type="postgres", host=pg.host, port=pg.port,
-                            login=CLEANER, password=_cleaner_password(), schema="airflow"))
-    conns.append(Connection(conn_id="hisops_smtp", conn_type="smtp", host="127.0.0.1", port=MAIL_PORT,
-                            extra=json.dumps({"from_email": "hisops@hospital.example", "disable_tls": True,
-                                              "disable_ssl": True})))
+    conns.append(
+        Connection(
+            conn_id="hisops_airflow_clean",
+            conn_type="postgres",
+            host=pg.host,
+            port=pg.port,
+            login=CLEANER,
+            password=_cleaner_password(),
+            schema="airflow",
+        )
+    )
+    conns.append(
+        Connection(
+            conn_id="hisops_smtp",
+            conn_type="smtp",
+            host="127.0.0.1",
+            port=MAIL_PORT,
+            extra=json.dumps(
+                {"from_email": "hisops@hospital.example", "disable_tls": True, "disable_ssl": True}
+            ),
+        )
+    )
     with create_session() as session:
         for conn in conns:
             old = session.query(Connection).filter(Connection.conn_id == conn.conn_id).one_or_none()
@@ -237,11 +331,30 @@ def _command(name: str) -> list[str]:
     if name == "mail-sink":
         for sub in ("cur", "new", "tmp"):  # a Maildir; aiosmtpd's Mailbox won't create these itself
             (DEMO / "mail" / sub).mkdir(parents=True, exist_ok=True)
-        return [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{MAIL_PORT}",
-                "-c", "aiosmtpd.handlers.Mailbox", str(DEMO / "mail")]
+        return [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"127.0.0.1:{MAIL_PORT}",
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+            str(DEMO / "mail"),
+        ]
     if name == "api-server":
-        return [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(API_PORT),
-                "--workers", "1"]
+        return [
+            sys.executable,
+            "-m",
+            "airflow",
+            "api-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(API_PORT),
+            "--workers",
+            "1",
+        ]
     if name in ("scheduler", "triggerer"):
         # one host: the api-server reads task logs from the shared folder, so no log server
         # (Airflow's would listen on every interface)
@@ -258,23 +371,38 @@ def start_services(env: dict[str, str]) -> None:
             say(f"{name} already running")
             continue
         if name == "api-server" and port_in_use(API_PORT):
-            raise SystemExit(f"port {API_PORT} is used by another program; set HISOPS_DEMO_API_PORT")
-        log = os.fdopen(os.open(DEMO / "logs" / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
-                        "ab")
+            raise SystemExit(
+                f"port {API_PORT} is used by another program; set HISOPS_DEMO_API_PORT"
+            )
+        log = os.fdopen(
+            os.open(DEMO / "logs" / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+            "ab",
+        )
         os.chmod(log.fileno(), 0o600)
         # umask 077: everything the services write (task logs, reports, mails) is private
-        proc = subprocess.Popen(_command(name), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=REPO, umask=0o077)
+        proc = subprocess.Popen(
+            _command(name),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO,
+            umask=0o077,
+        )
         _pidfile(name).write_text(str(proc.pid))
         say(f"started {name} (pid {proc.pid}, log .demo/logs/{name}.log)")
 
 
 # --- REST checks ---------------------------------------------------------------------------------
-def _api(method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+def _api(
+    method: str, path: str, token: str | None = None, body: dict | None = None
+) -> tuple[int, dict]:
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    resp = httpx.request(method, f"http://localhost:{API_PORT}{path}", json=body, headers=headers, timeout=30)
+    resp = httpx.request(
+        method, f"http://localhost:{API_PORT}{path}", json=body, headers=headers, timeout=30
+    )
     try:
         return resp.status_code, resp.json()
     except ValueError:
@@ -309,7 +437,11 @@ def unpause(tok: str, dag_id: str) -> None:
     An unpaused scheduled DAG (db_backup, daily_inspection) then also runs at its next cron time
     while the demo is up — intended: the demo shows the nightly routine. catchup=False and the
     cron timetables do not run a missed interval at unpause time."""
-    wait_for(f"DAG {dag_id} to be parsed", lambda: _api("GET", f"/api/v2/dags/{dag_id}", tok)[0] == 200, 180)
+    wait_for(
+        f"DAG {dag_id} to be parsed",
+        lambda: _api("GET", f"/api/v2/dags/{dag_id}", tok)[0] == 200,
+        180,
+    )
     code, body = _api("PATCH", f"/api/v2/dags/{dag_id}", tok, {"is_paused": False})
     if code != 200:
         raise SystemExit(f"could not unpause {dag_id}: {code} {body}")
@@ -318,7 +450,9 @@ def unpause(tok: str, dag_id: str) -> None:
 def trigger_and_wait(tok: str, dag_id: str, timeout: float = 600, conf: dict | None = None) -> str:
     """Unpause, trigger and wait for one DAG run; returns its final state ('absent' if no such DAG)."""
     unpause(tok, dag_id)
-    code, body = _api("POST", f"/api/v2/dags/{dag_id}/dagRuns", tok, {"logical_date": None, "conf": conf or {}})
+    code, body = _api(
+        "POST", f"/api/v2/dags/{dag_id}/dagRuns", tok, {"logical_date": None, "conf": conf or {}}
+    )
     if code not in (200, 201):
         raise SystemExit(f"could not trigger {dag_id}: {code} {body}")
     run_id = body["dag_run_id"]
@@ -335,13 +469,18 @@ def trigger_and_wait(tok: str, dag_id: str, timeout: float = 600, conf: dict | N
 
 
 def _dag_exists(tok: str, dag_id: str) -> bool:
-    return (REPO / "dags" / f"{dag_id}.py").exists() and _api("GET", f"/api/v2/dags/{dag_id}", tok)[0] == 200
+    return (REPO / "dags" / f"{dag_id}.py").exists() and _api("GET", f"/api/v2/dags/{dag_id}", tok)[
+        0
+    ] == 200
 
 
 def wait_for_verification(tok: str, timeout: float = 900) -> str:
     """backup_verification is triggered by the backup assets; wait for its runs to finish."""
+
     def finished() -> bool:
-        runs = _api("GET", "/api/v2/dags/backup_verification/dagRuns?limit=50", tok)[1].get("dag_runs", [])
+        runs = _api("GET", "/api/v2/dags/backup_verification/dagRuns?limit=50", tok)[1].get(
+            "dag_runs", []
+        )
         return bool(runs) and all(r["state"] in ("success", "failed") for r in runs)
 
     wait_for("the restore drills (backup_verification)", finished, timeout)
@@ -349,7 +488,9 @@ def wait_for_verification(tok: str, timeout: float = 900) -> str:
     return ", ".join(sorted(r["state"] for r in runs))
 
 
-def seed_old_logs(folder: Path | None = None, days: tuple[int, ...] = (1, 3, 16, 20, 25, 30, 45, 60)) -> list[Path]:
+def seed_old_logs(
+    folder: Path | None = None, days: tuple[int, ...] = (1, 3, 16, 20, 25, 30, 45, 60)
+) -> list[Path]:
     """Application logs with mtimes in the past for retention_cleanup (rule his-app-logs); kept when present."""
     folder = folder or DEMO / "hislogs"
     made = []
@@ -358,7 +499,9 @@ def seed_old_logs(folder: Path | None = None, days: tuple[int, ...] = (1, 3, 16,
             path = folder / sub / f"his-app.{age:03d}.log"
             if not path.exists():
                 path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                path.write_text(f"[demo] 门诊/住院应用日志 application log, {age} days old\n" * 2000)
+                path.write_text(
+                    f"[demo] 门诊/住院应用日志 application log, {age} days old\n" * 2000
+                )
                 then = time.time() - age * 86400
                 os.utime(path, (then, then))
                 made.append(path)
@@ -395,21 +538,31 @@ def demo_runs(tok: str) -> dict[str, str]:
     """First backups (→ restore drills by asset), the first inspection, security audit and a cleanup
     preview, so the UI has content."""
     states: dict[str, str] = {}
-    if _dag_exists(tok, "backup_verification"):  # asset-triggered: must be unpaused before the backups
+    if _dag_exists(
+        tok, "backup_verification"
+    ):  # asset-triggered: must be unpaused before the backups
         unpause(tok, "backup_verification")
     if _dag_exists(tok, "pitr_backup"):  # first: the stanza, so WAL archiving works from now on
-        states["pitr_backup"] = trigger_and_wait(tok, "pitr_backup", timeout=900, conf={"type": "full"})
+        states["pitr_backup"] = trigger_and_wait(
+            tok, "pitr_backup", timeout=900, conf={"type": "full"}
+        )
     for dag_id in ("db_backup", "daily_inspection", "security_audit"):
         if _dag_exists(tok, dag_id):
             states[dag_id] = trigger_and_wait(tok, dag_id, timeout=900)
     if "db_backup" in states and _dag_exists(tok, "backup_verification"):
         states["backup_verification"] = wait_for_verification(tok)
     if _dag_exists(tok, "retention_cleanup"):  # a manual run previews: lists the seeded old logs
-        states["retention_cleanup (预演 dry run)"] = trigger_and_wait(tok, "retention_cleanup", timeout=600)
+        states["retention_cleanup (预演 dry run)"] = trigger_and_wait(
+            tok, "retention_cleanup", timeout=600
+        )
     if _dag_exists(tok, "kpi_report"):  # 运维考核 KPI report of the demo's data: today, ad hoc
         today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
-        states["kpi_report"] = trigger_and_wait(tok, "kpi_report", timeout=600,
-                                                conf={"start": today, "end": today, "evidence_pack": False})
+        states["kpi_report"] = trigger_and_wait(
+            tok,
+            "kpi_report",
+            timeout=600,
+            conf={"start": today, "end": today, "evidence_pack": False},
+        )
     states.update(tuning_runs(tok))
     return states
 
@@ -427,8 +580,9 @@ def tuning_runs(tok: str) -> dict[str, str]:
     pg = cluster()
     mean = run_workload(pg.dsn(TUNING_DB))
     say(f"慢查询负载 slow lookups played: mean {mean:.1f} ms")
-    states["performance_review"] = trigger_and_wait(tok, "performance_review", timeout=900,
-                                                    conf={"databases": [TUNING_DB]})
+    states["performance_review"] = trigger_and_wait(
+        tok, "performance_review", timeout=900, conf={"databases": [TUNING_DB]}
+    )
     repo = CatalogRepository.from_url(pg.sqlalchemy_url("hisops_catalog"))
     try:
         for p in repo.proposals(TUNING_DB, states=("proposed",)):
@@ -437,28 +591,43 @@ def tuning_runs(tok: str) -> dict[str, str]:
     finally:
         repo.dispose()
     _api("PATCH", "/api/v2/dags/db_maintenance", tok, {"is_paused": False})
-    code, body = _api("POST", "/api/v2/dags/db_maintenance/dagRuns", tok, {
-        "logical_date": None, "conf": {"database_id": TUNING_DB, "dry_run": "no", "kinds": ["create_index"]}})
-    states["db_maintenance"] = (f"awaiting approval: log in as sysadmin → 需要操作 Required actions ({body.get('dag_run_id')})"
-                                if code in (200, 201) else f"not triggered: {code}")
+    code, body = _api(
+        "POST",
+        "/api/v2/dags/db_maintenance/dagRuns",
+        tok,
+        {
+            "logical_date": None,
+            "conf": {"database_id": TUNING_DB, "dry_run": "no", "kinds": ["create_index"]},
+        },
+    )
+    states["db_maintenance"] = (
+        f"awaiting approval: log in as sysadmin → 需要操作 Required actions ({body.get('dag_run_id')})"
+        if code in (200, 201)
+        else f"not triggered: {code}"
+    )
     return states
 
 
-def _banner(creds: dict[str, str], state: str, others: dict[str, str], errors: list[dict],
-            seconds: float) -> None:
+def _banner(
+    creds: dict[str, str], state: str, others: dict[str, str], errors: list[dict], seconds: float
+) -> None:
     print("\n" + "=" * 72)
     print(f"hisops 演示已启动 demo is up in {seconds:.0f}s — http://localhost:{API_PORT}")
     print(f"自检 hisops_selfcheck: {state};  导入错误 DAG import errors: {len(errors)}")
     for dag_id, dag_state in others.items():
         print(f"  {dag_id}: {dag_state}")
-    print(f"运维中心 O&M centre: http://localhost:{API_PORT}/hisops/  (报告、备份证据 reports, backup evidence)")
+    print(
+        f"运维中心 O&M centre: http://localhost:{API_PORT}/hisops/  (报告、备份证据 reports, backup evidence)"
+    )
     for e in errors:
         print(f"  ! {e.get('filename')}: {e.get('stack_trace', '')[-300:]}")
     print("登录 logins (user / password / role):")
     for user, role in USERS:
         print(f"  {user:9s} {creds[user]:14s} {role}")
     print(f"邮件 mails to supervisors land in {DEMO / 'mail' / 'new'} (Maildir)")
-    print("停止 stop: ./demo.sh down    清除 clean: ./demo.sh clean    状态 status: ./demo.sh status")
+    print(
+        "停止 stop: ./demo.sh down    清除 clean: ./demo.sh clean    状态 status: ./demo.sh status"
+    )
     print("=" * 72)
 
 
@@ -490,6 +659,8 @@ def clean() -> int:
 def status() -> int:
     for name in SERVICES:
         print(f"{name:14s} {'running' if _alive(name) else 'stopped'}")
-    print(f"{'postgresql':14s} {'running' if cluster().running() else 'stopped'} (127.0.0.1:{PG_PORT})")
+    print(
+        f"{'postgresql':14s} {'running' if cluster().running() else 'stopped'} (127.0.0.1:{PG_PORT})"
+    )
     print(f"UI: http://localhost:{API_PORT}")
     return 0

@@ -40,8 +40,10 @@ def find_pg_bindir() -> Path:
         return Path(env)
     root = Path("/usr/lib/postgresql")
     if root.is_dir():
-        versions = sorted((p for p in root.iterdir() if (p / "bin" / "initdb").exists()),
-                          key=lambda p: int(p.name) if p.name.isdigit() else 0)
+        versions = sorted(
+            (p for p in root.iterdir() if (p / "bin" / "initdb").exists()),
+            key=lambda p: int(p.name) if p.name.isdigit() else 0,
+        )
         if versions:
             return versions[-1] / "bin"
     initdb = shutil.which("initdb")
@@ -128,8 +130,9 @@ class PgCluster:
     def _server_can_reach(self, path: Path) -> bool:
         if os.geteuid() != 0:
             return True
-        probe = subprocess.run(self._as_owner(["test", "-w", str(path), "-a", "-x", str(path)]),
-                               capture_output=True)
+        probe = subprocess.run(
+            self._as_owner(["test", "-w", str(path), "-a", "-x", str(path)]), capture_output=True
+        )
         return probe.returncode == 0
 
     def _prepare_server_dir(self) -> None:
@@ -139,8 +142,9 @@ class PgCluster:
         if (self.root / "data").is_symlink() or self._server_can_reach(self.root):
             return
         outside = self.outside_dir()
-        if outside.is_symlink() or (outside.exists() and outside.stat().st_uid != pwd.getpwnam(
-                SERVER_OS_USER).pw_uid):
+        if outside.is_symlink() or (
+            outside.exists() and outside.stat().st_uid != pwd.getpwnam(SERVER_OS_USER).pw_uid
+        ):
             raise ClusterError(f"{outside} exists and is not ours; remove it")
         outside.mkdir(mode=0o700, exist_ok=True)
         outside.chmod(0o700)
@@ -150,7 +154,9 @@ class PgCluster:
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(self._as_owner(argv), capture_output=True, text=True)
         if proc.returncode != 0:
-            raise ClusterError(f"{Path(argv[0]).name} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+            raise ClusterError(
+                f"{Path(argv[0]).name} failed: {proc.stderr.strip() or proc.stdout.strip()}"
+            )
         return proc
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -161,8 +167,11 @@ class PgCluster:
         if not self.initialized():
             return False
         bindir = find_pg_bindir()
-        proc = subprocess.run(self._as_owner([str(bindir / "pg_ctl"), "status", "-D", str(self.datadir)]),
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            self._as_owner([str(bindir / "pg_ctl"), "status", "-D", str(self.datadir)]),
+            capture_output=True,
+            text=True,
+        )
         return proc.returncode == 0
 
     def init(self) -> None:
@@ -179,9 +188,23 @@ class PgCluster:
         pwfile.chmod(0o600)
         self._chown(pwfile)
         try:
-            self._run([str(bindir / "initdb"), "-D", str(self.datadir), "-U", self.user, "--pwfile", str(pwfile),
-                       "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8",
-                       "--locale=C.UTF-8", "--no-instructions"])
+            self._run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.datadir),
+                    "-U",
+                    self.user,
+                    "--pwfile",
+                    str(pwfile),
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-instructions",
+                ]
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         if self.socket:
@@ -209,13 +232,26 @@ class PgCluster:
         if self.running():
             return
         if port_in_use(self.port, self.host):
-            raise ClusterError(f"port {self.port} is taken by another server; set another port "
-                               "(HISOPS_DEMO_PG_PORT / HISOPS_TEST_PG_PORT)")
+            raise ClusterError(
+                f"port {self.port} is taken by another server; set another port "
+                "(HISOPS_DEMO_PG_PORT / HISOPS_TEST_PG_PORT)"
+            )
         bindir = find_pg_bindir()
         self.logfile.touch()
         self._chown(self.logfile)
-        self._run([str(bindir / "pg_ctl"), "start", "-w", "-t", str(timeout), "-D", str(self.datadir),
-                   "-l", str(self.logfile)])
+        self._run(
+            [
+                str(bindir / "pg_ctl"),
+                "start",
+                "-w",
+                "-t",
+                str(timeout),
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.logfile),
+            ]
+        )
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: int = 60) -> None:

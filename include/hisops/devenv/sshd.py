@@ -49,7 +49,9 @@ class LoopbackSshd:
 
     def _keygen(self, path: Path) -> None:
         if not path.exists():
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True
+            )
 
     def start(self, timeout: float = 15) -> None:
         sshd = find_sshd()

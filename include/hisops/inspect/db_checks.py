@@ -23,7 +23,15 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from hisops.catalog.records import FindingRecord, Severity
-from hisops.inspect.findings import Target, classify, fmt_bytes, fmt_seconds, mask_sensitive, plural, worst
+from hisops.inspect.findings import (
+    Target,
+    classify,
+    fmt_bytes,
+    fmt_seconds,
+    mask_sensitive,
+    plural,
+    worst,
+)
 from hisops.inspect.findings import threshold_text as _th
 from hisops.inventory.thresholds import Level
 
@@ -33,14 +41,21 @@ Evaluator = Callable[[Target, Data, Facts], FindingRecord]
 
 #: end of community support per major version (https://www.postgresql.org/support/versioning/)
 EOL: dict[int, date] = {
-    11: date(2023, 11, 9), 12: date(2024, 11, 21), 13: date(2025, 11, 13), 14: date(2026, 11, 12),
-    15: date(2027, 11, 11), 16: date(2028, 11, 9), 17: date(2029, 11, 8), 18: date(2030, 11, 14),
+    11: date(2023, 11, 9),
+    12: date(2024, 11, 21),
+    13: date(2025, 11, 13),
+    14: date(2026, 11, 12),
+    15: date(2027, 11, 11),
+    16: date(2028, 11, 9),
+    17: date(2029, 11, 8),
+    18: date(2030, 11, 14),
 }
 MIN_CACHE_READS = 10_000  # blocks read+hit before the cache hit ratio means anything
 MIN_GROWTH_INTERVAL_H = 1.0  # two size samples closer than this give no growth rate
 
 
 # --- the statements ----------------------------------------------------------------------------
+
 
 def q_instance(version_num: int) -> str:
     return """/* hisops:inspect:instance */
@@ -64,8 +79,11 @@ FROM pg_stat_database d WHERE d.datname = current_database()"""
 
 
 def q_sessions(version_num: int) -> str:
-    wait = ("extract(epoch FROM now() - coalesce(l.waitstart, now()))" if version_num >= 140000
-            else "extract(epoch FROM now() - a.state_change)")
+    wait = (
+        "extract(epoch FROM now() - coalesce(l.waitstart, now()))"
+        if version_num >= 140000
+        else "extract(epoch FROM now() - a.state_change)"
+    )
     return f"""/* hisops:inspect:sessions */
 WITH a AS (
   SELECT pid, usename, application_name AS app, client_addr::text AS client, state, state_change,
@@ -267,8 +285,11 @@ SELECT json_build_object(
 
 def q_replication(version_num: int) -> str:
     wal_status = "wal_status" if version_num >= 130000 else "NULL::text AS wal_status"
-    inactive = ("extract(epoch FROM now() - inactive_since) / 60 AS inactive_min" if version_num >= 170000
-                else "NULL::float8 AS inactive_min")
+    inactive = (
+        "extract(epoch FROM now() - inactive_since) / 60 AS inactive_min"
+        if version_num >= 170000
+        else "NULL::float8 AS inactive_min"
+    )
     return f"""/* hisops:inspect:replication */
 SELECT json_build_object(
   'in_recovery', pg_is_in_recovery(),
@@ -297,8 +318,13 @@ SELECT json_build_object(
 
 #: statement name → SQL builder (given server_version_num); run in this order
 QUERIES: dict[str, Callable[[int], str]] = {
-    "instance": q_instance, "sessions": q_sessions, "tables": q_tables, "bloat": q_bloat,
-    "index_bloat": q_index_bloat, "objects": q_objects, "replication": q_replication,
+    "instance": q_instance,
+    "sessions": q_sessions,
+    "tables": q_tables,
+    "bloat": q_bloat,
+    "index_bloat": q_index_bloat,
+    "objects": q_objects,
+    "replication": q_replication,
 }
 
 
@@ -328,6 +354,7 @@ def fetch_all(conn: Any) -> tuple[dict[str, Data], dict[str, BaseException]]:
 
 # --- evaluation --------------------------------------------------------------------------------
 
+
 def redact_sql(query: str | None) -> str | None:
     """SQL text without its string literals, with numbers that look like IDs/phones masked."""
     if query is None:
@@ -354,10 +381,24 @@ def check_version(t: Target, d: Data, facts: Facts) -> FindingRecord:
     eol = EOL.get(major)
     today = t.observed_at.date()
     if eol and today >= eol:
-        return t.make("db.version", "warn", d["version_num"], value_text=short, eol=eol.isoformat(),
-                      zh=f"{short} 已于 {eol} 停止社区维护（EOL）", en=f"{short} reached end of life on {eol}")
-    return t.make("db.version", "ok", d["version_num"], value_text=short, eol=eol.isoformat() if eol else None,
-                  zh=f"版本 {short}", en=f"version {short}")
+        return t.make(
+            "db.version",
+            "warn",
+            d["version_num"],
+            value_text=short,
+            eol=eol.isoformat(),
+            zh=f"{short} 已于 {eol} 停止社区维护（EOL）",
+            en=f"{short} reached end of life on {eol}",
+        )
+    return t.make(
+        "db.version",
+        "ok",
+        d["version_num"],
+        value_text=short,
+        eol=eol.isoformat() if eol else None,
+        zh=f"版本 {short}",
+        en=f"version {short}",
+    )
 
 
 def check_uptime(t: Target, d: Data, facts: Facts) -> FindingRecord:
@@ -366,30 +407,52 @@ def check_uptime(t: Target, d: Data, facts: Facts) -> FindingRecord:
     severity = classify(level, minutes)
     previous = _as_datetime(facts.get("previous_started_at"))
     started = _as_datetime(d["started_at"])
-    restarted = previous is not None and started is not None and abs((started - previous).total_seconds()) > 1
+    restarted = (
+        previous is not None
+        and started is not None
+        and abs((started - previous).total_seconds()) > 1
+    )
     if restarted:
         severity = worst(severity, "warn")
     what = "重启过" if severity != "ok" else "运行中"
-    return t.make("db.uptime", severity, round(minutes, 1), level, unit=" min", value_text=fmt_seconds(d["uptime_s"]),
-                  zh=f"数据库{what}，已运行 {fmt_seconds(d['uptime_s'])}（启动于 {t.when(started)}）"
-                     + ("；自上次巡检以来发生过重启" if restarted else ""),
-                  en=f"up for {fmt_seconds(d['uptime_s'])} (started {t.when(started)})"
-                     + ("; restarted since the last inspection" if restarted else ""),
-                  started_at=d["started_at"], restarted_since_last=restarted,
-                  previous_started_at=previous,
-                  metrics={"server_started_epoch": started.timestamp()} if started else {})
+    return t.make(
+        "db.uptime",
+        severity,
+        round(minutes, 1),
+        level,
+        unit=" min",
+        value_text=fmt_seconds(d["uptime_s"]),
+        zh=f"数据库{what}，已运行 {fmt_seconds(d['uptime_s'])}（启动于 {t.when(started)}）"
+        + ("；自上次巡检以来发生过重启" if restarted else ""),
+        en=f"up for {fmt_seconds(d['uptime_s'])} (started {t.when(started)})"
+        + ("; restarted since the last inspection" if restarted else ""),
+        started_at=d["started_at"],
+        restarted_since_last=restarted,
+        previous_started_at=previous,
+        metrics={"server_started_epoch": started.timestamp()} if started else {},
+    )
 
 
 def check_connections(t: Target, d: Data, facts: Facts) -> FindingRecord:
     used, limit = d["client_backends"], d["max_connections"]
     pct = 100.0 * used / limit
     level = t.thresholds.connections_pct
-    return t.make("db.connections", classify(level, pct), round(pct, 1), level, unit="%",
-                  value_text=f"{used}/{limit}",
-                  zh=f"连接数 {used}/{limit}（{pct:.1f}%，含保留给超级用户的 {d['reserved']} 个）",
-                  en=f"{used} of {limit} connections in use ({pct:.1f}%; {d['reserved']} reserved for superusers)",
-                  client_backends=used, max_connections=limit, reserved=d["reserved"],
-                  backends_with_db=d["backends_with_db"], scope="cluster", metrics={"connections_pct": pct})
+    return t.make(
+        "db.connections",
+        classify(level, pct),
+        round(pct, 1),
+        level,
+        unit="%",
+        value_text=f"{used}/{limit}",
+        zh=f"连接数 {used}/{limit}（{pct:.1f}%，含保留给超级用户的 {d['reserved']} 个）",
+        en=f"{used} of {limit} connections in use ({pct:.1f}%; {d['reserved']} reserved for superusers)",
+        client_backends=used,
+        max_connections=limit,
+        reserved=d["reserved"],
+        backends_with_db=d["backends_with_db"],
+        scope="cluster",
+        metrics={"connections_pct": pct},
+    )
 
 
 def check_long_queries(t: Target, d: Data, facts: Facts) -> FindingRecord:
@@ -398,12 +461,28 @@ def check_long_queries(t: Target, d: Data, facts: Facts) -> FindingRecord:
     level = t.thresholds.long_query_seconds
     severity = classify(level, longest)
     over = [r for r in rows if level.warn is not None and (r["query_s"] or 0) >= level.warn]
-    zh = (f"{len(over)} 个查询运行超过 {fmt_seconds(level.warn)}，最长 {fmt_seconds(longest)}（pid {rows[0]['pid']}）"
-          if severity != "ok" else f"无长时间运行的查询（最长 {fmt_seconds(longest)}）")
-    en = (f"{plural(len(over), 'query', 'queries')} running longer than {fmt_seconds(level.warn)}, longest {fmt_seconds(longest)} "
-          f"(pid {rows[0]['pid']})" if severity != "ok" else f"no long-running query (longest {fmt_seconds(longest)})")
-    return t.make("db.long_queries", severity, round(longest, 1), level, unit=" s", zh=zh, en=en,
-                  active=d["active_count"], top=_redacted(rows))
+    zh = (
+        f"{len(over)} 个查询运行超过 {fmt_seconds(level.warn)}，最长 {fmt_seconds(longest)}（pid {rows[0]['pid']}）"
+        if severity != "ok"
+        else f"无长时间运行的查询（最长 {fmt_seconds(longest)}）"
+    )
+    en = (
+        f"{plural(len(over), 'query', 'queries')} running longer than {fmt_seconds(level.warn)}, longest {fmt_seconds(longest)} "
+        f"(pid {rows[0]['pid']})"
+        if severity != "ok"
+        else f"no long-running query (longest {fmt_seconds(longest)})"
+    )
+    return t.make(
+        "db.long_queries",
+        severity,
+        round(longest, 1),
+        level,
+        unit=" s",
+        zh=zh,
+        en=en,
+        active=d["active_count"],
+        top=_redacted(rows),
+    )
 
 
 def check_long_transactions(t: Target, d: Data, facts: Facts) -> FindingRecord:
@@ -416,15 +495,32 @@ def check_long_transactions(t: Target, d: Data, facts: Facts) -> FindingRecord:
     if not rows:
         zh, en = "无打开的事务", "no open transaction"
     elif severity == "ok":
-        zh, en = f"无长事务（最老 {fmt_seconds(oldest)}）", f"no long transaction (oldest {fmt_seconds(oldest)})"
+        zh, en = (
+            f"无长事务（最老 {fmt_seconds(oldest)}）",
+            f"no long transaction (oldest {fmt_seconds(oldest)})",
+        )
     else:
         top = rows[0]
-        zh = (f"最老的事务已打开 {fmt_seconds(oldest)}（pid {top['pid']}，用户 {top['usename']}，"
-              f"状态 {top['state']}）")
-        en = (f"the oldest transaction has been open {fmt_seconds(oldest)} (pid {top['pid']}, user "
-              f"{top['usename']}, {top['state']})")
-    return t.make("db.long_transactions", severity, round(oldest, 1), level, unit=" s",
-                  value_text=fmt_seconds(oldest), zh=zh, en=en, open_transactions=count, top=_redacted(rows))
+        zh = (
+            f"最老的事务已打开 {fmt_seconds(oldest)}（pid {top['pid']}，用户 {top['usename']}，"
+            f"状态 {top['state']}）"
+        )
+        en = (
+            f"the oldest transaction has been open {fmt_seconds(oldest)} (pid {top['pid']}, user "
+            f"{top['usename']}, {top['state']})"
+        )
+    return t.make(
+        "db.long_transactions",
+        severity,
+        round(oldest, 1),
+        level,
+        unit=" s",
+        value_text=fmt_seconds(oldest),
+        zh=zh,
+        en=en,
+        open_transactions=count,
+        top=_redacted(rows),
+    )
 
 
 def check_idle_in_tx(t: Target, d: Data, facts: Facts) -> FindingRecord:
@@ -438,8 +534,17 @@ def check_idle_in_tx(t: Target, d: Data, facts: Facts) -> FindingRecord:
     else:
         zh = f"{count} 个会话处于事务中空闲（idle in transaction），最长 {fmt_seconds(longest)}（pid {rows[0]['pid']}）"
         en = f"{plural(count, 'session')} idle in transaction, longest {fmt_seconds(longest)} (pid {rows[0]['pid']})"
-    return t.make("db.idle_in_tx", severity, round(longest, 1), threshold, value_text=plural(count, "session"),
-                  zh=zh, en=en, count=count, top=_redacted(rows))
+    return t.make(
+        "db.idle_in_tx",
+        severity,
+        round(longest, 1),
+        threshold,
+        value_text=plural(count, "session"),
+        zh=zh,
+        en=en,
+        count=count,
+        top=_redacted(rows),
+    )
 
 
 def check_locks(t: Target, d: Data, facts: Facts) -> FindingRecord:
@@ -451,12 +556,25 @@ def check_locks(t: Target, d: Data, facts: Facts) -> FindingRecord:
     else:
         top = rows[0]
         blockers = [b["pid"] for b in top.get("blockers") or []]
-        zh = (f"{count} 个会话在等待锁，最长 {fmt_seconds(longest)}（pid {top['pid']} 等待 {top['mode']} "
-              f"{top.get('relation') or top['locktype']}，被 pid {blockers} 阻塞）")
-        en = (f"{plural(count, 'session')} waiting for locks, longest {fmt_seconds(longest)} (pid {top['pid']} waits for "
-              f"{top['mode']} on {top.get('relation') or top['locktype']}, blocked by pids {blockers})")
-    return t.make("db.locks", classify(level, longest), round(longest, 1), level, unit=" s", zh=zh, en=en,
-                  waiting=count, top=_redacted(rows))
+        zh = (
+            f"{count} 个会话在等待锁，最长 {fmt_seconds(longest)}（pid {top['pid']} 等待 {top['mode']} "
+            f"{top.get('relation') or top['locktype']}，被 pid {blockers} 阻塞）"
+        )
+        en = (
+            f"{plural(count, 'session')} waiting for locks, longest {fmt_seconds(longest)} (pid {top['pid']} waits for "
+            f"{top['mode']} on {top.get('relation') or top['locktype']}, blocked by pids {blockers})"
+        )
+    return t.make(
+        "db.locks",
+        classify(level, longest),
+        round(longest, 1),
+        level,
+        unit=" s",
+        zh=zh,
+        en=en,
+        waiting=count,
+        top=_redacted(rows),
+    )
 
 
 def check_xid_age(t: Target, d: Data, facts: Facts) -> FindingRecord:
@@ -464,27 +582,51 @@ def check_xid_age(t: Target, d: Data, facts: Facts) -> FindingRecord:
     pct = 100.0 * age / d["freeze_max_age"]
     pct_level, abs_level = t.thresholds.xid_age_pct, t.thresholds.xid_age
     severity = worst(classify(pct_level, pct), classify(abs_level, age))
-    return t.make("db.xid_age", severity, round(pct, 2),
-                  f"{_th(pct_level, '%')} of autovacuum_freeze_max_age; absolute {_th(abs_level)}",
-                  value_text=f"{age:,} ({datname})",
-                  zh=f"最老事务号年龄 {age:,}（数据库 {datname}），为 autovacuum_freeze_max_age 的 {pct:.1f}%",
-                  en=f"oldest transaction ID age {age:,} (database {datname}), {pct:.1f}% of autovacuum_freeze_max_age",
-                  age=age, datname=datname, freeze_max_age=d["freeze_max_age"], scope="cluster",
-                  metrics={"xid_age_pct": pct})
+    return t.make(
+        "db.xid_age",
+        severity,
+        round(pct, 2),
+        f"{_th(pct_level, '%')} of autovacuum_freeze_max_age; absolute {_th(abs_level)}",
+        value_text=f"{age:,} ({datname})",
+        zh=f"最老事务号年龄 {age:,}（数据库 {datname}），为 autovacuum_freeze_max_age 的 {pct:.1f}%",
+        en=f"oldest transaction ID age {age:,} (database {datname}), {pct:.1f}% of autovacuum_freeze_max_age",
+        age=age,
+        datname=datname,
+        freeze_max_age=d["freeze_max_age"],
+        scope="cluster",
+        metrics={"xid_age_pct": pct},
+    )
 
 
 def check_cache_hit(t: Target, d: Data, facts: Facts) -> FindingRecord:
     hit, read = d["blks_hit"] or 0, d["blks_read"] or 0
     level = t.thresholds.cache_hit_pct
     if hit + read < MIN_CACHE_READS:
-        return t.make("db.cache_hit", "ok", None, level, unit="%", value_text="too few reads",
-                      zh=f"读取块数太少（{hit + read}），暂不评估缓存命中率",
-                      en=f"too few block reads ({hit + read}) to judge the cache hit ratio", hit=hit, read=read)
+        return t.make(
+            "db.cache_hit",
+            "ok",
+            None,
+            level,
+            unit="%",
+            value_text="too few reads",
+            zh=f"读取块数太少（{hit + read}），暂不评估缓存命中率",
+            en=f"too few block reads ({hit + read}) to judge the cache hit ratio",
+            hit=hit,
+            read=read,
+        )
     pct = 100.0 * hit / (hit + read)
-    return t.make("db.cache_hit", classify(level, pct), round(pct, 2), level, unit="%",
-                  zh=f"缓存命中率 {pct:.2f}%（自 {d['stats_reset'] or '统计开始'} 以来）",
-                  en=f"cache hit ratio {pct:.2f}% (since {d['stats_reset'] or 'statistics start'})",
-                  hit=hit, read=read, metrics={"cache_hit_pct": pct})
+    return t.make(
+        "db.cache_hit",
+        classify(level, pct),
+        round(pct, 2),
+        level,
+        unit="%",
+        zh=f"缓存命中率 {pct:.2f}%（自 {d['stats_reset'] or '统计开始'} 以来）",
+        en=f"cache hit ratio {pct:.2f}% (since {d['stats_reset'] or 'statistics start'})",
+        hit=hit,
+        read=read,
+        metrics={"cache_hit_pct": pct},
+    )
 
 
 def _dead_severity(t: Target, row: dict[str, Any]) -> Severity:
@@ -496,29 +638,57 @@ def _dead_severity(t: Target, row: dict[str, Any]) -> Severity:
 
 
 def check_dead_tuples(t: Target, d: Data, facts: Facts) -> FindingRecord:
-    rows = [{**r, "pct": round(100.0 * r["dead"] / max(r["live"], 1), 1), "severity": _dead_severity(t, r)}
-            for r in d["dead"]]
+    rows = [
+        {
+            **r,
+            "pct": round(100.0 * r["dead"] / max(r["live"], 1), 1),
+            "severity": _dead_severity(t, r),
+        }
+        for r in d["dead"]
+    ]
     bad = [r for r in rows if r["severity"] != "ok"]
     severity = worst(*(r["severity"] for r in bad))
-    threshold = (f"dead tuples {_th(t.thresholds.dead_tuples_min)}; "
-                 f"and share of live {_th(t.thresholds.dead_tuples_pct, '%')}")
+    threshold = (
+        f"dead tuples {_th(t.thresholds.dead_tuples_min)}; "
+        f"and share of live {_th(t.thresholds.dead_tuples_pct, '%')}"
+    )
     if not bad:
         total = sum(r["dead"] for r in rows)
-        return t.make("db.dead_tuples", "ok", max((r["dead"] for r in rows), default=0), threshold,
-                      zh=f"死元组正常（共 {total:,}）", en=f"dead tuples fine ({total:,} in all)", top=rows[:5])
+        return t.make(
+            "db.dead_tuples",
+            "ok",
+            max((r["dead"] for r in rows), default=0),
+            threshold,
+            zh=f"死元组正常（共 {total:,}）",
+            en=f"dead tuples fine ({total:,} in all)",
+            top=rows[:5],
+        )
     top = bad[0]
     names = ", ".join(r["name"] for r in bad[:5])
-    return t.make("db.dead_tuples", severity, top["dead"], threshold, value_text=f"{top['dead']:,} ({top['pct']}%)",
-                  zh=f"{len(bad)} 张表死元组过多：{top['name']} 有 {top['dead']:,} 个（占活元组 {top['pct']}%）",
-                  en=f"{plural(len(bad), 'table')} with many dead tuples: {top['name']} has {top['dead']:,} "
-                     f"({top['pct']}% of live)",
-                  sugg_zh=f"对以下表执行 VACUUM (ANALYZE)：{names}；并检查 autovacuum 是否被长事务阻塞。",
-                  sugg_en=f"VACUUM (ANALYZE) {names}; check autovacuum is not blocked by long transactions.",
-                  tables=bad[:10])
+    return t.make(
+        "db.dead_tuples",
+        severity,
+        top["dead"],
+        threshold,
+        value_text=f"{top['dead']:,} ({top['pct']}%)",
+        zh=f"{len(bad)} 张表死元组过多：{top['name']} 有 {top['dead']:,} 个（占活元组 {top['pct']}%）",
+        en=f"{plural(len(bad), 'table')} with many dead tuples: {top['name']} has {top['dead']:,} "
+        f"({top['pct']}% of live)",
+        sugg_zh=f"对以下表执行 VACUUM (ANALYZE)：{names}；并检查 autovacuum 是否被长事务阻塞。",
+        sugg_en=f"VACUUM (ANALYZE) {names}; check autovacuum is not blocked by long transactions.",
+        tables=bad[:10],
+    )
 
 
-def _age_check(t: Target, check_id: str, rows: list[dict[str, Any]], hours_key: str, level: Level,
-               what: tuple[str, str], autovacuum: bool) -> FindingRecord:
+def _age_check(
+    t: Target,
+    check_id: str,
+    rows: list[dict[str, Any]],
+    hours_key: str,
+    level: Level,
+    what: tuple[str, str],
+    autovacuum: bool,
+) -> FindingRecord:
     """Tables past autovacuum's own trigger point, by hours since their last (auto)vacuum/analyze."""
     never = [r["name"] for r in rows if r[hours_key] is None]
     aged = [r for r in rows if r[hours_key] is not None]
@@ -531,45 +701,99 @@ def _age_check(t: Target, check_id: str, rows: list[dict[str, Any]], hours_key: 
     if severity == "ok":
         zh, en = f"需要{zh_what}的表均已及时处理", f"tables due for {en_what} are handled in time"
     else:
-        parts_zh = ([f"最久 {oldest:.1f} 小时"] if oldest is not None else []) + ([never_zh] if never else [])
-        parts_en = ([f"oldest {oldest:.1f} h"] if oldest is not None else []) + ([never_en] if never else [])
-        zh = (f"{len(rows)} 张表已达 autovacuum 触发条件但{zh_what}滞后：" + "，".join(parts_zh)
-              + ("；autovacuum 已关闭" if not autovacuum else ""))
-        en = (f"{plural(len(rows), 'table')} past autovacuum's trigger wait for {en_what}: " + ", ".join(parts_en)
-              + ("; autovacuum is off" if not autovacuum else ""))
+        parts_zh = ([f"最久 {oldest:.1f} 小时"] if oldest is not None else []) + (
+            [never_zh] if never else []
+        )
+        parts_en = ([f"oldest {oldest:.1f} h"] if oldest is not None else []) + (
+            [never_en] if never else []
+        )
+        zh = (
+            f"{len(rows)} 张表已达 autovacuum 触发条件但{zh_what}滞后："
+            + "，".join(parts_zh)
+            + ("；autovacuum 已关闭" if not autovacuum else "")
+        )
+        en = (
+            f"{plural(len(rows), 'table')} past autovacuum's trigger wait for {en_what}: "
+            + ", ".join(parts_en)
+            + ("; autovacuum is off" if not autovacuum else "")
+        )
     value_text = "从未 never" if never and oldest is None else None
-    return t.make(check_id, severity, None if oldest is None else round(oldest, 6), level, unit=" h",
-                  value_text=value_text or (None if oldest is None else f"{oldest:.1f} h"), zh=zh, en=en,
-                  tables=rows[:10], never=never[:20], autovacuum=autovacuum)
+    return t.make(
+        check_id,
+        severity,
+        None if oldest is None else round(oldest, 6),
+        level,
+        unit=" h",
+        value_text=value_text or (None if oldest is None else f"{oldest:.1f} h"),
+        zh=zh,
+        en=en,
+        tables=rows[:10],
+        never=never[:20],
+        autovacuum=autovacuum,
+    )
 
 
 def check_vacuum_age(t: Target, d: Data, facts: Facts) -> FindingRecord:
-    return _age_check(t, "db.vacuum_age", d["need_vacuum"], "vacuum_h", t.thresholds.vacuum_age_hours,
-                      ("清理", "vacuum"), d["autovacuum"])
+    return _age_check(
+        t,
+        "db.vacuum_age",
+        d["need_vacuum"],
+        "vacuum_h",
+        t.thresholds.vacuum_age_hours,
+        ("清理", "vacuum"),
+        d["autovacuum"],
+    )
 
 
 def check_analyze_age(t: Target, d: Data, facts: Facts) -> FindingRecord:
-    return _age_check(t, "db.analyze_age", d["need_analyze"], "analyze_h", t.thresholds.analyze_age_hours,
-                      ("统计分析", "analyze"), d["autovacuum"])
+    return _age_check(
+        t,
+        "db.analyze_age",
+        d["need_analyze"],
+        "analyze_h",
+        t.thresholds.analyze_age_hours,
+        ("统计分析", "analyze"),
+        d["autovacuum"],
+    )
 
 
 def check_bloat(t: Target, d: Data, facts: Facts) -> FindingRecord:
     rows = d["tables"]
     level = t.thresholds.bloat_bytes
     if not rows:
-        return t.make("db.bloat", "ok", 0, _th(level, " B"), value_text="0 B",
-                      zh="没有足够大的表（≥ 10 页）需要估算膨胀", en="no table large enough (>= 10 pages) to estimate bloat")
+        return t.make(
+            "db.bloat",
+            "ok",
+            0,
+            _th(level, " B"),
+            value_text="0 B",
+            zh="没有足够大的表（≥ 10 页）需要估算膨胀",
+            en="no table large enough (>= 10 pages) to estimate bloat",
+        )
     top = rows[0]
     severity = classify(level, top["bloat_bytes"])
     dead_zh = f"，死元组 {top['dead']:,} 个" if top.get("dead") else ""
     dead_en = f", {top['dead']:,} dead tuples" if top.get("dead") else ""
-    zh = (f"表膨胀估算最大：{top['name']} 浪费约 {fmt_bytes(top['bloat_bytes'])}"
-          f"（实际大小 {fmt_bytes(top['real_bytes'])}{dead_zh}；估算值）")
-    en = (f"largest estimated table bloat: {top['name']} wastes about {fmt_bytes(top['bloat_bytes'])} "
-          f"(of {fmt_bytes(top['real_bytes'])} on disk{dead_en}; an estimate)")
-    return t.make("db.bloat", severity, top["bloat_bytes"], _th(level, " B"), value_text=f"≈ {fmt_bytes(top['bloat_bytes'])}",
-                  zh=zh, en=en, tables=rows, estimate=True,
-                  method="estimate from pg_stats (ioguix) against pg_relation_size, tables >= 10 pages")
+    zh = (
+        f"表膨胀估算最大：{top['name']} 浪费约 {fmt_bytes(top['bloat_bytes'])}"
+        f"（实际大小 {fmt_bytes(top['real_bytes'])}{dead_zh}；估算值）"
+    )
+    en = (
+        f"largest estimated table bloat: {top['name']} wastes about {fmt_bytes(top['bloat_bytes'])} "
+        f"(of {fmt_bytes(top['real_bytes'])} on disk{dead_en}; an estimate)"
+    )
+    return t.make(
+        "db.bloat",
+        severity,
+        top["bloat_bytes"],
+        _th(level, " B"),
+        value_text=f"≈ {fmt_bytes(top['bloat_bytes'])}",
+        zh=zh,
+        en=en,
+        tables=rows,
+        estimate=True,
+        method="estimate from pg_stats (ioguix) against pg_relation_size, tables >= 10 pages",
+    )
 
 
 def check_index_bloat(t: Target, d: Data, facts: Facts) -> FindingRecord:
@@ -577,58 +801,109 @@ def check_index_bloat(t: Target, d: Data, facts: Facts) -> FindingRecord:
     rows, by_bytes, by_pct = d["indexes"], t.thresholds.bloat_bytes, t.thresholds.index_bloat_pct
     threshold = f"wasted {_th(by_bytes, ' B')}; and share {_th(by_pct, '%')}"
     if not rows:
-        return t.make("db.index_bloat", "ok", 0, threshold, value_text="0 B",
-                      zh="没有足够大的 B-tree 索引（≥ 15 页）需要估算膨胀",
-                      en="no btree index large enough (>= 15 pages) to estimate bloat")
+        return t.make(
+            "db.index_bloat",
+            "ok",
+            0,
+            threshold,
+            value_text="0 B",
+            zh="没有足够大的 B-tree 索引（≥ 15 页）需要估算膨胀",
+            en="no btree index large enough (>= 15 pages) to estimate bloat",
+        )
     for r in rows:
-        r["severity"] = min(classify(by_bytes, r["bloat_bytes"]), classify(by_pct, r["bloat_pct"] or 0),
-                            key=lambda s: {"ok": 0, "warn": 1, "critical": 2}[s])
+        r["severity"] = min(
+            classify(by_bytes, r["bloat_bytes"]),
+            classify(by_pct, r["bloat_pct"] or 0),
+            key=lambda s: {"ok": 0, "warn": 1, "critical": 2}[s],
+        )
     bad = [r for r in rows if r["severity"] != "ok"]
     top = bad[0] if bad else rows[0]
     severity = worst(*(r["severity"] for r in bad))
-    zh = (f"索引膨胀估算：{top['name']}（表 {top['table_name']}）浪费约 {fmt_bytes(top['bloat_bytes'])}，"
-          f"占 {top['bloat_pct']}%（实际大小 {fmt_bytes(top['real_bytes'])}；估算值）")
-    en = (f"estimated index bloat: {top['name']} (table {top['table_name']}) wastes about "
-          f"{fmt_bytes(top['bloat_bytes'])}, {top['bloat_pct']}% of {fmt_bytes(top['real_bytes'])} (an estimate)")
+    zh = (
+        f"索引膨胀估算：{top['name']}（表 {top['table_name']}）浪费约 {fmt_bytes(top['bloat_bytes'])}，"
+        f"占 {top['bloat_pct']}%（实际大小 {fmt_bytes(top['real_bytes'])}；估算值）"
+    )
+    en = (
+        f"estimated index bloat: {top['name']} (table {top['table_name']}) wastes about "
+        f"{fmt_bytes(top['bloat_bytes'])}, {top['bloat_pct']}% of {fmt_bytes(top['real_bytes'])} (an estimate)"
+    )
     names = ", ".join(r["name"] for r in bad[:5])
-    return t.make("db.index_bloat", severity, top["bloat_bytes"], threshold,
-                  value_text=f"≈ {fmt_bytes(top['bloat_bytes'])} ({top['bloat_pct']}%)", zh=zh, en=en,
-                  sugg_zh=f"维护窗口内 REINDEX INDEX CONCURRENTLY {names}。" if bad else None,
-                  sugg_en=f"REINDEX INDEX CONCURRENTLY {names} in the maintenance window." if bad else None,
-                  indexes=rows, estimate=True, method="btree estimate from pg_stats (ioguix), indexes >= 15 pages")
+    return t.make(
+        "db.index_bloat",
+        severity,
+        top["bloat_bytes"],
+        threshold,
+        value_text=f"≈ {fmt_bytes(top['bloat_bytes'])} ({top['bloat_pct']}%)",
+        zh=zh,
+        en=en,
+        sugg_zh=f"维护窗口内 REINDEX INDEX CONCURRENTLY {names}。" if bad else None,
+        sugg_en=f"REINDEX INDEX CONCURRENTLY {names} in the maintenance window." if bad else None,
+        indexes=rows,
+        estimate=True,
+        method="btree estimate from pg_stats (ioguix), indexes >= 15 pages",
+    )
 
 
 def check_size_growth(t: Target, d: Data, facts: Facts) -> FindingRecord:
     size = d["db_size"]
     prev, prev_at = facts.get("previous_size_bytes"), _as_datetime(facts.get("previous_size_at"))
     metrics = {"database_size_bytes": size}
-    hours = (t.observed_at - prev_at).total_seconds() / 3600 if prev is not None and prev_at else None
+    hours = (
+        (t.observed_at - prev_at).total_seconds() / 3600 if prev is not None and prev_at else None
+    )
     if hours is None or hours < MIN_GROWTH_INTERVAL_H:
-        return t.make("db.size_growth", "ok", size, None, value_text=fmt_bytes(size),
-                      zh=f"数据库大小 {fmt_bytes(size)}（无足够历史，暂不计算增长）",
-                      en=f"database size {fmt_bytes(size)} (no earlier sample to compute growth)", metrics=metrics)
+        return t.make(
+            "db.size_growth",
+            "ok",
+            size,
+            None,
+            value_text=fmt_bytes(size),
+            zh=f"数据库大小 {fmt_bytes(size)}（无足够历史，暂不计算增长）",
+            en=f"database size {fmt_bytes(size)} (no earlier sample to compute growth)",
+            metrics=metrics,
+        )
     per_day = (size - prev) / hours * 24
     free = facts.get("disk_free_bytes")
     days = free / per_day if free is not None and per_day > 0 else None
     level = t.thresholds.days_until_full
     severity = classify(level, days)
-    zh = f"数据库大小 {fmt_bytes(size)}，日增长 {fmt_bytes(per_day)}" + (f"，按此速度约 {days:.1f} 天写满磁盘" if days else "")
+    zh = f"数据库大小 {fmt_bytes(size)}，日增长 {fmt_bytes(per_day)}" + (
+        f"，按此速度约 {days:.1f} 天写满磁盘" if days else ""
+    )
     en = f"database size {fmt_bytes(size)}, growing {fmt_bytes(per_day)}/day" + (
-        f", disk full in about {days:.1f} days at this rate" if days else "")
-    return t.make("db.size_growth", severity, size, f"days until full: {_th(level)}", value_text=fmt_bytes(size),
-                  zh=zh, en=en, growth_bytes_per_day=per_day, previous_size_bytes=prev,
-                  previous_size_at=prev_at, days_until_full=days, metrics=metrics)
+        f", disk full in about {days:.1f} days at this rate" if days else ""
+    )
+    return t.make(
+        "db.size_growth",
+        severity,
+        size,
+        f"days until full: {_th(level)}",
+        value_text=fmt_bytes(size),
+        zh=zh,
+        en=en,
+        growth_bytes_per_day=per_day,
+        previous_size_bytes=prev,
+        previous_size_at=prev_at,
+        days_until_full=days,
+        metrics=metrics,
+    )
 
 
 def _standby_severity(t: Target, lag_s: float | None, lag_bytes: float | None) -> Severity:
-    return worst(classify(t.thresholds.replication_lag_seconds, lag_s),
-                 classify(t.thresholds.replication_lag_bytes, lag_bytes))
+    return worst(
+        classify(t.thresholds.replication_lag_seconds, lag_s),
+        classify(t.thresholds.replication_lag_bytes, lag_bytes),
+    )
 
 
 def _slot_severity(t: Target, slot: dict[str, Any]) -> Severity:
     if slot["active"]:
         return "ok"
-    by_age = classify(t.thresholds.inactive_slot_minutes, slot["inactive_min"]) if slot["inactive_min"] else "warn"
+    by_age = (
+        classify(t.thresholds.inactive_slot_minutes, slot["inactive_min"])
+        if slot["inactive_min"]
+        else "warn"
+    )
     lost = "critical" if slot.get("wal_status") == "lost" else "ok"
     return worst(by_age, classify(t.thresholds.replication_lag_bytes, slot["retained_bytes"]), lost)
 
@@ -639,28 +914,57 @@ def check_replication(t: Target, d: Data, facts: Facts) -> FindingRecord:
         sev = _standby_severity(t, s["lag_s"], s["lag_bytes"])
         if s["state"] != "streaming":
             sev = worst(sev, "warn")
-        problems.append((sev, f"备库 {s['name']}（{s['client']}）{s['state']}，延迟 {fmt_seconds(s['lag_s'])} / "
-                              f"{fmt_bytes(s['lag_bytes'])}",
-                         f"standby {s['name']} ({s['client']}) {s['state']}, lag {fmt_seconds(s['lag_s'])} / "
-                         f"{fmt_bytes(s['lag_bytes'])}"))
+        problems.append(
+            (
+                sev,
+                f"备库 {s['name']}（{s['client']}）{s['state']}，延迟 {fmt_seconds(s['lag_s'])} / "
+                f"{fmt_bytes(s['lag_bytes'])}",
+                f"standby {s['name']} ({s['client']}) {s['state']}, lag {fmt_seconds(s['lag_s'])} / "
+                f"{fmt_bytes(s['lag_bytes'])}",
+            )
+        )
     for slot in d["slots"]:
         sev = _slot_severity(t, slot)
         state = "活动" if slot["active"] else "不活动"
-        problems.append((sev, f"复制槽 {slot['name']} {state}，保留 WAL {fmt_bytes(slot['retained_bytes'])}",
-                         f"slot {slot['name']} {'active' if slot['active'] else 'inactive'}, retains "
-                         f"{fmt_bytes(slot['retained_bytes'])} of WAL"))
+        problems.append(
+            (
+                sev,
+                f"复制槽 {slot['name']} {state}，保留 WAL {fmt_bytes(slot['retained_bytes'])}",
+                f"slot {slot['name']} {'active' if slot['active'] else 'inactive'}, retains "
+                f"{fmt_bytes(slot['retained_bytes'])} of WAL",
+            )
+        )
     if d["in_recovery"]:
         problems.append(_standby_self(t, d))
-    threshold = (f"lag {_th(t.thresholds.replication_lag_seconds, ' s')}, "
-                 f"{_th(t.thresholds.replication_lag_bytes, ' B')}; inactive slot {_th(t.thresholds.inactive_slot_minutes, ' min')}")
+    threshold = (
+        f"lag {_th(t.thresholds.replication_lag_seconds, ' s')}, "
+        f"{_th(t.thresholds.replication_lag_bytes, ' B')}; inactive slot {_th(t.thresholds.inactive_slot_minutes, ' min')}"
+    )
     if not problems:
-        return t.make("db.replication", "ok", None, threshold, value_text="not configured",
-                      zh="未配置复制（无备库、无复制槽）", en="no replication configured (no standby, no slot)")
+        return t.make(
+            "db.replication",
+            "ok",
+            None,
+            threshold,
+            value_text="not configured",
+            zh="未配置复制（无备库、无复制槽）",
+            en="no replication configured (no standby, no slot)",
+        )
     severity = worst(*(p[0] for p in problems))
     shown = [p for p in problems if p[0] != "ok"] or problems
-    return t.make("db.replication", severity, None, threshold, value_text=plural(len(problems), "item"),
-                  zh="；".join(p[1] for p in shown), en="; ".join(p[2] for p in shown),
-                  standbys=d["standbys"], slots=d["slots"], receiver=d["receiver"], replay=d["replay"])
+    return t.make(
+        "db.replication",
+        severity,
+        None,
+        threshold,
+        value_text=plural(len(problems), "item"),
+        zh="；".join(p[1] for p in shown),
+        en="; ".join(p[2] for p in shown),
+        standbys=d["standbys"],
+        slots=d["slots"],
+        receiver=d["receiver"],
+        replay=d["replay"],
+    )
 
 
 def _standby_self(t: Target, d: Data) -> tuple[Severity, str, str]:
@@ -670,23 +974,42 @@ def _standby_self(t: Target, d: Data) -> tuple[Severity, str, str]:
     sev = _standby_severity(t, delay, replay["lag_bytes"])
     if receiver.get("status") != "streaming":
         sev = worst(sev, "critical")
-    return (sev, f"本库为备库，WAL 接收 {receiver.get('status') or '未运行'}，回放延迟 {fmt_seconds(delay)}",
-            f"this server is a standby, WAL receiver {receiver.get('status') or 'not running'}, replay delay "
-            f"{fmt_seconds(delay)}")
+    return (
+        sev,
+        f"本库为备库，WAL 接收 {receiver.get('status') or '未运行'}，回放延迟 {fmt_seconds(delay)}",
+        f"this server is a standby, WAL receiver {receiver.get('status') or 'not running'}, replay delay "
+        f"{fmt_seconds(delay)}",
+    )
 
 
 def check_wal_archive(t: Target, d: Data, facts: Facts) -> FindingRecord:
     level = t.thresholds.wal_ready_files
     if d["archive_mode"] == "off":
-        return t.make("db.wal_archive", "ok", None, level, value_text="archive_mode off",
-                      zh="未启用 WAL 归档（archive_mode = off）", en="WAL archiving is off (archive_mode = off)")
+        return t.make(
+            "db.wal_archive",
+            "ok",
+            None,
+            level,
+            value_text="archive_mode off",
+            zh="未启用 WAL 归档（archive_mode = off）",
+            en="WAL archiving is off (archive_mode = off)",
+        )
     ready = d["wal_ready"]
     if ready is None:
-        return t.error("db.wal_archive", "no privilege to list pg_wal/archive_status (grant pg_monitor)")
+        return t.error(
+            "db.wal_archive", "no privilege to list pg_wal/archive_status (grant pg_monitor)"
+        )
     failed = (d["archiver"] or {}).get("failed_count")
-    return t.make("db.wal_archive", classify(level, ready), ready, level, value_text=plural(ready, "file"),
-                  zh=f"待归档 WAL 文件 {ready} 个（累计失败 {failed} 次）",
-                  en=f"{ready} WAL files waiting to be archived ({failed} failures so far)", archiver=d["archiver"])
+    return t.make(
+        "db.wal_archive",
+        classify(level, ready),
+        ready,
+        level,
+        value_text=plural(ready, "file"),
+        zh=f"待归档 WAL 文件 {ready} 个（累计失败 {failed} 次）",
+        en=f"{ready} WAL files waiting to be archived ({failed} failures so far)",
+        archiver=d["archiver"],
+    )
 
 
 def check_invalid_indexes(t: Target, d: Data, facts: Facts) -> FindingRecord:
@@ -694,42 +1017,83 @@ def check_invalid_indexes(t: Target, d: Data, facts: Facts) -> FindingRecord:
     level = t.thresholds.invalid_indexes
     names = ", ".join(r["name"] for r in rows[:5])
     if not rows:
-        return t.make("db.invalid_indexes", classify(level, 0), 0, level, zh="无无效索引", en="no invalid index")
-    return t.make("db.invalid_indexes", classify(level, len(rows)), len(rows), level,
-                  zh=f"{len(rows)} 个无效索引：{names}", en=f"{plural(len(rows), 'invalid index', 'invalid indexes')}: {names}",
-                  sugg_zh=f"确认无正在进行的并发建索引后，DROP INDEX CONCURRENTLY {names} 并重建。",
-                  sugg_en=f"When no CONCURRENTLY build is running: DROP INDEX CONCURRENTLY {names}, then rebuild.",
-                  indexes=rows)
+        return t.make(
+            "db.invalid_indexes",
+            classify(level, 0),
+            0,
+            level,
+            zh="无无效索引",
+            en="no invalid index",
+        )
+    return t.make(
+        "db.invalid_indexes",
+        classify(level, len(rows)),
+        len(rows),
+        level,
+        zh=f"{len(rows)} 个无效索引：{names}",
+        en=f"{plural(len(rows), 'invalid index', 'invalid indexes')}: {names}",
+        sugg_zh=f"确认无正在进行的并发建索引后，DROP INDEX CONCURRENTLY {names} 并重建。",
+        sugg_en=f"When no CONCURRENTLY build is running: DROP INDEX CONCURRENTLY {names}, then rebuild.",
+        indexes=rows,
+    )
 
 
 def check_sequences(t: Target, d: Data, facts: Facts) -> FindingRecord:
     rows, level = d["top"], t.thresholds.sequence_used_pct
     top = rows[0] if rows else None
     if top is None or top["used_pct"] is None:
-        return t.make("db.sequences", "ok", 0, level, unit="%", zh=f"序列充足（共 {d['sequences']} 个）",
-                      en=f"sequences have room ({d['sequences']} in all)")
+        return t.make(
+            "db.sequences",
+            "ok",
+            0,
+            level,
+            unit="%",
+            zh=f"序列充足（共 {d['sequences']} 个）",
+            en=f"sequences have room ({d['sequences']} in all)",
+        )
     pct = float(top["used_pct"])
     typ = f"（列类型 {top['coltype']}）" if top["coltype"] else ""
-    return t.make("db.sequences", classify(level, pct), round(pct, 2), level, unit="%",
-                  value_text=f"{pct:.2f}%",
-                  zh=f"使用率最高的序列 {top['name']}{typ} 已用 {pct:.2f}%（{top['last_value']:,}/{top['limit_value']:,}）",
-                  en=f"fullest sequence {top['name']} ({top['coltype'] or 'no owning column'}) is {pct:.2f}% used "
-                     f"({top['last_value']:,}/{top['limit_value']:,})",
-                  top=rows, sequences=d["sequences"])
+    return t.make(
+        "db.sequences",
+        classify(level, pct),
+        round(pct, 2),
+        level,
+        unit="%",
+        value_text=f"{pct:.2f}%",
+        zh=f"使用率最高的序列 {top['name']}{typ} 已用 {pct:.2f}%（{top['last_value']:,}/{top['limit_value']:,}）",
+        en=f"fullest sequence {top['name']} ({top['coltype'] or 'no owning column'}) is {pct:.2f}% used "
+        f"({top['last_value']:,}/{top['limit_value']:,})",
+        top=rows,
+        sequences=d["sequences"],
+    )
 
 
 def check_backup_age(t: Target, d: Data, facts: Facts) -> FindingRecord:
     last = _as_datetime(facts["last_verified_backup_at"])
     level = t.thresholds.backup_age_hours
     if last is None:
-        return t.make("db.backup_age", "critical", None, level, unit=" h", value_text="none",
-                      zh="没有任何已验证的备份", en="no verified backup at all")
+        return t.make(
+            "db.backup_age",
+            "critical",
+            None,
+            level,
+            unit=" h",
+            value_text="none",
+            zh="没有任何已验证的备份",
+            en="no verified backup at all",
+        )
     hours = (t.observed_at - last).total_seconds() / 3600
-    return t.make("db.backup_age", classify(level, hours), round(hours, 1), level, unit=" h",
-                  value_text=fmt_seconds(hours * 3600),
-                  zh=f"最近一次已验证备份在 {fmt_seconds(hours * 3600)}前（{t.when(last)}）",
-                  en=f"last verified backup {fmt_seconds(hours * 3600)} ago ({t.when(last)})",
-                  last_verified_backup_at=last)
+    return t.make(
+        "db.backup_age",
+        classify(level, hours),
+        round(hours, 1),
+        level,
+        unit=" h",
+        value_text=fmt_seconds(hours * 3600),
+        zh=f"最近一次已验证备份在 {fmt_seconds(hours * 3600)}前（{t.when(last)}）",
+        en=f"last verified backup {fmt_seconds(hours * 3600)} ago ({t.when(last)})",
+        last_verified_backup_at=last,
+    )
 
 
 #: (check id, statement that feeds it, evaluator), in report order
@@ -757,8 +1121,9 @@ CHECKS: list[tuple[str, str, Evaluator]] = [
 ]
 
 
-def evaluate(t: Target, data: dict[str, Data], errors: Mapping[str, BaseException], facts: Facts | None
-             ) -> list[FindingRecord]:
+def evaluate(
+    t: Target, data: dict[str, Data], errors: Mapping[str, BaseException], facts: Facts | None
+) -> list[FindingRecord]:
     """Every check against the fetched data; a check whose statement or evaluation fails is a check_error."""
     out = []
     for check_id, source, fn in CHECKS:
@@ -767,7 +1132,9 @@ def evaluate(t: Target, data: dict[str, Data], errors: Mapping[str, BaseExceptio
         if source in errors:
             out.append(t.error(check_id, errors[source]))
             continue
-        out += t.guarded(check_id, lambda fn=fn, source=source: fn(t, data.get(source, {}), facts or {}))
+        out += t.guarded(
+            check_id, lambda fn=fn, source=source: fn(t, data.get(source, {}), facts or {})
+        )
     return out
 
 

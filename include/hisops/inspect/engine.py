@@ -39,14 +39,32 @@ def _aware(moment: datetime | None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _reachable_ok(kind: Any, target_id: str, system_id: str, zh: str, en: str, **details: Any) -> FindingRecord:
-    return finding(f"{kind}.reachable", kind, target_id, system_id, "ok", value_text="reachable",
-                   zh=zh, en=en, **details)
+def _reachable_ok(
+    kind: Any, target_id: str, system_id: str, zh: str, en: str, **details: Any
+) -> FindingRecord:
+    return finding(
+        f"{kind}.reachable",
+        kind,
+        target_id,
+        system_id,
+        "ok",
+        value_text="reachable",
+        zh=zh,
+        en=en,
+        **details,
+    )
 
 
-def inspect_database(system: Any, database: Any, dsn: str, thresholds: Thresholds, *,
-                     catalog_facts: dict[str, Any] | None = None, now: datetime | None = None,
-                     tz: str | None = None) -> list[FindingRecord]:
+def inspect_database(
+    system: Any,
+    database: Any,
+    dsn: str,
+    thresholds: Thresholds,
+    *,
+    catalog_facts: dict[str, Any] | None = None,
+    now: datetime | None = None,
+    tz: str | None = None,
+) -> list[FindingRecord]:
     """All database checks in one short session.
 
     ``catalog_facts`` (what only the catalog knows; every key optional):
@@ -65,19 +83,35 @@ def inspect_database(system: Any, database: Any, dsn: str, thresholds: Threshold
     except TargetUnreachable as exc:
         return [unreachable("database", database.id, system.id, exc.reason)]
     except psycopg2.Error as exc:  # the connection broke between statements
-        return [unreachable("database", database.id, system.id, f"connection lost: {str(exc).strip()[:200]}")]
+        return [
+            unreachable(
+                "database", database.id, system.id, f"connection lost: {str(exc).strip()[:200]}"
+            )
+        ]
     seconds = round(time.monotonic() - started, 3)
     version = (data.get("instance") or {}).get("version", "")
-    ok = _reachable_ok("database", database.id, system.id, f"可以连接（{seconds} 秒完成检查）",
-                       f"reachable (checks took {seconds} s)", seconds=seconds, version=version)
+    ok = _reachable_ok(
+        "database",
+        database.id,
+        system.id,
+        f"可以连接（{seconds} 秒完成检查）",
+        f"reachable (checks took {seconds} s)",
+        seconds=seconds,
+        version=version,
+    )
     return [ok, *db_checks.evaluate(t, data, errors, catalog_facts)]
 
 
 def db_checks_session(dsn: str, target: str) -> Any:
     from hisops.targets.postgres import pg_session
 
-    return pg_session(dsn, target=target, statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-                      connect_timeout=CONNECT_TIMEOUT_S, application_name="hisops-inspect")
+    return pg_session(
+        dsn,
+        target=target,
+        statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        application_name="hisops-inspect",
+    )
 
 
 def resolve_glob(glob: str, base_dir: Path | None) -> str:
@@ -89,10 +123,17 @@ def resolve_glob(glob: str, base_dir: Path | None) -> str:
     return os.path.normpath((base_dir or REPO_ROOT) / glob)
 
 
-def inspect_host(system: Any, host: Any, runner: CommandRunner, thresholds: Thresholds, *,
-                 log_offsets: log_scan.OffsetSource = None,
-                 fs_previous: Mapping[str, tuple[datetime, float]] | None = None,
-                 base_dir: Path | None = None, tz: str | None = None) -> tuple[list[FindingRecord], Offsets]:
+def inspect_host(
+    system: Any,
+    host: Any,
+    runner: CommandRunner,
+    thresholds: Thresholds,
+    *,
+    log_offsets: log_scan.OffsetSource = None,
+    fs_previous: Mapping[str, tuple[datetime, float]] | None = None,
+    base_dir: Path | None = None,
+    tz: str | None = None,
+) -> tuple[list[FindingRecord], Offsets]:
     """Host and log checks; returns the findings and the new (inode, offset) of every log file read.
 
     ``log_offsets``: remembered (inode, offset) by file path, or a function of the reader (the
@@ -109,32 +150,57 @@ def inspect_host(system: Any, host: Any, runner: CommandRunner, thresholds: Thre
     if not host.logs:
         return out, {}
     try:
-        logs, offsets = log_scan.inspect_logs(t, list(host.logs), globs, records, runner, log_offsets)
+        logs, offsets = log_scan.inspect_logs(
+            t, list(host.logs), globs, records, runner, log_offsets
+        )
     except TargetUnreachable as exc:  # the session dropped between the two commands
         return [*out, check_error("log.scan", "host", host.id, system.id, exc.reason)], {}
     return out + logs, offsets
 
 
-def _host_part(t: Target, host: Any, runner: CommandRunner, globs: list[str],
-               fs_previous: Mapping[str, tuple[datetime, float]] | None
-               ) -> tuple[list[FindingRecord], dict[str, list[list[str]]]]:
+def _host_part(
+    t: Target,
+    host: Any,
+    runner: CommandRunner,
+    globs: list[str],
+    fs_previous: Mapping[str, tuple[datetime, float]] | None,
+) -> tuple[list[FindingRecord], dict[str, list[list[str]]]]:
     """Run the host-check script (with the log listing); findings and the parsed records."""
-    script = host_checks.build_script(list(host.disk_paths), list(host.services),
-                                      extra=log_scan.listing_snippet(globs))
+    script = host_checks.build_script(
+        list(host.disk_paths), list(host.services), extra=log_scan.listing_snippet(globs)
+    )
     sent = time.time()
     res = runner.run(script, timeout=HOST_SCRIPT_TIMEOUT_S)
     received = time.time()
-    out = [_reachable_ok("host", host.id, t.system_id, f"可以连接（脚本 {res.seconds:.2f} 秒）",
-                         f"reachable (script took {res.seconds:.2f} s)", seconds=round(res.seconds, 3))]
+    out = [
+        _reachable_ok(
+            "host",
+            host.id,
+            t.system_id,
+            f"可以连接（脚本 {res.seconds:.2f} 秒）",
+            f"reachable (script took {res.seconds:.2f} s)",
+            seconds=round(res.seconds, 3),
+        )
+    ]
     if "done\t1" not in res.stdout:
-        out.append(t.error("host.checks", f"script incomplete (rc {res.rc}): {res.stderr.strip()[-300:]}"))
-    out += host_checks.evaluate(t, res.stdout, services=list(host.services), sent_at=sent, received_at=received,
-                                disk_paths=list(host.disk_paths), fs_previous=fs_previous)
+        out.append(
+            t.error("host.checks", f"script incomplete (rc {res.rc}): {res.stderr.strip()[-300:]}")
+        )
+    out += host_checks.evaluate(
+        t,
+        res.stdout,
+        services=list(host.services),
+        sent_at=sent,
+        received_at=received,
+        disk_paths=list(host.disk_paths),
+        fs_previous=fs_previous,
+    )
     return out, host_checks.parse_output(res.stdout).records
 
 
-def inspect_endpoint(system: Any, endpoint: Any, thresholds: Thresholds, tz: str | None = None
-                     ) -> list[FindingRecord]:
+def inspect_endpoint(
+    system: Any, endpoint: Any, thresholds: Thresholds, tz: str | None = None
+) -> list[FindingRecord]:
     """HTTP(S) status, latency, expected text and TLS certificate of one endpoint."""
     t = Target("endpoint", endpoint.id, system.id, thresholds, now_utc(), tz)
     return http_checks.evaluate(t, endpoint)

@@ -104,15 +104,34 @@ else printf 'updates\tnone\n'; fi
 #: Units not listed are looked for under their own name; an inventory entry can name the
 #: process (``{name: his-app, process: java}``) and/or a TCP port that must be listening.
 SERVICE_PROCESSES: dict[str, tuple[str, ...]] = {
-    "postgresql": ("postgres", "postmaster"), "postgres": ("postgres",),
-    "mysql": ("mysqld",), "mysqld": ("mysqld",), "mariadb": ("mariadbd", "mysqld"),
-    "nginx": ("nginx",), "httpd": ("httpd",), "apache2": ("apache2",),
-    "ssh": ("sshd",), "sshd": ("sshd",), "cron": ("cron",), "crond": ("crond",),
-    "chrony": ("chronyd",), "chronyd": ("chronyd",), "ntp": ("ntpd",), "ntpd": ("ntpd",),
-    "redis": ("redis-server",), "redis-server": ("redis-server",), "docker": ("dockerd",),
-    "containerd": ("containerd",), "pgbouncer": ("pgbouncer",), "haproxy": ("haproxy",),
-    "keepalived": ("keepalived",), "rsyslog": ("rsyslogd",), "tomcat": ("java",),
-    "tomcat9": ("java",), "zabbix-agent": ("zabbix_agentd",), "zabbix-agent2": ("zabbix_agent2",),
+    "postgresql": ("postgres", "postmaster"),
+    "postgres": ("postgres",),
+    "mysql": ("mysqld",),
+    "mysqld": ("mysqld",),
+    "mariadb": ("mariadbd", "mysqld"),
+    "nginx": ("nginx",),
+    "httpd": ("httpd",),
+    "apache2": ("apache2",),
+    "ssh": ("sshd",),
+    "sshd": ("sshd",),
+    "cron": ("cron",),
+    "crond": ("crond",),
+    "chrony": ("chronyd",),
+    "chronyd": ("chronyd",),
+    "ntp": ("ntpd",),
+    "ntpd": ("ntpd",),
+    "redis": ("redis-server",),
+    "redis-server": ("redis-server",),
+    "docker": ("dockerd",),
+    "containerd": ("containerd",),
+    "pgbouncer": ("pgbouncer",),
+    "haproxy": ("haproxy",),
+    "keepalived": ("keepalived",),
+    "rsyslog": ("rsyslogd",),
+    "tomcat": ("java",),
+    "tomcat9": ("java",),
+    "zabbix-agent": ("zabbix_agentd",),
+    "zabbix-agent2": ("zabbix_agent2",),
 }
 
 
@@ -186,10 +205,16 @@ def parse_df(line: str) -> tuple[int, int, int, str] | None:
 
 # --- evaluation --------------------------------------------------------------------------------
 
-def check_filesystems(t: Target, facts: HostFacts, paths: list[str],
-                      previous: Mapping[str, tuple[datetime, float]]) -> list[FindingRecord]:
+
+def check_filesystems(
+    t: Target, facts: HostFacts, paths: list[str], previous: Mapping[str, tuple[datetime, float]]
+) -> list[FindingRecord]:
     answered = {r[0] for r in facts.all("fs")} | {r[0] for r in facts.all("fserr")}
-    out = [t.error(f"host.fs_used:{p}", "no answer from the host for this path") for p in paths if p not in answered]
+    out = [
+        t.error(f"host.fs_used:{p}", "no answer from the host for this path")
+        for p in paths
+        if p not in answered
+    ]
     for path, message in ((r[0], r[1] if len(r) > 1 else "") for r in facts.all("fserr")):
         out.append(t.error(f"host.fs_used:{path}", f"df {path}: {message}"))
     by_mount: dict[str, list[tuple[str, tuple[int, int, int, str]]]] = {}
@@ -205,8 +230,9 @@ def check_filesystems(t: Target, facts: HostFacts, paths: list[str],
     return out
 
 
-def days_until_full(used_now: float, available: float, previous: tuple[datetime, float] | None,
-                    now: datetime) -> tuple[float | None, float | None]:
+def days_until_full(
+    used_now: float, available: float, previous: tuple[datetime, float] | None, now: datetime
+) -> tuple[float | None, float | None]:
     """(growth bytes per day, days until full) from the previous (time, used bytes) sample."""
     if previous is None:
         return None, None
@@ -218,12 +244,19 @@ def days_until_full(used_now: float, available: float, previous: tuple[datetime,
     return per_day, (available / per_day if per_day > 0 else None)
 
 
-def _fs_finding(t: Target, path: str, parsed: tuple[int, int, int, str],
-                previous: tuple[datetime, float] | None, paths: list[str] | None = None) -> FindingRecord:
+def _fs_finding(
+    t: Target,
+    path: str,
+    parsed: tuple[int, int, int, str],
+    previous: tuple[datetime, float] | None,
+    paths: list[str] | None = None,
+) -> FindingRecord:
     total_k, used_k, avail_k, mount = parsed
     paths = paths or [path]
     shown = ", ".join(paths)
-    pct = 100.0 * used_k / max(used_k + avail_k, 1)  # like df: blocks reserved for root count as unusable
+    pct = (
+        100.0 * used_k / max(used_k + avail_k, 1)
+    )  # like df: blocks reserved for root count as unusable
     used, avail = used_k * 1024, avail_k * 1024
     per_day, days = days_until_full(used, avail, previous, t.observed_at)
     pct_level, days_level = t.thresholds.filesystem_used_pct, t.thresholds.days_until_full
@@ -231,16 +264,30 @@ def _fs_finding(t: Target, path: str, parsed: tuple[int, int, int, str],
     growth_zh = f"，日增长 {fmt_bytes(per_day)}" if per_day is not None else ""
     full_zh = f"，约 {days:.1f} 天后写满" if days is not None else ""
     full_en = f", full in about {days:.1f} days" if days is not None else ""
-    return t.make(f"host.fs_used:{path}", severity, round(pct, 1),
-                  f"used {_th(pct_level, '%')}; days until full {_th(days_level)}",
-                  value_text=f"{fmt_bytes(used)} / {fmt_bytes(used + avail)}",
-                  zh=f"{shown}（挂载点 {mount}）已用 {pct:.1f}%，剩余 {fmt_bytes(avail)}{growth_zh}{full_zh}",
-                  en=f"{shown} (mounted on {mount}) {pct:.1f}% used, {fmt_bytes(avail)} free"
-                     + (f", growing {fmt_bytes(per_day)}/day" if per_day is not None else "") + full_en,
-                  path=path, paths=paths, mount=mount, used_bytes=used, available_bytes=avail,
-                  total_bytes=total_k * 1024, growth_bytes_per_day=per_day, days_until_full=days,
-                  metrics={f"{name}:{p}": v for p in paths
-                           for name, v in (("fs_used_pct", pct), ("fs_used_bytes", used), ("fs_free_bytes", avail))})
+    return t.make(
+        f"host.fs_used:{path}",
+        severity,
+        round(pct, 1),
+        f"used {_th(pct_level, '%')}; days until full {_th(days_level)}",
+        value_text=f"{fmt_bytes(used)} / {fmt_bytes(used + avail)}",
+        zh=f"{shown}（挂载点 {mount}）已用 {pct:.1f}%，剩余 {fmt_bytes(avail)}{growth_zh}{full_zh}",
+        en=f"{shown} (mounted on {mount}) {pct:.1f}% used, {fmt_bytes(avail)} free"
+        + (f", growing {fmt_bytes(per_day)}/day" if per_day is not None else "")
+        + full_en,
+        path=path,
+        paths=paths,
+        mount=mount,
+        used_bytes=used,
+        available_bytes=avail,
+        total_bytes=total_k * 1024,
+        growth_bytes_per_day=per_day,
+        days_until_full=days,
+        metrics={
+            f"{name}:{p}": v
+            for p in paths
+            for name, v in (("fs_used_pct", pct), ("fs_used_bytes", used), ("fs_free_bytes", avail))
+        },
+    )
 
 
 def check_inodes(t: Target, facts: HostFacts) -> list[FindingRecord]:
@@ -254,16 +301,34 @@ def check_inodes(t: Target, facts: HostFacts) -> list[FindingRecord]:
         if parsed is not None:
             mounts.add(parsed[3])
         if parsed is None or parsed[0] == 0:  # btrfs and some others have no fixed inode table
-            out.append(t.make(f"host.inodes:{path}", "ok", None, level, unit="%", value_text="n/a",
-                              zh=f"{path} 所在文件系统不限制 inode", en=f"{path}: the filesystem has no fixed inode count"))
+            out.append(
+                t.make(
+                    f"host.inodes:{path}",
+                    "ok",
+                    None,
+                    level,
+                    unit="%",
+                    value_text="n/a",
+                    zh=f"{path} 所在文件系统不限制 inode",
+                    en=f"{path}: the filesystem has no fixed inode count",
+                )
+            )
             continue
         total, used, free, mount = parsed
         pct = 100.0 * free / total
-        out.append(t.make(f"host.inodes:{path}", classify(level, pct), round(pct, 1), level, unit="%",
-                          value_text=f"{free:,} free",
-                          zh=f"{path}（{mount}）inode 剩余 {pct:.1f}%（{free:,}/{total:,}）",
-                          en=f"{path} ({mount}) {pct:.1f}% inodes free ({free:,} of {total:,})",
-                          metrics={f"inodes_free_pct:{path}": pct}))
+        out.append(
+            t.make(
+                f"host.inodes:{path}",
+                classify(level, pct),
+                round(pct, 1),
+                level,
+                unit="%",
+                value_text=f"{free:,} free",
+                zh=f"{path}（{mount}）inode 剩余 {pct:.1f}%（{free:,}/{total:,}）",
+                en=f"{path} ({mount}) {pct:.1f}% inodes free ({free:,} of {total:,})",
+                metrics={f"inodes_free_pct:{path}": pct},
+            )
+        )
     return out
 
 
@@ -272,10 +337,20 @@ def check_load(t: Target, facts: HostFacts) -> FindingRecord:
     load1, load5, load15 = (float(x) for x in facts.first("loadavg")[0].split()[:3])
     per_cpu = load5 / max(cpus, 1)
     level = t.thresholds.load_per_cpu
-    return t.make("host.load", classify(level, per_cpu), round(per_cpu, 2), level, value_text=f"{load5} / {cpus} CPU",
-                  zh=f"5 分钟平均负载 {load5}，CPU {cpus} 个，每 CPU {per_cpu:.2f}",
-                  en=f"5-minute load {load5} on {cpus} CPUs, {per_cpu:.2f} per CPU",
-                  load1=load1, load5=load5, load15=load15, cpus=cpus, metrics={"load_per_cpu": per_cpu})
+    return t.make(
+        "host.load",
+        classify(level, per_cpu),
+        round(per_cpu, 2),
+        level,
+        value_text=f"{load5} / {cpus} CPU",
+        zh=f"5 分钟平均负载 {load5}，CPU {cpus} 个，每 CPU {per_cpu:.2f}",
+        en=f"5-minute load {load5} on {cpus} CPUs, {per_cpu:.2f} per CPU",
+        load1=load1,
+        load5=load5,
+        load15=load15,
+        cpus=cpus,
+        metrics={"load_per_cpu": per_cpu},
+    )
 
 
 def _meminfo(facts: HostFacts) -> dict[str, int]:
@@ -291,11 +366,20 @@ def check_memory(t: Target, facts: HostFacts) -> FindingRecord:
         available = mem.get("MemFree", 0) + mem.get("Buffers", 0) + mem.get("Cached", 0)
     pct = 100.0 * available / total
     level = t.thresholds.memory_available_pct
-    return t.make("host.memory", classify(level, pct), round(pct, 1), level, unit="%",
-                  value_text=f"{fmt_bytes(available)} / {fmt_bytes(total)}",
-                  zh=f"可用内存 {fmt_bytes(available)}，占 {pct:.1f}%" + ("（估算）" if estimated else ""),
-                  en=f"{fmt_bytes(available)} memory available, {pct:.1f}%" + (" (estimated)" if estimated else ""),
-                  total_bytes=total, available_bytes=available, metrics={"memory_available_pct": pct})
+    return t.make(
+        "host.memory",
+        classify(level, pct),
+        round(pct, 1),
+        level,
+        unit="%",
+        value_text=f"{fmt_bytes(available)} / {fmt_bytes(total)}",
+        zh=f"可用内存 {fmt_bytes(available)}，占 {pct:.1f}%" + ("（估算）" if estimated else ""),
+        en=f"{fmt_bytes(available)} memory available, {pct:.1f}%"
+        + (" (estimated)" if estimated else ""),
+        total_bytes=total,
+        available_bytes=available,
+        metrics={"memory_available_pct": pct},
+    )
 
 
 def check_swap(t: Target, facts: HostFacts) -> FindingRecord:
@@ -303,14 +387,28 @@ def check_swap(t: Target, facts: HostFacts) -> FindingRecord:
     total, free = mem.get("SwapTotal", 0), mem.get("SwapFree", 0)
     level = t.thresholds.swap_free_pct
     if total == 0:
-        return t.make("host.swap", "ok", None, level, unit="%", value_text="no swap",
-                      zh="未配置交换分区", en="no swap configured")
+        return t.make(
+            "host.swap",
+            "ok",
+            None,
+            level,
+            unit="%",
+            value_text="no swap",
+            zh="未配置交换分区",
+            en="no swap configured",
+        )
     pct = 100.0 * free / total
-    return t.make("host.swap", classify(level, pct), round(pct, 1), level, unit="%",
-                  value_text=f"{fmt_bytes(free)} / {fmt_bytes(total)} free",
-                  zh=f"交换分区剩余 {pct:.1f}%（{fmt_bytes(free)}/{fmt_bytes(total)}）",
-                  en=f"{pct:.1f}% swap free ({fmt_bytes(free)} of {fmt_bytes(total)})",
-                  metrics={"swap_free_pct": pct})
+    return t.make(
+        "host.swap",
+        classify(level, pct),
+        round(pct, 1),
+        level,
+        unit="%",
+        value_text=f"{fmt_bytes(free)} / {fmt_bytes(total)} free",
+        zh=f"交换分区剩余 {pct:.1f}%（{fmt_bytes(free)}/{fmt_bytes(total)}）",
+        en=f"{pct:.1f}% swap free ({fmt_bytes(free)} of {fmt_bytes(total)})",
+        metrics={"swap_free_pct": pct},
+    )
 
 
 def check_services(t: Target, facts: HostFacts, services: list[Any]) -> FindingRecord | None:
@@ -328,23 +426,42 @@ def check_services(t: Target, facts: HostFacts, services: list[Any]) -> FindingR
     methods = {s: rows[s][1] for s in names}
     how_zh = "；".join(f"{s}：{_method_zh(methods[s])}" for s in names)
     how_en = "; ".join(f"{s}: {methods[s] or 'unknown'}" for s in names)
-    details = {"services": {s: {"state": rows[s][0], "method": methods[s]} for s in names},
-               "init": (facts.first("init") or ["?"])[0]}
+    details = {
+        "services": {s: {"state": rows[s][0], "method": methods[s]} for s in names},
+        "init": (facts.first("init") or ["?"])[0],
+    }
     if not down:
-        return t.make("host.services", "ok", 0, "any inactive = critical",
-                      value_text=f"{len(names)} active",
-                      zh=f"必需服务均在运行（{how_zh}）", en=f"required services are running ({how_en})", **details)
+        return t.make(
+            "host.services",
+            "ok",
+            0,
+            "any inactive = critical",
+            value_text=f"{len(names)} active",
+            zh=f"必需服务均在运行（{how_zh}）",
+            en=f"required services are running ({how_en})",
+            **details,
+        )
     states = ", ".join(f"{s}={rows[s][0] or 'unknown'} ({methods[s] or 'unknown'})" for s in down)
-    return t.make("host.services", "critical", len(down), "any inactive = critical", value_text=", ".join(down),
-                  zh=f"必需服务未运行：{states}", en=f"required services not running: {states}",
-                  sugg_zh=f"查看 {', '.join(down)} 的日志（journalctl -u 服务名 或应用日志），重启后确认业务恢复。",
-                  sugg_en=f"Read the logs of {', '.join(down)} (journalctl -u NAME or the application's log), "
-                          "restart, check the business.", **details)
+    return t.make(
+        "host.services",
+        "critical",
+        len(down),
+        "any inactive = critical",
+        value_text=", ".join(down),
+        zh=f"必需服务未运行：{states}",
+        en=f"required services not running: {states}",
+        sugg_zh=f"查看 {', '.join(down)} 的日志（journalctl -u 服务名 或应用日志），重启后确认业务恢复。",
+        sugg_en=f"Read the logs of {', '.join(down)} (journalctl -u NAME or the application's log), "
+        "restart, check the business.",
+        **details,
+    )
 
 
 def _method_zh(method: str) -> str:
-    return (method.replace("systemd", "systemd 状态").replace("process", "进程").replace("port", "端口")
-            or "未知")
+    return (
+        method.replace("systemd", "systemd 状态").replace("process", "进程").replace("port", "端口")
+        or "未知"
+    )
 
 
 def check_failed_units(t: Target, facts: HostFacts) -> FindingRecord:
@@ -353,14 +470,27 @@ def check_failed_units(t: Target, facts: HostFacts) -> FindingRecord:
     if row is None:
         return t.error("host.failed_units", "no answer from the host")
     if row[0] == "na":
-        return t.make("host.failed_units", "ok", None, level, value_text="no systemd",
-                      zh="主机未使用 systemd，不检查失败单元", en="host does not run systemd; no units to check")
+        return t.make(
+            "host.failed_units",
+            "ok",
+            None,
+            level,
+            value_text="no systemd",
+            zh="主机未使用 systemd，不检查失败单元",
+            en="host does not run systemd; no units to check",
+        )
     units = row[0].split()
-    return t.make("host.failed_units", classify(level, len(units)), len(units), level,
-                  value_text=", ".join(units[:5]) or "none",
-                  zh=f"失败的 systemd 单元 {len(units)} 个" + (f"：{', '.join(units[:10])}" if units else ""),
-                  en=plural(len(units), "failed systemd unit") + (f": {', '.join(units[:10])}" if units else ""),
-                  units=units)
+    return t.make(
+        "host.failed_units",
+        classify(level, len(units)),
+        len(units),
+        level,
+        value_text=", ".join(units[:5]) or "none",
+        zh=f"失败的 systemd 单元 {len(units)} 个" + (f"：{', '.join(units[:10])}" if units else ""),
+        en=plural(len(units), "failed systemd unit")
+        + (f": {', '.join(units[:10])}" if units else ""),
+        units=units,
+    )
 
 
 def parse_chrony(text: str) -> float | None:
@@ -408,20 +538,37 @@ def check_clock(t: Target, facts: HostFacts, sent_at: float, received_at: float)
         severity = worst(severity, "warn")
     note_zh = "；NTP 未同步" if sync == "no" else ""
     note_en = "; NTP not synchronised" if sync == "no" else ""
-    return t.make("host.clock", severity, round(abs(offset), 4), level, unit=" s", value_text=f"{offset:+.4f} s",
-                  zh=f"时钟偏差 {offset:+.4f} 秒（来源：{source}）{note_zh}",
-                  en=f"clock offset {offset:+.4f} s (source: {source}){note_en}",
-                  source=source, ntp_synchronized=sync or None, window_s=round(received_at - sent_at, 4))
+    return t.make(
+        "host.clock",
+        severity,
+        round(abs(offset), 4),
+        level,
+        unit=" s",
+        value_text=f"{offset:+.4f} s",
+        zh=f"时钟偏差 {offset:+.4f} 秒（来源：{source}）{note_zh}",
+        en=f"clock offset {offset:+.4f} s (source: {source}){note_en}",
+        source=source,
+        ntp_synchronized=sync or None,
+        window_s=round(received_at - sent_at, 4),
+    )
 
 
 def check_uptime(t: Target, facts: HostFacts) -> FindingRecord:
     seconds = float(facts.first("uptime")[0])
     level = t.thresholds.uptime_minutes
     severity = classify(level, seconds / 60)
-    return t.make("host.uptime", severity, round(seconds / 60, 1), level, unit=" min", value_text=fmt_seconds(seconds),
-                  zh=("主机刚重启，" if severity != "ok" else "") + f"已运行 {fmt_seconds(seconds)}",
-                  en=("rebooted recently, " if severity != "ok" else "") + f"up for {fmt_seconds(seconds)}",
-                  os=(facts.first("os") or [""])[0], os_release=(facts.first("os_release") or [""])[0])
+    return t.make(
+        "host.uptime",
+        severity,
+        round(seconds / 60, 1),
+        level,
+        unit=" min",
+        value_text=fmt_seconds(seconds),
+        zh=("主机刚重启，" if severity != "ok" else "") + f"已运行 {fmt_seconds(seconds)}",
+        en=("rebooted recently, " if severity != "ok" else "") + f"up for {fmt_seconds(seconds)}",
+        os=(facts.first("os") or [""])[0],
+        os_release=(facts.first("os_release") or [""])[0],
+    )
 
 
 def check_updates(t: Target, facts: HostFacts) -> FindingRecord:
@@ -431,24 +578,49 @@ def check_updates(t: Target, facts: HostFacts) -> FindingRecord:
         return t.error("host.updates", "no answer from the host")
     tool = row[0]
     if tool == "none":
-        return t.make("host.updates", "ok", None, "any security update = warn", value_text="not checked",
-                      zh="未找到 apt/dnf/yum，无法检查待安装更新", en="no apt/dnf/yum on the host; updates not checked")
+        return t.make(
+            "host.updates",
+            "ok",
+            None,
+            "any security update = warn",
+            value_text="not checked",
+            zh="未找到 apt/dnf/yum，无法检查待安装更新",
+            en="no apt/dnf/yum on the host; updates not checked",
+        )
     if len(row) < 2 or row[1] == "error":
-        return t.error("host.updates", f"{tool} could not list pending updates (package cache missing or locked?)")
+        return t.error(
+            "host.updates",
+            f"{tool} could not list pending updates (package cache missing or locked?)",
+        )
     total, security = row[1].split()
     security_n = int(security)
     total_text = "" if total == "na" else f"，共 {total} 个可更新包"
-    return t.make("host.updates", "warn" if security_n else "ok", security_n, "any security update = warn",
-                  value_text=f"{security_n} security",
-                  zh=f"待安装安全更新 {security_n} 个{total_text}（{tool}，基于本机软件源缓存）",
-                  en=plural(security_n, "pending security update") + ("" if total == "na" else f", {total} in all")
-                     + f" ({tool}, from the host's package lists)",
-                  tool=tool, total=None if total == "na" else int(total), security=security_n)
+    return t.make(
+        "host.updates",
+        "warn" if security_n else "ok",
+        security_n,
+        "any security update = warn",
+        value_text=f"{security_n} security",
+        zh=f"待安装安全更新 {security_n} 个{total_text}（{tool}，基于本机软件源缓存）",
+        en=plural(security_n, "pending security update")
+        + ("" if total == "na" else f", {total} in all")
+        + f" ({tool}, from the host's package lists)",
+        tool=tool,
+        total=None if total == "na" else int(total),
+        security=security_n,
+    )
 
 
-def evaluate(t: Target, stdout: str, *, services: list[str], sent_at: float, received_at: float,
-             disk_paths: list[str] | None = None,
-             fs_previous: Mapping[str, tuple[datetime, float]] | None = None) -> list[FindingRecord]:
+def evaluate(
+    t: Target,
+    stdout: str,
+    *,
+    services: list[str],
+    sent_at: float,
+    received_at: float,
+    disk_paths: list[str] | None = None,
+    fs_previous: Mapping[str, tuple[datetime, float]] | None = None,
+) -> list[FindingRecord]:
     """All host findings from the script output; each check fails alone (check_error)."""
     facts = parse_output(stdout)
     out: list[FindingRecord] = []
@@ -462,8 +634,10 @@ def evaluate(t: Target, stdout: str, *, services: list[str], sent_at: float, rec
         ("host.updates", lambda: check_updates(t, facts)),
         ("host.failed_units", lambda: check_failed_units(t, facts)),
     ]
-    for check_id, group in (("host.fs_used", lambda: check_filesystems(t, facts, disk_paths or [], fs_previous or {})),
-                            ("host.inodes", lambda: check_inodes(t, facts))):
+    for check_id, group in (
+        ("host.fs_used", lambda: check_filesystems(t, facts, disk_paths or [], fs_previous or {})),
+        ("host.inodes", lambda: check_inodes(t, facts)),
+    ):
         out += t.guarded(check_id, group)
     for check_id, fn in singles:
         out += t.guarded(check_id, fn)

@@ -83,13 +83,17 @@ def fetch(url: str, timeout: float, verify: bool) -> Fetch:
         cert_error = _is_cert_error(exc)
         if cert_error and verify:
             retry = fetch(url, timeout, verify=False)
-            return Fetch(retry.status, retry.elapsed, retry.text, retry.error, tls_rejected=cert_error)
+            return Fetch(
+                retry.status, retry.elapsed, retry.text, retry.error, tls_rejected=cert_error
+            )
         return Fetch(error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def _handshake(host: str, port: int, timeout: float, ctx: ssl.SSLContext) -> bytes:
-    with socket.create_connection((host, port), timeout=timeout) as sock, \
-            ctx.wrap_socket(sock, server_hostname=host) as tls:
+    with (
+        socket.create_connection((host, port), timeout=timeout) as sock,
+        ctx.wrap_socket(sock, server_hostname=host) as tls,
+    ):
         return tls.getpeercert(binary_form=True) or b""
 
 
@@ -116,39 +120,69 @@ def _parse_cert(der: bytes, verify_error: str | None) -> PeerCert:
     from cryptography import x509
 
     cert = x509.load_der_x509_certificate(der)
-    return PeerCert(cert.not_valid_after_utc, cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(),
-                    verify_error)
+    return PeerCert(
+        cert.not_valid_after_utc,
+        cert.subject.rfc4514_string(),
+        cert.issuer.rfc4514_string(),
+        verify_error,
+    )
 
 
 def check_status(t: Target, endpoint: Any, got: Fetch) -> FindingRecord:
     expect = endpoint.expect_status
     if got.status is None:
-        return t.make("http.status", "critical", None, f"expect {expect}", value_text="down",
-                      zh=f"无法访问 {endpoint.url}：{got.error}", en=f"{endpoint.url} unreachable: {got.error}",
-                      url=endpoint.url, error=got.error)
+        return t.make(
+            "http.status",
+            "critical",
+            None,
+            f"expect {expect}",
+            value_text="down",
+            zh=f"无法访问 {endpoint.url}：{got.error}",
+            en=f"{endpoint.url} unreachable: {got.error}",
+            url=endpoint.url,
+            error=got.error,
+        )
     ok = got.status == expect
-    return t.make("http.status", "ok" if ok else "critical", got.status, f"expect {expect}",
-                  value_text=str(got.status),
-                  zh=f"{endpoint.url} 返回 {got.status}" + ("" if ok else f"（应为 {expect}）"),
-                  en=f"{endpoint.url} answered {got.status}" + ("" if ok else f" (expected {expect})"),
-                  url=endpoint.url, tls_rejected=got.tls_rejected)
+    return t.make(
+        "http.status",
+        "ok" if ok else "critical",
+        got.status,
+        f"expect {expect}",
+        value_text=str(got.status),
+        zh=f"{endpoint.url} 返回 {got.status}" + ("" if ok else f"（应为 {expect}）"),
+        en=f"{endpoint.url} answered {got.status}" + ("" if ok else f" (expected {expect})"),
+        url=endpoint.url,
+        tls_rejected=got.tls_rejected,
+    )
 
 
 def check_latency(t: Target, endpoint: Any, got: Fetch) -> FindingRecord:
     level = t.thresholds.http_latency_seconds
     elapsed = round(got.elapsed, 4)
-    return t.make("http.latency", classify(level, elapsed), elapsed, level, unit=" s",
-                  zh=f"响应时间 {elapsed:.3f} 秒", en=f"response time {elapsed:.3f} s",
-                  metrics={"http_latency_seconds": elapsed})
+    return t.make(
+        "http.latency",
+        classify(level, elapsed),
+        elapsed,
+        level,
+        unit=" s",
+        zh=f"响应时间 {elapsed:.3f} 秒",
+        en=f"response time {elapsed:.3f} s",
+        metrics={"http_latency_seconds": elapsed},
+    )
 
 
 def check_text(t: Target, endpoint: Any, got: Fetch) -> FindingRecord:
     want = endpoint.expect_text
     found = want in got.text
-    return t.make("http.text", "ok" if found else "critical", None, f"contains {want!r}",
-                  value_text="found" if found else "missing",
-                  zh=f"页面{'包含' if found else '不包含'}预期文本 {want!r}",
-                  en=f"the page {'contains' if found else 'lacks'} the expected text {want!r}")
+    return t.make(
+        "http.text",
+        "ok" if found else "critical",
+        None,
+        f"contains {want!r}",
+        value_text="found" if found else "missing",
+        zh=f"页面{'包含' if found else '不包含'}预期文本 {want!r}",
+        en=f"the page {'contains' if found else 'lacks'} the expected text {want!r}",
+    )
 
 
 def check_tls(t: Target, endpoint: Any, cert: PeerCert) -> FindingRecord:
@@ -162,11 +196,22 @@ def check_tls(t: Target, endpoint: Any, cert: PeerCert) -> FindingRecord:
     state_en = f"expired {-days:.1f} days ago" if days < 0 else f"{days:.1f} days left"
     trust_zh = f"；证书不受信任：{cert.verify_error}" if untrusted else ""
     trust_en = f"; certificate not trusted: {cert.verify_error}" if untrusted else ""
-    return t.make("http.tls_days", severity, round(days, 2), level, unit=" d", value_text=state_en,
-                  zh=f"TLS 证书{state_zh}（到期 {t.when(cert.not_after)}）{trust_zh}",
-                  en=f"TLS certificate {state_en} (expires {t.when(cert.not_after)}){trust_en}",
-                  not_after=cert.not_after, subject=cert.subject, issuer=cert.issuer,
-                  verify_error=cert.verify_error, verify_tls=endpoint.verify_tls, metrics={"tls_days_left": days})
+    return t.make(
+        "http.tls_days",
+        severity,
+        round(days, 2),
+        level,
+        unit=" d",
+        value_text=state_en,
+        zh=f"TLS 证书{state_zh}（到期 {t.when(cert.not_after)}）{trust_zh}",
+        en=f"TLS certificate {state_en} (expires {t.when(cert.not_after)}){trust_en}",
+        not_after=cert.not_after,
+        subject=cert.subject,
+        issuer=cert.issuer,
+        verify_error=cert.verify_error,
+        verify_tls=endpoint.verify_tls,
+        metrics={"tls_days_left": days},
+    )
 
 
 def evaluate(t: Target, endpoint: Any) -> list[FindingRecord]:

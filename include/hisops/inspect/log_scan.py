@@ -55,12 +55,15 @@ MAX_SAMPLES = 5
 SAMPLE_BYTES = 400
 BOUNDARY_WINDOW = 65536  # bytes read back from the end bound to find the last complete line
 MAX_EXPANDED_REPEAT = 40
-CRITICAL_NAMES = frozenset({"fatal", "panic", "oom", "critical", "crit", "emerg", "emergency", "alert"})
+CRITICAL_NAMES = frozenset(
+    {"fatal", "panic", "oom", "critical", "crit", "emerg", "emergency", "alert"}
+)
 
 Offsets = dict[str, tuple[int | None, int]]
 
 
 # --- Python regex → POSIX ERE --------------------------------------------------------------------
+
 
 class Untranslatable(ValueError):
     """The Python regex uses a feature grep/awk ERE cannot express faithfully."""
@@ -68,9 +71,12 @@ class Untranslatable(ValueError):
 
 _ERE_SPECIAL = set(".[]()*+?{}|^$\\")
 _CATEGORIES = {
-    C.CATEGORY_DIGIT: ("0-9", False), C.CATEGORY_NOT_DIGIT: ("0-9", True),
-    C.CATEGORY_SPACE: ("[:space:]", False), C.CATEGORY_NOT_SPACE: ("[:space:]", True),
-    C.CATEGORY_WORD: ("[:alnum:]_", False), C.CATEGORY_NOT_WORD: ("[:alnum:]_", True),
+    C.CATEGORY_DIGIT: ("0-9", False),
+    C.CATEGORY_NOT_DIGIT: ("0-9", True),
+    C.CATEGORY_SPACE: ("[:space:]", False),
+    C.CATEGORY_NOT_SPACE: ("[:space:]", True),
+    C.CATEGORY_WORD: ("[:alnum:]_", False),
+    C.CATEGORY_NOT_WORD: ("[:alnum:]_", True),
 }
 
 
@@ -125,13 +131,22 @@ def _anchor(code: Any) -> str:
         return "^"
     if code in (C.AT_END, C.AT_END_STRING, C.AT_END_LINE):
         return "$"
-    raise Untranslatable(r"word boundaries (\b, \B) are not supported; spell the context out instead")
+    raise Untranslatable(
+        r"word boundaries (\b, \B) are not supported; spell the context out instead"
+    )
 
 
 def _atom(items: list[tuple[Any, Any]], icase: bool) -> str:
     text = _seq(items, icase)
-    single = len(items) == 1 and items[0][0] in (C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN, C.CATEGORY,
-                                                   C.SUBPATTERN, C.BRANCH)
+    single = len(items) == 1 and items[0][0] in (
+        C.LITERAL,
+        C.NOT_LITERAL,
+        C.ANY,
+        C.IN,
+        C.CATEGORY,
+        C.SUBPATTERN,
+        C.BRANCH,
+    )
     return text if single else f"({text})"
 
 
@@ -243,13 +258,18 @@ class Listed:
 
 def parse_listing(records: dict[str, list[list[str]]]) -> tuple[list[Listed], set[int]]:
     """(files, indexes of globs that matched nothing) from the parsed script records."""
-    files = [Listed(int(r[0]), r[3], int(r[1]), int(r[2])) for r in records.get("logf", []) if len(r) >= 4]
+    files = [
+        Listed(int(r[0]), r[3], int(r[1]), int(r[2]))
+        for r in records.get("logf", [])
+        if len(r) >= 4
+    ]
     files += [Listed(int(r[0]), r[1], error=r[2]) for r in records.get("logerr", []) if len(r) >= 3]
     empty = {int(r[0]) for r in records.get("lognone", [])}
     return files, empty
 
 
 # --- planning ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ReadPlan:
@@ -273,11 +293,20 @@ def plan_reads(files: list[Listed], remembered: Remembered) -> list[ReadPlan]:
     """
     by_inode = {inode: offset for inode, offset in remembered.values() if inode is not None}
     listed = {f.inode for f in files}
-    return [plan_file(f.path, f.inode or 0, f.size, remembered.get(f.path), by_inode, listed) for f in files]
+    return [
+        plan_file(f.path, f.inode or 0, f.size, remembered.get(f.path), by_inode, listed)
+        for f in files
+    ]
 
 
-def plan_file(path: str, inode: int, size: int, previous: tuple[int | None, int] | None,
-              by_inode: Mapping[int, int], listed: set[int | None]) -> ReadPlan:
+def plan_file(
+    path: str,
+    inode: int,
+    size: int,
+    previous: tuple[int | None, int] | None,
+    by_inode: Mapping[int, int],
+    listed: set[int | None],
+) -> ReadPlan:
     if inode in by_inode:
         offset = by_inode[inode]
         if size < offset:
@@ -286,12 +315,16 @@ def plan_file(path: str, inode: int, size: int, previous: tuple[int | None, int]
         return ReadPlan(path, inode, offset, size, "renamed" if moved else "continued")
     if previous is not None and previous[0] is not None and previous[0] != inode:
         old_inode, old_offset = previous
-        tail = None if old_inode in listed else (old_inode, old_offset)  # listed: read under its new name
+        tail = (
+            None if old_inode in listed else (old_inode, old_offset)
+        )  # listed: read under its new name
         return ReadPlan(path, inode, 0, size, "rotated", tail)
     return plan_read(path, inode, size, previous)
 
 
-def plan_read(path: str, inode: int, size: int, remembered: tuple[int | None, int] | None) -> ReadPlan:
+def plan_read(
+    path: str, inode: int, size: int, remembered: tuple[int | None, int] | None
+) -> ReadPlan:
     """Where to start reading ``path`` given what the last inspection remembered."""
     if remembered is None:
         return ReadPlan(path, inode, 0, size, "new")
@@ -349,7 +382,9 @@ done
 
 def scan_script(plans: list[ReadPlan], eres: list[str]) -> str:
     """sh script scanning every planned segment; segment ids: 'f<i>' (file) and 'r<i>' (rotated tail)."""
-    env = "".join(f"HISOPS_P{k}={shlex.quote(p)}; export HISOPS_P{k}\n" for k, p in enumerate(eres, 1))
+    env = "".join(
+        f"HISOPS_P{k}={shlex.quote(p)}; export HISOPS_P{k}\n" for k, p in enumerate(eres, 1)
+    )
     head = f"{env}NP={len(eres)}; MS={MAX_SAMPLES}; SB={SAMPLE_BYTES}; BW={BOUNDARY_WINDOW}\n"
     grep_args = " ".join(f'-e "$HISOPS_P{k}"' for k in range(1, len(eres) + 1))
     body = ""
@@ -436,8 +471,12 @@ def run_scan(runner: Any, plans: list[ReadPlan], patterns: PatternSet) -> Scan:
 class LogOffsets(dict):  # noqa: FURB189 - a dict with two facts about where it came from
     """path → (inode, offset) after a scan, plus who read (``reader``) and every path listed."""
 
-    def __init__(self, offsets: Mapping[str, tuple[int | None, int]] | None = None, reader: str = "",
-                 listed: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        offsets: Mapping[str, tuple[int | None, int]] | None = None,
+        reader: str = "",
+        listed: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__(offsets or {})
         self.reader, self.listed = reader, listed
 
@@ -452,8 +491,14 @@ def remembered_for(source: OffsetSource, reader: str) -> Remembered:
     return source(reader) if callable(source) else source
 
 
-def inspect_logs(t: Target, sources: list[Any], globs: list[str], records: dict[str, list[list[str]]],
-                 runner: Any, offsets: OffsetSource) -> tuple[list[FindingRecord], LogOffsets]:
+def inspect_logs(
+    t: Target,
+    sources: list[Any],
+    globs: list[str],
+    records: dict[str, list[list[str]]],
+    runner: Any,
+    offsets: OffsetSource,
+) -> tuple[list[FindingRecord], LogOffsets]:
     """Log findings of one host and the new (inode, offset) per scanned path.
 
     ``offsets``: path → (inode, offset) remembered by the last inspection, or a function of the
@@ -491,8 +536,15 @@ def _failed(seg: SegmentResult, plan: ReadPlan, scan: Scan) -> bool:
     return seg.stop is not None and seg.stop > plan.start and not seg.counts
 
 
-def source_findings(lt: Target, source: Any, glob: str, files: list[Listed], empty: bool, scan: Scan,
-                    patterns: PatternSet) -> list[FindingRecord]:
+def source_findings(
+    lt: Target,
+    source: Any,
+    glob: str,
+    files: list[Listed],
+    empty: bool,
+    scan: Scan,
+    patterns: PatternSet,
+) -> list[FindingRecord]:
     files_finding = _files_finding(lt, glob, files, empty, scan)
     if empty:
         return [files_finding]
@@ -503,7 +555,9 @@ def source_findings(lt: Target, source: Any, glob: str, files: list[Listed], emp
     return out
 
 
-def _segments_of(files: list[Listed], scan: Scan) -> list[tuple[ReadPlan, str, SegmentResult | None]]:
+def _segments_of(
+    files: list[Listed], scan: Scan
+) -> list[tuple[ReadPlan, str, SegmentResult | None]]:
     """(plan, segment id, result) for this source's files, rotated tails first (they are older)."""
     paths = {f.path for f in files if f.error is None}
     out: list[tuple[ReadPlan, str, SegmentResult | None]] = []
@@ -515,29 +569,61 @@ def _segments_of(files: list[Listed], scan: Scan) -> list[tuple[ReadPlan, str, S
     return out
 
 
-def _files_finding(lt: Target, glob: str, files: list[Listed], empty: bool, scan: Scan) -> FindingRecord:
+def _files_finding(
+    lt: Target, glob: str, files: list[Listed], empty: bool, scan: Scan
+) -> FindingRecord:
     if empty:
-        return lt.make("log.files", "warn", 0, "no file = warn", value_text="no file",
-                       zh=f"没有匹配 {glob} 的日志文件", en=f"no log file matches {glob}", glob=glob)
+        return lt.make(
+            "log.files",
+            "warn",
+            0,
+            "no file = warn",
+            value_text="no file",
+            zh=f"没有匹配 {glob} 的日志文件",
+            en=f"no log file matches {glob}",
+            glob=glob,
+        )
     unreadable = [f.path for f in files if f.error]
     if unreadable:
-        return lt.error("log.files", f"log files not readable by the inspection user: {', '.join(unreadable[:5])}")
+        return lt.error(
+            "log.files",
+            f"log files not readable by the inspection user: {', '.join(unreadable[:5])}",
+        )
     plans = {p.path: p for p in scan.plans}
     read = [plans[f.path] for f in files if f.path in plans]
     scanned = sum(max(p.end - p.start, 0) for p in read)
     notes = sorted({p.reason for p in read} - {"continued"})
-    return lt.make("log.files", "ok", len(read), None, value_text=f"{plural(len(read), 'file')}, +{fmt_bytes(scanned)}",
-                   zh=f"{len(read)} 个日志文件，新增 {fmt_bytes(scanned)}" + (f"（{', '.join(notes)}）" if notes else ""),
-                   en=f"{plural(len(read), 'log file')}, {fmt_bytes(scanned)} new" + (f" ({', '.join(notes)})" if notes else ""),
-                   glob=glob, files=[{"path": p.path, "inode": p.inode, "from": p.start, "to": p.end,
-                                      "reason": p.reason} for p in read[:50]])
+    return lt.make(
+        "log.files",
+        "ok",
+        len(read),
+        None,
+        value_text=f"{plural(len(read), 'file')}, +{fmt_bytes(scanned)}",
+        zh=f"{len(read)} 个日志文件，新增 {fmt_bytes(scanned)}"
+        + (f"（{', '.join(notes)}）" if notes else ""),
+        en=f"{plural(len(read), 'log file')}, {fmt_bytes(scanned)} new"
+        + (f" ({', '.join(notes)})" if notes else ""),
+        glob=glob,
+        files=[
+            {"path": p.path, "inode": p.inode, "from": p.start, "to": p.end, "reason": p.reason}
+            for p in read[:50]
+        ],
+    )
 
 
-def _pattern_finding(lt: Target, name: str, regex: str, segments: list[tuple[ReadPlan, str, SegmentResult | None]],
-                     scan: Scan, patterns: PatternSet) -> FindingRecord:
+def _pattern_finding(
+    lt: Target,
+    name: str,
+    regex: str,
+    segments: list[tuple[ReadPlan, str, SegmentResult | None]],
+    scan: Scan,
+    patterns: PatternSet,
+) -> FindingRecord:
     check_id = f"log.{name}"
     if regex in patterns.errors:
-        return lt.error(check_id, f"pattern {regex!r} cannot run on the host: {patterns.errors[regex]}")
+        return lt.error(
+            check_id, f"pattern {regex!r} cannot run on the host: {patterns.errors[regex]}"
+        )
     k = patterns.index[regex]
     if k in scan.pattern_errors:
         return lt.error(check_id, f"pattern {regex!r}: {scan.pattern_errors[k]}")
@@ -545,8 +631,15 @@ def _pattern_finding(lt: Target, name: str, regex: str, segments: list[tuple[Rea
     for plan, seg_id, seg in segments:
         if seg is None:
             problems.append(f"{plan.path}: no answer from the host {scan.stderr}".strip())
-        elif seg.status == "ok" and seg.stop is not None and seg.stop > _start(plan, seg_id) and k not in seg.counts:
-            problems.append(f"{plan.path}: scan failed ({seg.error or 'no counts'}) {scan.stderr}".strip())
+        elif (
+            seg.status == "ok"
+            and seg.stop is not None
+            and seg.stop > _start(plan, seg_id)
+            and k not in seg.counts
+        ):
+            problems.append(
+                f"{plan.path}: scan failed ({seg.error or 'no counts'}) {scan.stderr}".strip()
+            )
         else:
             count += seg.counts.get(k, 0)
             samples += seg.samples.get(k, [])
@@ -559,14 +652,31 @@ def _start(plan: ReadPlan, seg_id: str) -> int:
     return plan.rotated_from[1] if seg_id.startswith("r") and plan.rotated_from else plan.start
 
 
-def _count_finding(lt: Target, check_id: str, name: str, regex: str, count: int, samples: list[str],
-                   segments: list[tuple[ReadPlan, str, SegmentResult | None]]) -> FindingRecord:
+def _count_finding(
+    lt: Target,
+    check_id: str,
+    name: str,
+    regex: str,
+    count: int,
+    samples: list[str],
+    segments: list[tuple[ReadPlan, str, SegmentResult | None]],
+) -> FindingRecord:
     severity = "ok" if count == 0 else ("critical" if name.lower() in CRITICAL_NAMES else "warn")
     rotated = [p.path for p, sid, s in segments if sid.startswith("r") and s and s.status == "ok"]
     first = [p.path for p, sid, _ in segments if sid.startswith("f") and p.reason == "new"]
     zh = f"新增日志中匹配 {name}（{regex}）的行：{count}"
     en = f"{plural(count, 'new log line')} match{'es' if count == 1 else ''} {name} ({regex})"
-    return lt.make(check_id, severity, count, f"any {'= critical' if name.lower() in CRITICAL_NAMES else '= warn'}",
-                   value_text=plural(count, "line"), zh=zh, en=en, pattern=regex,
-                   samples=[mask_sensitive(s) for s in samples], rotated_tail_read=rotated, first_scan=first,
-                   metrics={f"log_lines:{name}": count})
+    return lt.make(
+        check_id,
+        severity,
+        count,
+        f"any {'= critical' if name.lower() in CRITICAL_NAMES else '= warn'}",
+        value_text=plural(count, "line"),
+        zh=zh,
+        en=en,
+        pattern=regex,
+        samples=[mask_sensitive(s) for s in samples],
+        rotated_tail_read=rotated,
+        first_scan=first,
+        metrics={f"log_lines:{name}": count},
+    )

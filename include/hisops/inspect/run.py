@@ -35,7 +35,9 @@ INSPECTION_CHECK_PREFIXES = ("db.", "host.", "log.", "http.", "database.", "endp
 REMOVED_ZH = "目标已从清单中移除，事件关闭"
 REMOVED_EN = "target removed from the inventory; incident closed"
 # Findings that say the target could not be inspected at all (endpoints: http.status plays that role).
-BLOCKING_CHECKS = frozenset({"database.reachable", "host.reachable", "endpoint.reachable", "http.status"})
+BLOCKING_CHECKS = frozenset(
+    {"database.reachable", "host.reachable", "endpoint.reachable", "http.status"}
+)
 SIZE_LOOKBACK = timedelta(days=40)
 NOTIFY_ACTIONS = ("opened", "escalated")
 REPORT_ACTIONS = ("opened", "escalated", "resolved")
@@ -101,20 +103,35 @@ class SystemOutcome:
     timings: dict[str, float] = field(default_factory=dict)  # "kind:id" → seconds
 
     def slowest(self, n: int = 5) -> list[tuple[str, float]]:
-        return sorted(((k, round(v, 3)) for k, v in self.timings.items()), key=lambda kv: -kv[1])[:n]
+        return sorted(((k, round(v, 3)) for k, v in self.timings.items()), key=lambda kv: -kv[1])[
+            :n
+        ]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"system_id": self.system_id, "targets": self.targets, "counts": self.counts,
-                "seconds": round(self.seconds, 3), "changes": self.changes, "updated": self.updated,
-                "slowest": self.slowest()}
+        return {
+            "system_id": self.system_id,
+            "targets": self.targets,
+            "counts": self.counts,
+            "seconds": round(self.seconds, 3),
+            "changes": self.changes,
+            "updated": self.updated,
+            "slowest": self.slowest(),
+        }
 
 
 # --------------------------------------------------------------------------- entry point
 
 
-def inspect_system(inventory: Any, system: Any, repo: Any, run: RunContext, access: Access, *,
-                   max_workers: int = MAX_WORKERS,
-                   progress: Callable[[str], None] | None = None) -> SystemOutcome:
+def inspect_system(
+    inventory: Any,
+    system: Any,
+    repo: Any,
+    run: RunContext,
+    access: Access,
+    *,
+    max_workers: int = MAX_WORKERS,
+    progress: Callable[[str], None] | None = None,
+) -> SystemOutcome:
     """Inspect every target of ``system`` and record the outcome in the catalog."""
     started = time.monotonic()
     jobs = plan(inventory, system, repo, access, run)
@@ -123,7 +140,10 @@ def inspect_system(inventory: Any, system: Any, repo: Any, run: RunContext, acce
     findings = [f for r in results for f in r.findings]
     counts = dict(Counter(f.severity for f in findings))
     return SystemOutcome(
-        system_id=system.id, targets=len(jobs), counts=counts, seconds=time.monotonic() - started,
+        system_id=system.id,
+        targets=len(jobs),
+        counts=counts,
+        seconds=time.monotonic() - started,
         changes=[change_note(c) for c in changes if c.action in REPORT_ACTIONS],
         updated=sum(1 for c in changes if c.action == "updated"),
         timings={f"{r.kind}:{r.target_id}": r.seconds for r in results},
@@ -143,9 +163,15 @@ def plan(inventory: Any, system: Any, repo: Any, access: Access, run: RunContext
     return jobs + pitr_checks.jobs(inventory, system, repo, access, Job)
 
 
-def catalog_facts(repo: Any, database_id: str, now: datetime | None = None,
-                  inventory: Any = None, *, database: Any = None,
-                  inspection_run_id: int | None = None) -> dict[str, Any]:
+def catalog_facts(
+    repo: Any,
+    database_id: str,
+    now: datetime | None = None,
+    inventory: Any = None,
+    *,
+    database: Any = None,
+    inspection_run_id: int | None = None,
+) -> dict[str, Any]:
     """What the database checks need from history (metric samples of earlier runs): last
     verified backup, previous size, previous server start, free space where the data lives.
 
@@ -184,10 +210,15 @@ def data_place(inventory: Any, database: Any) -> tuple[str, str] | None:
     return (host_id, path) if path else None
 
 
-def _last_sample(repo: Any, target_id: str, metric: str, since: datetime, exclude_run: int | None) -> Any:
+def _last_sample(
+    repo: Any, target_id: str, metric: str, since: datetime, exclude_run: int | None
+) -> Any:
     """The newest sample not taken by the run itself (a retried task must compare with before)."""
-    series = [s for s in repo.metric_series(target_id, metric, since=since)
-              if exclude_run is None or s.inspection_run_id != exclude_run]
+    series = [
+        s
+        for s in repo.metric_series(target_id, metric, since=since)
+        if exclude_run is None or s.inspection_run_id != exclude_run
+    ]
     return series[-1] if series else None
 
 
@@ -198,8 +229,9 @@ def reader_offsets(repo: Any, host: Any, run: RunContext) -> Callable[[str], Off
     return lambda reader: repo.log_offsets(host.id, reader, run.inspection_run_id)
 
 
-def fs_previous(repo: Any, host: Any, now: datetime | None = None,
-                inspection_run_id: int | None = None) -> dict[str, tuple[datetime, float]]:
+def fs_previous(
+    repo: Any, host: Any, now: datetime | None = None, inspection_run_id: int | None = None
+) -> dict[str, tuple[datetime, float]]:
     """Previous (observed_at, used bytes) per disk path of ``host``, for days-until-full."""
     since = (now or datetime.now().astimezone()) - SIZE_LOOKBACK
     out = {}
@@ -210,11 +242,19 @@ def fs_previous(repo: Any, host: Any, now: datetime | None = None,
     return out
 
 
-def _database_job(inventory: Any, system: Any, db: Any, repo: Any, access: Access, run: RunContext) -> Job:
+def _database_job(
+    inventory: Any, system: Any, db: Any, repo: Any, access: Access, run: RunContext
+) -> Job:
     from hisops.inspect import engine
 
-    facts = catalog_facts(repo, db.id, run.now, inventory=inventory, database=db,
-                          inspection_run_id=run.inspection_run_id)
+    facts = catalog_facts(
+        repo,
+        db.id,
+        run.now,
+        inventory=inventory,
+        database=db,
+        inspection_run_id=run.inspection_run_id,
+    )
     thresholds = inventory.thresholds_for(db)
 
     def call() -> tuple[list[FindingRecord], Offsets]:
@@ -222,13 +262,16 @@ def _database_job(inventory: Any, system: Any, db: Any, repo: Any, access: Acces
             dsn = access.dsn_for(db)
         except Exception as exc:  # missing / malformed connection: the target cannot be reached
             return [unusable_connection("database", db.id, system.id, exc)], {}
-        return engine.inspect_database(system, db, dsn, thresholds, catalog_facts=facts, now=run.now,
-                                       tz=inventory.timezone), {}
+        return engine.inspect_database(
+            system, db, dsn, thresholds, catalog_facts=facts, now=run.now, tz=inventory.timezone
+        ), {}
 
     return Job("database", db.id, system.id, call)
 
 
-def _host_job(inventory: Any, system: Any, host: Any, repo: Any, access: Access, run: RunContext) -> Job:
+def _host_job(
+    inventory: Any, system: Any, host: Any, repo: Any, access: Access, run: RunContext
+) -> Job:
     from hisops.inspect import engine
 
     offsets = reader_offsets(repo, host, run)
@@ -241,9 +284,16 @@ def _host_job(inventory: Any, system: Any, host: Any, repo: Any, access: Access,
         except Exception as exc:
             return [unusable_connection("host", host.id, system.id, exc)], {}
         try:
-            findings, new_offsets = engine.inspect_host(system, host, runner, thresholds, log_offsets=offsets,
-                                                        fs_previous=previous, base_dir=inventory.base_dir,
-                                                        tz=inventory.timezone)
+            findings, new_offsets = engine.inspect_host(
+                system,
+                host,
+                runner,
+                thresholds,
+                log_offsets=offsets,
+                fs_previous=previous,
+                base_dir=inventory.base_dir,
+                tz=inventory.timezone,
+            )
         finally:
             _close(runner)
         return findings, new_offsets
@@ -255,8 +305,12 @@ def _endpoint_job(inventory: Any, system: Any, endpoint: Any) -> Job:
     from hisops.inspect import engine
 
     thresholds = inventory.thresholds_for(endpoint)
-    return Job("endpoint", endpoint.id, system.id,
-               lambda: (engine.inspect_endpoint(system, endpoint, thresholds, tz=inventory.timezone), {}))
+    return Job(
+        "endpoint",
+        endpoint.id,
+        system.id,
+        lambda: (engine.inspect_endpoint(system, endpoint, thresholds, tz=inventory.timezone), {}),
+    )
 
 
 def _close(runner: Any) -> None:
@@ -269,12 +323,16 @@ def _close(runner: Any) -> None:
 # --------------------------------------------------------------------------- running (targets only)
 
 
-def run_jobs(jobs: Sequence[Job], max_workers: int, progress: Callable[[str], None]) -> list[TargetResult]:
+def run_jobs(
+    jobs: Sequence[Job], max_workers: int, progress: Callable[[str], None]
+) -> list[TargetResult]:
     """Run the jobs in a bounded pool; results in job order. A crashing job becomes a check-error finding."""
     if not jobs:
         return []
     results: dict[int, TargetResult] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(jobs))), thread_name_prefix="inspect") as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(max_workers, len(jobs))), thread_name_prefix="inspect"
+    ) as pool:
         futures = {pool.submit(_timed, job): i for i, job in enumerate(jobs)}
         for done, future in enumerate(as_completed(futures), 1):
             result = future.result()
@@ -290,15 +348,23 @@ def _timed(job: Job) -> TargetResult:
         crashed = False
     except Exception as exc:  # a bug in a check module must not stop the other targets
         log.exception("inspection of %s %s crashed", job.kind, job.target_id)
-        findings, offsets, crashed = [inspection_crashed(job.kind, job.target_id, job.system_id, exc)], {}, True
-    return TargetResult(job.kind, job.target_id, list(findings), offsets, time.monotonic() - start, crashed)
+        findings, offsets, crashed = (
+            [inspection_crashed(job.kind, job.target_id, job.system_id, exc)],
+            {},
+            True,
+        )
+    return TargetResult(
+        job.kind, job.target_id, list(findings), offsets, time.monotonic() - start, crashed
+    )
 
 
 def progress_line(done: int, total: int, result: TargetResult) -> str:
     counts = Counter(f.severity for f in result.findings)
     worst = ", ".join(f"{k} {counts[k]}" for k in ("critical", "warn", "check_error") if counts[k])
-    return (f"[{done}/{total}] {result.kind} {result.target_id}: {len(result.findings)} findings"
-            f"{' — ' + worst if worst else ' — all ok'} ({result.seconds:.2f}s)")
+    return (
+        f"[{done}/{total}] {result.kind} {result.target_id}: {len(result.findings)} findings"
+        f"{' — ' + worst if worst else ' — all ok'} ({result.seconds:.2f}s)"
+    )
 
 
 # --------------------------------------------------------------------------- synthetic findings
@@ -308,8 +374,12 @@ def unusable_connection(kind: str, target_id: str, system_id: str, exc: Exceptio
     """The target's Airflow connection is missing or wrong: it cannot be reached (critical)."""
     from hisops.inspect.findings import unreachable
 
-    return unreachable(kind, target_id, system_id,  # type: ignore[arg-type]
-                       f"连接配置不可用 connection not usable — {type(exc).__name__}: {str(exc)[:300]}")
+    return unreachable(
+        kind,
+        target_id,
+        system_id,  # type: ignore[arg-type]
+        f"连接配置不可用 connection not usable — {type(exc).__name__}: {str(exc)[:300]}",
+    )
 
 
 def inspection_crashed(kind: str, target_id: str, system_id: str, exc: Exception) -> FindingRecord:
@@ -322,8 +392,13 @@ def inspection_crashed(kind: str, target_id: str, system_id: str, exc: Exception
 # --------------------------------------------------------------------------- recording (catalog writes)
 
 
-def record(system_id: str, results: Sequence[TargetResult], repo: Any, run: RunContext,
-           known: KnownTargets | None = None) -> list[IncidentChange]:
+def record(
+    system_id: str,
+    results: Sequence[TargetResult],
+    repo: Any,
+    run: RunContext,
+    known: KnownTargets | None = None,
+) -> list[IncidentChange]:
     """Findings, metrics and log offsets to the catalog; incidents folded (not for backfills).
 
     Idempotent per run: a retried task replaces its findings and samples and re-folds them into
@@ -336,7 +411,9 @@ def record(system_id: str, results: Sequence[TargetResult], repo: Any, run: RunC
         _store_offsets(repo, results, run.inspection_run_id)
     if not run.fold_incidents:
         return []
-    changes = [c for f, i in zip(findings, ids, strict=True) if (c := repo.upsert_incident_for(f, i))]
+    changes = [
+        c for f, i in zip(findings, ids, strict=True) if (c := repo.upsert_incident_for(f, i))
+    ]
     changes += resolve_stale(system_id, results, findings, repo)
     return changes + (close_removed(system_id, known, repo) if known is not None else [])
 
@@ -346,8 +423,13 @@ def _store_offsets(repo: Any, results: Sequence[TargetResult], inspection_run_id
 
     for r in results:
         if isinstance(r.offsets, LogOffsets):  # the host's logs were listed (and maybe read)
-            repo.save_log_offsets(r.target_id, r.offsets.reader, inspection_run_id, dict(r.offsets),
-                                  listed=r.offsets.listed)
+            repo.save_log_offsets(
+                r.target_id,
+                r.offsets.reader,
+                inspection_run_id,
+                dict(r.offsets),
+                listed=r.offsets.listed,
+            )
         else:
             for path, (inode, offset) in r.offsets.items():
                 repo.save_log_offsets(r.target_id, "", inspection_run_id, {path: (inode, offset)})
@@ -379,13 +461,20 @@ def close_removed(system_id: str, known: KnownTargets, repo: Any) -> list[Incide
     """
     changes = []
     for incident in repo.open_incidents():
-        if not incident.check_id.startswith(INSPECTION_CHECK_PREFIXES) or incident.system_id is None:
+        if (
+            not incident.check_id.startswith(INSPECTION_CHECK_PREFIXES)
+            or incident.system_id is None
+        ):
             continue
         gone_system = incident.system_id not in known.systems
-        if gone_system or (incident.system_id == system_id and incident.target_id not in known.targets[system_id]):
+        if gone_system or (
+            incident.system_id == system_id and incident.target_id not in known.targets[system_id]
+        ):
             what = ("系统" if gone_system else "目标", "system" if gone_system else "target")
-            reason = (f"{what[0]}已从清单中移除，事件关闭 ({what[1]} removed from the inventory; "
-                      "incident closed)")
+            reason = (
+                f"{what[0]}已从清单中移除，事件关闭 ({what[1]} removed from the inventory; "
+                "incident closed)"
+            )
             change = repo.close_incident(incident.id, reason)
             if change is not None:
                 changes.append(change)
@@ -400,18 +489,29 @@ def _owned(f: FindingRecord, system_id: str, run: RunContext) -> FindingRecord:
     return replace(f, system_id=f.system_id or system_id, details=details)
 
 
-def _store_metrics(repo: Any, findings: Sequence[FindingRecord], inspection_run_id: int | None = None) -> None:
+def _store_metrics(
+    repo: Any, findings: Sequence[FindingRecord], inspection_run_id: int | None = None
+) -> None:
     from hisops.inspect import engine
 
     observed = {f.target_id: f.observed_at for f in findings}
-    samples = [MetricSample(t, m, float(v), observed.get(t) or datetime.now().astimezone(),
-                            inspection_run_id=inspection_run_id)
-               for t, m, v in engine.metrics_from(findings) if v is not None]
+    samples = [
+        MetricSample(
+            t,
+            m,
+            float(v),
+            observed.get(t) or datetime.now().astimezone(),
+            inspection_run_id=inspection_run_id,
+        )
+        for t, m, v in engine.metrics_from(findings)
+        if v is not None
+    ]
     repo.add_metric_samples(samples)
 
 
-def resolve_stale(system_id: str, results: Sequence[TargetResult], findings: Sequence[FindingRecord],
-                  repo: Any) -> list[IncidentChange]:
+def resolve_stale(
+    system_id: str, results: Sequence[TargetResult], findings: Sequence[FindingRecord], repo: Any
+) -> list[IncidentChange]:
     """Resolve open incidents of targets inspected completely this run whose check no longer reported.
 
     A check that stopped producing its finding (an 'inspection crashed' error, a replication
@@ -440,22 +540,33 @@ def _covered_targets(results: Sequence[TargetResult]) -> set[str]:
 def _blocked(target_id: str, findings: Sequence[FindingRecord]) -> bool:
     """Not every check ran for the target: it was unreachable, or some check could not run
     (a check error may stand in for several checks, e.g. a host script that did not finish)."""
-    return any(f.target_id == target_id and (f.severity == "check_error" or
-                                            (f.check_id in BLOCKING_CHECKS and f.severity != "ok"))
-               for f in findings)
+    return any(
+        f.target_id == target_id
+        and (f.severity == "check_error" or (f.check_id in BLOCKING_CHECKS and f.severity != "ok"))
+        for f in findings
+    )
 
 
 def _no_longer_reported(incident: Any, system_id: str) -> FindingRecord:
     return FindingRecord(
-        check_id=incident.check_id, target_kind=_kind_of(incident.check_id), target_id=incident.target_id,
-        system_id=system_id, severity="ok",
+        check_id=incident.check_id,
+        target_kind=_kind_of(incident.check_id),
+        target_id=incident.target_id,
+        system_id=system_id,
+        severity="ok",
         message_zh="本次巡检该检查项未再报告问题，事件自动关闭",
         message_en="the check no longer reports this problem; incident closed automatically",
     )
 
 
-_KIND_OF_PREFIX = {"database": "database", "db": "database", "host": "host", "log": "log",
-                   "endpoint": "endpoint", "http": "endpoint"}
+_KIND_OF_PREFIX = {
+    "database": "database",
+    "db": "database",
+    "host": "host",
+    "log": "log",
+    "endpoint": "endpoint",
+    "http": "endpoint",
+}
 
 
 def _kind_of(check_id: str) -> Any:
@@ -465,9 +576,17 @@ def _kind_of(check_id: str) -> Any:
 def change_note(change: IncidentChange) -> dict[str, Any]:
     """An incident change as a small JSON-able dict (XCom, notification, report)."""
     i = change.incident
-    return {"action": change.action, "incident_id": i.id, "check_id": i.check_id, "target_id": i.target_id,
-            "system_id": i.system_id, "severity": i.severity, "previous_severity": change.previous_severity,
-            "title_zh": i.title_zh, "title_en": i.title_en}
+    return {
+        "action": change.action,
+        "incident_id": i.id,
+        "check_id": i.check_id,
+        "target_id": i.target_id,
+        "system_id": i.system_id,
+        "severity": i.severity,
+        "previous_severity": change.previous_severity,
+        "title_zh": i.title_zh,
+        "title_en": i.title_en,
+    }
 
 
 def notifiable(changes: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -55,8 +55,11 @@ class _Walk:
     def count(self, nodes: int) -> None:
         self.total += nodes
         if self.total > MAX_NODES:
-            raise BoundsExceeded("(file)", f"YAML aliases expand to more than {MAX_NODES} nodes "
-                                           "(alias bomb?); write the values out")
+            raise BoundsExceeded(
+                "(file)",
+                f"YAML aliases expand to more than {MAX_NODES} nodes "
+                "(alias bomb?); write the values out",
+            )
 
     def child(self, nodes: int) -> None:
         if not self.stack:
@@ -65,7 +68,9 @@ class _Walk:
         top.nodes += nodes
         top.items += 1
         if top.items > MAX_ITEMS * (2 if top.mapping else 1):
-            raise BoundsExceeded(_at(top.start), f"a YAML list or mapping with more than {MAX_ITEMS} items")
+            raise BoundsExceeded(
+                _at(top.start), f"a YAML list or mapping with more than {MAX_ITEMS} items"
+            )
 
     def event(self, event: Any) -> None:
         if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
@@ -78,7 +83,9 @@ class _Walk:
             if len(self.stack) >= MAX_DEPTH:
                 raise BoundsExceeded(_at(event), f"YAML nested deeper than {MAX_DEPTH} levels")
             self.count(1)
-            self.stack.append(_Frame(event.anchor, event, mapping=isinstance(event, yaml.MappingStartEvent)))
+            self.stack.append(
+                _Frame(event.anchor, event, mapping=isinstance(event, yaml.MappingStartEvent))
+            )
         elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
             frame = self.stack.pop()
             if frame.anchor:

@@ -46,7 +46,9 @@ def _rule_glob(value: str) -> str:
         raise ValueError("must be an absolute path (or relative to the repository, for the demo)")
     root = glob_root(value)
     if root in ("/", "", "."):
-        raise ValueError("the part before the first wildcard must be a directory below / (e.g. /var/log/his)")
+        raise ValueError(
+            "the part before the first wildcard must be a directory below / (e.g. /var/log/his)"
+        )
     return value
 
 
@@ -125,8 +127,9 @@ def overlaps(a: str, b: str) -> bool:
     return pa == pb or pa in pb.parents or pb in pa.parents
 
 
-def rule_problems(rules: list[CleanupRule], protected: list[Protected],
-                  rules_loc: Loc) -> list[tuple[Loc, str]]:
+def rule_problems(
+    rules: list[CleanupRule], protected: list[Protected], rules_loc: Loc
+) -> list[tuple[Loc, str]]:
     """One problem per rule path whose root overlaps a protected path (both field paths named).
 
     Overlap is judged on the root (the glob's fixed directory), so a rule whose tree merely
@@ -139,7 +142,11 @@ def rule_problems(rules: list[CleanupRule], protected: list[Protected],
         for j, (pattern, root) in enumerate(zip(rule.paths, rule.roots(), strict=True)):
             for p in protected:
                 if root and overlaps(root, p.path):
-                    out.append(((*rules_loc, i, "paths", j),
-                                f"rule {rule.name!r} path {pattern} overlaps protected path {p.path} "
-                                f"({p.label}, {format_loc(p.loc)}) — 清理规则不得触及受保护路径"))
+                    out.append(
+                        (
+                            (*rules_loc, i, "paths", j),
+                            f"rule {rule.name!r} path {pattern} overlaps protected path {p.path} "
+                            f"({p.label}, {format_loc(p.loc)}) — 清理规则不得触及受保护路径",
+                        )
+                    )
     return out

@@ -41,7 +41,12 @@ PHRASES = {
     "string_too_short": "must not be empty",
     "finite_number": "must be a finite number (not .nan / .inf)",
 }
-BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+BOUNDS = {
+    "greater_than_equal": ">=",
+    "greater_than": ">",
+    "less_than_equal": "<=",
+    "less_than": "<",
+}
 
 
 class InventoryError(Exception):
@@ -90,15 +95,20 @@ def _read_text(path: Path, label: str) -> str:
             size = max(len(raw), _size_of(path)) if len(raw) > MAX_FILE_BYTES else len(raw)
         if size > MAX_FILE_BYTES:
             mib = MAX_FILE_BYTES // (1024 * 1024)
-            raise _fail(label, "(file)", f"larger than {mib} MiB ({size / 1024 / 1024:.1f} MiB): "
-                                         "is this the inventory?")
+            raise _fail(
+                label,
+                "(file)",
+                f"larger than {mib} MiB ({size / 1024 / 1024:.1f} MiB): is this the inventory?",
+            )
         return raw.decode("utf-8-sig")
     except FileNotFoundError:
         raise _fail(label, "(file)", "file not found") from None
     except IsADirectoryError:
         raise _fail(label, "(file)", "is a directory, not a file") from None
     except UnicodeDecodeError as exc:
-        raise _fail(label, "(file)", f"not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+        raise _fail(
+            label, "(file)", f"not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise _fail(label, "(file)", f"cannot read: {exc.strerror or exc}") from None
 
@@ -117,14 +127,19 @@ def _read_mapping(path: Path, label: str) -> dict[str, Any]:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
     except BoundsExceeded as exc:
         raise _fail(label, exc.where, exc.problem) from None
-    except (RecursionError, MemoryError) as exc:  # should not happen within the bounds; never a traceback
+    except (
+        RecursionError,
+        MemoryError,
+    ) as exc:  # should not happen within the bounds; never a traceback
         raise _fail(label, "(file)", f"YAML too complex to load ({type(exc).__name__})") from None
     except yaml.MarkedYAMLError as exc:
         raise _fail(label, *_yaml_position(exc)) from None
     except yaml.YAMLError as exc:
         raise _fail(label, "(file)", f"invalid YAML: {exc}") from None
     if data is None:
-        raise _fail(label, "(file)", "empty file: expected a mapping (version, hospital, systems, ...)")
+        raise _fail(
+            label, "(file)", "empty file: expected a mapping (version, hospital, systems, ...)"
+        )
     if not isinstance(data, dict):
         raise _fail(label, "(file)", f"top level must be a mapping (key: value), got {_kind(data)}")
     return data
@@ -155,7 +170,10 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
         line = seen.setdefault((key_node.tag, key_node.value), key_node.start_mark.line + 1)
         if line != key_node.start_mark.line + 1:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key_node.value!r} (first at line {line})", key_node.start_mark
+                None,
+                None,
+                f"duplicate key {key_node.value!r} (first at line {line})",
+                key_node.start_mark,
             )
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
@@ -173,7 +191,12 @@ def find_secrets(data: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
     if isinstance(data, list):
         return [p for i, item in enumerate(data) for p in find_secrets(item, (*loc, i))]
     if isinstance(data, str) and URL_CREDENTIALS_RE.search(data):
-        return [(loc, f"{SECRETS}: remove user:password@ from the URL and put it in an Airflow connection")]
+        return [
+            (
+                loc,
+                f"{SECRETS}: remove user:password@ from the URL and put it in an Airflow connection",
+            )
+        ]
     return []
 
 
@@ -202,7 +225,12 @@ def _under(loc: Loc, prefix: Loc) -> bool:
 
 # --- numbers and invisible characters ------------------------------------------------------
 
-INVISIBLE_CATEGORIES = {"Cf", "Cc", "Co", "Cs"}  # format (zero-width, bidi), control, private, surrogate
+INVISIBLE_CATEGORIES = {
+    "Cf",
+    "Cc",
+    "Co",
+    "Cs",
+}  # format (zero-width, bidi), control, private, surrogate
 ALLOWED_CONTROLS = {"\t", "\n", "\r"}
 NOT_FINITE = "must be a finite number (not .nan / .inf)"
 
@@ -216,7 +244,10 @@ def find_unsafe_values(data: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
     if isinstance(data, dict):
         out: list[tuple[Loc, str]] = []
         for key, value in data.items():
-            sub = (*loc, key if isinstance(key, str | int) and not isinstance(key, bool) else str(key))
+            sub = (
+                *loc,
+                key if isinstance(key, str | int) and not isinstance(key, bool) else str(key),
+            )
             problem = _invisible(key) if isinstance(key, str) else None
             out += [(sub, problem)] if problem else find_unsafe_values(value, sub)
         return out
@@ -241,7 +272,9 @@ def _invisible(text: str) -> str | None:
 # --- validation --------------------------------------------------------------------------
 
 
-def _validate(data: dict[str, Any], base_dir: str | Path) -> tuple[Inventory | None, list[tuple[Loc, str]]]:
+def _validate(
+    data: dict[str, Any], base_dir: str | Path
+) -> tuple[Inventory | None, list[tuple[Loc, str]]]:
     try:
         return Inventory.model_validate(data, context={"base_dir": base_dir}), []
     except ValidationError as exc:

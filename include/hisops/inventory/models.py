@@ -58,7 +58,9 @@ class FieldProblems(ValueError):
 
     def __init__(self, problems: list[tuple[Loc, str]]) -> None:
         self.problems = problems
-        super().__init__("; ".join(f"{format_loc(loc)}: {msg}" if loc else msg for loc, msg in problems))
+        super().__init__(
+            "; ".join(f"{format_loc(loc)}: {msg}" if loc else msg for loc, msg in problems)
+        )
 
 
 def _check(problems: list[tuple[Loc, str]]) -> None:
@@ -143,7 +145,9 @@ def _http_url(value: str) -> str:
 
 def _expectation(value: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value.get("type"), str) or not value["type"]:
-        raise ValueError("needs a 'type' key (a GX expectation, e.g. expect_column_values_to_not_be_null)")
+        raise ValueError(
+            "needs a 'type' key (a GX expectation, e.g. expect_column_values_to_not_be_null)"
+        )
     return value
 
 
@@ -189,19 +193,30 @@ class MaintenanceWindow(_Model):
         return start <= moment < end if start < end else (moment >= start or moment < end)
 
 
-MAINTENANCE_KINDS = ("reindex", "drop_invalid", "vacuum_analyze", "analyze", "create_index", "drop_index")
-MaintenanceKind = Literal["reindex", "drop_invalid", "vacuum_analyze", "analyze", "create_index", "drop_index"]
+MAINTENANCE_KINDS = (
+    "reindex",
+    "drop_invalid",
+    "vacuum_analyze",
+    "analyze",
+    "create_index",
+    "drop_index",
+)
+MaintenanceKind = Literal[
+    "reindex", "drop_invalid", "vacuum_analyze", "analyze", "create_index", "drop_index"
+]
 
 
 class Tuning(_Model):
     """performance_review (第九条) and db_maintenance (第八条): thresholds and safeguards."""
 
-    review: Cron = "0 6 * * 1"               # weekly review, Monday 06:00
-    slow_mean_ms: float = Field(20, gt=0)     # slow query: mean ≥ 20 ms …
-    slow_min_calls: int = Field(100, ge=1)    # … and ≥ 100 calls (pghero)
-    advice_min_drop_pct: float = Field(50, gt=0, lt=100)  # hypothetical index must cut cost this much
+    review: Cron = "0 6 * * 1"  # weekly review, Monday 06:00
+    slow_mean_ms: float = Field(20, gt=0)  # slow query: mean ≥ 20 ms …
+    slow_min_calls: int = Field(100, ge=1)  # … and ≥ 100 calls (pghero)
+    advice_min_drop_pct: float = Field(
+        50, gt=0, lt=100
+    )  # hypothetical index must cut cost this much
     unused_index_min_mb: float = Field(10, ge=0)
-    big_table_mb: float = Field(100, ge=0)    # seq scans on tables at least this big are reported
+    big_table_mb: float = Field(100, ge=0)  # seq scans on tables at least this big are reported
     reindex_bloat_pct: float = Field(30, gt=0, le=100)
     reindex_min_mb: float = Field(1, ge=0)
     vacuum_dead_pct: float = Field(10, gt=0, le=100)
@@ -211,7 +226,9 @@ class Tuning(_Model):
     lock_retries: int = Field(3, ge=0, le=20)
     statement_timeout_s: int = Field(3600, ge=1)
     backup_max_age_hours: float = Field(24, gt=0)
-    pre_approved: list[MaintenanceKind] = []  # scheduled runs may apply these kinds without a person
+    pre_approved: list[
+        MaintenanceKind
+    ] = []  # scheduled runs may apply these kinds without a person
 
 
 class Offsite(_Model):
@@ -285,7 +302,9 @@ class BackupPolicy(_Model):
     keep_weekly: int = Field(4, ge=0, le=MAX_KEEP["keep_weekly"])
     keep_monthly: int = Field(6, ge=0, le=MAX_KEEP["keep_monthly"])
     jobs: int = Field(2, ge=1, le=16)
-    compress: int = Field(1, ge=0, le=9)  # gzip -1: ~3x faster than -5 for ~30% more bytes (bench/README.md)
+    compress: int = Field(
+        1, ge=0, le=9
+    )  # gzip -1: ~3x faster than -5 for ~30% more bytes (bench/README.md)
     encrypt: bool = False
     encryption_conn_id: ConnId | None = None
     exact_count_max_rows: int = Field(5_000_000, ge=0, le=10**12)
@@ -301,10 +320,12 @@ class PitrRepo(_Model):
     """Where pgBackRest keeps backups and WAL: a path on the database host, or an SFTP server."""
 
     kind: Literal["path", "sftp"] = "path"
-    path: Text                                   # repo1-path (relative: to the inventory's base directory)
+    path: Text  # repo1-path (relative: to the inventory's base directory)
     sftp_host: str | None = None
     sftp_user: str | None = None
-    sftp_private_key_file: Text | None = None    # a key file on the database host, never the key itself
+    sftp_private_key_file: Text | None = (
+        None  # a key file on the database host, never the key itself
+    )
 
     @model_validator(mode="after")
     def _sftp_fields(self) -> PitrRepo:
@@ -312,9 +333,11 @@ class PitrRepo(_Model):
         if self.kind == "sftp" and not self.path.startswith("/"):
             problems.append((("path",), "must be an absolute path on the SFTP server"))
         if self.kind == "sftp":
-            problems += [((f,), "required when kind is sftp") for f in ("sftp_host", "sftp_user",
-                                                                          "sftp_private_key_file")
-                         if not getattr(self, f)]
+            problems += [
+                ((f,), "required when kind is sftp")
+                for f in ("sftp_host", "sftp_user", "sftp_private_key_file")
+                if not getattr(self, f)
+            ]
         _check(problems)
         return self
 
@@ -328,7 +351,7 @@ class PitrSchedule(_Model):
 
 
 class PitrRetention(_Model):
-    full: int = Field(2, ge=1)          # repo1-retention-full
+    full: int = Field(2, ge=1)  # repo1-retention-full
     diff: int | None = Field(None, ge=1)  # repo1-retention-diff
 
 
@@ -343,19 +366,21 @@ class Pitr(_Model):
     compress_type: Literal["lz4", "zst", "gz", "none"] = "lz4"
     process_max: int = Field(2, ge=1, le=32)
     config_path: Text = "/etc/hisops/pgbackrest/pgbackrest.conf"  # written by hisops (0600)
-    os_user: Text = "postgres"           # the OS user PostgreSQL runs as; pgBackRest runs as it
+    os_user: Text = "postgres"  # the OS user PostgreSQL runs as; pgBackRest runs as it
     socket_dir: Text = "/var/run/postgresql"
-    scratch_path: Text | None = None     # PITR drills restore here (room for one copy); default: beside config
+    scratch_path: Text | None = (
+        None  # PITR drills restore here (room for one copy); default: beside config
+    )
 
 
 class PgServer(_Model):
     """A PostgreSQL server (cluster) as a whole: what physical backups and PITR are about."""
 
     id: Slug
-    conn_id: ConnId                       # any database on the server (settings, restore points)
+    conn_id: ConnId  # any database on the server (settings, restore points)
     data_directory: Text
     port: int | None = Field(None, ge=1, le=65535)  # None: the port of its connection
-    host: Slug | None = None              # inventory host it runs on (pgBackRest runs there); None = here
+    host: Slug | None = None  # inventory host it runs on (pgBackRest runs there); None = here
     pg_bindir: Text | None = None
     pitr: Pitr | None = None
 
@@ -375,12 +400,14 @@ class Database(_Model):
     #: where the data lives (a host of the inventory and one of its disk_paths): days until full
     host: Slug | None = None
     data_path: Text | None = None
-    server: Slug | None = None            # id of the PgServer it lives on (physical backups, PITR)
+    server: Slug | None = None  # id of the PgServer it lives on (physical backups, PITR)
 
 
 class LogSource(_Model):
     path: Text  # glob
-    patterns: dict[str, Regex] = Field(default_factory=lambda: dict(DEFAULT_LOG_PATTERNS), min_length=1)
+    patterns: dict[str, Regex] = Field(
+        default_factory=lambda: dict(DEFAULT_LOG_PATTERNS), min_length=1
+    )
 
     def compiled(self) -> dict[str, re.Pattern[str]]:
         return {name: re.compile(rx) for name, rx in self.patterns.items()}
@@ -416,7 +443,9 @@ class Host(_Model):
         if self.ssh_conn_id and self.local:
             _check([((), "ssh_conn_id and local: true are mutually exclusive (set exactly one)")])
         if not self.ssh_conn_id and not self.local:
-            _check([((), "set exactly one of ssh_conn_id (remote host) or local: true (this machine)")])
+            _check(
+                [((), "set exactly one of ssh_conn_id (remote host) or local: true (this machine)")]
+            )
         return self
 
 
@@ -453,7 +482,11 @@ def _backup_defaults(retention: Any) -> dict[str, int]:
     out = {}
     for key, minimum in KEEP_MINIMUM.items():
         value = retention.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= MAX_KEEP[key]:
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and minimum <= value <= MAX_KEEP[key]
+        ):
             out[key] = value
     return out
 
@@ -497,12 +530,22 @@ class Inventory(_Model):
         if not isinstance(data, dict) or not isinstance(data.get("systems"), list):
             return data
         defaults = _backup_defaults(data.get("retention", {}))
-        return {**data, "systems": [_system_with(s, defaults) for s in data["systems"]]} if defaults else data
+        return (
+            {**data, "systems": [_system_with(s, defaults) for s in data["systems"]]}
+            if defaults
+            else data
+        )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Inventory:
-        _check(self._duplicate_ids() + self._duplicate_conn_ids() + self._data_places()
-               + self._threshold_clashes() + self._cleanup_clashes() + self._server_refs())
+        _check(
+            self._duplicate_ids()
+            + self._duplicate_conn_ids()
+            + self._data_places()
+            + self._threshold_clashes()
+            + self._cleanup_clashes()
+            + self._server_refs()
+        )
         return self
 
     def model_post_init(self, context: Any) -> None:
@@ -514,8 +557,12 @@ class Inventory(_Model):
     def _items(self) -> Iterator[tuple[str, Loc, Any]]:
         for i, system in enumerate(self.systems):
             yield "system", ("systems", i), system
-            for kind, attr in (("database", "databases"), ("server", "servers"), ("host", "hosts"),
-                               ("endpoint", "endpoints")):
+            for kind, attr in (
+                ("database", "databases"),
+                ("server", "servers"),
+                ("host", "hosts"),
+                ("endpoint", "endpoints"),
+            ):
                 for j, item in enumerate(getattr(system, attr)):
                     yield kind, ("systems", i, attr, j), item
 
@@ -538,10 +585,14 @@ class Inventory(_Model):
                 continue
             seen = first.setdefault(item.conn_id, (loc, item))
             if seen[0] != loc and not (item.conn_id_shared and seen[1].conn_id_shared):
-                out.append(((*loc, "conn_id"),
-                            f"conn_id {item.conn_id!r} is also used by {format_loc(seen[0])} (both entries would "
-                            "inspect and back up the same database); if intended, set conn_id_shared: true "
-                            "on both"))
+                out.append(
+                    (
+                        (*loc, "conn_id"),
+                        f"conn_id {item.conn_id!r} is also used by {format_loc(seen[0])} (both entries would "
+                        "inspect and back up the same database); if intended, set conn_id_shared: true "
+                        "on both",
+                    )
+                )
         return out
 
     def _data_places(self) -> list[tuple[Loc, str]]:
@@ -555,8 +606,13 @@ class Inventory(_Model):
             elif item.host and item.host not in hosts:
                 out.append(((*loc, "host"), f"no host {item.host!r} in the inventory"))
             elif item.host and item.data_path and item.data_path not in hosts[item.host].disk_paths:
-                out.append(((*loc, "data_path"), f"must be one of host {item.host!r}'s disk_paths "
-                                                 f"({', '.join(hosts[item.host].disk_paths)})"))
+                out.append(
+                    (
+                        (*loc, "data_path"),
+                        f"must be one of host {item.host!r}'s disk_paths "
+                        f"({', '.join(hosts[item.host].disk_paths)})",
+                    )
+                )
         return out
 
     def _server_refs(self) -> list[tuple[Loc, str]]:
@@ -566,15 +622,24 @@ class Inventory(_Model):
         out: list[tuple[Loc, str]] = []
         for kind, loc, item in self._items():
             if kind == "database" and item.server and item.server not in servers:
-                out.append(((*loc, "server"), f"no server {item.server!r} in the inventory "
-                                              f"(known: {', '.join(sorted(servers)) or 'none'})"))
+                out.append(
+                    (
+                        (*loc, "server"),
+                        f"no server {item.server!r} in the inventory "
+                        f"(known: {', '.join(sorted(servers)) or 'none'})",
+                    )
+                )
             if kind == "server" and item.host and item.host not in hosts:
                 out.append(((*loc, "host"), f"no host {item.host!r} in the inventory"))
             if kind == "server" and item.pitr:
                 first = stanzas.setdefault(item.pitr.stanza, loc)
                 if first != loc:
-                    out.append(((*loc, "pitr", "stanza"), f"stanza {item.pitr.stanza!r} is already used by "
-                                                          f"{format_loc(first)}"))
+                    out.append(
+                        (
+                            (*loc, "pitr", "stanza"),
+                            f"stanza {item.pitr.stanza!r} is already used by {format_loc(first)}",
+                        )
+                    )
         return out
 
     def _threshold_clashes(self) -> list[tuple[Loc, str]]:
@@ -583,7 +648,10 @@ class Inventory(_Model):
         effective = base.merged(self.thresholds)
         for kind, loc, item in self._items():
             if kind not in ("system", "server"):
-                out += [((*loc, "thresholds", n), p) for n, p in effective.order_problems(item.thresholds)]
+                out += [
+                    ((*loc, "thresholds", n), p)
+                    for n, p in effective.order_problems(item.thresholds)
+                ]
         return out
 
     def _cleanup_clashes(self) -> list[tuple[Loc, str]]:
@@ -593,11 +661,22 @@ class Inventory(_Model):
         for i, system in enumerate(self.systems):
             for j, host in enumerate(system.hosts):
                 loc: Loc = ("systems", i, "hosts", j)
-                resolved = host.model_copy(update={"cleanup": [
-                    r.model_copy(update={"paths": [str(self.resolve_path(p)) for p in r.paths]})
-                    for r in host.cleanup]})
-                out += [((*loc, *rel), msg) for rel, msg in
-                        rule_problems(resolved.cleanup, self.protected_paths(loc), ("cleanup",))]
+                resolved = host.model_copy(
+                    update={
+                        "cleanup": [
+                            r.model_copy(
+                                update={"paths": [str(self.resolve_path(p)) for p in r.paths]}
+                            )
+                            for r in host.cleanup
+                        ]
+                    }
+                )
+                out += [
+                    ((*loc, *rel), msg)
+                    for rel, msg in rule_problems(
+                        resolved.cleanup, self.protected_paths(loc), ("cleanup",)
+                    )
+                ]
         return out
 
     def protected_paths(self, host_loc: Loc | None = None) -> list[Any]:
@@ -608,24 +687,54 @@ class Inventory(_Model):
         out = []
         if host_loc is not None:
             host = self.systems[host_loc[1]].hosts[host_loc[3]]  # type: ignore[index]
-            out += [c.Protected(str(self.resolve_path(p)), (*host_loc, "data_directories", k), c.DATA_DIR)
-                    for k, p in enumerate(host.data_directories)]
-            out += [c.Protected(str(self.resolve_path(p)), (*host_loc, "clinical_paths", k), c.CLINICAL)
-                    for k, p in enumerate(host.clinical_paths)]
-        out.append(c.Protected(str(self.resolve_path(self.backup_storage.path)), ("backup_storage", "path"),
-                               c.BACKUPS))
+            out += [
+                c.Protected(
+                    str(self.resolve_path(p)), (*host_loc, "data_directories", k), c.DATA_DIR
+                )
+                for k, p in enumerate(host.data_directories)
+            ]
+            out += [
+                c.Protected(str(self.resolve_path(p)), (*host_loc, "clinical_paths", k), c.CLINICAL)
+                for k, p in enumerate(host.clinical_paths)
+            ]
+        out.append(
+            c.Protected(
+                str(self.resolve_path(self.backup_storage.path)),
+                ("backup_storage", "path"),
+                c.BACKUPS,
+            )
+        )
         if self.backup_storage.offsite and self.backup_storage.offsite.kind == "path":
-            out.append(c.Protected(str(self.resolve_path(self.backup_storage.offsite.path)),
-                                   ("backup_storage", "offsite", "path"), c.BACKUPS))
-        out.append(c.Protected(str(self.resolve_path(self.reports.path)), ("reports", "path"), c.REPORTS))
-        for i, system in enumerate(self.systems):  # PostgreSQL servers: data directory, pgBackRest repository
+            out.append(
+                c.Protected(
+                    str(self.resolve_path(self.backup_storage.offsite.path)),
+                    ("backup_storage", "offsite", "path"),
+                    c.BACKUPS,
+                )
+            )
+        out.append(
+            c.Protected(str(self.resolve_path(self.reports.path)), ("reports", "path"), c.REPORTS)
+        )
+        for i, system in enumerate(
+            self.systems
+        ):  # PostgreSQL servers: data directory, pgBackRest repository
             for k, srv in enumerate(system.servers):
                 loc = ("systems", i, "servers", k)
-                out.append(c.Protected(str(self.resolve_path(srv.data_directory)), (*loc, "data_directory"),
-                                       c.DATA_DIR))
+                out.append(
+                    c.Protected(
+                        str(self.resolve_path(srv.data_directory)),
+                        (*loc, "data_directory"),
+                        c.DATA_DIR,
+                    )
+                )
                 if srv.pitr is not None and srv.pitr.repo.kind == "path":
-                    out.append(c.Protected(str(self.resolve_path(srv.pitr.repo.path)),
-                                           (*loc, "pitr", "repo", "path"), c.PGBACKREST))
+                    out.append(
+                        c.Protected(
+                            str(self.resolve_path(srv.pitr.repo.path)),
+                            (*loc, "pitr", "repo", "path"),
+                            c.PGBACKREST,
+                        )
+                    )
         return out
 
     def host_loc(self, host_id: str) -> Loc:
@@ -663,12 +772,17 @@ class Inventory(_Model):
         update: dict[str, Any] = {"data_directory": str(self.resolve_path(srv.data_directory))}
         if srv.pitr is not None:
             pitr = srv.pitr
-            paths = {"config_path": str(self.resolve_path(pitr.config_path)),
-                     "socket_dir": str(self.resolve_path(pitr.socket_dir))}
+            paths = {
+                "config_path": str(self.resolve_path(pitr.config_path)),
+                "socket_dir": str(self.resolve_path(pitr.socket_dir)),
+            }
             if pitr.scratch_path:
                 paths["scratch_path"] = str(self.resolve_path(pitr.scratch_path))
-            repo = pitr.repo if pitr.repo.kind == "sftp" else pitr.repo.model_copy(
-                update={"path": str(self.resolve_path(pitr.repo.path))})
+            repo = (
+                pitr.repo
+                if pitr.repo.kind == "sftp"
+                else pitr.repo.model_copy(update={"path": str(self.resolve_path(pitr.repo.path))})
+            )
             update["pitr"] = pitr.model_copy(update={**paths, "repo": repo})
         return srv.model_copy(update=update)
 

@@ -145,7 +145,9 @@ class Thresholds(BaseModel):
     def merged(self, overrides: BaseModel) -> Thresholds:
         """These thresholds with a `ThresholdOverrides` applied (not re-validated)."""
         names = overrides.model_fields_set
-        return self.model_copy(update={n: getattr(self, n).merged(getattr(overrides, n)) for n in names})
+        return self.model_copy(
+            update={n: getattr(self, n).merged(getattr(overrides, n)) for n in names}
+        )
 
     def order_problems(self, overrides: BaseModel) -> list[tuple[str, str]]:
         """(name, problem) for overrides that set one level which clashes with an inherited one."""

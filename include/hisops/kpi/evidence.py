@@ -37,30 +37,46 @@ log = logging.getLogger(__name__)
 
 ACTION = "evidence.pack"
 MAX_FILE_BYTES = 200 * 1024 * 1024  # one evidence file larger than this is listed, not copied
-PLAIN_AUDIT_NOTE = ("审计记录为普通导出：审计哈希链尚未启用，本包不含链头。"
-                    "Plain audit export: the audit hash chain is not available yet, so no chain head is included.")
+PLAIN_AUDIT_NOTE = (
+    "审计记录为普通导出：审计哈希链尚未启用，本包不含链头。"
+    "Plain audit export: the audit hash chain is not available yet, so no chain head is included."
+)
 
 #: 等保 2.0 (GB/T 22239-2019, 第三级 安全通用要求) clauses the pack gives evidence for
 REQUIREMENTS: dict[str, tuple[str, str]] = {
-    "8.1.4.3": ("安全计算环境 · 安全审计：审计覆盖每个用户，记录时间、用户、事件类型与结果，审计记录受保护并定期备份",
-                "Computing environment — security audit: every user audited (time, user, event, result); "
-                "records protected and backed up"),
-    "8.1.5.2": ("安全管理中心 · 审计管理：由审计管理员对审计记录进行分析、存储、管理与查询",
-                "Security management centre — audit management: the audit administrator analyses, keeps and "
-                "queries the audit records"),
-    "8.1.4.9": ("安全计算环境 · 数据备份恢复：重要数据的本地备份与恢复功能",
-                "Computing environment — data backup and recovery: local backup and restore of important data"),
-    "8.1.10.11": ("安全运维管理 · 备份与恢复管理：备份策略、备份与恢复过程记录、定期恢复测试",
-                  "Operations — backup and recovery management: backup policy, records of backups and of "
-                  "regular restore tests"),
-    "8.1.10.10": ("安全运维管理 · 变更管理：变更方案经评审、审批后实施，记录变更过程，失败变更可中止并恢复",
-                  "Operations — change management: changes reviewed and approved before they are made, "
-                  "recorded, and failed changes stopped and recovered"),
-    "8.1.10.6": ("安全运维管理 · 网络和系统安全管理：详细记录运维操作日志，包括日常巡检、运行维护、参数设置与修改",
-                 "Operations — network and system security management: detailed O&M logs, including daily "
-                 "inspection, maintenance and parameter changes"),
-    "8.1.10.12": ("安全运维管理 · 安全事件处置：及时报告、分析、处置并记录安全事件",
-                  "Operations — security incident handling: incidents reported, analysed, handled and recorded"),
+    "8.1.4.3": (
+        "安全计算环境 · 安全审计：审计覆盖每个用户，记录时间、用户、事件类型与结果，审计记录受保护并定期备份",
+        "Computing environment — security audit: every user audited (time, user, event, result); "
+        "records protected and backed up",
+    ),
+    "8.1.5.2": (
+        "安全管理中心 · 审计管理：由审计管理员对审计记录进行分析、存储、管理与查询",
+        "Security management centre — audit management: the audit administrator analyses, keeps and "
+        "queries the audit records",
+    ),
+    "8.1.4.9": (
+        "安全计算环境 · 数据备份恢复：重要数据的本地备份与恢复功能",
+        "Computing environment — data backup and recovery: local backup and restore of important data",
+    ),
+    "8.1.10.11": (
+        "安全运维管理 · 备份与恢复管理：备份策略、备份与恢复过程记录、定期恢复测试",
+        "Operations — backup and recovery management: backup policy, records of backups and of "
+        "regular restore tests",
+    ),
+    "8.1.10.10": (
+        "安全运维管理 · 变更管理：变更方案经评审、审批后实施，记录变更过程，失败变更可中止并恢复",
+        "Operations — change management: changes reviewed and approved before they are made, "
+        "recorded, and failed changes stopped and recovered",
+    ),
+    "8.1.10.6": (
+        "安全运维管理 · 网络和系统安全管理：详细记录运维操作日志，包括日常巡检、运行维护、参数设置与修改",
+        "Operations — network and system security management: detailed O&M logs, including daily "
+        "inspection, maintenance and parameter changes",
+    ),
+    "8.1.10.12": (
+        "安全运维管理 · 安全事件处置：及时报告、分析、处置并记录安全事件",
+        "Operations — security incident handling: incidents reported, analysed, handled and recorded",
+    ),
 }
 
 
@@ -103,18 +119,26 @@ class _Pack:
     items: list[EvidenceItem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add_bytes(self, name: str, data: bytes, kind: str, title: str, reqs: tuple[str, ...], note: str = "") -> None:
+    def add_bytes(
+        self, name: str, data: bytes, kind: str, title: str, reqs: tuple[str, ...], note: str = ""
+    ) -> None:
         import hashlib
 
         self.blobs[name] = data
-        self.items.append(EvidenceItem(name, kind, title, reqs, hashlib.sha256(data).hexdigest(), len(data), note))
+        self.items.append(
+            EvidenceItem(name, kind, title, reqs, hashlib.sha256(data).hexdigest(), len(data), note)
+        )
 
-    def add_file(self, name: str, source: str | None, kind: str, title: str, reqs: tuple[str, ...]) -> None:
+    def add_file(
+        self, name: str, source: str | None, kind: str, title: str, reqs: tuple[str, ...]
+    ) -> None:
         """Copy a file (or every file of a folder) the catalog points at, if it is ours and still there."""
         path = Path(source) if source else None
         if path is None or not self._allowed(path):
-            self.notes.append(f"{title}: 路径不在报告/备份目录内，未收录 path outside the reports/backup folders, "
-                              f"not included ({source})")
+            self.notes.append(
+                f"{title}: 路径不在报告/备份目录内，未收录 path outside the reports/backup folders, "
+                f"not included ({source})"
+            )
             return
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         if not path.exists() or not files:
@@ -124,7 +148,9 @@ class _Pack:
             member = name if f == path else f"{name}/{f.relative_to(path).as_posix()}"
             size = f.stat().st_size
             if size > MAX_FILE_BYTES:
-                self.notes.append(f"{title}: 文件过大未收录 too large, listed only ({f}, {size} bytes)")
+                self.notes.append(
+                    f"{title}: 文件过大未收录 too large, listed only ({f}, {size} bytes)"
+                )
                 continue
             self.blobs[member] = f
             self.items.append(EvidenceItem(member, kind, title, reqs, sha256_file(f), size))
@@ -146,43 +172,80 @@ def _csv(rows: list[dict[str, Any]], columns: Iterable[str]) -> bytes:
 
 
 def _json_lines(rows: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows).encode("utf-8")
+    return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows).encode(
+        "utf-8"
+    )
 
 
-DRILL_COLUMNS = ("id", "backup_id", "database_id", "system_id", "kind", "started_at", "finished_at", "ok",
-                 "restore_seconds", "evidence_path", "error")
+DRILL_COLUMNS = (
+    "id",
+    "backup_id",
+    "database_id",
+    "system_id",
+    "kind",
+    "started_at",
+    "finished_at",
+    "ok",
+    "restore_seconds",
+    "evidence_path",
+    "error",
+)
 
 
 def _drills(pack: _Pack, repo: CatalogRepository, period: Period) -> None:
     drills = repo.drills_between(period.start, period.end)
     reqs = ("8.1.4.9", "8.1.10.11")
-    pack.add_bytes("drills/restore-drills.csv", _csv(drills, DRILL_COLUMNS), "drills",
-                   f"恢复演练记录 Restore-drill records ({len(drills)})", reqs)
+    pack.add_bytes(
+        "drills/restore-drills.csv",
+        _csv(drills, DRILL_COLUMNS),
+        "drills",
+        f"恢复演练记录 Restore-drill records ({len(drills)})",
+        reqs,
+    )
     for d in drills:
         if d["evidence_path"]:
             name = f"drills/evidence/{d['id']}-{d['database_id']}-{Path(d['evidence_path']).name}"
-            pack.add_file(name, d["evidence_path"], "drill_evidence",
-                          f"演练证据 #{d['id']} {d['database_id']} drill evidence", reqs)
+            pack.add_file(
+                name,
+                d["evidence_path"],
+                "drill_evidence",
+                f"演练证据 #{d['id']} {d['database_id']} drill evidence",
+                reqs,
+            )
 
 
 def _audit(pack: _Pack, repo: CatalogRepository, period: Period) -> None:
     events = repo.audit_events_between(period.start, period.end)
-    pack.add_bytes(f"audit/audit-events-{period.label}.jsonl", _json_lines(events), "audit",
-                   f"审计记录导出 Audit-trail export ({len(events)} events)", ("8.1.4.3", "8.1.5.2"),
-                   note=PLAIN_AUDIT_NOTE)
+    pack.add_bytes(
+        f"audit/audit-events-{period.label}.jsonl",
+        _json_lines(events),
+        "audit",
+        f"审计记录导出 Audit-trail export ({len(events)} events)",
+        ("8.1.4.3", "8.1.5.2"),
+        note=PLAIN_AUDIT_NOTE,
+    )
 
 
 def _changes(pack: _Pack, repo: CatalogRepository, period: Period) -> None:
     changes = repo.changes_between(period.start, period.end)
     reqs = ("8.1.10.10", "8.1.10.6")
-    pack.add_bytes(f"changes/changes-{period.label}.json",
-                   json.dumps(changes, ensure_ascii=False, indent=1, default=str).encode("utf-8"), "changes",
-                   f"变更记录（含各步骤）Change records with their steps ({len(changes)})", reqs)
+    pack.add_bytes(
+        f"changes/changes-{period.label}.json",
+        json.dumps(changes, ensure_ascii=False, indent=1, default=str).encode("utf-8"),
+        "changes",
+        f"变更记录（含各步骤）Change records with their steps ({len(changes)})",
+        reqs,
+    )
     for c in changes:
         page = (c.get("details") or {}).get("page_path")
         if page:
-            pack.add_file(f"changes/change-{c['id']}.html", page, "change_page", f"变更 #{c['id']} 页面 change page",
-                          reqs)
+            pack.add_file(
+                f"changes/change-{c['id']}.html",
+                page,
+                "change_page",
+                f"变更 #{c['id']} 页面 change page",
+                reqs,
+            )
 
 
 def _inspections(pack: _Pack, repo: CatalogRepository, period: Period) -> None:
@@ -190,8 +253,13 @@ def _inspections(pack: _Pack, repo: CatalogRepository, period: Period) -> None:
     reqs = ("8.1.10.6", "8.1.10.12")
     with_report = [r for r in runs if r["report_path"]]
     for r in with_report:
-        pack.add_file(f"inspection/{Path(r['report_path']).parent.name}-{Path(r['report_path']).name}",
-                      r["report_path"], "inspection_report", f"巡检报告 inspection report #{r['id']}", reqs)
+        pack.add_file(
+            f"inspection/{Path(r['report_path']).parent.name}-{Path(r['report_path']).name}",
+            r["report_path"],
+            "inspection_report",
+            f"巡检报告 inspection report #{r['id']}",
+            reqs,
+        )
     if not with_report:
         pack.notes.append("本月没有巡检报告 no inspection report this month")
 
@@ -201,8 +269,13 @@ def _kpi(pack: _Pack, repo: CatalogRepository, period: Period) -> None:
     if not reports:
         pack.notes.append("本月运维考核月报尚未生成 no KPI report for this month yet")
         return
-    pack.add_file(f"kpi/{Path(reports[0].path).name}", reports[0].path, "kpi_report",
-                  "运维考核月报 O&M KPI report (第六条)", ("8.1.10.6", "8.1.10.12"))
+    pack.add_file(
+        f"kpi/{Path(reports[0].path).name}",
+        reports[0].path,
+        "kpi_report",
+        "运维考核月报 O&M KPI report (第六条)",
+        ("8.1.10.6", "8.1.10.12"),
+    )
 
 
 # --------------------------------------------------------------------------- writing
@@ -211,9 +284,15 @@ def _kpi(pack: _Pack, repo: CatalogRepository, period: Period) -> None:
 def _index_html(pack: _Pack, inventory: Inventory, period: Period, created: datetime) -> bytes:
     from hisops.report.kpi import render_evidence_index
 
-    return render_evidence_index(hospital=inventory.hospital, month=period.label, created=created,
-                                 tz=inventory.timezone, items=pack.items, notes=pack.notes,
-                                 requirements=REQUIREMENTS).encode("utf-8")
+    return render_evidence_index(
+        hospital=inventory.hospital,
+        month=period.label,
+        created=created,
+        tz=inventory.timezone,
+        items=pack.items,
+        notes=pack.notes,
+        requirements=REQUIREMENTS,
+    ).encode("utf-8")
 
 
 def _member(name: str, size: int, is_dir: bool = False) -> tarfile.TarInfo:
@@ -243,22 +322,35 @@ def evidence_dir(inventory: Inventory) -> Path:
     return inventory.resolve_path(inventory.reports.path) / "evidence"
 
 
-def build_evidence_pack(repo: CatalogRepository, inventory: Inventory, period: Period, run: RunInfo,
-                        wanted: bool = True, now: datetime | None = None) -> EvidenceOutcome:
+def build_evidence_pack(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    period: Period,
+    run: RunInfo,
+    wanted: bool = True,
+    now: datetime | None = None,
+) -> EvidenceOutcome:
     """Collect, index, archive (0600), record the checksum and audit — for a calendar month only."""
     if not wanted or not period.monthly:
         reason = "not requested" if not wanted else "ad-hoc period: evidence packs are monthly"
         log.info("证据包跳过 evidence pack skipped: %s", reason)
         return EvidenceOutcome(period.label, skipped=reason)
     created = now or datetime.now(UTC)
-    roots = tuple(inventory.resolve_path(p).resolve()
-                  for p in (inventory.reports.path, inventory.backup_storage.path))
+    roots = tuple(
+        inventory.resolve_path(p).resolve()
+        for p in (inventory.reports.path, inventory.backup_storage.path)
+    )
     pack = _Pack(roots)
     for collect in (_drills, _audit, _changes, _inspections, _kpi):
         collect(pack, repo, period)
     pack.notes.append(PLAIN_AUDIT_NOTE)
-    pack.add_bytes("index.html", _index_html(pack, inventory, period, created), "index",
-                   "索引页（各项对应等保条款）Index: every item and its 等保 requirement", ())
+    pack.add_bytes(
+        "index.html",
+        _index_html(pack, inventory, period, created),
+        "index",
+        "索引页（各项对应等保条款）Index: every item and its 等保 requirement",
+        (),
+    )
     sums = "".join(f"{i.sha256}  {i.name}\n" for i in pack.items)
     pack.blobs["SHA256SUMS"] = sums.encode("utf-8")
     folder = private_dir(evidence_dir(inventory))
@@ -267,12 +359,41 @@ def build_evidence_pack(repo: CatalogRepository, inventory: Inventory, period: P
     path = folder / f"{root}-{stamp}.tar.gz"
     _write_archive(path, root, pack.blobs)
     sha, size = sha256_file(path), path.stat().st_size
-    items = [{"name": i.name, "kind": i.kind, "sha256": i.sha256, "size": i.size,
-              "requirements": list(i.requirements)} for i in pack.items]
-    pack_id = repo.record_evidence_pack(period.label, str(path), sha, size, items, run.actor, run.run_id)
-    repo.add_audit_event(run.actor, ACTION, f"evidence:{period.label}", "success",
-                         details={"pack_id": pack_id, "path": str(path), "sha256": sha, "size_bytes": size,
-                                  "items": len(items), "notes": pack.notes}, **run.audit_fields())
-    log.info("等保证据包 evidence pack #%s %s: %s (%d items, %d bytes, sha256 %s)", pack_id, period.label, path,
-             len(items), size, sha)
+    items = [
+        {
+            "name": i.name,
+            "kind": i.kind,
+            "sha256": i.sha256,
+            "size": i.size,
+            "requirements": list(i.requirements),
+        }
+        for i in pack.items
+    ]
+    pack_id = repo.record_evidence_pack(
+        period.label, str(path), sha, size, items, run.actor, run.run_id
+    )
+    repo.add_audit_event(
+        run.actor,
+        ACTION,
+        f"evidence:{period.label}",
+        "success",
+        details={
+            "pack_id": pack_id,
+            "path": str(path),
+            "sha256": sha,
+            "size_bytes": size,
+            "items": len(items),
+            "notes": pack.notes,
+        },
+        **run.audit_fields(),
+    )
+    log.info(
+        "等保证据包 evidence pack #%s %s: %s (%d items, %d bytes, sha256 %s)",
+        pack_id,
+        period.label,
+        path,
+        len(items),
+        size,
+        sha,
+    )
     return EvidenceOutcome(period.label, pack_id, str(path), sha, len(items), notes=pack.notes)

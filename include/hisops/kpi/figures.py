@@ -122,19 +122,33 @@ class KpiReport:
     @property
     def has_data(self) -> bool:
         """False when the catalog holds nothing at all for the period."""
-        return bool(self.availability.denominator or self.excluded_checks or self.incidents.opened
-                    or self.backups_attempted or self.drills.denominator or self.inspection_row.days_run
-                    or self.changes.applied or self.changes.row.cancelled or self.changes.row.refused)
+        return bool(
+            self.availability.denominator
+            or self.excluded_checks
+            or self.incidents.opened
+            or self.backups_attempted
+            or self.drills.denominator
+            or self.inspection_row.days_run
+            or self.changes.applied
+            or self.changes.row.cancelled
+            or self.changes.row.refused
+        )
 
     def summary(self) -> dict[str, Any]:
         """Headline figures (stored with the report in the catalog, shown in lists)."""
         return {
-            "period": self.period.label, "has_data": self.has_data,
-            "availability_pct": self.availability.pct, "incidents": self.incidents.opened,
-            "mtta_s": self.incidents.mtta_s, "mttr_s": self.incidents.mttr_s,
-            "backup_success_pct": self.backups.pct, "drill_success_pct": self.drills.pct,
-            "rto_p50_s": self.rto_p50_s, "inspection_punctual_pct": self.inspection.pct,
-            "change_success_pct": self.changes.success.pct, "changes_applied": self.changes.applied,
+            "period": self.period.label,
+            "has_data": self.has_data,
+            "availability_pct": self.availability.pct,
+            "incidents": self.incidents.opened,
+            "mtta_s": self.incidents.mtta_s,
+            "mttr_s": self.incidents.mttr_s,
+            "backup_success_pct": self.backups.pct,
+            "drill_success_pct": self.drills.pct,
+            "rto_p50_s": self.rto_p50_s,
+            "inspection_punctual_pct": self.inspection.pct,
+            "change_success_pct": self.changes.success.pct,
+            "changes_applied": self.changes.applied,
         }
 
 
@@ -149,17 +163,23 @@ def _system_ids(inventory: Inventory, *row_lists: list[Any]) -> list[str]:
     """Inventory order first, then systems the catalog knows but the inventory no longer lists."""
     ids = [s.id for s in inventory.systems]
     for rows in row_lists:
-        ids += [r.system_id for r in rows if not getattr(r, "total", False) and r.system_id not in ids]
+        ids += [
+            r.system_id for r in rows if not getattr(r, "total", False) and r.system_id not in ids
+        ]
     return ids
 
 
-def build_report(repo: CatalogRepository, inventory: Inventory, period: Period, now: datetime) -> KpiReport:
+def build_report(
+    repo: CatalogRepository, inventory: Inventory, period: Period, now: datetime
+) -> KpiReport:
     """Every figure of the 运维考核月报 for ``period`` (ten aggregate queries, no raw rows)."""
     start, end, tz = period.start, period.end, period.tz
     rows = repo.kpi_availability(start, end)
     availability = [r for r in rows if r.per_system]
-    down = sorted((r for r in rows if not r.per_system and r.up < r.checks),
-                  key=lambda r: (r.up - r.checks, r.target_id))[:DOWN_TARGETS]
+    down = sorted(
+        (r for r in rows if not r.per_system and r.up < r.checks),
+        key=lambda r: (r.up - r.checks, r.target_id),
+    )[:DOWN_TARGETS]
     incidents = repo.kpi_incidents(start, end)
     backups = [b for b in repo.kpi_backups(start, end, tz) if b.kind == "database"]
     drills = repo.kpi_drills(start, end)
@@ -177,45 +197,72 @@ def build_report(repo: CatalogRepository, inventory: Inventory, period: Period, 
         avail, inc, drill = by_sys_avail.get(sid), by_sys_inc.get(sid), by_sys_drill.get(sid)
         verified_days = sum(b.verified_days for b in backups if b.system_id == sid)
         name, name_en = names.get(sid, (sid or "未归属", sid or "unassigned"))
-        systems.append(SystemKpi(
-            system_id=sid, name=name, name_en=name_en,
-            availability=Ratio(avail.up, avail.checks) if avail else Ratio(0, 0),
-            excluded_checks=avail.excluded if avail else 0,
-            incidents=inc.opened if inc else 0, critical_incidents=inc.critical if inc else 0,
-            mtta_s=inc.mtta_s if inc else None, mttr_s=inc.mttr_s if inc else None,
-            backups=Ratio(min(verified_days, dbs_per_system.get(sid, 0) * backup_days),
-                          dbs_per_system.get(sid, 0) * backup_days),
-            drills=Ratio(drill.ok, drill.drills) if drill else Ratio(0, 0),
-            rto_avg_s=drill.rto_avg_s if drill else None, rto_max_s=drill.rto_max_s if drill else None))
+        systems.append(
+            SystemKpi(
+                system_id=sid,
+                name=name,
+                name_en=name_en,
+                availability=Ratio(avail.up, avail.checks) if avail else Ratio(0, 0),
+                excluded_checks=avail.excluded if avail else 0,
+                incidents=inc.opened if inc else 0,
+                critical_incidents=inc.critical if inc else 0,
+                mtta_s=inc.mtta_s if inc else None,
+                mttr_s=inc.mttr_s if inc else None,
+                backups=Ratio(
+                    min(verified_days, dbs_per_system.get(sid, 0) * backup_days),
+                    dbs_per_system.get(sid, 0) * backup_days,
+                ),
+                drills=Ratio(drill.ok, drill.drills) if drill else Ratio(0, 0),
+                rto_avg_s=drill.rto_avg_s if drill else None,
+                rto_max_s=drill.rto_max_s if drill else None,
+            )
+        )
 
     total_inc = next((r for r in incidents if r.total), None)
     total_drill = next((r for r in drills if r.total), None)
     expected_inspections = scheduled_days(inventory.schedules.inspection, period)
-    applied = change_row.completed + change_row.failed + change_row.rolled_back + change_row.failed_revert
+    applied = (
+        change_row.completed + change_row.failed + change_row.rolled_back + change_row.failed_revert
+    )
     failed = applied - change_row.completed
     notes = []
     if backup_days == 0:
         notes.append("本期内没有计划备份 no scheduled backup in this period")
     report = KpiReport(
-        hospital=inventory.hospital, period=period, generated_at=now, systems=systems,
+        hospital=inventory.hospital,
+        period=period,
+        generated_at=now,
+        systems=systems,
         availability=Ratio(sum(r.up for r in availability), sum(r.checks for r in availability)),
         excluded_checks=sum(r.excluded for r in availability),
         down_targets=down,
-        incidents=IncidentTotals(**{k: getattr(total_inc, k) for k in IncidentTotals.__dataclass_fields__})
-        if total_inc else IncidentTotals(),
-        backups=Ratio(sum(s.backups.numerator for s in systems), sum(s.backups.denominator for s in systems)),
-        backups_attempted=sum(b.attempted for b in backups), backups_failed=sum(b.failed for b in backups),
+        incidents=IncidentTotals(
+            **{k: getattr(total_inc, k) for k in IncidentTotals.__dataclass_fields__}
+        )
+        if total_inc
+        else IncidentTotals(),
+        backups=Ratio(
+            sum(s.backups.numerator for s in systems), sum(s.backups.denominator for s in systems)
+        ),
+        backups_attempted=sum(b.attempted for b in backups),
+        backups_failed=sum(b.failed for b in backups),
         drills=Ratio(total_drill.ok, total_drill.drills) if total_drill else Ratio(0, 0),
         rto_p50_s=total_drill.rto_p50_s if total_drill else None,
         rto_max_s=total_drill.rto_max_s if total_drill else None,
         rto_trend=repo.kpi_rto_trend(start, end, tz, period.trend_bucket),
-        pitr=repo.kpi_pitr(start, end), logical_gaps=repo.kpi_logical_gaps(start, end)[:10],
+        pitr=repo.kpi_pitr(start, end),
+        logical_gaps=repo.kpi_logical_gaps(start, end)[:10],
         inspection=Ratio(min(inspection_row.punctual, expected_inspections), expected_inspections),
         inspection_row=inspection_row,
         inspection_missed_days=max(0, expected_inspections - inspection_row.finished),
-        changes=ChangeKpi(success=Ratio(change_row.completed, applied), failure_rate=Ratio(failed, applied),
-                          row=change_row),
-        operators=repo.kpi_operators(start, end), notes=notes)
+        changes=ChangeKpi(
+            success=Ratio(change_row.completed, applied),
+            failure_rate=Ratio(failed, applied),
+            row=change_row,
+        ),
+        operators=repo.kpi_operators(start, end),
+        notes=notes,
+    )
     return report if report.has_data else _nothing_recorded(report)
 
 
@@ -223,5 +270,9 @@ def _nothing_recorded(report: KpiReport) -> KpiReport:
     """No record at all (e.g. before hisops ran): the schedule-based rates say "no data", not 0 %."""
     none = Ratio(0, 0)
     return dataclasses.replace(
-        report, backups=none, inspection=none, inspection_missed_days=0,
-        systems=[dataclasses.replace(s, backups=none) for s in report.systems])
+        report,
+        backups=none,
+        inspection=none,
+        inspection_missed_days=0,
+        systems=[dataclasses.replace(s, backups=none) for s in report.systems],
+    )

@@ -72,11 +72,14 @@ def _day(value: str, name: str) -> date:
         raise PeriodError(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def parse(month_text: str | None, start_text: str | None, end_text: str | None, tz: str,
-          now: datetime) -> Period:
+def parse(
+    month_text: str | None, start_text: str | None, end_text: str | None, tz: str, now: datetime
+) -> Period:
     """From the DAG's Params: ``month`` (YYYY-MM), or ``start``/``end`` (YYYY-MM-DD, end inclusive);
     nothing → the previous calendar month (relative to ``now``)."""
-    month_text, start_text, end_text = (v.strip() if v else None for v in (month_text, start_text, end_text))
+    month_text, start_text, end_text = (
+        v.strip() if v else None for v in (month_text, start_text, end_text)
+    )
     if month_text and (start_text or end_text):
         raise PeriodError("give either month or start/end, not both")
     if month_text:
@@ -92,7 +95,9 @@ def parse(month_text: str | None, start_text: str | None, end_text: str | None, 
     if last < first:
         raise PeriodError(f"end {last} is before start {first}")
     if (last - first).days + 1 > MAX_DAYS:
-        raise PeriodError(f"period of {(last - first).days + 1} days is longer than {MAX_DAYS} days")
+        raise PeriodError(
+            f"period of {(last - first).days + 1} days is longer than {MAX_DAYS} days"
+        )
     return Period(_midnight(first, tz), _midnight(last + timedelta(days=1), tz), tz, monthly=False)
 
 

@@ -50,8 +50,14 @@ def mail_channels(channels: list[Channel]) -> list[Channel]:
     return [dataclasses.replace(ch, min_severity="ok") for ch in channels if ch.kind == EMAIL]
 
 
-def run_kpi_report(repo: CatalogRepository, inventory: Inventory, period: Period, run: RunInfo,
-                   channels: list[Channel], now: datetime | None = None) -> KpiOutcome:
+def run_kpi_report(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    period: Period,
+    run: RunInfo,
+    channels: list[Channel],
+    now: datetime | None = None,
+) -> KpiOutcome:
     """Build → render → save → record → audit → mail. A period without data still gets a report
     that says so. Raises when e-mail channels exist and none accepted the report."""
     from hisops.kpi.figures import build_report
@@ -62,25 +68,64 @@ def run_kpi_report(repo: CatalogRepository, inventory: Inventory, period: Period
     html = render_kpi_report(report)
     path = report_path(inventory, period)
     sha = write_private(path, html.encode("utf-8"))
-    report_id = repo.record_kpi_report(period.start, period.end, period.label, str(path), sha,
-                                       report.summary(), dag_run_id=run.run_id)
-    log.info("运维考核月报 KPI report #%s %s written: %s (%d KB)%s", report_id, period.label, path,
-             len(html) // 1024, "" if report.has_data else " — 本期无数据 no data")
-    result = send(mail_channels(channels), kpi_subject(report), kpi_text(report, str(path)),
-                  severity="ok", html=html)
+    report_id = repo.record_kpi_report(
+        period.start,
+        period.end,
+        period.label,
+        str(path),
+        sha,
+        report.summary(),
+        dag_run_id=run.run_id,
+    )
+    log.info(
+        "运维考核月报 KPI report #%s %s written: %s (%d KB)%s",
+        report_id,
+        period.label,
+        path,
+        len(html) // 1024,
+        "" if report.has_data else " — 本期无数据 no data",
+    )
+    result = send(
+        mail_channels(channels),
+        kpi_subject(report),
+        kpi_text(report, str(path)),
+        severity="ok",
+        html=html,
+    )
     delivered = not result.failed or bool(result.sent)
-    repo.add_audit_event(run.actor, ACTION, f"kpi:{period.label}", "success" if delivered else "failure",
-                         details={"report_id": report_id, "path": str(path), "sha256": sha,
-                                  "sent": result.sent, "failed": result.failed, **report.summary()},
-                         **run.audit_fields())
+    repo.add_audit_event(
+        run.actor,
+        ACTION,
+        f"kpi:{period.label}",
+        "success" if delivered else "failure",
+        details={
+            "report_id": report_id,
+            "path": str(path),
+            "sha256": sha,
+            "sent": result.sent,
+            "failed": result.failed,
+            **report.summary(),
+        },
+        **run.audit_fields(),
+    )
     if not delivered:
-        raise RuntimeError(f"KPI report reached no supervisor mailbox 未能送达主管: {result.failed} "
-                           f"(the report is saved: {path})")
-    return KpiOutcome(report_id, str(path), sha, period.label, report.has_data, result.sent, result.failed)
+        raise RuntimeError(
+            f"KPI report reached no supervisor mailbox 未能送达主管: {result.failed} "
+            f"(the report is saved: {path})"
+        )
+    return KpiOutcome(
+        report_id, str(path), sha, period.label, report.has_data, result.sent, result.failed
+    )
 
 
-def period_for_run(inventory: Inventory, run: RunInfo, month: str | None = None, start: str | None = None,
-                   end: str | None = None, now: datetime | None = None) -> Period:
+def period_for_run(
+    inventory: Inventory,
+    run: RunInfo,
+    month: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    now: datetime | None = None,
+) -> Period:
     """The run's period: the Params when given, else the month before the run's date (the
     scheduled run on the 1st reports the previous month)."""
     from hisops.kpi.period import parse

@@ -34,7 +34,18 @@ SEVERITIES: tuple[str, ...] = get_args(Severity)  # ordered: ok < warn < critica
 _MASK = "****"
 # Query parameters whose value is a secret (apprise names plus common ones).
 _SECRET_PARAMS = frozenset(
-    {"pass", "password", "pwd", "secret", "token", "key", "apikey", "api_key", "access_token", "webhook"}
+    {
+        "pass",
+        "password",
+        "pwd",
+        "secret",
+        "token",
+        "key",
+        "apikey",
+        "api_key",
+        "access_token",
+        "webhook",
+    }
 )
 # Schemes whose host is not secret: e-mail (path = recipients, shown) and generic webhooks
 # (path hidden: webhook paths often embed a token, e.g. /hooks/T000/B000/XXXX).
@@ -65,7 +76,9 @@ class Channel:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"channel {self.name!r}: unknown kind {self.kind!r}; expected one of {KINDS}")
+            raise ValueError(
+                f"channel {self.name!r}: unknown kind {self.kind!r}; expected one of {KINDS}"
+            )
         severity_rank(self.min_severity)
 
     def __repr__(self) -> str:  # the dataclass default would print the secret URL
@@ -109,10 +122,17 @@ def build_apprise_url(
     to: Iterable[str] = (),
 ) -> str:
     """The apprise URL for a channel of ``kind`` from connection fields (credentials quoted)."""
-    builders = {"email": _email_url, "wecom": _wecom_url, "dingtalk": _dingtalk_url, "webhook": _webhook_url}
+    builders = {
+        "email": _email_url,
+        "wecom": _wecom_url,
+        "dingtalk": _dingtalk_url,
+        "webhook": _webhook_url,
+    }
     if kind not in builders:
         raise ChannelConfigError(f"unknown channel kind {kind!r}; expected one of {KINDS}")
-    fields = _Fields(host or "", port, login or "", password or "", schema or "", dict(extra or {}), list(to))
+    fields = _Fields(
+        host or "", port, login or "", password or "", schema or "", dict(extra or {}), list(to)
+    )
     return builders[kind](fields)
 
 
@@ -143,7 +163,9 @@ def _email_mode(extra: Mapping[str, Any]) -> str:
     mode = str(extra.get("mode", "")).lower()
     if mode:
         if mode not in {"ssl", "starttls", "insecure"}:
-            raise ChannelConfigError(f"email: extra.mode must be ssl, starttls or insecure, not {mode!r}")
+            raise ChannelConfigError(
+                f"email: extra.mode must be ssl, starttls or insecure, not {mode!r}"
+            )
         return mode
     if not _flag(extra.get("disable_ssl", False)):
         return "ssl"
@@ -232,7 +254,12 @@ def _webhook_target(f: _Fields) -> tuple[str, int | None, str, bool]:
     path = str(f.extra.get("path") or "")
     if "://" in f.host:
         parts = urlsplit(f.host)
-        return parts.hostname or "", f.port or parts.port, _path(path or parts.path), parts.scheme == "https"
+        return (
+            parts.hostname or "",
+            f.port or parts.port,
+            _path(path or parts.path),
+            parts.scheme == "https",
+        )
     return f.host, f.port, _path(path), f.schema.lower() in {"https", "jsons"}
 
 
@@ -306,7 +333,9 @@ def _secret_fragments(url: str) -> set[str]:
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
     raw = {password}
-    raw |= {v for k, v in parse_qsl(parts.query) if k.startswith("+") or k.lower() in _SECRET_PARAMS}
+    raw |= {
+        v for k, v in parse_qsl(parts.query) if k.startswith("+") or k.lower() in _SECRET_PARAMS
+    }
     if scheme not in _EMAIL_SCHEMES:
         raw |= set(parts.path.split("/"))
     if scheme not in _EMAIL_SCHEMES | _WEBHOOK_SCHEMES:

@@ -118,7 +118,10 @@ def _deliver(channel: Channel, msg: _Message) -> tuple[bool, str]:
     with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
         plugin = apprise.Apprise.instantiate(channel.apprise_url, asset=_asset())
         if plugin is None:
-            return False, f"invalid apprise URL for kind {channel.kind} ({redact(channel.apprise_url)})"
+            return (
+                False,
+                f"invalid apprise URL for kind {channel.kind} ({redact(channel.apprise_url)})",
+            )
         text, body_format = _body_for(plugin, msg)
         ok = plugin.notify(
             body=text,

@@ -27,7 +27,7 @@ class ServerConfig:
 
     server_id: str
     stanza: str
-    path: Path              # the config file
+    path: Path  # the config file
     text: str
 
     @property
@@ -43,20 +43,37 @@ def render(server: PgServer, pg_user: str | None = None, port: int | None = None
         raise ValueError(f"server {server.id!r} has no pitr: block")
     path = Path(pitr.config_path)
     folder = path.parent
-    lines = ["# written by hisops from the inventory — do not edit by hand (hisops rewrites it)",
-             "[global]", f"repo1-path={pitr.repo.path}", f"repo1-retention-full={pitr.retention.full}"]
+    lines = [
+        "# written by hisops from the inventory — do not edit by hand (hisops rewrites it)",
+        "[global]",
+        f"repo1-path={pitr.repo.path}",
+        f"repo1-retention-full={pitr.retention.full}",
+    ]
     if pitr.retention.diff:
         lines.append(f"repo1-retention-diff={pitr.retention.diff}")
     if pitr.repo.kind == "sftp":
-        lines += ["repo1-type=sftp", f"repo1-sftp-host={pitr.repo.sftp_host}",
-                  f"repo1-sftp-host-user={pitr.repo.sftp_user}",
-                  f"repo1-sftp-private-key-file={pitr.repo.sftp_private_key_file}",
-                  "repo1-sftp-host-key-check-type=none"]
-    lines += [f"compress-type={pitr.compress_type}", f"process-max={pitr.process_max}", "start-fast=y",
-              "log-level-console=info", "log-level-file=info", f"log-path={folder / 'log'}",
-              f"lock-path={folder / 'lock'}", f"spool-path={folder / 'spool'}", "",
-              f"[{pitr.stanza}]", f"pg1-path={server.data_directory}", f"pg1-port={server.port or port or 5432}",
-              f"pg1-socket-path={pitr.socket_dir}"]
+        lines += [
+            "repo1-type=sftp",
+            f"repo1-sftp-host={pitr.repo.sftp_host}",
+            f"repo1-sftp-host-user={pitr.repo.sftp_user}",
+            f"repo1-sftp-private-key-file={pitr.repo.sftp_private_key_file}",
+            "repo1-sftp-host-key-check-type=none",
+        ]
+    lines += [
+        f"compress-type={pitr.compress_type}",
+        f"process-max={pitr.process_max}",
+        "start-fast=y",
+        "log-level-console=info",
+        "log-level-file=info",
+        f"log-path={folder / 'log'}",
+        f"lock-path={folder / 'lock'}",
+        f"spool-path={folder / 'spool'}",
+        "",
+        f"[{pitr.stanza}]",
+        f"pg1-path={server.data_directory}",
+        f"pg1-port={server.port or port or 5432}",
+        f"pg1-socket-path={pitr.socket_dir}",
+    ]
     if pg_user:
         lines.append(f"pg1-user={pg_user}")
     return ServerConfig(server.id, pitr.stanza, path, "\n".join(lines) + "\n")
@@ -97,9 +114,11 @@ def write_command(cfg: ServerConfig) -> str:
     folder = shlex.quote(str(cfg.folder))
     target = shlex.quote(str(cfg.path))
     dirs = " ".join(shlex.quote(str(cfg.folder / d)) for d in ("log", "lock", "spool"))
-    return (f"umask 077 && mkdir -p {folder} {dirs} && chmod 700 {folder} && "
-            f"cat > {target}.tmp <<'HISOPS_EOF'\n{cfg.text}HISOPS_EOF\n"
-            f"chmod 600 {target}.tmp && mv {target}.tmp {target}")
+    return (
+        f"umask 077 && mkdir -p {folder} {dirs} && chmod 700 {folder} && "
+        f"cat > {target}.tmp <<'HISOPS_EOF'\n{cfg.text}HISOPS_EOF\n"
+        f"chmod 600 {target}.tmp && mv {target}.tmp {target}"
+    )
 
 
 def ensure_repo_dir(server: PgServer) -> None:

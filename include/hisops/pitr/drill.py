@@ -52,13 +52,13 @@ class PitrDrillRequest:
     backup_id: int
     server_id: str
     label: str
-    production_dsn: str                    # a database on the production server (markers)
+    production_dsn: str  # a database on the production server (markers)
     production_datadir: str
     pgbr: PgBackRest
     scratch_root: Path
     evidence_root: Path
-    databases: tuple[tuple[Any, str], ...] = ()   # (inventory Database, its dbname) on this server
-    target_kind: str = "name"                    # name (hisops-made restore point) | latest | time
+    databases: tuple[tuple[Any, str], ...] = ()  # (inventory Database, its dbname) on this server
+    target_kind: str = "name"  # name (hisops-made restore point) | latest | time
     target_value: str | None = None
     pg_bindir: Path | None = None
     mode: str = "fast"
@@ -103,10 +103,13 @@ def scratch_dir(root: Path, server_id: str, backup_id: int) -> Path:
 def assert_scratch(path: Path, production_datadir: str) -> None:
     """Never the production data directory, never anything not named like a PITR scratch directory."""
     if Path(production_datadir).resolve() == path.resolve() or not SCRATCH_RE.fullmatch(path.name):
-        raise DrillStop("configuration", [f"拒绝使用该目录 refusing to use {path} as a scratch data directory"])
+        raise DrillStop(
+            "configuration", [f"拒绝使用该目录 refusing to use {path} as a scratch data directory"]
+        )
 
 
 # --- running the scratch cluster ----------------------------------------------------------------
+
 
 def _bindir(req: PitrDrillRequest) -> Path:
     if req.pg_bindir:
@@ -134,13 +137,20 @@ def _make_scratch(run: _Run) -> None:
 
 def _restore(run: _Run) -> None:
     req = run.req
-    options = [f"--set={req.label}", f"--pg1-path={run.scratch}", "--archive-mode=off",
-               *run.target.restore_options()]
+    options = [
+        f"--set={req.label}",
+        f"--pg1-path={run.scratch}",
+        "--archive-mode=off",
+        *run.target.restore_options(),
+    ]
     result = req.pgbr.run("restore", *options, timeout=RECOVERY_TIMEOUT)
     if not result.ok:
         from hisops.pitr.pgbackrest import error_lines
 
-        raise DrillStop(_restore_fault(error_lines(result)), [f"pgbackrest restore 失败 failed: {error_lines(result)}"])
+        raise DrillStop(
+            _restore_fault(error_lines(result)),
+            [f"pgbackrest restore 失败 failed: {error_lines(result)}"],
+        )
 
 
 def _restore_fault(message: str) -> str:
@@ -150,23 +160,48 @@ def _restore_fault(message: str) -> str:
 
 
 def _start_options(run: _Run) -> str:
-    return (f"-c port={run.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-            "-c archive_mode=off -c shared_buffers=128MB -c hot_standby=on")
+    return (
+        f"-c port={run.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
+        "-c archive_mode=off -c shared_buffers=128MB -c hot_standby=on"
+    )
 
 
 def _start(run: _Run) -> None:
     log_file = run.scratch / "hisops-recovery.log"
-    argv = [str(_bindir(run.req) / "pg_ctl"), "start", "-D", str(run.scratch), "-l", str(log_file),
-            "-w", "-t", str(int(RECOVERY_TIMEOUT)), "-o", _start_options(run)]
-    proc = subprocess.run(_as_owner(run.req, argv), capture_output=True, text=True, timeout=RECOVERY_TIMEOUT + 60)
+    argv = [
+        str(_bindir(run.req) / "pg_ctl"),
+        "start",
+        "-D",
+        str(run.scratch),
+        "-l",
+        str(log_file),
+        "-w",
+        "-t",
+        str(int(RECOVERY_TIMEOUT)),
+        "-o",
+        _start_options(run),
+    ]
+    proc = subprocess.run(
+        _as_owner(run.req, argv), capture_output=True, text=True, timeout=RECOVERY_TIMEOUT + 60
+    )
     if proc.returncode != 0:
         missing = _missing_segments(log_file)
         if missing:
-            raise DrillStop("backup", [f"恢复失败，缺少或损坏的 WAL 段 recovery failed: WAL segment(s) "
-                                       f"{', '.join(missing)} missing or corrupt in the archive",
-                                       *_log_problems(log_file)])
-        raise DrillStop("backup", [f"恢复实例无法启动 scratch server did not start: {proc.stderr.strip()[-500:]}",
-                                   *_log_problems(log_file)])
+            raise DrillStop(
+                "backup",
+                [
+                    f"恢复失败，缺少或损坏的 WAL 段 recovery failed: WAL segment(s) "
+                    f"{', '.join(missing)} missing or corrupt in the archive",
+                    *_log_problems(log_file),
+                ],
+            )
+        raise DrillStop(
+            "backup",
+            [
+                f"恢复实例无法启动 scratch server did not start: {proc.stderr.strip()[-500:]}",
+                *_log_problems(log_file),
+            ],
+        )
 
 
 def _log_text(log_file: Path) -> str:
@@ -215,10 +250,22 @@ def _wait_promoted(run: _Run) -> None:
     while True:
         if not (run.scratch / "postmaster.pid").exists():
             missing = _missing_segments(log_file)
-            lines = [f"恢复提前结束，缺少或损坏的 WAL 段 recovery stopped early: WAL segment(s) {', '.join(missing)} "
-                     "missing or corrupt in the archive"] if missing else []
-            raise DrillStop("backup", lines + ["恢复实例已退出 the scratch server exited during recovery",
-                                               *_log_problems(log_file)])
+            lines = (
+                [
+                    f"恢复提前结束，缺少或损坏的 WAL 段 recovery stopped early: WAL segment(s) {', '.join(missing)} "
+                    "missing or corrupt in the archive"
+                ]
+                if missing
+                else []
+            )
+            raise DrillStop(
+                "backup",
+                lines
+                + [
+                    "恢复实例已退出 the scratch server exited during recovery",
+                    *_log_problems(log_file),
+                ],
+            )
         try:
             conn = psycopg2.connect(dsn, connect_timeout=3, application_name="hisops-pitr-drill")
             try:
@@ -231,13 +278,23 @@ def _wait_promoted(run: _Run) -> None:
         except psycopg2.OperationalError:
             pass
         if time.monotonic() > deadline:
-            raise DrillStop("infrastructure", [f"恢复超时 recovery did not finish in {RECOVERY_TIMEOUT:.0f}s"])
+            raise DrillStop(
+                "infrastructure", [f"恢复超时 recovery did not finish in {RECOVERY_TIMEOUT:.0f}s"]
+            )
         time.sleep(0.5)
 
 
 def _stop_and_remove(run: _Run) -> None:
     if (run.scratch / "postmaster.pid").exists():
-        argv = [str(_bindir(run.req) / "pg_ctl"), "stop", "-D", str(run.scratch), "-m", "immediate", "-w"]
+        argv = [
+            str(_bindir(run.req) / "pg_ctl"),
+            "stop",
+            "-D",
+            str(run.scratch),
+            "-m",
+            "immediate",
+            "-w",
+        ]
         subprocess.run(_as_owner(run.req, argv), capture_output=True, text=True, timeout=120)
     if SCRATCH_RE.fullmatch(run.scratch.name):
         shutil.rmtree(run.scratch, ignore_errors=True)
@@ -249,10 +306,15 @@ def remove_stale(root: Path, older_than_seconds: float = 12 * 3600) -> list[str]
     if not root.is_dir():
         return removed
     for path in root.iterdir():
-        if SCRATCH_RE.fullmatch(path.name) and time.time() - path.stat().st_mtime > older_than_seconds:
+        if (
+            SCRATCH_RE.fullmatch(path.name)
+            and time.time() - path.stat().st_mtime > older_than_seconds
+        ):
             pid = path / "postmaster.pid"
             if pid.exists():
-                subprocess.run(["pg_ctl", "stop", "-D", str(path), "-m", "immediate"], capture_output=True)
+                subprocess.run(
+                    ["pg_ctl", "stop", "-D", str(path), "-m", "immediate"], capture_output=True
+                )
             shutil.rmtree(path, ignore_errors=True)
             removed.append(str(path))
     return removed
@@ -260,14 +322,17 @@ def remove_stale(root: Path, older_than_seconds: float = 12 * 3600) -> list[str]
 
 # --- checks -------------------------------------------------------------------------------------
 
+
 def _prove(run: _Run) -> None:
     dbname = _dbname(run.req.production_dsn)
     problems = markers.prove(run.target, markers.heartbeat_ids(_dsn(run, dbname)))
     if problems:
         raise DrillStop("backup", problems)
-    run.notes.append(f"已证明恢复点 point proven: target {run.target.kind} {run.target.value or ''} — "
-                     f"marker #{run.target.before.id if run.target.before else '—'} present, "
-                     f"#{run.target.after.id if run.target.after else '—'} absent")
+    run.notes.append(
+        f"已证明恢复点 point proven: target {run.target.kind} {run.target.value or ''} — "
+        f"marker #{run.target.before.id if run.target.before else '—'} present, "
+        f"#{run.target.after.id if run.target.after else '—'} absent"
+    )
 
 
 def _dbname(dsn: str) -> str:
@@ -279,8 +344,9 @@ def _dbname(dsn: str) -> str:
 def _manifest_like(run: _Run, database: Any, dbname: str, production_schema: Any) -> Any:
     from types import SimpleNamespace
 
-    return SimpleNamespace(schema_=production_schema, tables=[], backup_id=run.req.backup_id,
-                           database_id=database.id)
+    return SimpleNamespace(
+        schema_=production_schema, tables=[], backup_id=run.req.backup_id, database_id=database.id
+    )
 
 
 def production_schema(dsn: str) -> Any:
@@ -310,13 +376,23 @@ def _check_database(run: _Run, database: Any, dbname: str, schema: Any, docs_roo
     if failed:
         run.fail("backup", [f"{database.id}: {o.line()}" for o in failed])
     if gx.invalid:
-        run.fail("configuration", [f"{database.id}: 清单中的检查无效 invalid inventory expectation: {m}"
-                                   for m in gx.invalid])
+        run.fail(
+            "configuration",
+            [
+                f"{database.id}: 清单中的检查无效 invalid inventory expectation: {m}"
+                for m in gx.invalid
+            ],
+        )
     checked = amcheck.check_indexes(dsn, jobs=run.req.jobs)
     run.amcheck[database.id] = checked.as_dict()
     if checked.problems:
-        run.fail("backup", [f"{database.id}: 索引损坏 index corrupt: {p.index} on {p.table}: {p.error}"
-                            for p in checked.problems])
+        run.fail(
+            "backup",
+            [
+                f"{database.id}: 索引损坏 index corrupt: {p.index} on {p.table}: {p.error}"
+                for p in checked.problems
+            ],
+        )
 
 
 def _verify_repo(run: _Run) -> None:
@@ -326,21 +402,33 @@ def _verify_repo(run: _Run) -> None:
     result = run.req.pgbr.run("verify", f"--set={run.req.label}", timeout=RECOVERY_TIMEOUT)
     run.timings["pgbackrest_verify"] = round(time.monotonic() - started, 3)
     text = f"{result.stdout}\n{result.stderr}"
-    bad = [ln.strip() for ln in text.splitlines() if "invalid" in ln.lower() or "missing" in ln.lower()
-           or " ERROR: " in ln]
+    bad = [
+        ln.strip()
+        for ln in text.splitlines()
+        if "invalid" in ln.lower() or "missing" in ln.lower() or " ERROR: " in ln
+    ]
     if not result.ok or bad:
-        run.fail("backup", [f"pgbackrest verify: {line[:400]}" for line in (bad or [error_lines(result)])][:20])
+        run.fail(
+            "backup",
+            [f"pgbackrest verify: {line[:400]}" for line in (bad or [error_lines(result)])][:20],
+        )
 
 
 # --- the drill ----------------------------------------------------------------------------------
+
 
 def _steps(run: _Run, docs_root: Path) -> None:
     req = run.req
     with _timed(run, "target"):
         drill = f"{req.backup_id}_{secrets.token_hex(3)}"
-        run.target = markers.make_target(req.production_dsn, req.target_kind, drill, req.target_value)
+        run.target = markers.make_target(
+            req.production_dsn, req.target_kind, drill, req.target_value
+        )
         # after the markers: the heartbeat table is part of the target state too
-        schemas = {db.id: production_schema(_replace_db(req.production_dsn, dbname)) for db, dbname in req.databases}
+        schemas = {
+            db.id: production_schema(_replace_db(req.production_dsn, dbname))
+            for db, dbname in req.databases
+        }
     start = time.monotonic()
     with _timed(run, "restore"):
         _make_scratch(run)
@@ -390,7 +478,10 @@ def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
         run.fail("infrastructure", [str(exc)])
     except Exception as exc:  # noqa: BLE001 - anything else: we could not perform the drill
         log.exception("PITR 演练中断 drill of backup %s aborted", req.backup_id)
-        run.fail("infrastructure", [f"演练无法完成 drill could not be completed: {type(exc).__name__}: {exc}"[:1000]])
+        run.fail(
+            "infrastructure",
+            [f"演练无法完成 drill could not be completed: {type(exc).__name__}: {exc}"[:1000]],
+        )
     finally:
         with _timed(run, "teardown"):
             _stop_and_remove(run)
@@ -398,12 +489,24 @@ def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
     if run.target is not None:
         run.notes.append(f"target: {run.target.as_dict()}")
     result = DrillResult(
-        backup_id=req.backup_id, database_id=req.server_id, ok=run.fault == "none", fault=run.fault,  # type: ignore[arg-type]
-        mode=f"pitr-{req.mode}", started_at=run.started_at, finished_at=datetime.now(UTC),
-        scratch_db=str(run.scratch), restore_seconds=run.restore_seconds, failures=tuple(run.failures),
-        checks_total=run.checks_total, checks_failed=len(run.failed_checks),
-        failed_checks=tuple(run.failed_checks), amcheck=run.amcheck,
-        evidence_path=str(directory / "index.html"), notes=tuple(run.notes), timings=dict(run.timings))
+        backup_id=req.backup_id,
+        database_id=req.server_id,
+        ok=run.fault == "none",
+        fault=run.fault,  # type: ignore[arg-type]
+        mode=f"pitr-{req.mode}",
+        started_at=run.started_at,
+        finished_at=datetime.now(UTC),
+        scratch_db=str(run.scratch),
+        restore_seconds=run.restore_seconds,
+        failures=tuple(run.failures),
+        checks_total=run.checks_total,
+        checks_failed=len(run.failed_checks),
+        failed_checks=tuple(run.failed_checks),
+        amcheck=run.amcheck,
+        evidence_path=str(directory / "index.html"),
+        notes=tuple(run.notes),
+        timings=dict(run.timings),
+    )
     write_evidence(directory, result)
     log.info("%s", result.summary())
     return result

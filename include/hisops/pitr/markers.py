@@ -20,9 +20,11 @@ from datetime import datetime
 from typing import Any
 
 SCHEMA, TABLE = "hisops_pitr", "heartbeat"
-DDL = (f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
-       f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{TABLE} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
-       "marker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+DDL = (
+    f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{TABLE} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+    "marker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())",
+)
 
 
 class MarkerError(RuntimeError):
@@ -40,10 +42,10 @@ class Marker:
 class Target:
     """Where recovery should stop and how to prove it did."""
 
-    kind: str                      # latest | name | time
-    value: str | None              # restore point name / ISO time
-    before: Marker | None          # must be in the copy
-    after: Marker | None           # must NOT be in the copy
+    kind: str  # latest | name | time
+    value: str | None  # restore point name / ISO time
+    before: Marker | None  # must be in the copy
+    after: Marker | None  # must NOT be in the copy
 
     def restore_options(self) -> list[str]:
         if self.kind == "latest":
@@ -53,21 +55,34 @@ class Target:
     def as_dict(self) -> dict[str, Any]:
         def m(x: Marker | None) -> dict[str, Any] | None:
             return None if x is None else {"id": x.id, "marker": x.marker, "at": x.at.isoformat()}
-        return {"kind": self.kind, "value": self.value, "before": m(self.before), "after": m(self.after)}
+
+        return {
+            "kind": self.kind,
+            "value": self.value,
+            "before": m(self.before),
+            "after": m(self.after),
+        }
 
 
 def _conn(dsn: str) -> Any:
     from hisops.targets.postgres import pg_session
 
-    return pg_session(dsn, target="pitr-markers", read_only=False, statement_timeout_ms=30_000,
-                      application_name="hisops-pitr-marker")
+    return pg_session(
+        dsn,
+        target="pitr-markers",
+        read_only=False,
+        statement_timeout_ms=30_000,
+        application_name="hisops-pitr-marker",
+    )
 
 
 def write_marker(dsn: str, marker: str) -> Marker:
     with _conn(dsn) as conn, conn.cursor() as cur:
         for statement in DDL:
             cur.execute(statement)
-        cur.execute(f"INSERT INTO {SCHEMA}.{TABLE} (marker) VALUES (%s) RETURNING id, marker, at", (marker,))
+        cur.execute(
+            f"INSERT INTO {SCHEMA}.{TABLE} (marker) VALUES (%s) RETURNING id, marker, at", (marker,)
+        )
         return Marker(*cur.fetchone())
 
 
@@ -84,13 +99,17 @@ def switch_and_wait(dsn: str, timeout: float = 120.0) -> str:
         segment = cur.fetchone()[0]
         deadline = time.monotonic() + timeout
         while True:
-            cur.execute("SELECT last_archived_wal, last_failed_wal, failed_count FROM pg_stat_archiver")
+            cur.execute(
+                "SELECT last_archived_wal, last_failed_wal, failed_count FROM pg_stat_archiver"
+            )
             archived, failed, _count = cur.fetchone()
             if archived and archived[:24] >= segment:
                 return segment
             if time.monotonic() > deadline:
-                raise MarkerError(f"WAL 段 {segment} 未在 {timeout:.0f}s 内归档 segment {segment} was not archived "
-                                  f"within {timeout:.0f}s (last archived {archived}, last failed {failed})")
+                raise MarkerError(
+                    f"WAL 段 {segment} 未在 {timeout:.0f}s 内归档 segment {segment} was not archived "
+                    f"within {timeout:.0f}s (last archived {archived}, last failed {failed})"
+                )
             time.sleep(0.5)
 
 
@@ -120,9 +139,15 @@ def _around(dsn: str, when: datetime) -> tuple[Marker | None, Marker | None]:
     with _conn(dsn) as conn, conn.cursor() as cur:
         for statement in DDL:
             cur.execute(statement)
-        cur.execute(f"SELECT id, marker, at FROM {SCHEMA}.{TABLE} WHERE at <= %s ORDER BY id DESC LIMIT 1", (when,))
+        cur.execute(
+            f"SELECT id, marker, at FROM {SCHEMA}.{TABLE} WHERE at <= %s ORDER BY id DESC LIMIT 1",
+            (when,),
+        )
         before = cur.fetchone()
-        cur.execute(f"SELECT id, marker, at FROM {SCHEMA}.{TABLE} WHERE at > %s ORDER BY id LIMIT 1", (when,))
+        cur.execute(
+            f"SELECT id, marker, at FROM {SCHEMA}.{TABLE} WHERE at > %s ORDER BY id LIMIT 1",
+            (when,),
+        )
         after = cur.fetchone()
     return (Marker(*before) if before else None, Marker(*after) if after else None)
 
@@ -133,8 +158,10 @@ def _around_point(dsn: str, name: str) -> tuple[Marker | None, Marker | None]:
     with _conn(dsn) as conn, conn.cursor() as cur:
         for statement in DDL:
             cur.execute(statement)
-        cur.execute(f"SELECT id, marker, at FROM {SCHEMA}.{TABLE} WHERE marker IN (%s, %s) ORDER BY id",
-                    (f"before {drill}", f"after {drill}"))
+        cur.execute(
+            f"SELECT id, marker, at FROM {SCHEMA}.{TABLE} WHERE marker IN (%s, %s) ORDER BY id",
+            (f"before {drill}", f"after {drill}"),
+        )
         rows = {r[1].split(" ", 1)[0]: Marker(*r) for r in cur.fetchall()}
     return rows.get("before"), rows.get("after")
 
@@ -143,7 +170,10 @@ def heartbeat_ids(dsn: str) -> set[int] | None:
     """Heartbeat ids in a (restored) database; None when the table is not there."""
     from hisops.targets.postgres import pg_session
 
-    with pg_session(dsn, target="pitr-copy", statement_timeout_ms=30_000) as conn, conn.cursor() as cur:
+    with (
+        pg_session(dsn, target="pitr-copy", statement_timeout_ms=30_000) as conn,
+        conn.cursor() as cur,
+    ):
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.{TABLE}",))
         if not cur.fetchone()[0]:
             return None
@@ -155,11 +185,17 @@ def prove(target: Target, ids: set[int] | None) -> list[str]:
     """Problems with the point reached (empty = proven)."""
     problems = []
     if target.before is not None and (ids is None or target.before.id not in ids):
-        problems.append(f"未到达目标点 target not reached: heartbeat #{target.before.id} "
-                        f"'{target.before.marker}' ({target.before.at.isoformat()}) is missing from the copy")
+        problems.append(
+            f"未到达目标点 target not reached: heartbeat #{target.before.id} "
+            f"'{target.before.marker}' ({target.before.at.isoformat()}) is missing from the copy"
+        )
     if target.after is not None and ids is not None and target.after.id in ids:
-        problems.append(f"越过了目标点 recovered past the target: heartbeat #{target.after.id} "
-                        f"'{target.after.marker}' ({target.after.at.isoformat()}) is in the copy")
+        problems.append(
+            f"越过了目标点 recovered past the target: heartbeat #{target.after.id} "
+            f"'{target.after.marker}' ({target.after.at.isoformat()}) is in the copy"
+        )
     if target.before is None and target.after is None:
-        problems.append("没有可用于证明的心跳记录 no heartbeat around the target to prove the point")
+        problems.append(
+            "没有可用于证明的心跳记录 no heartbeat around the target to prove the point"
+        )
     return problems

@@ -36,7 +36,7 @@ class PhysicalBackup:
     """One backup as ``pgbackrest info --output=json`` lists it."""
 
     label: str
-    type: str                     # full | diff | incr
+    type: str  # full | diff | incr
     prior: str | None
     started_at: datetime
     finished_at: datetime
@@ -66,12 +66,20 @@ def _ts(value: Any) -> datetime:
 def parse_backup(entry: dict[str, Any]) -> PhysicalBackup:
     archive, lsn, info = entry.get("archive") or {}, entry.get("lsn") or {}, entry.get("info") or {}
     return PhysicalBackup(
-        label=entry["label"], type=entry["type"], prior=entry.get("prior"),
-        started_at=_ts(entry["timestamp"]["start"]), finished_at=_ts(entry["timestamp"]["stop"]),
-        lsn_start=lsn.get("start"), lsn_stop=lsn.get("stop"), wal_start=archive.get("start"),
-        wal_stop=archive.get("stop"), size=int(info.get("size") or 0),
-        repo_size=int((info.get("repository") or {}).get("delta") or 0), error=bool(entry.get("error")),
-        raw=entry)
+        label=entry["label"],
+        type=entry["type"],
+        prior=entry.get("prior"),
+        started_at=_ts(entry["timestamp"]["start"]),
+        finished_at=_ts(entry["timestamp"]["stop"]),
+        lsn_start=lsn.get("start"),
+        lsn_stop=lsn.get("stop"),
+        wal_start=archive.get("start"),
+        wal_stop=archive.get("stop"),
+        size=int(info.get("size") or 0),
+        repo_size=int((info.get("repository") or {}).get("delta") or 0),
+        error=bool(entry.get("error")),
+        raw=entry,
+    )
 
 
 def parse_info(text: str, stanza: str) -> StanzaInfo:
@@ -84,8 +92,13 @@ def parse_info(text: str, stanza: str) -> StanzaInfo:
     current = archives[-1] if archives else {}
     backups = tuple(parse_backup(b) for b in mine.get("backup") or [])
     status = mine.get("status") or {}
-    return StanzaInfo(int(status.get("code", -1)), str(status.get("message", "")), backups,
-                      current.get("min"), current.get("max"))
+    return StanzaInfo(
+        int(status.get("code", -1)),
+        str(status.get("message", "")),
+        backups,
+        current.get("min"),
+        current.get("max"),
+    )
 
 
 def error_lines(result: CommandResult) -> str:
@@ -101,12 +114,18 @@ class PgBackRest:
 
     cfg: ServerConfig
     os_user: str = "postgres"
-    runner: CommandRunner | None = None        # None: this machine
+    runner: CommandRunner | None = None  # None: this machine
     password: str | None = field(default=None, repr=False)
     ssh_user: str | None = None
 
     def argv(self, command: str, *options: str) -> list[str]:
-        return [BINARY, f"--config={self.cfg.path}", f"--stanza={self.cfg.stanza}", *options, command]
+        return [
+            BINARY,
+            f"--config={self.cfg.path}",
+            f"--stanza={self.cfg.stanza}",
+            *options,
+            command,
+        ]
 
     def local_argv(self, command: str, *options: str) -> list[str]:
         argv = self.argv(command, *options)
@@ -128,20 +147,34 @@ class PgBackRest:
             return self.runner.run(line, timeout=timeout)
         start = time.monotonic()
         try:
-            proc = subprocess.run(self.local_argv(command, *options), env=self.env(), capture_output=True,
-                                  text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                self.local_argv(command, *options),
+                env=self.env(),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
-            return CommandResult(124, "", f"timed out after {timeout:.0f}s", time.monotonic() - start)
+            return CommandResult(
+                124, "", f"timed out after {timeout:.0f}s", time.monotonic() - start
+            )
         return CommandResult(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
 
-    def checked(self, command: str, *options: str, timeout: float = DEFAULT_TIMEOUT) -> CommandResult:
+    def checked(
+        self, command: str, *options: str, timeout: float = DEFAULT_TIMEOUT
+    ) -> CommandResult:
         result = self.run(command, *options, timeout=timeout)
         if not result.ok:
-            raise PgBackRestError(f"pgbackrest {command} 失败 failed (exit {result.rc}): {error_lines(result)}")
+            raise PgBackRestError(
+                f"pgbackrest {command} 失败 failed (exit {result.rc}): {error_lines(result)}"
+            )
         return result
 
     def info(self) -> StanzaInfo:
         result = self.run("info", "--output=json", timeout=300)
         if not result.ok:
-            raise PgBackRestError(f"pgbackrest info 失败 failed (exit {result.rc}): {error_lines(result)}")
+            raise PgBackRestError(
+                f"pgbackrest info 失败 failed (exit {result.rc}): {error_lines(result)}"
+            )
         return parse_info(result.stdout, self.cfg.stanza)

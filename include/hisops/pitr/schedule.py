@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from hisops.inventory.models import PitrSchedule
 
-STRENGTH = ("full", "diff", "incr")  # strongest first: a time matching several crons takes the strongest
+STRENGTH = (
+    "full",
+    "diff",
+    "incr",
+)  # strongest first: a time matching several crons takes the strongest
 ASSET_PREFIX = "hisops://pitr/"
 
 
@@ -32,8 +36,9 @@ def due_type(schedule: PitrSchedule, when: datetime, tz: tzinfo) -> str | None:
     return None
 
 
-def choose_type(choice: str, schedule: PitrSchedule, when: datetime | None, tz: tzinfo,
-                scheduled: bool) -> str | None:
+def choose_type(
+    choice: str, schedule: PitrSchedule, when: datetime | None, tz: tzinfo, scheduled: bool
+) -> str | None:
     """The form's choice (full/diff/incr), else for a scheduled run the type due at its logical
     time (None: nothing due for this server), else ``incr`` (pgBackRest takes a full when none exists)."""
     if choice in STRENGTH:

@@ -62,20 +62,34 @@ def backup_path(stanza: str, label: str) -> str:
 def catalog_manifest(server: PgServer, b: PhysicalBackup) -> dict[str, Any]:
     pitr = server.pitr
     assert pitr is not None
-    return {"format": FORMAT, "kind": "physical", "server_id": server.id, "stanza": pitr.stanza,
-            "label": b.label, "type": b.type, "prior": b.prior, "repo_kind": pitr.repo.kind,
-            "repo_path": pitr.repo.path, "config_path": pitr.config_path,
-            "started_at": b.started_at.isoformat(), "finished_at": b.finished_at.isoformat(),
-            "lsn": {"start": b.lsn_start, "stop": b.lsn_stop}, "wal": {"start": b.wal_start, "stop": b.wal_stop},
-            "size_bytes": b.size, "repo_bytes": b.repo_size, "pgbackrest": b.raw}
+    return {
+        "format": FORMAT,
+        "kind": "physical",
+        "server_id": server.id,
+        "stanza": pitr.stanza,
+        "label": b.label,
+        "type": b.type,
+        "prior": b.prior,
+        "repo_kind": pitr.repo.kind,
+        "repo_path": pitr.repo.path,
+        "config_path": pitr.config_path,
+        "started_at": b.started_at.isoformat(),
+        "finished_at": b.finished_at.isoformat(),
+        "lsn": {"start": b.lsn_start, "stop": b.lsn_stop},
+        "wal": {"start": b.wal_start, "stop": b.wal_stop},
+        "size_bytes": b.size,
+        "repo_bytes": b.repo_size,
+        "pgbackrest": b.raw,
+    }
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def fail_stale_running(repo: CatalogRepository, server_id: str, now: datetime | None = None,
-                       every: bool = False) -> list[int]:
+def fail_stale_running(
+    repo: CatalogRepository, server_id: str, now: datetime | None = None, every: bool = False
+) -> list[int]:
     """Rows of this server left ``running`` by a killed worker (pgBackRest holds a stanza lock, and
     ``pitr_backup`` runs one at a time, so a running row at the start of a run is dead)."""
     failed = []
@@ -83,7 +97,9 @@ def fail_stale_running(repo: CatalogRepository, server_id: str, now: datetime | 
         if record.kind != "physical":
             continue
         if every or (now and record.started_at < now - STALE_RUNNING):
-            repo.fail_backup(record.id, "中断 interrupted: the run that took it ended without recording it")
+            repo.fail_backup(
+                record.id, "中断 interrupted: the run that took it ended without recording it"
+            )
             failed.append(record.id)
     return failed
 
@@ -91,14 +107,23 @@ def fail_stale_running(repo: CatalogRepository, server_id: str, now: datetime | 
 def _new_backup(before: set[str], info: StanzaInfo, backup_type: str) -> PhysicalBackup:
     new = [b for b in info.backups if b.label not in before and not b.error]
     if not new:
-        raise PgBackRestError(f"pgbackrest info 中没有新的 {backup_type} 备份 no new {backup_type} backup in "
-                              "pgbackrest info after a successful run")
+        raise PgBackRestError(
+            f"pgbackrest info 中没有新的 {backup_type} 备份 no new {backup_type} backup in "
+            "pgbackrest info after a successful run"
+        )
     return new[-1]
 
 
-def backup_server(repo: CatalogRepository, server: PgServer, system_id: str | None, pgbr: PgBackRest,
-                  backup_type: str, run: RunInfo, *, channels: Sequence[Channel] | None = None
-                  ) -> PhysicalOutcome:
+def backup_server(
+    repo: CatalogRepository,
+    server: PgServer,
+    system_id: str | None,
+    pgbr: PgBackRest,
+    backup_type: str,
+    run: RunInfo,
+    *,
+    channels: Sequence[Channel] | None = None,
+) -> PhysicalOutcome:
     """One pgBackRest backup of ``server`` end to end; raises on failure (row ``failed``)."""
     from hisops.backup.dump import fail_backup
 
@@ -110,8 +135,10 @@ def backup_server(repo: CatalogRepository, server: PgServer, system_id: str | No
         before = {b.label for b in pgbr.info().backups}
         result = pgbr.run("backup", f"--type={backup_type}")
         if not result.ok:
-            raise PgBackRestError(f"pgbackrest backup --type={backup_type} 失败 failed (exit {result.rc}, "
-                                  f"{result.seconds:.0f}s): {error_lines(result)}")
+            raise PgBackRestError(
+                f"pgbackrest backup --type={backup_type} 失败 failed (exit {result.rc}, "
+                f"{result.seconds:.0f}s): {error_lines(result)}"
+            )
         info = pgbr.info()
         made = _new_backup(before, info, backup_type)
         manifest = catalog_manifest(server, made)
@@ -121,13 +148,39 @@ def backup_server(repo: CatalogRepository, server: PgServer, system_id: str | No
     except BaseException as exc:
         fail_backup(repo, backup_id, run.actor, server.id, exc, run.run_id, run.dag_id)
         raise
-    outcome = PhysicalOutcome(backup_id, server.id, "physical", made.label, made.type, path, made.size,
-                              made.repo_size, digest, round(result.seconds, 3))
-    repo.add_audit_event(actor=run.actor, action=ACTION, target=server.id, result="success",
-                         details=outcome.as_dict(), **run.audit_fields())
-    log.info("物理备份完成 physical backup #%s %s %s (%s): %.1f MiB (repo %.1f MiB) in %.1fs", backup_id,
-             server.id, made.label, made.type, made.size / 2**20, made.repo_size / 2**20, result.seconds)
-    sync_catalog(repo, server, info, channels=channels, actor=run.actor, dag_id=run.dag_id, run_id=run.run_id)
+    outcome = PhysicalOutcome(
+        backup_id,
+        server.id,
+        "physical",
+        made.label,
+        made.type,
+        path,
+        made.size,
+        made.repo_size,
+        digest,
+        round(result.seconds, 3),
+    )
+    repo.add_audit_event(
+        actor=run.actor,
+        action=ACTION,
+        target=server.id,
+        result="success",
+        details=outcome.as_dict(),
+        **run.audit_fields(),
+    )
+    log.info(
+        "物理备份完成 physical backup #%s %s %s (%s): %.1f MiB (repo %.1f MiB) in %.1fs",
+        backup_id,
+        server.id,
+        made.label,
+        made.type,
+        made.size / 2**20,
+        made.repo_size / 2**20,
+        result.seconds,
+    )
+    sync_catalog(
+        repo, server, info, channels=channels, actor=run.actor, dag_id=run.dag_id, run_id=run.run_id
+    )
     return outcome
 
 
@@ -135,7 +188,9 @@ def _label(record: BackupRecord) -> str | None:
     return (record.manifest or {}).get("label")
 
 
-def sync_catalog(repo: CatalogRepository, server: PgServer, info: StanzaInfo, **record_kw: Any) -> list[str]:
+def sync_catalog(
+    repo: CatalogRepository, server: PgServer, info: StanzaInfo, **record_kw: Any
+) -> list[str]:
     """Catalog vs ``pgbackrest info``; returns orphan descriptions (labels the catalog lacks)."""
     from hisops.backup import trust
 
@@ -150,13 +205,24 @@ def sync_catalog(repo: CatalogRepository, server: PgServer, info: StanzaInfo, **
         if record.state not in ("completed", "verified"):
             continue
         if oldest is not None and record.started_at < oldest:
-            repo.mark_backup_deleted(record.id, "pgBackRest 保留策略已过期 expired by pgBackRest retention")
+            repo.mark_backup_deleted(
+                record.id, "pgBackRest 保留策略已过期 expired by pgBackRest retention"
+            )
             continue
-        check = trust.StorageCheck(record.id, "missing", (f"pgBackRest 仓库中没有该备份 label {label} is not "
-                                                           f"in the repository (pgbackrest info)",))
+        check = trust.StorageCheck(
+            record.id,
+            "missing",
+            (
+                f"pgBackRest 仓库中没有该备份 label {label} is not "
+                f"in the repository (pgbackrest info)",
+            ),
+        )
         trust.record_vanished(repo, record, check, **record_kw)
-    return [f"仓库中有目录库不认识的备份 repository backup unknown to the catalog: {label}"
-            for label in present if label not in known]
+    return [
+        f"仓库中有目录库不认识的备份 repository backup unknown to the catalog: {label}"
+        for label in present
+        if label not in known
+    ]
 
 
 def check_record(record: BackupRecord) -> Any:
@@ -176,4 +242,6 @@ def check_record(record: BackupRecord) -> Any:
         return StorageCheck(record.id, "present", ())
     if found:
         return StorageCheck(record.id, "present", ())
-    return StorageCheck(record.id, "missing", (f"pgBackRest 备份清单不存在 backup.manifest is gone: {manifest}",))
+    return StorageCheck(
+        record.id, "missing", (f"pgBackRest 备份清单不存在 backup.manifest is gone: {manifest}",)
+    )

@@ -25,7 +25,9 @@ from hisops.catalog.records import SEVERITY_RANK, FindingRecord, IncidentRecord,
 PRESENT_STATE = "当前状态，非历史 present state, not historical"
 SPARK = "▁▂▃▄▅▆▇█"
 TREND_DAYS = 7
-MAX_TREND_ROWS = 40  # beyond this, the series of targets with problems and the biggest movers are shown
+MAX_TREND_ROWS = (
+    40  # beyond this, the series of targets with problems and the biggest movers are shown
+)
 COMPACT_AFTER = 30  # targets: above this, targets whose checks all passed share one line per system
 MAIL_ROWS = 50  # summary (mail) variant: at most this many incidents / changes listed
 
@@ -83,10 +85,19 @@ SEVERITY_LABELS: dict[str, dict[str, str]] = {
     "ok": {"zh": "正常", "en": "ok", "fg": "#ffffff", "bg": "#1e8e3e"},
 }
 
-ACTION_LABELS = {"opened": ("新发", "new"), "escalated": ("升级", "escalated"),
-                 "updated": ("持续", "ongoing"), "resolved": ("已恢复", "resolved")}
-KIND_LABELS = {"database": ("数据库", "database"), "host": ("主机", "host"), "log": ("日志", "log"),
-               "endpoint": ("应用接口", "endpoint"), "system": ("系统", "system")}
+ACTION_LABELS = {
+    "opened": ("新发", "new"),
+    "escalated": ("升级", "escalated"),
+    "updated": ("持续", "ongoing"),
+    "resolved": ("已恢复", "resolved"),
+}
+KIND_LABELS = {
+    "database": ("数据库", "database"),
+    "host": ("主机", "host"),
+    "log": ("日志", "log"),
+    "endpoint": ("应用接口", "endpoint"),
+    "system": ("系统", "system"),
+}
 
 
 # --------------------------------------------------------------------------- input
@@ -112,7 +123,9 @@ class ReportData:
     systems: Sequence[SystemInfo]
     findings: Sequence[FindingRecord]
     open_incidents: Sequence[IncidentRecord] = ()
-    changes: Sequence[Mapping[str, Any]] = ()  # this run's incident changes (action, incident_id, …)
+    changes: Sequence[
+        Mapping[str, Any]
+    ] = ()  # this run's incident changes (action, incident_id, …)
     samples: Sequence[MetricSample] = ()  # metric samples of the trend window
     logical_date: datetime | None = None
     period_start: datetime | None = None
@@ -212,7 +225,9 @@ def _by_system(data: ReportData) -> dict[str, list[FindingRecord]]:
 def summarize_system(info: SystemInfo, findings: Sequence[FindingRecord]) -> SystemSummary:
     counts = severity_counts(findings)
     targets = {(f.target_kind, f.target_id) for f in findings} | set(info.targets)
-    return SystemSummary(info, counts, light_for(counts), len(targets), problem_groups(findings)[:3])
+    return SystemSummary(
+        info, counts, light_for(counts), len(targets), problem_groups(findings)[:3]
+    )
 
 
 def problem_groups(findings: Iterable[FindingRecord]) -> list[ProblemGroup]:
@@ -221,9 +236,13 @@ def problem_groups(findings: Iterable[FindingRecord]) -> list[ProblemGroup]:
     for f in _worst_first(findings):
         if f.severity == "ok":
             continue
-        group = groups.setdefault((f.severity, f.check_id), ProblemGroup(f.severity, f.check_id, f, []))
+        group = groups.setdefault(
+            (f.severity, f.check_id), ProblemGroup(f.severity, f.check_id, f, [])
+        )
         group.targets.append(f.target_id)
-    return sorted(groups.values(), key=lambda g: (-SEVERITY_RANK[g.severity], -len(g.targets), g.check_id))
+    return sorted(
+        groups.values(), key=lambda g: (-SEVERITY_RANK[g.severity], -len(g.targets), g.check_id)
+    )
 
 
 def target_sections(info: SystemInfo, findings: Sequence[FindingRecord]) -> list[TargetSection]:
@@ -252,16 +271,24 @@ def _unknown_system(system_id: str) -> SystemInfo:
 
 def build_view(data: ReportData, *, summary_only: bool = False) -> View:
     grouped = _by_system(data)
-    infos = list(data.systems) + [_unknown_system(s) for s in grouped if s not in {i.id for i in data.systems}]
+    infos = list(data.systems) + [
+        _unknown_system(s) for s in grouped if s not in {i.id for i in data.systems}
+    ]
     summaries = [summarize_system(i, grouped.get(i.id, [])) for i in infos]
     totals = severity_counts(data.findings)
     trends, hidden = select_trends(build_trends(data), data, infos)
     return View(
-        data=data, tz=ZoneInfo(data.timezone), summaries=summaries,
+        data=data,
+        tz=ZoneInfo(data.timezone),
+        summaries=summaries,
         sections={i.id: target_sections(i, grouped.get(i.id, [])) for i in infos},
-        totals=totals, light=light_for(totals), trends=trends, trends_hidden=hidden,
+        totals=totals,
+        light=light_for(totals),
+        trends=trends,
+        trends_hidden=hidden,
         actions=Counter(str(c.get("action")) for c in data.changes),
-        compact=sum(s.targets for s in summaries) > COMPACT_AFTER, summary_only=summary_only,
+        compact=sum(s.targets for s in summaries) > COMPACT_AFTER,
+        summary_only=summary_only,
     )
 
 
@@ -291,19 +318,27 @@ def build_trends(data: ReportData) -> list[Trend]:
         if day in days and (kept is None or s.observed_at >= kept[0]):
             daily[(s.target_id, s.metric)][day] = (s.observed_at, s.value)
     keys = [k for k in daily if daily[k]]
-    return [Trend(t, m, days, [daily[(t, m)][d][1] if d in daily[(t, m)] else None for d in days])
-            for t, m in keys]
+    return [
+        Trend(t, m, days, [daily[(t, m)][d][1] if d in daily[(t, m)] else None for d in days])
+        for t, m in keys
+    ]
 
 
-def select_trends(trends: list[Trend], data: ReportData, infos: Sequence[SystemInfo],
-                  limit: int = MAX_TREND_ROWS) -> tuple[list[Trend], int]:
+def select_trends(
+    trends: list[Trend], data: ReportData, infos: Sequence[SystemInfo], limit: int = MAX_TREND_ROWS
+) -> tuple[list[Trend], int]:
     """Trends in inventory order; beyond ``limit`` rows, keep targets with problems, then the
     biggest relative movers. Returns (shown, number left out)."""
     position = {tid: i for i, tid in enumerate(t for info in infos for _, t in info.targets)}
     order = list(KEY_METRICS)
 
     def place(t: Trend) -> tuple[int, str, int, str]:
-        return (position.get(t.target_id, len(position)), t.target_id, order.index(metric_base(t.metric)), t.metric)
+        return (
+            position.get(t.target_id, len(position)),
+            t.target_id,
+            order.index(metric_base(t.metric)),
+            t.metric,
+        )
 
     if len(trends) <= limit:
         return sorted(trends, key=place), 0
@@ -419,9 +454,18 @@ def _environment():
         lstrip_blocks=True,
     )
     env.filters.update(value=finding_value, time=fmt_time, num=fmt_value, wbr=breakable)
-    env.globals.update(LIGHTS=LIGHTS, SEV=SEVERITY_LABELS, ACTIONS=ACTION_LABELS, KINDS=KIND_LABELS,
-                       metric_label=metric_label, PRESENT_STATE=PRESENT_STATE, sparkline=sparkline, MAIL_ROWS=MAIL_ROWS,
-                       age_text=age_text, change_text=change_text)
+    env.globals.update(
+        LIGHTS=LIGHTS,
+        SEV=SEVERITY_LABELS,
+        ACTIONS=ACTION_LABELS,
+        KINDS=KIND_LABELS,
+        metric_label=metric_label,
+        PRESENT_STATE=PRESENT_STATE,
+        sparkline=sparkline,
+        MAIL_ROWS=MAIL_ROWS,
+        age_text=age_text,
+        change_text=change_text,
+    )
     return env
 
 
@@ -441,9 +485,11 @@ def subject(data: ReportData) -> str:
     counts = severity_counts(data.findings)
     light = LIGHTS[light_for(counts)]
     tag = "补录 backfill · " if data.historical else ""
-    return (f"{tag}巡检报告 Inspection report {report_day(data):%Y-%m-%d} · {data.hospital} · "
-            f"{light['zh']} {light['en']} · 严重 {counts['critical']} / 警告 {counts['warn']} / "
-            f"检查出错 {counts['check_error']}")
+    return (
+        f"{tag}巡检报告 Inspection report {report_day(data):%Y-%m-%d} · {data.hospital} · "
+        f"{light['zh']} {light['en']} · 严重 {counts['critical']} / 警告 {counts['warn']} / "
+        f"检查出错 {counts['check_error']}"
+    )
 
 
 def text_summary(data: ReportData, report_path: str | None = None) -> str:
@@ -454,11 +500,15 @@ def text_summary(data: ReportData, report_path: str | None = None) -> str:
         lines.append(f"注意 Note: {PRESENT_STATE}")
     for s in view.summaries:
         light = LIGHTS[s.light]
-        lines.append(f"[{light['zh']} {light['en']}] {s.info.name} {s.info.name_en}: 严重 critical "
-                     f"{s.counts['critical']}, 警告 warn {s.counts['warn']}, 检查出错 check error "
-                     f"{s.counts['check_error']}, 正常 ok {s.counts['ok']}")
-        lines += [f"  - {g.target_text()} {g.check_id}: {g.example.message_zh} ({g.example.message_en})"
-                  for g in s.top]
+        lines.append(
+            f"[{light['zh']} {light['en']}] {s.info.name} {s.info.name_en}: 严重 critical "
+            f"{s.counts['critical']}, 警告 warn {s.counts['warn']}, 检查出错 check error "
+            f"{s.counts['check_error']}, 正常 ok {s.counts['ok']}"
+        )
+        lines += [
+            f"  - {g.target_text()} {g.check_id}: {g.example.message_zh} ({g.example.message_en})"
+            for g in s.top
+        ]
     lines.append(f"未关闭事件 open incidents: {len(data.open_incidents)}")
     if report_path:
         lines.append(f"报告文件 report file: {report_path}")

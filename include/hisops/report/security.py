@@ -16,7 +16,12 @@ if TYPE_CHECKING:
     from hisops.runinfo import RunInfo
 
 TEMPLATES = Path(__file__).with_name("templates")
-SEVERITY_ZH = {"ok": "正常 ok", "warn": "警告 warn", "critical": "严重 critical", "check_error": "未能检查 check error"}
+SEVERITY_ZH = {
+    "ok": "正常 ok",
+    "warn": "警告 warn",
+    "critical": "严重 critical",
+    "check_error": "未能检查 check error",
+}
 
 
 def render(inventory: Inventory, run: RunInfo, findings: list[FindingRecord]) -> str:
@@ -28,14 +33,23 @@ def render(inventory: Inventory, run: RunInfo, findings: list[FindingRecord]) ->
     for f in sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.target_id, f.check_id)):
         groups[str(f.details.get("clause") or "其他 other")].append(f)
     counts = {s: sum(f.severity == s for f in findings) for s in SEVERITY_ZH}
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
+    )
     return env.get_template("security_report.html.j2").render(
-        hospital=inventory.hospital, run=run, now=fmt(datetime.now(UTC), inventory.timezone),
-        groups=sorted(groups.items()), counts=counts, severity_zh=SEVERITY_ZH, tz=inventory.timezone)
+        hospital=inventory.hospital,
+        run=run,
+        now=fmt(datetime.now(UTC), inventory.timezone),
+        groups=sorted(groups.items()),
+        counts=counts,
+        severity_zh=SEVERITY_ZH,
+        tz=inventory.timezone,
+    )
 
 
-def write_report(reports_dir: Path, inventory: Inventory, run: RunInfo,
-                 findings: list[FindingRecord]) -> Path:
+def write_report(
+    reports_dir: Path, inventory: Inventory, run: RunInfo, findings: list[FindingRecord]
+) -> Path:
     """``<reports>/security/security-<time>.html`` (0600 in 0700 folders)."""
     folder = reports_dir / "security"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -52,8 +52,14 @@ def local(value: TimeLike, tz: ZoneLike = None) -> datetime | None:
     return None if moment is None else moment.astimezone(zone(tz))
 
 
-def fmt(value: TimeLike, tz: ZoneLike = None, *, seconds: bool = False, zone_name: bool = False,
-        none: str = NONE_TEXT) -> str:
+def fmt(
+    value: TimeLike,
+    tz: ZoneLike = None,
+    *,
+    seconds: bool = False,
+    zone_name: bool = False,
+    none: str = NONE_TEXT,
+) -> str:
     """'2026-12-01 08:30' in the zone; ``seconds`` adds :SS, ``zone_name`` appends ' CST'/' +08'."""
     moment = local(value, tz)
     if moment is None:

@@ -17,9 +17,13 @@ from zoneinfo import ZoneInfo
 from hisops.report.render import fmt_bytes
 
 SEVERITY = {"critical": ("严重", "#d93025"), "warn": ("警告", "#f9ab00"), "ok": ("正常", "#1e8e3e")}
-STEP_STATE = {"applied": ("已执行", "applied", "#1e8e3e"), "skipped": ("已跳过", "skipped", "#80868b"),
-              "failed": ("失败", "failed", "#d93025"), "planned": ("计划", "planned (dry run)", "#1a73e8"),
-              "refused": ("已拒绝", "refused", "#d93025")}
+STEP_STATE = {
+    "applied": ("已执行", "applied", "#1e8e3e"),
+    "skipped": ("已跳过", "skipped", "#80868b"),
+    "failed": ("失败", "failed", "#d93025"),
+    "planned": ("计划", "planned (dry run)", "#1a73e8"),
+    "refused": ("已拒绝", "refused", "#d93025"),
+}
 
 
 def _ms(value: float | None) -> str:
@@ -36,34 +40,53 @@ def _local(moment: str | datetime | None, tz: ZoneInfo) -> str:
 def _env():
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("hisops.report", "templates"),
-                             autoescape=jinja2.select_autoescape(["html", "html.j2"]),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("hisops.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(bytes=lambda v: "—" if v is None else fmt_bytes(float(v)), ms=_ms)
     env.globals.update(SEVERITY=SEVERITY, STEP_STATE=STEP_STATE)
     return env
 
 
-def render_review(results: Sequence[Mapping[str, Any]], *, hospital: str, tz: ZoneInfo,
-                  run_id: str, generated_at: datetime) -> str:
+def render_review(
+    results: Sequence[Mapping[str, Any]],
+    *,
+    hospital: str,
+    tz: ZoneInfo,
+    run_id: str,
+    generated_at: datetime,
+) -> str:
     template = _env().get_template("performance_review.html.j2")
-    return template.render(results=results, hospital=hospital, run_id=run_id,
-                           generated=_local(generated_at, tz), local=lambda m: _local(m, tz))
+    return template.render(
+        results=results,
+        hospital=hospital,
+        run_id=run_id,
+        generated=_local(generated_at, tz),
+        local=lambda m: _local(m, tz),
+    )
 
 
 def review_subject(results: Sequence[Mapping[str, Any]], hospital: str, day: str) -> str:
     n = sum(len(r.get("advice", {}).get("suggestions", [])) for r in results)
     problems = sum(len(r.get("findings", [])) for r in results)
-    return (f"性能优化评估 Performance review {day} · {hospital} · 索引建议 suggestions {n} · "
-            f"发现 findings {problems}")
+    return (
+        f"性能优化评估 Performance review {day} · {hospital} · 索引建议 suggestions {n} · "
+        f"发现 findings {problems}"
+    )
 
 
 def review_text(results: Sequence[Mapping[str, Any]], subject: str, path: str | None) -> str:
     lines = [subject]
     for r in results:
-        lines.append(f"- {r['database_id']}: 建议 {len(r.get('advice', {}).get('suggestions', []))} suggestions, "
-                     f"未用索引 unused {len(r.get('health', {}).get('unused', []))}, "
-                     f"重复索引 redundant {len(r.get('health', {}).get('redundant', []))}")
+        lines.append(
+            f"- {r['database_id']}: 建议 {len(r.get('advice', {}).get('suggestions', []))} suggestions, "
+            f"未用索引 unused {len(r.get('health', {}).get('unused', []))}, "
+            f"重复索引 redundant {len(r.get('health', {}).get('redundant', []))}"
+        )
         lines += [f"  ! {f['message_zh']} ({f['message_en']})" for f in r.get("findings", [])]
     if path:
         lines.append(f"报告文件 report file: {path}")

@@ -21,5 +21,10 @@ class Verdict:
         return f"{self.reason_zh} ({self.reason_en})"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"safeguard": self.safeguard, "ok": self.ok, "reason_zh": self.reason_zh,
-                "reason_en": self.reason_en, "details": dict(self.details)}
+        return {
+            "safeguard": self.safeguard,
+            "ok": self.ok,
+            "reason_zh": self.reason_zh,
+            "reason_en": self.reason_en,
+            "details": dict(self.details),
+        }

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 SAFEGUARD = "maintenance_window"
 
 
-def window_bounds(window: MaintenanceWindow, moment: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+def window_bounds(
+    window: MaintenanceWindow, moment: datetime, tz: ZoneInfo
+) -> tuple[datetime, datetime]:
     """The window occurrence that contains ``moment``, else the next one: (opens, closes), aware."""
     local = moment.astimezone(tz)
     start, end = time.fromisoformat(window.start), time.fromisoformat(window.end)
@@ -52,15 +54,27 @@ def check_window(window: MaintenanceWindow, tz: ZoneInfo, now: datetime | None =
     now = now or datetime.now(UTC)
     opens, closes = window_bounds(window, now, tz)
     inside = opens <= now.astimezone(tz) < closes
-    details = {"opens": opens.isoformat(), "closes": closes.isoformat(),
-               "window": f"{window.start}-{window.end} {tz.key}"}
+    details = {
+        "opens": opens.isoformat(),
+        "closes": closes.isoformat(),
+        "window": f"{window.start}-{window.end} {tz.key}",
+    }
     if inside:
-        return Verdict(SAFEGUARD, True, f"在维护窗口内，{closes:%H:%M} 结束",
-                       f"inside the maintenance window until {closes:%H:%M}", details)
-    return Verdict(SAFEGUARD, False,
-                   f"不在维护窗口 {window.start}-{window.end}（{tz.key}）内，下次 {opens:%m-%d %H:%M} 开始",
-                   f"outside the maintenance window {window.start}-{window.end} ({tz.key}); "
-                   f"next opens {opens:%m-%d %H:%M}", details)
+        return Verdict(
+            SAFEGUARD,
+            True,
+            f"在维护窗口内，{closes:%H:%M} 结束",
+            f"inside the maintenance window until {closes:%H:%M}",
+            details,
+        )
+    return Verdict(
+        SAFEGUARD,
+        False,
+        f"不在维护窗口 {window.start}-{window.end}（{tz.key}）内，下次 {opens:%m-%d %H:%M} 开始",
+        f"outside the maintenance window {window.start}-{window.end} ({tz.key}); "
+        f"next opens {opens:%m-%d %H:%M}",
+        details,
+    )
 
 
 def clock_for(verdict: Verdict) -> WindowClock:

@@ -44,35 +44,61 @@ def diff(baseline: dict[str, Any], current: dict[str, Any]) -> Drift:
     return Drift(
         added={k: current[k] for k in current.keys() - baseline.keys()},
         removed={k: baseline[k] for k in baseline.keys() - current.keys()},
-        changed={k: {"was": baseline[k], "now": current[k]} for k in current.keys() & baseline.keys()
-                 if baseline[k] != current[k]})
+        changed={
+            k: {"was": baseline[k], "now": current[k]}
+            for k in current.keys() & baseline.keys()
+            if baseline[k] != current[k]
+        },
+    )
 
 
-def compare(repo: CatalogRepository, target_id: str, item: str, current: dict[str, Any],
-            actor: str) -> Drift | None:
+def compare(
+    repo: CatalogRepository, target_id: str, item: str, current: dict[str, Any], actor: str
+) -> Drift | None:
     """Drift against the stored baseline; None on first sight (then it is stored)."""
     stored = repo.security_baseline(target_id, item)
     if stored is None:
         repo.accept_security_baseline(target_id, item, current, actor)
-        repo.add_audit_event(actor, "security.baseline.accept", f"{target_id}:{item}", "success",
-                             details={"first": True, "entries": len(current)},
-                             reason="首次建立基线 first baseline")
+        repo.add_audit_event(
+            actor,
+            "security.baseline.accept",
+            f"{target_id}:{item}",
+            "success",
+            details={"first": True, "entries": len(current)},
+            reason="首次建立基线 first baseline",
+        )
         return None
     drift = diff(stored.baseline, current)
     since = repo.note_security_drift(target_id, item, drift.as_dict() if drift.any else None)
-    return Drift(drift.added, drift.removed, drift.changed, since, stored.accepted_by, stored.accepted_at)
+    return Drift(
+        drift.added, drift.removed, drift.changed, since, stored.accepted_by, stored.accepted_at
+    )
 
 
 def accept_drift(repo: CatalogRepository, target_id: str, item: str, by: str, reason: str) -> bool:
     """Make the last seen state the baseline; False when there was no drift to accept."""
     stored = repo.security_baseline(target_id, item)
     if stored is None or stored.drift is None:
-        repo.add_audit_event(by, "security.baseline.accept", f"{target_id}:{item}", "failure",
-                             reason="没有待接受的变化 no drift to accept")
+        repo.add_audit_event(
+            by,
+            "security.baseline.accept",
+            f"{target_id}:{item}",
+            "failure",
+            reason="没有待接受的变化 no drift to accept",
+        )
         return False
-    current = {**{k: v for k, v in stored.baseline.items() if k not in stored.drift["removed"]},
-               **stored.drift["added"], **{k: v["now"] for k, v in stored.drift["changed"].items()}}
+    current = {
+        **{k: v for k, v in stored.baseline.items() if k not in stored.drift["removed"]},
+        **stored.drift["added"],
+        **{k: v["now"] for k, v in stored.drift["changed"].items()},
+    }
     repo.accept_security_baseline(target_id, item, current, by)
-    repo.add_audit_event(by, "security.baseline.accept", f"{target_id}:{item}", "success",
-                         details={"drift": stored.drift, "since": str(stored.drift_since)}, reason=reason)
+    repo.add_audit_event(
+        by,
+        "security.baseline.accept",
+        f"{target_id}:{item}",
+        "success",
+        details={"drift": stored.drift, "since": str(stored.drift_since)},
+        reason=reason,
+    )
     return True

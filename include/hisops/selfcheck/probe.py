@@ -27,13 +27,24 @@ def probe_database(target_id: str, system_id: str, dsn: str) -> ProbeResult:
     """Connect and read the server version; never raises for an unreachable server."""
     start = time.monotonic()
     try:
-        with pg_session(dsn, target=target_id, statement_timeout_ms=3000) as conn, conn.cursor() as cur:
+        with (
+            pg_session(dsn, target=target_id, statement_timeout_ms=3000) as conn,
+            conn.cursor() as cur,
+        ):
             cur.execute("SELECT current_setting('server_version'), current_database()")
             version, dbname = cur.fetchone()
-        return ProbeResult("database", target_id, system_id, True, f"PostgreSQL {version} ({dbname})",
-                           round(time.monotonic() - start, 3))
+        return ProbeResult(
+            "database",
+            target_id,
+            system_id,
+            True,
+            f"PostgreSQL {version} ({dbname})",
+            round(time.monotonic() - start, 3),
+        )
     except TargetUnreachable as exc:
-        return ProbeResult("database", target_id, system_id, False, exc.reason, round(time.monotonic() - start, 3))
+        return ProbeResult(
+            "database", target_id, system_id, False, exc.reason, round(time.monotonic() - start, 3)
+        )
 
 
 def probe_host(target_id: str, system_id: str, runner: CommandRunner) -> ProbeResult:
@@ -42,11 +53,19 @@ def probe_host(target_id: str, system_id: str, runner: CommandRunner) -> ProbeRe
     try:
         res = runner.run("uname -sr && hostname", timeout=15)
     except TargetUnreachable as exc:
-        return ProbeResult("host", target_id, system_id, False, exc.reason, round(time.monotonic() - start, 3))
+        return ProbeResult(
+            "host", target_id, system_id, False, exc.reason, round(time.monotonic() - start, 3)
+        )
     finally:
         runner.close()
-    detail = " ".join(res.stdout.split()) if res.ok else f"command failed rc={res.rc}: {res.stderr.strip()[:200]}"
-    return ProbeResult("host", target_id, system_id, res.ok, detail, round(time.monotonic() - start, 3))
+    detail = (
+        " ".join(res.stdout.split())
+        if res.ok
+        else f"command failed rc={res.rc}: {res.stderr.strip()[:200]}"
+    )
+    return ProbeResult(
+        "host", target_id, system_id, res.ok, detail, round(time.monotonic() - start, 3)
+    )
 
 
 def summarize(results: list[ProbeResult]) -> str:

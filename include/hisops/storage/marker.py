@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from hisops.catalog.repository import CatalogRepository
 
 MARKER_NAME = ".hisops-storage-id"
-BACKUPS = "backups"   # backup_storage.path
-REPORTS = "reports"   # reports.path (reports and drill evidence)
+BACKUPS = "backups"  # backup_storage.path
+REPORTS = "reports"  # reports.path (reports and drill evidence)
 CHECK_ID = "storage.marker"  # incident check id for a worker that cannot see the shared storage
 
 
@@ -35,9 +35,11 @@ class StorageMismatch(RuntimeError):
     def __init__(self, name: str, path: Path, problem_zh: str, problem_en: str) -> None:
         self.name, self.path = name, path
         self.problem_zh, self.problem_en = problem_zh, problem_en
-        super().__init__(f"共享存储 {name} ({path}) {problem_zh} — shared storage {name} at {path}: "
-                         f"{problem_en}. 检查本机挂载 check this worker's mount (NFS) against the others "
-                         f"(README: Production).")
+        super().__init__(
+            f"共享存储 {name} ({path}) {problem_zh} — shared storage {name} at {path}: "
+            f"{problem_en}. 检查本机挂载 check this worker's mount (NFS) against the others "
+            f"(README: Production)."
+        )
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,12 @@ def read_marker(root: Path) -> Marker | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise StorageMismatch("?", root, f"标记文件不可读 marker unreadable: {exc}",
-                              f"marker file unreadable: {exc}") from exc
-    return Marker(str(data["storage_id"]), str(data.get("name", "")), str(data.get("created_at", "")))
+        raise StorageMismatch(
+            "?", root, f"标记文件不可读 marker unreadable: {exc}", f"marker file unreadable: {exc}"
+        ) from exc
+    return Marker(
+        str(data["storage_id"]), str(data.get("name", "")), str(data.get("created_at", ""))
+    )
 
 
 def _create_marker(root: Path, name: str) -> Marker:
@@ -71,7 +76,9 @@ def _create_marker(root: Path, name: str) -> Marker:
     except FileExistsError:
         return _wait_for_marker(root)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"storage_id": marker.storage_id, "name": name, "created_at": marker.created_at}, fh)
+        json.dump(
+            {"storage_id": marker.storage_id, "name": name, "created_at": marker.created_at}, fh
+        )
         fh.flush()
         os.fsync(fh.fileno())
     return marker
@@ -114,11 +121,19 @@ def check_storage(repo: CatalogRepository, name: str, root: Path, actor: str | N
         known = repo.claim_storage_location(name, marker.storage_id, str(root), actor)
     marker = read_marker(root) if root.is_dir() else None
     if marker is None:
-        raise StorageMismatch(name, root, f"不可见：缺少标记文件 {MARKER_NAME}（目录为空或未挂载）",
-                              f"not visible: no {MARKER_NAME} marker (empty directory or not mounted; "
-                              f"the catalog knows storage id {known.storage_id[:8]}…)")
+        raise StorageMismatch(
+            name,
+            root,
+            f"不可见：缺少标记文件 {MARKER_NAME}（目录为空或未挂载）",
+            f"not visible: no {MARKER_NAME} marker (empty directory or not mounted; "
+            f"the catalog knows storage id {known.storage_id[:8]}…)",
+        )
     if marker.storage_id != known.storage_id:
-        raise StorageMismatch(name, root, f"标记不符：{marker.storage_id[:8]}… ≠ 目录库 {known.storage_id[:8]}…",
-                              f"marker {marker.storage_id[:8]}… does not match the catalog's "
-                              f"{known.storage_id[:8]}… (another disk than the other workers)")
+        raise StorageMismatch(
+            name,
+            root,
+            f"标记不符：{marker.storage_id[:8]}… ≠ 目录库 {known.storage_id[:8]}…",
+            f"marker {marker.storage_id[:8]}… does not match the catalog's "
+            f"{known.storage_id[:8]}… (another disk than the other workers)",
+        )
     return known.storage_id

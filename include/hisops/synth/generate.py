@@ -174,7 +174,9 @@ class Sessions:
 
     def run(self, tasks: Iterable[tuple[str, str]]) -> Iterator[str]:
         """Run (key, sql) tasks; yield each key as its task finishes. The first error is raised."""
-        pending: dict[Future[None], str] = {self._pool.submit(self._run_one, sql): key for key, sql in tasks}
+        pending: dict[Future[None], str] = {
+            self._pool.submit(self._run_one, sql): key for key, sql in tasks
+        }
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -213,8 +215,12 @@ class Sessions:
 
 # --- phases --------------------------------------------------------------------------------------
 def _ensure_empty(conn: PgConnection) -> None:
-    found = _fetch_one(conn, "SELECT array_agg(t ORDER BY t) FROM unnest(%s::text[]) AS t "
-                             "WHERE to_regclass(quote_ident(t)) IS NOT NULL", (list(TABLES),))[0]
+    found = _fetch_one(
+        conn,
+        "SELECT array_agg(t ORDER BY t) FROM unnest(%s::text[]) AS t "
+        "WHERE to_regclass(quote_ident(t)) IS NOT NULL",
+        (list(TABLES),),
+    )[0]
     if found:
         raise ValueError(f"{EXISTS_MESSAGE} (found: {', '.join(found)})")
 
@@ -243,7 +249,9 @@ def _params(conn: PgConnection, counts: Mapping[str, int], seed: int) -> dict[st
     for table in FIXED_COUNTS:
         params[f"n_{table}"] = _fetch_one(conn, f"SELECT count(*) FROM {table}")[0]
     for kind, category in enumerate(("西药", "中成药", "中草药"), start=1):
-        low, n = _fetch_one(conn, "SELECT min(drug_id), count(*) FROM drug WHERE category = %s", (category,))
+        low, n = _fetch_one(
+            conn, "SELECT min(drug_id), count(*) FROM drug WHERE category = %s", (category,)
+        )
         params[f"drug_lo_{kind}"], params[f"drug_n_{kind}"] = low, n
     return params
 
@@ -280,7 +288,9 @@ def plan_chunks(counts: Mapping[str, int]) -> list[Chunk]:
 class Progress:
     """Percent (by estimated bytes), rows/s and database size, at most every few seconds."""
 
-    def __init__(self, conn: PgConnection, chunks: list[Chunk], log: Log, every: float = 3.0) -> None:
+    def __init__(
+        self, conn: PgConnection, chunks: list[Chunk], log: Log, every: float = 3.0
+    ) -> None:
         self.conn, self.log, self.every = conn, log, every
         self.base_size = _database_size(conn)
         self.total = sum(c.weight for c in chunks) or 1
@@ -298,9 +308,11 @@ class Progress:
     def line(self, chunk: Chunk, elapsed: float) -> str:
         size = _database_size(self.conn)
         seconds = max(elapsed, 1e-6)
-        return (f"synth: {100 * self.done_weight / self.total:5.1f}% loaded, {self.rows:,} rows in "
-                f"{elapsed:.1f}s ({self.rows / seconds:,.0f} rows/s, {(size - self.base_size) / 1e6 / seconds:.1f} "
-                f"MB/s), database {size / 1e6:,.0f} MB; last chunk {chunk.table} {chunk.lo}-{chunk.hi}")
+        return (
+            f"synth: {100 * self.done_weight / self.total:5.1f}% loaded, {self.rows:,} rows in "
+            f"{elapsed:.1f}s ({self.rows / seconds:,.0f} rows/s, {(size - self.base_size) / 1e6 / seconds:.1f} "
+            f"MB/s), database {size / 1e6:,.0f} MB; last chunk {chunk.table} {chunk.lo}-{chunk.hi}"
+        )
 
 
 def _database_size(conn: PgConnection) -> int:
@@ -327,24 +339,38 @@ def _timed(sessions: Sessions, tasks: list[tuple[str, str]], what: str, log: Log
 def _build_keys(sessions: Sessions, counts: Mapping[str, int], log: Log) -> None:
     sections = sql_sections("constraints.sql")
     tables = sorted(TABLES, key=lambda t: -counts[t] * ROW_BYTES.get(t, DEFAULT_ROW_BYTES))
-    _timed(sessions, [(t, sections[f"keys {t}"]) for t in tables], "primary keys and indexes built", log)
+    _timed(
+        sessions,
+        [(t, sections[f"keys {t}"]) for t in tables],
+        "primary keys and indexes built",
+        log,
+    )
 
 
 def _add_foreign_keys(sessions: Sessions, conn: PgConnection, log: Log) -> None:
     """Add all FKs NOT VALID (brief locks, one session), then validate tables in parallel."""
     sections = sql_sections("constraints.sql")
-    fks = {name.split()[1]: _CONSTRAINT.findall(sql) for name, sql in sections.items() if name.startswith("fk ")}
+    fks = {
+        name.split()[1]: _CONSTRAINT.findall(sql)
+        for name, sql in sections.items()
+        if name.startswith("fk ")
+    }
     _in_transaction(conn, *(sections[f"fk {table}"] for table in fks))
-    tasks = [(table, "\n".join(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name};" for name in names))
-             for table, names in fks.items()]
+    tasks = [
+        (table, "\n".join(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name};" for name in names))
+        for table, names in fks.items()
+    ]
     _timed(sessions, tasks, f"{sum(map(len, fks.values()))} foreign keys validated", log)
 
 
 def _finish(sessions: Sessions, conn: PgConnection, log: Log) -> None:
     _timed(sessions, [(t, f"ANALYZE {t}") for t in TABLES], "analyzed", log)
     for table, column in PRIMARY_KEYS.items():
-        _execute(conn, f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), max({column})) "
-                       f"FROM {table}")
+        _execute(
+            conn,
+            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), max({column})) "
+            f"FROM {table}",
+        )
         _execute(conn, f"ALTER TABLE {table} RESET (autovacuum_enabled)")
 
 
@@ -353,10 +379,14 @@ def count_rows(conn: PgConnection) -> dict[str, int]:
     return dict(zip(TABLES, (int(n) for n in row), strict=True))
 
 
-def _log_done(log: Log, counts: Mapping[str, int], elapsed: float, base_size: int, size: int) -> None:
+def _log_done(
+    log: Log, counts: Mapping[str, int], elapsed: float, base_size: int, size: int
+) -> None:
     grown = (size - base_size) / 1e6
-    log(f"synth: done in {elapsed:.1f}s: {sum(counts.values()):,} rows, database {size / 1e6:,.0f} MB "
-        f"(+{grown:,.0f} MB, {grown / max(elapsed, 1e-6):.1f} MB/s)")
+    log(
+        f"synth: done in {elapsed:.1f}s: {sum(counts.values()):,} rows, database {size / 1e6:,.0f} MB "
+        f"(+{grown:,.0f} MB, {grown / max(elapsed, 1e-6):.1f} MB/s)"
+    )
 
 
 def default_jobs() -> int:
@@ -369,8 +399,9 @@ def _check_seed(seed: int) -> int:
     return seed
 
 
-def generate(dsn: str, scale: float = 1.0, seed: int = 42, log: Log = print,
-             jobs: int | None = None) -> dict[str, int]:
+def generate(
+    dsn: str, scale: float = 1.0, seed: int = 42, log: Log = print, jobs: int | None = None
+) -> dict[str, int]:
     """Create the HIS schema and data in the empty database ``dsn``; return row counts per table.
 
     Raises ValueError when the database already holds any of the HIS tables.
@@ -385,8 +416,10 @@ def generate(dsn: str, scale: float = 1.0, seed: int = 42, log: Log = print,
         base_size = _database_size(conn)
         _create_schema(conn)
         params = _params(conn, counts, seed)
-        log(f"synth: scale {scale:g}, seed {seed}, {jobs} sessions; loading "
-            f"{sum(counts[t] for t in BASE_ROWS):,} rows into {len(BASE_ROWS)} tables")
+        log(
+            f"synth: scale {scale:g}, seed {seed}, {jobs} sessions; loading "
+            f"{sum(counts[t] for t in BASE_ROWS):,} rows into {len(BASE_ROWS)} tables"
+        )
         with Sessions(dsn, jobs, render(sql_text("functions.sql"), params)) as sessions:
             _load(sessions, conn, params, log)
             _build_keys(sessions, counts, log)

@@ -10,9 +10,15 @@ from hisops.targets.errors import TargetUnreachable
 
 
 @contextmanager
-def pg_session(dsn: str, *, target: str = "postgres", statement_timeout_ms: int = 5000,
-               connect_timeout: int = 5, read_only: bool = True,
-               application_name: str = "hisops") -> Iterator[Any]:
+def pg_session(
+    dsn: str,
+    *,
+    target: str = "postgres",
+    statement_timeout_ms: int = 5000,
+    connect_timeout: int = 5,
+    read_only: bool = True,
+    application_name: str = "hisops",
+) -> Iterator[Any]:
     """A psycopg2 connection with statement_timeout set; TargetUnreachable when it cannot connect."""
     import psycopg2
 
@@ -20,8 +26,9 @@ def pg_session(dsn: str, *, target: str = "postgres", statement_timeout_ms: int 
     if read_only:
         options += " -c default_transaction_read_only=on"
     try:
-        conn = psycopg2.connect(dsn, connect_timeout=connect_timeout, options=options,
-                                application_name=application_name)
+        conn = psycopg2.connect(
+            dsn, connect_timeout=connect_timeout, options=options, application_name=application_name
+        )
     except psycopg2.OperationalError as exc:
         raise TargetUnreachable(target, _first_line(str(exc))) from exc
     try:

@@ -58,8 +58,12 @@ class _LocalStream:
     def __init__(self, command: str, timeout: float) -> None:
         self._err = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the stream
         self._start = time.monotonic()
-        self._proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.PIPE, stderr=self._err)
+        self._proc = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+        )
         self._timer = threading.Timer(timeout, self._proc.kill)
         self._timer.daemon = True
         self._timer.start()
@@ -78,7 +82,9 @@ class _LocalStream:
         err = self._err.read(STDERR_CAP).decode("utf-8", "replace")
         self.close()
         if timed_out:
-            return CommandResult(124, "", f"timed out after {self._timeout}s", time.monotonic() - self._start)
+            return CommandResult(
+                124, "", f"timed out after {self._timeout}s", time.monotonic() - self._start
+            )
         return CommandResult(rc, "", err, time.monotonic() - self._start)
 
     def close(self) -> None:
@@ -100,8 +106,9 @@ class LocalRunner:
     def run(self, command: str, timeout: float = 30) -> CommandResult:
         start = time.monotonic()
         try:
-            proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
-                                  timeout=timeout)
+            proc = subprocess.run(
+                ["/bin/sh", "-c", command], capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired:
             return CommandResult(124, "", f"timed out after {timeout}s", time.monotonic() - start)
         return CommandResult(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
@@ -140,13 +147,23 @@ class SshRunner:
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         p = self.params
         try:
-            client.connect(p.host, port=p.port, username=p.username, key_filename=p.key_file,
-                           password=p.password, timeout=p.connect_timeout,
-                           banner_timeout=p.connect_timeout, auth_timeout=p.connect_timeout,
-                           allow_agent=False, look_for_keys=p.key_file is None and p.password is None)
+            client.connect(
+                p.host,
+                port=p.port,
+                username=p.username,
+                key_filename=p.key_file,
+                password=p.password,
+                timeout=p.connect_timeout,
+                banner_timeout=p.connect_timeout,
+                auth_timeout=p.connect_timeout,
+                allow_agent=False,
+                look_for_keys=p.key_file is None and p.password is None,
+            )
         except (paramiko.SSHException, OSError) as exc:
             client.close()
-            raise TargetUnreachable(self.target, f"ssh {p.host}:{p.port}: {exc or type(exc).__name__}") from exc
+            raise TargetUnreachable(
+                self.target, f"ssh {p.host}:{p.port}: {exc or type(exc).__name__}"
+            ) from exc
         return client
 
     def run(self, command: str, timeout: float = 30) -> CommandResult:

@@ -68,15 +68,25 @@ class Suggestion:
     def definition(self) -> str:
         schema, table = self.table.split(".", 1)
         cols = ", ".join(f'"{c}"' for c in self.columns)
-        return f'CREATE INDEX CONCURRENTLY "{self.name}" ON "{schema}"."{table}" USING btree ({cols})'
+        return (
+            f'CREATE INDEX CONCURRENTLY "{self.name}" ON "{schema}"."{table}" USING btree ({cols})'
+        )
 
     def as_details(self) -> dict[str, Any]:
-        return {"table": self.table, "columns": list(self.columns), "query": self.query,
-                "queryid": self.queryid, "cost_before": round(self.cost_before, 2),
-                "cost_after": round(self.cost_after, 2), "drop_pct": round(self.drop_pct, 1),
-                "mean_ms": round(self.mean_ms, 3), "calls_per_day": round(self.calls_per_day, 1),
-                "saved_ms_per_day": round(self.saved_ms_per_day, 1), "plan_before": self.plan_before,
-                "plan_after": self.plan_after}
+        return {
+            "table": self.table,
+            "columns": list(self.columns),
+            "query": self.query,
+            "queryid": self.queryid,
+            "cost_before": round(self.cost_before, 2),
+            "cost_after": round(self.cost_after, 2),
+            "drop_pct": round(self.drop_pct, 1),
+            "mean_ms": round(self.mean_ms, 3),
+            "calls_per_day": round(self.calls_per_day, 1),
+            "saved_ms_per_day": round(self.saved_ms_per_day, 1),
+            "plan_before": self.plan_before,
+            "plan_after": self.plan_after,
+        }
 
 
 @dataclass
@@ -91,11 +101,13 @@ class Advice:
 
 
 def _unavailable(database_id: str) -> Advice:
-    return Advice(False,
-                  f"未安装 hypopg，无法验证索引建议：请以超级用户在 {database_id} 执行 CREATE EXTENSION hypopg"
-                  "（Debian 软件包 postgresql-15-hypopg）",
-                  f"hypopg is not installed, so no index advice could be proven: as a superuser run "
-                  f"CREATE EXTENSION hypopg in {database_id} (Debian package postgresql-15-hypopg)")
+    return Advice(
+        False,
+        f"未安装 hypopg，无法验证索引建议：请以超级用户在 {database_id} 执行 CREATE EXTENSION hypopg"
+        "（Debian 软件包 postgresql-15-hypopg）",
+        f"hypopg is not installed, so no index advice could be proven: as a superuser run "
+        f"CREATE EXTENSION hypopg in {database_id} (Debian package postgresql-15-hypopg)",
+    )
 
 
 def explain(cur: Any, query: str, fmt: str = "JSON") -> Any:
@@ -124,8 +136,11 @@ def _nodes(plan: dict[str, Any]):
 def candidate_columns(plan: dict[str, Any]) -> dict[str, list[str]]:
     """{schema.table: [columns…]} for sequentially scanned tables: Filter columns (equalities first),
     then columns of that table in join conditions anywhere in the plan."""
-    scans = {n.get("Alias"): f"{n.get('Schema', 'public')}.{n['Relation Name']}"
-             for n in _nodes(plan) if n.get("Node Type") == "Seq Scan" and n.get("Relation Name")}
+    scans = {
+        n.get("Alias"): f"{n.get('Schema', 'public')}.{n['Relation Name']}"
+        for n in _nodes(plan)
+        if n.get("Node Type") == "Seq Scan" and n.get("Relation Name")
+    }
     found: dict[str, list[str]] = {t: [] for t in scans.values()}
 
     def add(text: str | None, equality_first: bool) -> None:
@@ -151,7 +166,7 @@ def candidate_columns(plan: dict[str, Any]) -> dict[str, list[str]]:
 
 def covered(table: str, columns: tuple[str, ...], btrees: dict[str, list[tuple[str, ...]]]) -> bool:
     """An existing valid btree index of ``table`` has the same leading columns."""
-    return any(tuple(existing[:len(columns)]) == columns for existing in btrees.get(table, []))
+    return any(tuple(existing[: len(columns)]) == columns for existing in btrees.get(table, []))
 
 
 def existing_btrees(cur: Any) -> dict[str, list[tuple[str, ...]]]:
@@ -166,15 +181,19 @@ def existing_btrees(cur: Any) -> dict[str, list[tuple[str, ...]]]:
 def _hypothetical_cost(cur: Any, query: str, table: str, columns: tuple[str, ...]) -> float:
     schema, name = table.split(".", 1)
     cols = ", ".join(f'"{c}"' for c in columns)
-    cur.execute("SELECT indexrelid FROM hypopg_create_index(%s)",
-                (f'CREATE INDEX ON "{schema}"."{name}" USING btree ({cols})',))
+    cur.execute(
+        "SELECT indexrelid FROM hypopg_create_index(%s)",
+        (f'CREATE INDEX ON "{schema}"."{name}" USING btree ({cols})',),
+    )
     try:
         return float(explain(cur, query)["Total Cost"])
     finally:
         cur.execute("SELECT hypopg_reset()")
 
 
-def _best_for(cur: Any, s: Statement, btrees: dict[str, list[tuple[str, ...]]]) -> tuple[float, Any, list]:
+def _best_for(
+    cur: Any, s: Statement, btrees: dict[str, list[tuple[str, ...]]]
+) -> tuple[float, Any, list]:
     plan = explain(cur, s.query)
     before = float(plan["Total Cost"])
     tried: list[tuple[float, str, tuple[str, ...]]] = []
@@ -186,7 +205,9 @@ def _best_for(cur: Any, s: Statement, btrees: dict[str, list[tuple[str, ...]]]) 
     return before, plan, tried
 
 
-def _pick(before: float, tried: list[tuple[float, str, tuple[str, ...]]]) -> tuple[float, str, tuple] | None:
+def _pick(
+    before: float, tried: list[tuple[float, str, tuple[str, ...]]]
+) -> tuple[float, str, tuple] | None:
     if not tried or before <= 0:
         return None
     best = min(tried, key=lambda t: t[0])
@@ -198,15 +219,29 @@ def _pick(before: float, tried: list[tuple[float, str, tuple[str, ...]]]) -> tup
     return best
 
 
-def slow_statements(read: StatementsRead, slow_mean_ms: float, slow_min_calls: int) -> list[Statement]:
+def slow_statements(
+    read: StatementsRead, slow_mean_ms: float, slow_min_calls: int
+) -> list[Statement]:
     """Read-only statements that are slow by pghero's rule (over the review period)."""
-    out = [s for s in read.statements if s.d_calls >= slow_min_calls and s.mean_ms >= slow_mean_ms
-           and s.query.lstrip().lower().startswith(("select", "with"))]
+    out = [
+        s
+        for s in read.statements
+        if s.d_calls >= slow_min_calls
+        and s.mean_ms >= slow_mean_ms
+        and s.query.lstrip().lower().startswith(("select", "with"))
+    ]
     return sorted(out, key=lambda s: -s.d_total_ms)[:MAX_QUERIES]
 
 
-def advise(conn: Any, database_id: str, read: StatementsRead, *, slow_mean_ms: float,
-           slow_min_calls: int, min_drop_pct: float) -> Advice:
+def advise(
+    conn: Any,
+    database_id: str,
+    read: StatementsRead,
+    *,
+    slow_mean_ms: float,
+    slow_min_calls: int,
+    min_drop_pct: float,
+) -> Advice:
     """Proven index suggestions for the slow statements of ``read`` (one per table and columns)."""
     with conn.cursor() as cur:
         cur.execute(Q.EXTENSIONS)
@@ -227,8 +262,14 @@ def advise(conn: Any, database_id: str, read: StatementsRead, *, slow_mean_ms: f
     return advice
 
 
-def _advise_one(cur: Any, s: Statement, read: StatementsRead, btrees: dict, min_drop_pct: float,
-                notes: list[dict[str, Any]]) -> Suggestion | None:
+def _advise_one(
+    cur: Any,
+    s: Statement,
+    read: StatementsRead,
+    btrees: dict,
+    min_drop_pct: float,
+    notes: list[dict[str, Any]],
+) -> Suggestion | None:
     import psycopg2
 
     try:
@@ -236,8 +277,14 @@ def _advise_one(cur: Any, s: Statement, read: StatementsRead, btrees: dict, min_
         best = _pick(before, tried)
         if best is None or 100.0 * (1 - best[0] / before) < min_drop_pct:
             drop = 0.0 if best is None else round(100.0 * (1 - best[0] / before), 1)
-            notes.append({"queryid": s.queryid, "query": s.query, "reason_zh": f"无候选索引降低成本达标（最佳 {drop}%）",
-                          "reason_en": f"no candidate index cuts the cost enough (best {drop} %)"})
+            notes.append(
+                {
+                    "queryid": s.queryid,
+                    "query": s.query,
+                    "reason_zh": f"无候选索引降低成本达标（最佳 {drop}%）",
+                    "reason_en": f"no candidate index cuts the cost enough (best {drop} %)",
+                }
+            )
             return None
         cost_after, table, columns = best
         plan_before = explain(cur, s.query, "TEXT")
@@ -245,11 +292,27 @@ def _advise_one(cur: Any, s: Statement, read: StatementsRead, btrees: dict, min_
     except psycopg2.Error as exc:
         cur.connection.rollback() if not cur.connection.autocommit else None
         _deallocate(cur)
-        notes.append({"queryid": s.queryid, "query": s.query, "reason_zh": "无法生成通用执行计划",
-                      "reason_en": f"cannot plan generically: {str(exc).strip().splitlines()[0][:200]}"})
+        notes.append(
+            {
+                "queryid": s.queryid,
+                "query": s.query,
+                "reason_zh": "无法生成通用执行计划",
+                "reason_en": f"cannot plan generically: {str(exc).strip().splitlines()[0][:200]}",
+            }
+        )
         return None
-    return Suggestion(table, columns, s.query, s.queryid, before, cost_after, s.mean_ms,
-                      read.calls_per_day(s), plan_before, plan_after)
+    return Suggestion(
+        table,
+        columns,
+        s.query,
+        s.queryid,
+        before,
+        cost_after,
+        s.mean_ms,
+        read.calls_per_day(s),
+        plan_before,
+        plan_after,
+    )
 
 
 def _deallocate(cur: Any) -> None:
@@ -263,8 +326,10 @@ def _deallocate(cur: Any) -> None:
 def _hypothetical_plan(cur: Any, query: str, table: str, columns: tuple[str, ...]) -> str:
     schema, name = table.split(".", 1)
     cols = ", ".join(f'"{c}"' for c in columns)
-    cur.execute("SELECT indexrelid FROM hypopg_create_index(%s)",
-                (f'CREATE INDEX ON "{schema}"."{name}" USING btree ({cols})',))
+    cur.execute(
+        "SELECT indexrelid FROM hypopg_create_index(%s)",
+        (f'CREATE INDEX ON "{schema}"."{name}" USING btree ({cols})',),
+    )
     try:
         return explain(cur, query, "TEXT")
     finally:
@@ -275,7 +340,12 @@ def _without_prefixes(suggestions: list[Suggestion]) -> list[Suggestion]:
     """Drop a suggestion whose columns lead another suggestion on the same table (no duplicates)."""
     keep = []
     for s in suggestions:
-        if not any(o is not s and o.table == s.table and len(o.columns) > len(s.columns)
-                   and o.columns[:len(s.columns)] == s.columns for o in suggestions):
+        if not any(
+            o is not s
+            and o.table == s.table
+            and len(o.columns) > len(s.columns)
+            and o.columns[: len(s.columns)] == s.columns
+            for o in suggestions
+        ):
             keep.append(s)
     return sorted(keep, key=lambda s: -s.saved_ms_per_day)

@@ -79,7 +79,9 @@ class TableInfo:
     def bloat_bytes(self) -> int:
         if self.pages < 10 or self.row_width is None:
             return 0
-        expected = math.ceil(self.tuples * (_maxalign(self.row_width) + 4) / ((BLOCK - 24) * self.ff / 100))
+        expected = math.ceil(
+            self.tuples * (_maxalign(self.row_width) + 4) / ((BLOCK - 24) * self.ff / 100)
+        )
         return max(self.pages - expected, 0) * BLOCK
 
     @property
@@ -119,27 +121,51 @@ class Health:
             "unused": [_index_row(i) for i in self.unused],
             "redundant": [asdict(r) for r in self.redundant],
             "invalid": [_index_row(i) for i in self.invalid],
-            "bloated_indexes": [_index_row(i) for i in sorted(
-                self.indexes, key=lambda i: -i.bloat_bytes)[:10] if i.bloat_bytes > 0],
-            "bloated_tables": [_table_row(t) for t in sorted(
-                self.tables, key=lambda t: -t.bloat_bytes)[:10] if t.bloat_bytes > 0],
+            "bloated_indexes": [
+                _index_row(i)
+                for i in sorted(self.indexes, key=lambda i: -i.bloat_bytes)[:10]
+                if i.bloat_bytes > 0
+            ],
+            "bloated_tables": [
+                _table_row(t)
+                for t in sorted(self.tables, key=lambda t: -t.bloat_bytes)[:10]
+                if t.bloat_bytes > 0
+            ],
             "autovacuum_lag": [_table_row(t) for t in self.autovacuum_lag],
             "seq_scan_big": [_table_row(t) for t in self.seq_scan_big],
         }
 
 
 def _index_row(i: IndexInfo) -> dict[str, Any]:
-    return {"index": i.index, "table": i.table, "bytes": i.bytes, "idx_scan": i.idx_scan,
-            "columns": i.columns, "writes": i.writes, "bloat_bytes": i.bloat_bytes,
-            "bloat_pct": round(i.bloat_pct, 1), "valid": i.valid, "definition": i.definition}
+    return {
+        "index": i.index,
+        "table": i.table,
+        "bytes": i.bytes,
+        "idx_scan": i.idx_scan,
+        "columns": i.columns,
+        "writes": i.writes,
+        "bloat_bytes": i.bloat_bytes,
+        "bloat_pct": round(i.bloat_pct, 1),
+        "valid": i.valid,
+        "definition": i.definition,
+    }
 
 
 def _table_row(t: TableInfo) -> dict[str, Any]:
-    return {"table": t.table, "bytes": t.bytes, "dead": t.dead, "dead_pct": round(t.dead_pct, 1),
-            "bloat_bytes": t.bloat_bytes, "bloat_pct": round(t.bloat_pct, 1), "seq_scan": t.seq_scan,
-            "seq_tup_read": t.seq_tup_read, "idx_scan": t.idx_scan, "modified": t.modified,
-            "last_vacuum": None if t.last_vacuum is None else str(t.last_vacuum),
-            "last_analyze": None if t.last_analyze is None else str(t.last_analyze)}
+    return {
+        "table": t.table,
+        "bytes": t.bytes,
+        "dead": t.dead,
+        "dead_pct": round(t.dead_pct, 1),
+        "bloat_bytes": t.bloat_bytes,
+        "bloat_pct": round(t.bloat_pct, 1),
+        "seq_scan": t.seq_scan,
+        "seq_tup_read": t.seq_tup_read,
+        "idx_scan": t.idx_scan,
+        "modified": t.modified,
+        "last_vacuum": None if t.last_vacuum is None else str(t.last_vacuum),
+        "last_analyze": None if t.last_analyze is None else str(t.last_analyze),
+    }
 
 
 def read_objects(conn: Any) -> tuple[list[IndexInfo], list[TableInfo]]:
@@ -157,14 +183,17 @@ def read_objects(conn: Any) -> tuple[list[IndexInfo], list[TableInfo]]:
 def redundant_indexes(indexes: list[IndexInfo]) -> list[Redundant]:
     """Valid btree indexes whose key columns are a leading prefix of another valid btree index of the
     same table (equal columns: the later-named one is redundant). Unique/constraint indexes are kept."""
-    btrees = [i for i in indexes if i.method == "btree" and i.valid and not i.partial
-              and "(expr)" not in i.columns]
+    btrees = [
+        i
+        for i in indexes
+        if i.method == "btree" and i.valid and not i.partial and "(expr)" not in i.columns
+    ]
     out: list[Redundant] = []
     for a in btrees:
         if a.is_unique or a.is_primary or a.backs_constraint:
             continue
         for b in btrees:
-            if a is b or a.table != b.table or b.columns[:len(a.columns)] != a.columns:
+            if a is b or a.table != b.table or b.columns[: len(a.columns)] != a.columns:
                 continue
             if len(b.columns) == len(a.columns) and (a.index < b.index and not b.backs_constraint):
                 continue  # equal twins: report the later name only (once)
@@ -173,14 +202,28 @@ def redundant_indexes(indexes: list[IndexInfo]) -> list[Redundant]:
     return out
 
 
-def assess(indexes: list[IndexInfo], tables: list[TableInfo], *, unused_min_bytes: float,
-           big_table_bytes: float) -> Health:
+def assess(
+    indexes: list[IndexInfo],
+    tables: list[TableInfo],
+    *,
+    unused_min_bytes: float,
+    big_table_bytes: float,
+) -> Health:
     h = Health(indexes=indexes, tables=tables)
-    h.unused = [i for i in indexes if i.valid and i.idx_scan == 0 and not (i.is_unique or i.is_primary)
-                and not i.backs_constraint and i.bytes >= unused_min_bytes]
+    h.unused = [
+        i
+        for i in indexes
+        if i.valid
+        and i.idx_scan == 0
+        and not (i.is_unique or i.is_primary)
+        and not i.backs_constraint
+        and i.bytes >= unused_min_bytes
+    ]
     h.redundant = redundant_indexes(indexes)
     h.invalid = [i for i in indexes if not i.valid]
     h.autovacuum_lag = [t for t in tables if t.dead > t.av_threshold and t.dead > 0]
-    h.seq_scan_big = sorted([t for t in tables if t.bytes >= big_table_bytes and t.seq_scan > 0],
-                            key=lambda t: -t.seq_tup_read)[:10]
+    h.seq_scan_big = sorted(
+        [t for t in tables if t.bytes >= big_table_bytes and t.seq_scan > 0],
+        key=lambda t: -t.seq_tup_read,
+    )[:10]
     return h

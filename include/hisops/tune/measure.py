@@ -31,7 +31,11 @@ def _bloat(conn: Any, obj: str) -> dict[str, Any]:
     indexes, tables = health.read_objects(conn)
     for i in indexes:
         if i.index == obj:
-            return {"bloat_bytes": i.bloat_bytes, "bloat_pct": round(i.bloat_pct, 1), "valid": i.valid}
+            return {
+                "bloat_bytes": i.bloat_bytes,
+                "bloat_pct": round(i.bloat_pct, 1),
+                "valid": i.valid,
+            }
     for t in tables:
         if t.table == obj:
             return {"bloat_bytes": t.bloat_bytes, "bloat_pct": round(t.bloat_pct, 1)}
@@ -52,7 +56,12 @@ def _affected(conn: Any, table: str) -> list[dict[str, Any]]:
         except psycopg2.Error:
             return []  # no pg_stat_statements: nothing to compare
         for queryid, query, calls, mean in rows:
-            entry = {"queryid": queryid, "query": query[:300], "calls": calls, "mean_ms": round(mean, 3)}
+            entry = {
+                "queryid": queryid,
+                "query": query[:300],
+                "calls": calls,
+                "mean_ms": round(mean, 3),
+            }
             try:
                 entry["plan_cost"] = float(explain(cur, query)["Total Cost"])
             except psycopg2.Error:
@@ -69,5 +78,12 @@ def snapshot(conn: Any, obj: str, table: str) -> dict[str, Any]:
         row = cur.fetchone()
     if row is None:
         return {"exists": False, "queries": _affected(conn, table)}
-    return {"exists": True, "bytes": row[0], "relkind": row[1], "idx_scan": row[2], "dead": row[3],
-            **_bloat(conn, obj), "queries": _affected(conn, table)}
+    return {
+        "exists": True,
+        "bytes": row[0],
+        "relkind": row[1],
+        "idx_scan": row[2],
+        "dead": row[3],
+        **_bloat(conn, obj),
+        "queries": _affected(conn, table),
+    }

@@ -26,7 +26,9 @@ _IDENT = r'"[^"]+"\."[^"]+"'
 SAFE_SQL = (
     re.compile(rf"^DROP INDEX CONCURRENTLY IF EXISTS {_IDENT}$"),
     re.compile(rf"^DROP INDEX CONCURRENTLY {_IDENT}$"),
-    re.compile(rf'^CREATE INDEX CONCURRENTLY "[^"]+" ON {_IDENT} USING btree \("[^"]+"(, "[^"]+")*\)$'),
+    re.compile(
+        rf'^CREATE INDEX CONCURRENTLY "[^"]+" ON {_IDENT} USING btree \("[^"]+"(, "[^"]+")*\)$'
+    ),
     re.compile(rf"^REINDEX INDEX CONCURRENTLY {_IDENT}$"),
     re.compile(rf"^VACUUM \(ANALYZE\) {_IDENT}$"),
     re.compile(rf"^ANALYZE {_IDENT}$"),
@@ -70,15 +72,21 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"database_id": self.database_id, "steps": [s.as_dict() for s in self.steps],
-                "notes": list(self.notes)}
+        return {
+            "database_id": self.database_id,
+            "steps": [s.as_dict() for s in self.steps],
+            "notes": list(self.notes),
+        }
 
     def text(self) -> str:
         """The plan as a person reads it (task log, approval form)."""
         if not self.steps:
             return f"{self.database_id}: 无需维护 nothing to do"
         lines = [f"{self.database_id}: {len(self.steps)} 步 steps"]
-        lines += [f"{i}. [{s.kind}] {s.sql} — {s.reason_zh} ({s.reason_en})" for i, s in enumerate(self.steps, 1)]
+        lines += [
+            f"{i}. [{s.kind}] {s.sql} — {s.reason_zh} ({s.reason_en})"
+            for i, s in enumerate(self.steps, 1)
+        ]
         return "\n".join(lines)
 
 
@@ -86,19 +94,49 @@ def _index_steps(h: health.Health, cfg: Tuning, failing: set[str]) -> list[Step]
     steps = []
     for i in h.indexes:
         if i.leftover:
-            steps.append(Step("drop_invalid", i.index, i.table, f"DROP INDEX CONCURRENTLY IF EXISTS {quoted(i.index)}",
-                              "删除中断的 REINDEX CONCURRENTLY 留下的无效索引",
-                              "drop the invalid leftover of an interrupted REINDEX CONCURRENTLY"))
+            steps.append(
+                Step(
+                    "drop_invalid",
+                    i.index,
+                    i.table,
+                    f"DROP INDEX CONCURRENTLY IF EXISTS {quoted(i.index)}",
+                    "删除中断的 REINDEX CONCURRENTLY 留下的无效索引",
+                    "drop the invalid leftover of an interrupted REINDEX CONCURRENTLY",
+                )
+            )
         elif not i.valid:
-            steps.append(Step("reindex", i.index, i.table, f"REINDEX INDEX CONCURRENTLY {quoted(i.index)}",
-                              "重建无效索引", "rebuild an invalid index"))
+            steps.append(
+                Step(
+                    "reindex",
+                    i.index,
+                    i.table,
+                    f"REINDEX INDEX CONCURRENTLY {quoted(i.index)}",
+                    "重建无效索引",
+                    "rebuild an invalid index",
+                )
+            )
         elif i.index in failing:
-            steps.append(Step("reindex", i.index, i.table, f"REINDEX INDEX CONCURRENTLY {quoted(i.index)}",
-                              "amcheck 检查失败，重建", "amcheck failed: rebuild"))
+            steps.append(
+                Step(
+                    "reindex",
+                    i.index,
+                    i.table,
+                    f"REINDEX INDEX CONCURRENTLY {quoted(i.index)}",
+                    "amcheck 检查失败，重建",
+                    "amcheck failed: rebuild",
+                )
+            )
         elif i.bloat_pct >= cfg.reindex_bloat_pct and i.bytes >= cfg.reindex_min_mb * MB:
-            steps.append(Step("reindex", i.index, i.table, f"REINDEX INDEX CONCURRENTLY {quoted(i.index)}",
-                              f"索引膨胀约 {i.bloat_pct:.0f}%（阈值 {cfg.reindex_bloat_pct:g}%）",
-                              f"estimated bloat {i.bloat_pct:.0f} % (threshold {cfg.reindex_bloat_pct:g} %)"))
+            steps.append(
+                Step(
+                    "reindex",
+                    i.index,
+                    i.table,
+                    f"REINDEX INDEX CONCURRENTLY {quoted(i.index)}",
+                    f"索引膨胀约 {i.bloat_pct:.0f}%（阈值 {cfg.reindex_bloat_pct:g}%）",
+                    f"estimated bloat {i.bloat_pct:.0f} % (threshold {cfg.reindex_bloat_pct:g} %)",
+                )
+            )
     return steps
 
 
@@ -106,11 +144,29 @@ def _table_steps(h: health.Health, cfg: Tuning) -> list[Step]:
     steps = []
     for t in h.tables:
         if t.dead >= cfg.vacuum_min_dead and t.dead_pct >= cfg.vacuum_dead_pct:
-            steps.append(Step("vacuum_analyze", t.table, t.table, f"VACUUM (ANALYZE) {quoted(t.table)}",
-                              f"死元组 {t.dead:,}（{t.dead_pct:.0f}%）", f"{t.dead:,} dead tuples ({t.dead_pct:.0f} %)"))
-        elif t.tuples > 0 and (t.last_analyze is None or t.modified >= cfg.analyze_changed_pct / 100 * t.tuples):
-            steps.append(Step("analyze", t.table, t.table, f"ANALYZE {quoted(t.table)}",
-                              f"统计信息过期：{t.modified:,} 行变更", f"stale statistics: {t.modified:,} rows changed"))
+            steps.append(
+                Step(
+                    "vacuum_analyze",
+                    t.table,
+                    t.table,
+                    f"VACUUM (ANALYZE) {quoted(t.table)}",
+                    f"死元组 {t.dead:,}（{t.dead_pct:.0f}%）",
+                    f"{t.dead:,} dead tuples ({t.dead_pct:.0f} %)",
+                )
+            )
+        elif t.tuples > 0 and (
+            t.last_analyze is None or t.modified >= cfg.analyze_changed_pct / 100 * t.tuples
+        ):
+            steps.append(
+                Step(
+                    "analyze",
+                    t.table,
+                    t.table,
+                    f"ANALYZE {quoted(t.table)}",
+                    f"统计信息过期：{t.modified:,} 行变更",
+                    f"stale statistics: {t.modified:,} rows changed",
+                )
+            )
     return steps
 
 
@@ -120,13 +176,29 @@ def _proposal_steps(repo: CatalogRepository, database_id: str, h: health.Health)
     for p in repo.proposals(database_id, states=("approved",)):
         table = p.details.get("table", "")
         if p.kind == CREATE_INDEX and f"{table.split('.')[0]}.{p.object_name}" not in existing:
-            steps.append(Step("create_index", f"{table.split('.')[0]}.{p.object_name}", table, p.definition,
-                              f"已批准的提案 #{p.id}（成本下降 {p.details.get('drop_pct')}%）",
-                              f"approved proposal #{p.id} (cost -{p.details.get('drop_pct')} %)", p.id))
+            steps.append(
+                Step(
+                    "create_index",
+                    f"{table.split('.')[0]}.{p.object_name}",
+                    table,
+                    p.definition,
+                    f"已批准的提案 #{p.id}（成本下降 {p.details.get('drop_pct')}%）",
+                    f"approved proposal #{p.id} (cost -{p.details.get('drop_pct')} %)",
+                    p.id,
+                )
+            )
         elif p.kind == DROP_INDEX and p.object_name in existing:
-            steps.append(Step("drop_index", p.object_name, table, p.definition,
-                              f"已批准的提案 #{p.id}（{p.details.get('reason')}）",
-                              f"approved proposal #{p.id} ({p.details.get('reason')})", p.id))
+            steps.append(
+                Step(
+                    "drop_index",
+                    p.object_name,
+                    table,
+                    p.definition,
+                    f"已批准的提案 #{p.id}（{p.details.get('reason')}）",
+                    f"approved proposal #{p.id} ({p.details.get('reason')})",
+                    p.id,
+                )
+            )
     return steps
 
 
@@ -137,7 +209,10 @@ def amcheck_failures(conn: Any, indexes: list[health.IndexInfo]) -> tuple[set[st
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'")
         if cur.fetchone() is None:
-            return set(), "amcheck 未安装，未检查索引结构 amcheck not installed: index structure not checked"
+            return (
+                set(),
+                "amcheck 未安装，未检查索引结构 amcheck not installed: index structure not checked",
+            )
         failing = set()
         for i in indexes:
             if i.method == "btree" and i.valid:
@@ -148,15 +223,26 @@ def amcheck_failures(conn: Any, indexes: list[health.IndexInfo]) -> tuple[set[st
     return failing, None
 
 
-def make_plan(conn: Any, repo: CatalogRepository, database_id: str, cfg: Tuning,
-              kinds: list[str] | None = None) -> Plan:
+def make_plan(
+    conn: Any,
+    repo: CatalogRepository,
+    database_id: str,
+    cfg: Tuning,
+    kinds: list[str] | None = None,
+) -> Plan:
     """The ordered steps (one object each) for one database; ``kinds`` limits the step kinds."""
     indexes, tables = health.read_objects(conn)
-    h = health.assess(indexes, tables, unused_min_bytes=cfg.unused_index_min_mb * MB,
-                      big_table_bytes=cfg.big_table_mb * MB)
+    h = health.assess(
+        indexes,
+        tables,
+        unused_min_bytes=cfg.unused_index_min_mb * MB,
+        big_table_bytes=cfg.big_table_mb * MB,
+    )
     failing, note = amcheck_failures(conn, indexes)
     plan = Plan(database_id, notes=[note] if note else [])
-    steps = _index_steps(h, cfg, failing) + _proposal_steps(repo, database_id, h) + _table_steps(h, cfg)
+    steps = (
+        _index_steps(h, cfg, failing) + _proposal_steps(repo, database_id, h) + _table_steps(h, cfg)
+    )
     dropped = {s.object for s in steps if s.kind == "drop_index"}
     steps = [s for s in steps if not (s.kind == "reindex" and s.object in dropped)]
     wanted = set(kinds or ORDER)

@@ -28,8 +28,12 @@ def drop_definition(index: str) -> str:
     return f"DROP INDEX CONCURRENTLY {_quoted(index)}"
 
 
-def record_suggestions(repo: CatalogRepository, database_id: str, suggestions: Sequence[Suggestion],
-                       health: Health | None) -> list[dict[str, Any]]:
+def record_suggestions(
+    repo: CatalogRepository,
+    database_id: str,
+    suggestions: Sequence[Suggestion],
+    health: Health | None,
+) -> list[dict[str, Any]]:
     """Proposals for proven indexes and for unused or redundant indexes; [{id, kind, object, new}]."""
     out = []
     for s in suggestions:
@@ -37,19 +41,34 @@ def record_suggestions(repo: CatalogRepository, database_id: str, suggestions: S
         out.append({"id": pid, "kind": CREATE_INDEX, "object": s.name, "new": new})
     drops: dict[str, dict[str, Any]] = {}
     for i in health.unused if health else []:
-        drops[i.index] = {"reason": "unused", "table": i.table, "bytes": i.bytes, "writes": i.writes,
-                          "idx_scan": i.idx_scan, "index_definition": i.definition}
+        drops[i.index] = {
+            "reason": "unused",
+            "table": i.table,
+            "bytes": i.bytes,
+            "writes": i.writes,
+            "idx_scan": i.idx_scan,
+            "index_definition": i.definition,
+        }
     for r in health.redundant if health else []:
-        drops.setdefault(r.index, {"reason": "redundant", "table": r.table, "bytes": r.bytes,
-                                   "covered_by": r.covered_by, "columns": r.columns})
+        drops.setdefault(
+            r.index,
+            {
+                "reason": "redundant",
+                "table": r.table,
+                "bytes": r.bytes,
+                "covered_by": r.covered_by,
+                "columns": r.columns,
+            },
+        )
     for index, details in drops.items():
         pid, new = repo.propose(database_id, DROP_INDEX, index, drop_definition(index), details)
         out.append({"id": pid, "kind": DROP_INDEX, "object": index, "new": new})
     return out
 
 
-def decide(repo: CatalogRepository, proposal_id: int, approve: bool, by: str,
-           note: str | None = None) -> ProposalRecord:
+def decide(
+    repo: CatalogRepository, proposal_id: int, approve: bool, by: str, note: str | None = None
+) -> ProposalRecord:
     """proposed → approved | rejected, with an audit event (refused ones audited too)."""
     from hisops.catalog.repository import CatalogError
 
@@ -57,12 +76,27 @@ def decide(repo: CatalogRepository, proposal_id: int, approve: bool, by: str,
     try:
         record = repo.move_proposal(proposal_id, ("proposed",), state, by=by)
     except CatalogError as exc:
-        repo.add_audit_event(by, ACTION_DECIDE, f"proposal:{proposal_id}", "refused",
-                             {"wanted": state, "reason": str(exc)})
+        repo.add_audit_event(
+            by,
+            ACTION_DECIDE,
+            f"proposal:{proposal_id}",
+            "refused",
+            {"wanted": state, "reason": str(exc)},
+        )
         raise
-    repo.add_audit_event(by, ACTION_DECIDE, f"proposal:{proposal_id}", "success",
-                         {"state": state, "database_id": record.database_id, "object": record.object_name,
-                          "definition": record.definition, "note": note})
+    repo.add_audit_event(
+        by,
+        ACTION_DECIDE,
+        f"proposal:{proposal_id}",
+        "success",
+        {
+            "state": state,
+            "database_id": record.database_id,
+            "object": record.object_name,
+            "definition": record.definition,
+            "note": note,
+        },
+    )
     return record
 
 
@@ -75,9 +109,17 @@ def measure_applied(repo: CatalogRepository, database_id: str, read: StatementsR
         before = p.details.get("mean_ms")
         if p.kind != CREATE_INDEX or s is None or not s.d_calls or not before:
             continue
-        repo.move_proposal(p.id, ("applied",), "measured", measured={
-            "mean_ms_before": before, "mean_ms_after": round(s.mean_ms, 3),
-            "ratio": round(s.mean_ms / before, 4), "calls": s.d_calls})
+        repo.move_proposal(
+            p.id,
+            ("applied",),
+            "measured",
+            measured={
+                "mean_ms_before": before,
+                "mean_ms_after": round(s.mean_ms, 3),
+                "ratio": round(s.mean_ms / before, 4),
+                "calls": s.d_calls,
+            },
+        )
         measured.append(p.id)
     return measured
 
@@ -89,9 +131,12 @@ def proposal_lines(records: Sequence[ProposalRecord]) -> list[str]:
     out = []
     for p in records:
         d = p.details
-        why = (f"cost {d.get('cost_before')} → {d.get('cost_after')} (-{d.get('drop_pct')} %), "
-               f"saves ~{round((d.get('saved_ms_per_day') or 0) / 1000, 1)} s/day"
-               if p.kind == CREATE_INDEX else f"{d.get('reason')}, {d.get('bytes')} B")
+        why = (
+            f"cost {d.get('cost_before')} → {d.get('cost_after')} (-{d.get('drop_pct')} %), "
+            f"saves ~{round((d.get('saved_ms_per_day') or 0) / 1000, 1)} s/day"
+            if p.kind == CREATE_INDEX
+            else f"{d.get('reason')}, {d.get('bytes')} B"
+        )
         by = f" by {p.decided_by}" if p.decided_by else ""
         out.append(f"#{p.id} [{p.state}{by}] {p.database_id}: {p.definition} — {why}")
     return out

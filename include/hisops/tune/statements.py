@@ -40,14 +40,24 @@ class Statement:
 
     @property
     def regressed(self) -> bool:
-        return bool(self.previous_mean_ms and self.d_calls
-                    and self.mean_ms >= REGRESSION_FACTOR * self.previous_mean_ms)
+        return bool(
+            self.previous_mean_ms
+            and self.d_calls
+            and self.mean_ms >= REGRESSION_FACTOR * self.previous_mean_ms
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"queryid": self.queryid, "query": self.query, "calls": self.calls,
-                "total_ms": round(self.total_ms, 3), "rows": self.rows, "d_calls": self.d_calls,
-                "d_total_ms": round(self.d_total_ms, 3), "mean_ms": round(self.mean_ms, 3),
-                "previous_mean_ms": self.previous_mean_ms}
+        return {
+            "queryid": self.queryid,
+            "query": self.query,
+            "calls": self.calls,
+            "total_ms": round(self.total_ms, 3),
+            "rows": self.rows,
+            "d_calls": self.d_calls,
+            "d_total_ms": round(self.d_total_ms, 3),
+            "mean_ms": round(self.mean_ms, 3),
+            "previous_mean_ms": self.previous_mean_ms,
+        }
 
 
 @dataclass
@@ -66,7 +76,11 @@ class StatementsRead:
         return self.missing_en is None
 
     def top(self, key: str, n: int = 10) -> list[Statement]:
-        sort = {"total": lambda s: s.d_total_ms, "mean": lambda s: s.mean_ms, "calls": lambda s: s.d_calls}[key]
+        sort = {
+            "total": lambda s: s.d_total_ms,
+            "mean": lambda s: s.mean_ms,
+            "calls": lambda s: s.d_calls,
+        }[key]
         return sorted((s for s in self.statements if s.d_calls), key=sort, reverse=True)[:n]
 
     def regressions(self) -> list[Statement]:
@@ -78,17 +92,22 @@ class StatementsRead:
 
 def _missing(db: str, preloaded: str, installed: bool) -> tuple[str, str]:
     if "pg_stat_statements" not in preloaded:
-        return (f"pg_stat_statements 未加载：在 postgresql.conf 设置 {SETTING}，重启后在 {db} 执行 "
-                "CREATE EXTENSION pg_stat_statements",
-                f"pg_stat_statements is not loaded: set {SETTING} in postgresql.conf, restart, then run "
-                f"CREATE EXTENSION pg_stat_statements in {db}")
+        return (
+            f"pg_stat_statements 未加载：在 postgresql.conf 设置 {SETTING}，重启后在 {db} 执行 "
+            "CREATE EXTENSION pg_stat_statements",
+            f"pg_stat_statements is not loaded: set {SETTING} in postgresql.conf, restart, then run "
+            f"CREATE EXTENSION pg_stat_statements in {db}",
+        )
     assert not installed
-    return (f"{db} 未创建扩展：执行 CREATE EXTENSION pg_stat_statements",
-            f"the extension is not created in {db}: run CREATE EXTENSION pg_stat_statements")
+    return (
+        f"{db} 未创建扩展：执行 CREATE EXTENSION pg_stat_statements",
+        f"the extension is not created in {db}: run CREATE EXTENSION pg_stat_statements",
+    )
 
 
-def read_statements(conn: Any, database_id: str, previous: StatementSnapshot | None,
-                    now: datetime | None = None) -> StatementsRead:
+def read_statements(
+    conn: Any, database_id: str, previous: StatementSnapshot | None, now: datetime | None = None
+) -> StatementsRead:
     """Top statements with deltas against ``previous`` (the last stored snapshot)."""
     now = now or datetime.now(UTC)
     with conn.cursor() as cur:
@@ -106,8 +125,12 @@ def read_statements(conn: Any, database_id: str, previous: StatementSnapshot | N
     return _with_deltas(rows, stats_reset, previous, now)
 
 
-def _with_deltas(rows: list[tuple], stats_reset: datetime | None, previous: StatementSnapshot | None,
-                 now: datetime) -> StatementsRead:
+def _with_deltas(
+    rows: list[tuple],
+    stats_reset: datetime | None,
+    previous: StatementSnapshot | None,
+    now: datetime,
+) -> StatementsRead:
     usable = previous is not None and previous.stats_reset == stats_reset
     before = {s["queryid"]: s for s in previous.statements} if usable and previous else {}
     start = previous.taken_at if usable and previous else (stats_reset or now)

@@ -49,8 +49,12 @@ class AmcheckResult:
         return not self.problems
 
     def as_dict(self) -> dict[str, Any]:
-        return {"checked": self.checked, "seconds": self.seconds, "unavailable": self.unavailable,
-                "problems": [p.__dict__ for p in self.problems]}
+        return {
+            "checked": self.checked,
+            "seconds": self.seconds,
+            "unavailable": self.unavailable,
+            "problems": [p.__dict__ for p in self.problems],
+        }
 
 
 def _connect(dsn: str) -> Any:
@@ -86,7 +90,9 @@ def btree_indexes(dsn: str) -> list[tuple[int, str, str]]:
         conn.close()
 
 
-def _check_some(dsn: str, indexes: list[tuple[int, str, str]], heapallindexed: bool) -> list[IndexProblem]:
+def _check_some(
+    dsn: str, indexes: list[tuple[int, str, str]], heapallindexed: bool
+) -> list[IndexProblem]:
     import psycopg2
 
     problems = []
@@ -95,9 +101,13 @@ def _check_some(dsn: str, indexes: list[tuple[int, str, str]], heapallindexed: b
         with conn.cursor() as cur:
             for oid, index, table in indexes:
                 try:
-                    cur.execute("SELECT bt_index_check(%s::oid::regclass, %s)", (oid, heapallindexed))
+                    cur.execute(
+                        "SELECT bt_index_check(%s::oid::regclass, %s)", (oid, heapallindexed)
+                    )
                 except psycopg2.Error as exc:
-                    problems.append(IndexProblem(index, table, str(exc).strip().splitlines()[0][:300]))
+                    problems.append(
+                        IndexProblem(index, table, str(exc).strip().splitlines()[0][:300])
+                    )
     finally:
         conn.close()
     return problems
@@ -114,7 +124,15 @@ def check_indexes(dsn: str, jobs: int = 2, heapallindexed: bool = False) -> Amch
     jobs = max(1, min(jobs, len(indexes) or 1))
     shares = [indexes[i::jobs] for i in range(jobs)]  # largest first, dealt round-robin
     with ThreadPoolExecutor(jobs, thread_name_prefix="amcheck") as pool:
-        found = [p for part in pool.map(lambda s: _check_some(dsn, s, heapallindexed), shares) for p in part]
-    result = AmcheckResult(checked=len(indexes), problems=tuple(found), seconds=round(time.monotonic() - start, 3))
-    log.info("amcheck: %d btree indexes, %d problems, %.1fs", result.checked, len(found), result.seconds)
+        found = [
+            p
+            for part in pool.map(lambda s: _check_some(dsn, s, heapallindexed), shares)
+            for p in part
+        ]
+    result = AmcheckResult(
+        checked=len(indexes), problems=tuple(found), seconds=round(time.monotonic() - start, 3)
+    )
+    log.info(
+        "amcheck: %d btree indexes, %d problems, %.1fs", result.checked, len(found), result.seconds
+    )
     return result

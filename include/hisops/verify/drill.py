@@ -42,8 +42,16 @@ log = logging.getLogger(__name__)
 
 Fault = Literal["none", "backup", "infrastructure", "configuration"]
 EVIDENCE_JSON = "drill.json"
-_INFRA_MARKERS = ("could not connect", "connection to server", "no space left", "could not extend",
-                  "out of memory", "too many clients", "permission denied to create", "timeout expired")
+_INFRA_MARKERS = (
+    "could not connect",
+    "connection to server",
+    "no space left",
+    "could not extend",
+    "out of memory",
+    "too many clients",
+    "permission denied to create",
+    "timeout expired",
+)
 
 
 class DrillStop(Exception):
@@ -61,10 +69,10 @@ class DrillRequest:
     backup_id: int
     database_id: str
     backup_dir: Path
-    server_dsn: str                      # any database on the server that hosts the scratch database
-    evidence_root: Path                  # <reports.path>/verification
-    scratch_name: str | None = None      # planned by the DAG's setup task so its teardown can drop it
-    database: Any = None                 # the inventory's Database (critical columns, expectations)
+    server_dsn: str  # any database on the server that hosts the scratch database
+    evidence_root: Path  # <reports.path>/verification
+    scratch_name: str | None = None  # planned by the DAG's setup task so its teardown can drop it
+    database: Any = None  # the inventory's Database (critical columns, expectations)
     jobs: int = 2
     mode: Mode = "fast"
     pg_bindir: str | None = None
@@ -102,17 +110,26 @@ class DrillResult:
 
     def summary(self) -> str:
         if self.ok:
-            return (f"备份 #{self.backup_id} ({self.database_id}) 恢复演练通过：{self.checks_total} 项检查全部通过，"
-                    f"恢复用时 {self.restore_seconds or 0:.1f}s / restore drill passed: all {self.checks_total} "
-                    f"checks, restore {self.restore_seconds or 0:.1f}s")
-        return (f"备份 #{self.backup_id} ({self.database_id}) 恢复演练失败 restore drill FAILED "
-                f"({self.fault}): " + "; ".join(self.failures[:5]))
+            return (
+                f"备份 #{self.backup_id} ({self.database_id}) 恢复演练通过：{self.checks_total} 项检查全部通过，"
+                f"恢复用时 {self.restore_seconds or 0:.1f}s / restore drill passed: all {self.checks_total} "
+                f"checks, restore {self.restore_seconds or 0:.1f}s"
+            )
+        return (
+            f"备份 #{self.backup_id} ({self.database_id}) 恢复演练失败 restore drill FAILED "
+            f"({self.fault}): " + "; ".join(self.failures[:5])
+        )
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        data.update(started_at=self.started_at.isoformat(), finished_at=self.finished_at.isoformat(),
-                    failures=list(self.failures), failed_checks=list(self.failed_checks), notes=list(self.notes),
-                    error=self.error)
+        data.update(
+            started_at=self.started_at.isoformat(),
+            finished_at=self.finished_at.isoformat(),
+            failures=list(self.failures),
+            failed_checks=list(self.failed_checks),
+            notes=list(self.notes),
+            error=self.error,
+        )
         return data
 
 
@@ -131,8 +148,12 @@ class _State:
     gx: gx_runner.GxRun | None = None
     amcheck: amcheck.AmcheckResult | None = None
     evidence: Path | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)  # amcheck reports from its own thread
-    created_roles: list[str] = field(default_factory=list)  # deep drills: dropped after the scratch db
+    lock: threading.Lock = field(
+        default_factory=threading.Lock
+    )  # amcheck reports from its own thread
+    created_roles: list[str] = field(
+        default_factory=list
+    )  # deep drills: dropped after the scratch db
 
     def fail(self, fault: Fault, lines: list[str]) -> None:
         rank = {"none": 0, "configuration": 1, "infrastructure": 2, "backup": 3}
@@ -153,16 +174,28 @@ class _State:
         outcomes = self.gx.outcomes if self.gx else []
         failed = [o.as_dict() for o in outcomes if not o.success]
         return DrillResult(
-            backup_id=self.req.backup_id, database_id=self.req.database_id, ok=self.fault == "none",
-            fault=self.fault, mode=self.req.mode, started_at=self.started_at, finished_at=datetime.now(UTC),
-            scratch_db=self.scratch_db, restore_seconds=self.restore_seconds, failures=tuple(self.failures),
-            checks_total=len(outcomes), checks_failed=len(failed), failed_checks=tuple(failed),
+            backup_id=self.req.backup_id,
+            database_id=self.req.database_id,
+            ok=self.fault == "none",
+            fault=self.fault,
+            mode=self.req.mode,
+            started_at=self.started_at,
+            finished_at=datetime.now(UTC),
+            scratch_db=self.scratch_db,
+            restore_seconds=self.restore_seconds,
+            failures=tuple(self.failures),
+            checks_total=len(outcomes),
+            checks_failed=len(failed),
+            failed_checks=tuple(failed),
             amcheck=self.amcheck.as_dict() if self.amcheck else {},
-            evidence_path=str(self.evidence) if self.evidence else None, notes=tuple(self.notes),
-            timings=dict(self.timings))
+            evidence_path=str(self.evidence) if self.evidence else None,
+            notes=tuple(self.notes),
+            timings=dict(self.timings),
+        )
 
 
 # --- steps ---------------------------------------------------------------------------------------
+
 
 def _manifest(state: _State) -> Any:
     from hisops.backup.manifest import ManifestError, load_manifest, manifest_sha256
@@ -173,11 +206,21 @@ def _manifest(state: _State) -> Any:
         raise DrillStop("backup", [str(exc)]) from exc
     expected = state.req.expected_manifest_sha256
     if expected and manifest_sha256(state.req.backup_dir) != expected:
-        raise DrillStop("backup", ["清单与运维目录记录不符 manifest.json differs from the one the catalog recorded "
-                                   f"(sha256 {expected[:16]}…): {state.req.backup_dir / 'manifest.json'}"])
+        raise DrillStop(
+            "backup",
+            [
+                "清单与运维目录记录不符 manifest.json differs from the one the catalog recorded "
+                f"(sha256 {expected[:16]}…): {state.req.backup_dir / 'manifest.json'}"
+            ],
+        )
     if manifest.backup_id != state.req.backup_id:
-        raise DrillStop("backup", [f"清单属于另一个备份 manifest is for backup {manifest.backup_id}, "
-                                   f"not {state.req.backup_id}"])
+        raise DrillStop(
+            "backup",
+            [
+                f"清单属于另一个备份 manifest is for backup {manifest.backup_id}, "
+                f"not {state.req.backup_id}"
+            ],
+        )
     return manifest
 
 
@@ -188,7 +231,9 @@ def _checksums(state: _State, manifest: Any) -> None:
         problems = verify_files(state.req.backup_dir, manifest, workers=max(2, state.req.jobs))
     if problems:
         raise DrillStop("backup", problems)
-    log.info("校验和 checksums: %d files OK (%.1fs)", len(manifest.files), state.timings["checksums"])
+    log.info(
+        "校验和 checksums: %d files OK (%.1fs)", len(manifest.files), state.timings["checksums"]
+    )
 
 
 @contextmanager
@@ -199,8 +244,13 @@ def _dump_dir(state: _State, manifest: Any) -> Iterator[Path]:
         yield dump
         return
     if not state.req.encryption_key:
-        raise DrillStop("configuration", [f"备份已加密但没有密钥 backup is encrypted but no key was given "
-                                          f"(connection {manifest.encryption.key_conn_id})"])
+        raise DrillStop(
+            "configuration",
+            [
+                f"备份已加密但没有密钥 backup is encrypted but no key was given "
+                f"(connection {manifest.encryption.key_conn_id})"
+            ],
+        )
     work = Path(tempfile.mkdtemp(prefix=".hisops-drill-", dir=state.req.backup_dir.parent))
     try:
         with state.timed("decrypt"):
@@ -232,12 +282,19 @@ def _restore(state: _State, manifest: Any, dump: Path, dsn: str) -> None:
             raise DrillStop("infrastructure", [str(exc)]) from exc
         keep_owners = _prepare_owners(state, manifest)
         try:
-            run = scratch.run_pg_restore(dump, dsn, jobs=state.req.jobs, tool=tool, keep_owners=keep_owners)
+            run = scratch.run_pg_restore(
+                dump, dsn, jobs=state.req.jobs, tool=tool, keep_owners=keep_owners
+            )
         except scratch.RestoreError as exc:
             raise DrillStop(_restore_fault(str(exc)), [str(exc)]) from exc
     state.restore_seconds = round(run.seconds + state.timings.get("decrypt", 0.0), 3)
-    log.info("恢复 restored %s into %s in %.1fs (pg_restore -j%d)", state.req.database_id, state.scratch_db,
-             run.seconds, run.jobs)
+    log.info(
+        "恢复 restored %s into %s in %.1fs (pg_restore -j%d)",
+        state.req.database_id,
+        state.scratch_db,
+        run.seconds,
+        run.jobs,
+    )
 
 
 def _prepare_owners(state: _State, manifest: Any) -> bool:
@@ -249,12 +306,16 @@ def _prepare_owners(state: _State, manifest: Any) -> bool:
         return False
     names = roles.globals_roles(state.req.backup_dir, manifest, state.req.encryption_key)
     if names is None:
-        state.notes.append("备份没有全局对象，未恢复属主与权限 backup has no globals: owners and privileges "
-                           "not restored")
+        state.notes.append(
+            "备份没有全局对象，未恢复属主与权限 backup has no globals: owners and privileges "
+            "not restored"
+        )
         return False
     state.created_roles = roles.ensure_roles(state.req.server_dsn, names)
-    state.notes.append(f"恢复属主与权限 owners and privileges restored ({len(names)} roles in the backup's "
-                       f"globals, {len(state.created_roles)} created for the drill)")
+    state.notes.append(
+        f"恢复属主与权限 owners and privileges restored ({len(names)} roles in the backup's "
+        f"globals, {len(state.created_roles)} created for the drill)"
+    )
     return True
 
 
@@ -264,7 +325,9 @@ def _schema_differences(expected: dict[str, Any], restored: dict[str, Any]) -> l
         a, b = expected[name].model_dump(mode="json"), restored[name].model_dump(mode="json")
         parts = [k for k in a if a[k] != b.get(k)]
         if parts:
-            out.append(f"表结构与备份不符 schema differs from the backup: {name} ({', '.join(parts)})")
+            out.append(
+                f"表结构与备份不符 schema differs from the backup: {name} ({', '.join(parts)})"
+            )
     return out
 
 
@@ -286,7 +349,9 @@ def _schema(state: _State, manifest: Any, dsn: str) -> None:
 def _checks(state: _State, manifest: Any, dsn: str, docs_dir: Path) -> None:
     from hisops.backup.storage import make_dirs
 
-    make_dirs(docs_dir)  # 0700 from the verification root down, before GX writes patient-derived pages
+    make_dirs(
+        docs_dir
+    )  # 0700 from the verification root down, before GX writes patient-derived pages
     plan = build_plan(manifest, state.req.database, state.req.mode)
     state.notes += plan.notes
     if plan.problems:
@@ -294,7 +359,10 @@ def _checks(state: _State, manifest: Any, dsn: str, docs_dir: Path) -> None:
     with state.timed("expectations"):
         state.gx = gx_runner.run_suite(plan, dsn, docs_dir)
     if state.gx.invalid:
-        state.fail("configuration", [f"清单中的检查无效 invalid inventory expectation: {m}" for m in state.gx.invalid])
+        state.fail(
+            "configuration",
+            [f"清单中的检查无效 invalid inventory expectation: {m}" for m in state.gx.invalid],
+        )
     failed = state.gx.failed
     if failed:
         state.fail("backup", [o.line() for o in failed])
@@ -304,15 +372,20 @@ def _checks(state: _State, manifest: Any, dsn: str, docs_dir: Path) -> None:
 
 def _amcheck(state: _State, dsn: str) -> None:
     with state.timed("amcheck"):
-        state.amcheck = amcheck.check_indexes(dsn, jobs=state.req.jobs, heapallindexed=state.req.heapallindexed)
+        state.amcheck = amcheck.check_indexes(
+            dsn, jobs=state.req.jobs, heapallindexed=state.req.heapallindexed
+        )
     if state.amcheck.unavailable:
         state.notes.append(state.amcheck.unavailable)
-    lines = [f"索引损坏 index corrupt: {p.index} on {p.table}: {p.error}" for p in state.amcheck.problems]
+    lines = [
+        f"索引损坏 index corrupt: {p.index} on {p.table}: {p.error}" for p in state.amcheck.problems
+    ]
     if lines:
         state.fail("backup", lines)
 
 
 # --- evidence ------------------------------------------------------------------------------------
+
 
 def evidence_dir(root: Path, database_id: str, backup_id: int, now: datetime | None = None) -> Path:
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -322,11 +395,13 @@ def evidence_dir(root: Path, database_id: str, backup_id: int, now: datetime | N
 def _fallback_page(result: DrillResult) -> str:
     """A bilingual page for drills that stopped before GX ran (corrupt file, failed restore)."""
     items = "".join(f"<li>{html.escape(line)}</li>" for line in result.failures) or "<li>—</li>"
-    return (f"<!doctype html><html lang=\"zh\"><meta charset=\"utf-8\"><title>恢复演练 Restore drill "
-            f"#{result.backup_id}</title><body><h1>恢复演练 Restore drill — {html.escape(result.database_id)} "
-            f"备份 backup #{result.backup_id}</h1><p>结果 Result: <b>{'通过 passed' if result.ok else '失败 FAILED'}"
-            f"</b> ({html.escape(result.fault)})</p><p>时间 Time: {result.started_at.isoformat()} → "
-            f"{result.finished_at.isoformat()}</p><h2>问题 Problems</h2><ul>{items}</ul></body></html>\n")
+    return (
+        f'<!doctype html><html lang="zh"><meta charset="utf-8"><title>恢复演练 Restore drill '
+        f"#{result.backup_id}</title><body><h1>恢复演练 Restore drill — {html.escape(result.database_id)} "
+        f"备份 backup #{result.backup_id}</h1><p>结果 Result: <b>{'通过 passed' if result.ok else '失败 FAILED'}"
+        f"</b> ({html.escape(result.fault)})</p><p>时间 Time: {result.started_at.isoformat()} → "
+        f"{result.finished_at.isoformat()}</p><h2>问题 Problems</h2><ul>{items}</ul></body></html>\n"
+    )
 
 
 def write_evidence(directory: Path, result: DrillResult) -> Path:
@@ -334,8 +409,10 @@ def write_evidence(directory: Path, result: DrillResult) -> Path:
     from hisops.backup import storage
 
     storage.make_dirs(directory)
-    storage.write_private(directory / EVIDENCE_JSON,
-                          json.dumps(result.as_dict(), ensure_ascii=False, indent=1, default=str).encode())
+    storage.write_private(
+        directory / EVIDENCE_JSON,
+        json.dumps(result.as_dict(), ensure_ascii=False, indent=1, default=str).encode(),
+    )
     index = directory / "index.html"
     if not index.exists():
         storage.write_private(index, _fallback_page(result).encode())
@@ -345,12 +422,15 @@ def write_evidence(directory: Path, result: DrillResult) -> Path:
 
 # --- the drill -----------------------------------------------------------------------------------
 
+
 @contextmanager
 def _scratch(state: _State) -> Iterator[str]:
     """The scratch database, dropped on the way out whatever happened (both steps timed)."""
     server = state.req.server_dsn
     with state.timed("create_db"):
-        scratch.drop_database(server, state.scratch_db)  # a leftover of a killed try of this same drill
+        scratch.drop_database(
+            server, state.scratch_db
+        )  # a leftover of a killed try of this same drill
         scratch.create_database(server, state.scratch_db)
     try:
         yield scratch.dsn_with(server, state.scratch_db)
@@ -369,7 +449,10 @@ def _drop_created_roles(state: _State) -> None:
     try:
         roles.drop_roles(state.req.server_dsn, state.created_roles)
     except Exception:  # noqa: BLE001 - reported, never masks the outcome
-        log.exception("演练创建的角色未能删除 could not drop roles created for the drill: %s", state.created_roles)
+        log.exception(
+            "演练创建的角色未能删除 could not drop roles created for the drill: %s",
+            state.created_roles,
+        )
 
 
 def _inside_scratch(state: _State, manifest: Any, docs_dir: Path) -> None:
@@ -407,7 +490,10 @@ def run_drill(req: DrillRequest) -> DrillResult:
         state.fail(stop.fault, stop.failures)
     except Exception as exc:  # noqa: BLE001 - anything else: we could not perform the drill
         log.exception("演练中断 drill of backup %s aborted", req.backup_id)
-        state.fail("infrastructure", [f"演练无法完成 drill could not be completed: {type(exc).__name__}: {exc}"[:1000]])
+        state.fail(
+            "infrastructure",
+            [f"演练无法完成 drill could not be completed: {type(exc).__name__}: {exc}"[:1000]],
+        )
     state.timings["total"] = round(time.monotonic() - start, 3)
     state.evidence = directory / evidence.PAGE  # our offline page; GX's Data Docs stay beside it
     result = state.result()

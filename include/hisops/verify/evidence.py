@@ -25,11 +25,23 @@ RESULTS_JSON = "gx_results.json"
 TEMPLATE = "drill_evidence.html.j2"
 TEMPLATES = Path(__file__).resolve().parents[1] / "report" / "templates"
 
-FAULTS = {"none": "无 none", "configuration": "配置问题 configuration", "infrastructure":
-          "基础设施问题 infrastructure", "backup": "备份损坏 backup is bad"}
-STEPS = {"manifest": "读取清单 manifest", "checksums": "校验和 checksums", "create_db": "建演练库 create scratch",
-         "restore": "恢复 restore", "checks": "数据质量检查 data checks", "amcheck": "索引检查 amcheck",
-         "drop_db": "删演练库 drop scratch", "scratch": "演练库内全部 inside scratch", "total": "合计 total"}
+FAULTS = {
+    "none": "无 none",
+    "configuration": "配置问题 configuration",
+    "infrastructure": "基础设施问题 infrastructure",
+    "backup": "备份损坏 backup is bad",
+}
+STEPS = {
+    "manifest": "读取清单 manifest",
+    "checksums": "校验和 checksums",
+    "create_db": "建演练库 create scratch",
+    "restore": "恢复 restore",
+    "checks": "数据质量检查 data checks",
+    "amcheck": "索引检查 amcheck",
+    "drop_db": "删演练库 drop scratch",
+    "scratch": "演练库内全部 inside scratch",
+    "total": "合计 total",
+}
 
 
 def _rows(outcomes: Sequence[CheckOutcome]) -> list[dict[str, Any]]:
@@ -37,31 +49,53 @@ def _rows(outcomes: Sequence[CheckOutcome]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["success"], r["table"] or "", r["kind"]))
 
 
-def render_page(result: DrillResult, outcomes: Sequence[CheckOutcome], *, tz: str | None = None,
-                hospital: str | None = None) -> str:
+def render_page(
+    result: DrillResult,
+    outcomes: Sequence[CheckOutcome],
+    *,
+    tz: str | None = None,
+    hospital: str | None = None,
+) -> str:
     """The evidence page as one self-contained HTML document."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     from hisops.report.timefmt import DEFAULT_TZ, fmt
 
     zone = tz or DEFAULT_TZ
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
+    )
     env.filters["ts"] = lambda d: fmt(d, zone, seconds=True)
     rows = _rows(outcomes)
     return env.get_template(TEMPLATE).render(
-        r=result, rows=rows, passed=sum(r["success"] for r in rows), tz=zone, hospital=hospital,
-        faults=FAULTS, steps=STEPS, amcheck=result.amcheck or {})
+        r=result,
+        rows=rows,
+        passed=sum(r["success"] for r in rows),
+        tz=zone,
+        hospital=hospital,
+        faults=FAULTS,
+        steps=STEPS,
+        amcheck=result.amcheck or {},
+    )
 
 
-def write_evidence_page(directory: Path, result: DrillResult, outcomes: Sequence[CheckOutcome], *,
-                        tz: str | None = None, hospital: str | None = None) -> Path:
+def write_evidence_page(
+    directory: Path,
+    result: DrillResult,
+    outcomes: Sequence[CheckOutcome],
+    *,
+    tz: str | None = None,
+    hospital: str | None = None,
+) -> Path:
     """``evidence.html`` + ``gx_results.json`` in ``directory`` (files 0600, folder 0700)."""
     from hisops.backup import storage
 
     storage.make_dirs(directory)
     results = {"drill": result.as_dict(), "expectations": [o.as_dict() for o in outcomes]}
-    storage.write_private(directory / RESULTS_JSON,
-                          json.dumps(results, ensure_ascii=False, indent=1, default=str).encode())
+    storage.write_private(
+        directory / RESULTS_JSON,
+        json.dumps(results, ensure_ascii=False, indent=1, default=str).encode(),
+    )
     page = directory / PAGE
     storage.write_private(page, render_page(result, outcomes, tz=tz, hospital=hospital).encode())
     return page

@@ -33,11 +33,14 @@ from hisops.verify.expectations import DATABASE_BATCH_SQL, PlannedExpectation, S
 log = logging.getLogger(__name__)
 
 SITE = "hisops_evidence"
-SAMPLE_VALUES = 10          # unexpected values shown per failing check (evidence pages are 0600)
+SAMPLE_VALUES = 10  # unexpected values shown per failing check (evidence pages are 0600)
 DATASOURCE = "restored"
 DATABASE_ASSET = "database"
-_UNUSED_STATIC = ("static/images/glossary_scroller.gif", "static/images/iterative-dev-loop.png",
-                  "static/images/validation_failed_unexpected_values.gif")
+_UNUSED_STATIC = (
+    "static/images/glossary_scroller.gif",
+    "static/images/iterative-dev-loop.png",
+    "static/images/validation_failed_unexpected_values.gif",
+)
 _preloaded = threading.Event()
 
 
@@ -82,8 +85,10 @@ class GxRun:
 
 # --- import in the background --------------------------------------------------------------------
 
+
 def preload() -> threading.Thread:
     """Start importing great_expectations in a daemon thread (the GIL is free while we wait on pg_restore)."""
+
     def load() -> None:
         try:
             os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -99,6 +104,7 @@ def preload() -> threading.Thread:
 
 
 # --- connection --------------------------------------------------------------------------------
+
 
 def sqlalchemy_url(dsn: str, options: str = "") -> str:
     """libpq DSN → ``postgresql+psycopg2://`` URL (password and all parts URL-quoted); ``options``:
@@ -131,30 +137,41 @@ def _url_in_environment(url: str) -> Iterator[str]:
 
 # --- building the GX objects --------------------------------------------------------------------
 
+
 def _context(docs_dir: Path) -> Any:
     import great_expectations as gx
 
     context = gx.get_context(mode="ephemeral")
-    context.add_data_docs_site(SITE, {
-        "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        "site_section_builders": {"profiling": "0"},  # validation results + the suites they ran
-    })
+    context.add_data_docs_site(
+        SITE,
+        {
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "site_section_builders": {"profiling": "0"},  # validation results + the suites they ran
+        },
+    )
     return context
 
 
 def _expectation(planned: PlannedExpectation, index: int) -> Any:
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    config = ExpectationConfiguration(type=planned.type, kwargs=dict(planned.kwargs),
-                                      meta={"hisops_index": index, "hisops_kind": planned.kind},
-                                      notes=f"{planned.label_zh} / {planned.label_en}")
+    config = ExpectationConfiguration(
+        type=planned.type,
+        kwargs=dict(planned.kwargs),
+        meta={"hisops_index": index, "hisops_kind": planned.kind},
+        notes=f"{planned.label_zh} / {planned.label_en}",
+    )
     return config.to_domain_obj()
 
 
-def _suite(name: str, planned: tuple[PlannedExpectation, ...], table: str | None,
-           invalid: list[str]) -> tuple[Any, dict[int, tuple[str | None, PlannedExpectation]]]:
+def _suite(
+    name: str, planned: tuple[PlannedExpectation, ...], table: str | None, invalid: list[str]
+) -> tuple[Any, dict[int, tuple[str | None, PlannedExpectation]]]:
     import great_expectations as gx
 
     expectations, index = [], {}
@@ -163,7 +180,11 @@ def _suite(name: str, planned: tuple[PlannedExpectation, ...], table: str | None
             expectations.append(_expectation(p, i))
             index[i] = (table, p)
         except Exception as exc:  # noqa: BLE001 - an inventory typo must not hide the other checks
-            invalid.append(f"{table or 'database'}: {p.type} {dict(p.kwargs)}: {type(exc).__name__}: {exc}"[:400])
+            invalid.append(
+                f"{table or 'database'}: {p.type} {dict(p.kwargs)}: {type(exc).__name__}: {exc}"[
+                    :400
+                ]
+            )
     return gx.ExpectationSuite(name=name, expectations=expectations), index
 
 
@@ -173,8 +194,12 @@ def _existing_tables(url: str) -> set[str]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT table_schema || '.' || table_name FROM information_schema.tables "
-                                        "WHERE table_type = 'BASE TABLE'"))
+            rows = conn.execute(
+                sa.text(
+                    "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                    "WHERE table_type = 'BASE TABLE'"
+                )
+            )
             return {r[0] for r in rows}
     finally:
         engine.dispose()
@@ -188,16 +213,25 @@ class _Wiring:
     missing: list[TablePlan] = field(default_factory=list)
 
 
-def _add_validation(context: Any, wiring: _Wiring, asset: Any, suite_name: str,
-                    planned: tuple[PlannedExpectation, ...], table: str | None) -> None:
+def _add_validation(
+    context: Any,
+    wiring: _Wiring,
+    asset: Any,
+    suite_name: str,
+    planned: tuple[PlannedExpectation, ...],
+    table: str | None,
+) -> None:
     import great_expectations as gx
 
     batch = asset.add_batch_definition_whole_table("all")
     suite, index = _suite(suite_name, planned, table, wiring.invalid)
     suite = context.suites.add(suite)
     wiring.index[suite_name] = index
-    wiring.definitions.append(context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"validate {suite_name}", data=batch, suite=suite)))
+    wiring.definitions.append(
+        context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"validate {suite_name}", data=batch, suite=suite)
+        )
+    )
 
 
 def _wire(context: Any, plan: SuitePlan, url_ref: str, existing: set[str]) -> _Wiring:
@@ -207,8 +241,12 @@ def _wire(context: Any, plan: SuitePlan, url_ref: str, existing: set[str]) -> _W
         if table.qualified not in existing:
             wiring.missing.append(table)
             continue
-        asset = source.add_table_asset(name=table.qualified, table_name=table.name, schema_name=table.schema)
-        _add_validation(context, wiring, asset, f"drill.{table.qualified}", table.expectations, table.qualified)
+        asset = source.add_table_asset(
+            name=table.qualified, table_name=table.name, schema_name=table.schema
+        )
+        _add_validation(
+            context, wiring, asset, f"drill.{table.qualified}", table.expectations, table.qualified
+        )
     asset = source.add_query_asset(name=DATABASE_ASSET, query=DATABASE_BATCH_SQL)
     _add_validation(context, wiring, asset, "drill.database", plan.database, None)
     return wiring
@@ -216,11 +254,16 @@ def _wire(context: Any, plan: SuitePlan, url_ref: str, existing: set[str]) -> _W
 
 # --- reading results ------------------------------------------------------------------------------
 
+
 def _error_of(result: Any) -> str | None:
     info = result.exception_info or {}
     if "raised_exception" in info:  # one exception for the whole expectation
         return (info.get("exception_message") or "")[:500] if info.get("raised_exception") else None
-    messages = [v.get("exception_message") for v in info.values() if isinstance(v, dict) and v.get("raised_exception")]
+    messages = [
+        v.get("exception_message")
+        for v in info.values()
+        if isinstance(v, dict) and v.get("raised_exception")
+    ]
     return "; ".join(m for m in messages if m)[:500] or None
 
 
@@ -236,9 +279,18 @@ def _observed(result: Any) -> tuple[Any, int | None, list[Any]]:
 
 def _outcome(result: Any, table: str | None, planned: PlannedExpectation) -> CheckOutcome:
     observed, count, sample = _observed(result)
-    return CheckOutcome(kind=planned.kind, table=table, expectation=planned.type, success=bool(result.success),
-                        label_zh=planned.label_zh, label_en=planned.label_en, observed=observed,
-                        unexpected_count=count, sample=[str(s)[:100] for s in sample], error=_error_of(result))
+    return CheckOutcome(
+        kind=planned.kind,
+        table=table,
+        expectation=planned.type,
+        success=bool(result.success),
+        label_zh=planned.label_zh,
+        label_en=planned.label_en,
+        observed=observed,
+        unexpected_count=count,
+        sample=[str(s)[:100] for s in sample],
+        error=_error_of(result),
+    )
 
 
 def _outcomes(checkpoint_result: Any, wiring: _Wiring) -> list[CheckOutcome]:
@@ -250,12 +302,21 @@ def _outcomes(checkpoint_result: Any, wiring: _Wiring) -> list[CheckOutcome]:
             if position in index:
                 out.append(_outcome(result, *index[position]))
     for table in wiring.missing:
-        out.append(CheckOutcome("tables", table.qualified, "table_exists", False, f"{table.qualified} 表缺失",
-                                f"{table.qualified}: table missing in the restored database"))
+        out.append(
+            CheckOutcome(
+                "tables",
+                table.qualified,
+                "table_exists",
+                False,
+                f"{table.qualified} 表缺失",
+                f"{table.qualified}: table missing in the restored database",
+            )
+        )
     return out
 
 
 # --- evidence -----------------------------------------------------------------------------------
+
 
 def build_docs(context: Any, docs_dir: Path) -> Path | None:
     context.build_data_docs(site_names=[SITE])
@@ -283,15 +344,29 @@ def run_suite(plan: SuitePlan, dsn: str, docs_dir: Path) -> GxRun:
     with _url_in_environment(url) as url_ref:
         context = _context(docs_dir)
         wiring = _wire(context, plan, url_ref, _existing_tables(url))
-        checkpoint = context.checkpoints.add(gx.Checkpoint(
-            name="hisops restore drill", validation_definitions=wiring.definitions,
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_VALUES}))
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name="hisops restore drill",
+                validation_definitions=wiring.definitions,
+                result_format={
+                    "result_format": "SUMMARY",
+                    "partial_unexpected_count": SAMPLE_VALUES,
+                },
+            )
+        )
         result = checkpoint.run()
         outcomes = _outcomes(result, wiring)
         docs = build_docs(context, docs_dir)
     seconds = time.monotonic() - start
-    log.info("GX: %d expectations, %d failed, %.1fs", len(outcomes), sum(not o.success for o in outcomes), seconds)
-    return GxRun(outcomes=outcomes, docs_index=docs, seconds=round(seconds, 3), invalid=wiring.invalid)
+    log.info(
+        "GX: %d expectations, %d failed, %.1fs",
+        len(outcomes),
+        sum(not o.success for o in outcomes),
+        seconds,
+    )
+    return GxRun(
+        outcomes=outcomes, docs_index=docs, seconds=round(seconds, 3), invalid=wiring.invalid
+    )
 
 
 def discard_docs(docs_dir: Path) -> None:

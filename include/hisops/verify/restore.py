@@ -74,9 +74,9 @@ class RestorePlan:
     backup_id: int
     backup_dir: str
     target: Target
-    target_db: str       # the database that will hold the restored data at the end
+    target_db: str  # the database that will hold the restored data at the end
     staging_db: str
-    production_db: str   # the inventory database's current name (its connection's dbname)
+    production_db: str  # the inventory database's current name (its connection's dbname)
     user: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,11 +91,16 @@ class SwitchOutcome:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"target_db": self.target_db, "previous_db": self.previous_db,
-                "terminated_sessions": self.terminated_sessions, "notes": list(self.notes)}
+        return {
+            "target_db": self.target_db,
+            "previous_db": self.previous_db,
+            "terminated_sessions": self.terminated_sessions,
+            "notes": list(self.notes),
+        }
 
 
 # --- deciding --------------------------------------------------------------------------------------
+
 
 def parse_backup_param(value: Any) -> int | str:
     """The form's backup field: a positive integer (also as text) or "latest_verified"."""
@@ -106,7 +111,9 @@ def parse_backup_param(value: Any) -> int | str:
     except (TypeError, ValueError):
         number = 0
     if number < 1 or isinstance(value, bool):
-        raise RestoreRefused(f"备份编号无效：{value!r}", f"backup must be a positive id or {LATEST_VERIFIED!r}")
+        raise RestoreRefused(
+            f"备份编号无效：{value!r}", f"backup must be a positive id or {LATEST_VERIFIED!r}"
+        )
     return number
 
 
@@ -115,9 +122,13 @@ def check_confirmation(req: RestoreRequest) -> None:
     (a trailing space or another case is refused: the person must type the very name)."""
     if req.target not in TARGETS:
         raise RestoreRefused(f"未知恢复目标 {req.target!r}", f"unknown target {req.target!r}")
-    if req.target == "overwrite" and (req.confirm or "") != req.database_id:  # exact: no strip, no folding
-        raise RestoreRefused(f"覆盖恢复需要在确认栏输入数据库标识 {req.database_id}",
-                             f"overwrite needs the database id {req.database_id!r} typed into 'confirm'")
+    if (
+        req.target == "overwrite" and (req.confirm or "") != req.database_id
+    ):  # exact: no strip, no folding
+        raise RestoreRefused(
+            f"覆盖恢复需要在确认栏输入数据库标识 {req.database_id}",
+            f"overwrite needs the database id {req.database_id!r} typed into 'confirm'",
+        )
 
 
 def authorize(req: RestoreRequest) -> None:
@@ -129,8 +140,10 @@ def authorize(req: RestoreRequest) -> None:
         raise RestoreRefused("无法确定触发用户", "the triggering user is unknown")
     if not (set(req.roles) & OVERWRITE_ROLES):
         have = ", ".join(sorted(req.roles)) or "无 none"
-        raise RestoreRefused(f"用户 {req.user} 的角色（{have}）低于系统管理员",
-                             f"user {req.user!r} (roles: {have}) is below 系统管理员 (system administrator)")
+        raise RestoreRefused(
+            f"用户 {req.user} 的角色（{have}）低于系统管理员",
+            f"user {req.user!r} (roles: {have}) is below 系统管理员 (system administrator)",
+        )
 
 
 def choose_backup(records: Iterable[Any], backup: int | str, database_id: str) -> Any:
@@ -140,16 +153,26 @@ def choose_backup(records: Iterable[Any], backup: int | str, database_id: str) -
     if backup == LATEST_VERIFIED:
         found = next((r for r in records if r.state == "verified" and r.deleted_at is None), None)
         if found is None:
-            raise RestoreRefused(f"{database_id} 没有已校验的备份", f"{database_id} has no verified backup")
+            raise RestoreRefused(
+                f"{database_id} 没有已校验的备份", f"{database_id} has no verified backup"
+            )
         return found
     found = next((r for r in records if r.id == backup), None)
     if found is None:
-        raise RestoreRefused(f"备份 #{backup} 不属于 {database_id} 或不存在",
-                             f"backup #{backup} does not exist or is not a backup of {database_id}")
-    if found.state not in ("completed", "verified") or found.deleted_at is not None or not found.path:
-        raise RestoreRefused(f"备份 #{backup} 状态为 {found.state}，不能用于恢复",
-                             f"backup #{backup} is {found.state}{' and deleted' if found.deleted_at else ''}; "
-                             "only completed or verified backups with files can be restored")
+        raise RestoreRefused(
+            f"备份 #{backup} 不属于 {database_id} 或不存在",
+            f"backup #{backup} does not exist or is not a backup of {database_id}",
+        )
+    if (
+        found.state not in ("completed", "verified")
+        or found.deleted_at is not None
+        or not found.path
+    ):
+        raise RestoreRefused(
+            f"备份 #{backup} 状态为 {found.state}，不能用于恢复",
+            f"backup #{backup} is {found.state}{' and deleted' if found.deleted_at else ''}; "
+            "only completed or verified backups with files can be restored",
+        )
     return found
 
 
@@ -161,9 +184,11 @@ def default_new_name(database_id: str, backup_id: int, now: datetime | None = No
 
 def check_new_name(name: str, exists: bool) -> None:
     if not NAME_RE.fullmatch(name) or name.startswith(RESERVED_PREFIXES):
-        raise RestoreRefused(f"新数据库名无效：{name!r}",
-                             f"new database name {name!r} must be lowercase letters, digits and _ (≤ 63), "
-                             "starting with a letter or _, not a reserved prefix")
+        raise RestoreRefused(
+            f"新数据库名无效：{name!r}",
+            f"new database name {name!r} must be lowercase letters, digits and _ (≤ 63), "
+            "starting with a letter or _, not a reserved prefix",
+        )
     if exists:
         raise RestoreRefused(f"数据库 {name} 已存在", f"database {name!r} already exists")
 
@@ -175,8 +200,15 @@ def previous_name(production_db: str, now: datetime | None = None) -> str:
 
 # --- staging ---------------------------------------------------------------------------------------
 
-def stage(plan: RestorePlan, server_dsn: str, *, jobs: int = 2, pg_bindir: str | None = None,
-          encryption_key: str | None = None) -> float:
+
+def stage(
+    plan: RestorePlan,
+    server_dsn: str,
+    *,
+    jobs: int = 2,
+    pg_bindir: str | None = None,
+    encryption_key: str | None = None,
+) -> float:
     """Checksums, then pg_restore into the staging database; returns the pg_restore seconds (the RTO part)."""
     from hisops.backup.manifest import load_manifest, verify_files
 
@@ -184,34 +216,45 @@ def stage(plan: RestorePlan, server_dsn: str, *, jobs: int = 2, pg_bindir: str |
     manifest = load_manifest(backup_dir)
     problems = verify_files(backup_dir, manifest, workers=max(2, jobs))
     if problems:
-        raise scratch.RestoreError("备份文件校验失败 backup files do not match the manifest: " + "; ".join(problems))
+        raise scratch.RestoreError(
+            "备份文件校验失败 backup files do not match the manifest: " + "; ".join(problems)
+        )
     tool = scratch.find_pg_restore(pg_bindir, manifest.tool.pg_dump_version)
     scratch.assert_droppable(plan.staging_db, scratch.STAGING_RE)
     scratch.create_database(server_dsn, plan.staging_db)
     dump = backup_dir / "dump"
     if manifest.encryption is not None:
         return _restore_encrypted(plan, server_dsn, dump, tool, jobs, encryption_key)
-    run = scratch.run_pg_restore(dump, scratch.dsn_with(server_dsn, plan.staging_db), jobs=jobs, tool=tool,
-                                 keep_owners=True)
+    run = scratch.run_pg_restore(
+        dump, scratch.dsn_with(server_dsn, plan.staging_db), jobs=jobs, tool=tool, keep_owners=True
+    )
     return run.seconds
 
 
-def _restore_encrypted(plan: RestorePlan, server_dsn: str, dump: Path, tool: Path, jobs: int,
-                       key: str | None) -> float:
+def _restore_encrypted(
+    plan: RestorePlan, server_dsn: str, dump: Path, tool: Path, jobs: int, key: str | None
+) -> float:
     import shutil
     import tempfile
 
     from hisops.backup.crypto import decrypt_tree
 
     if not key:
-        raise scratch.RestoreError("备份已加密但没有密钥 backup is encrypted but no key is configured")
+        raise scratch.RestoreError(
+            "备份已加密但没有密钥 backup is encrypted but no key is configured"
+        )
     work = Path(tempfile.mkdtemp(prefix=".hisops-restore-", dir=Path(plan.backup_dir).parent))
     try:
         start = time.monotonic()
         decrypt_tree(dump, work / "dump", key)
         decrypt_seconds = time.monotonic() - start
-        run = scratch.run_pg_restore(work / "dump", scratch.dsn_with(server_dsn, plan.staging_db), jobs=jobs,
-                                     tool=tool, keep_owners=True)
+        run = scratch.run_pg_restore(
+            work / "dump",
+            scratch.dsn_with(server_dsn, plan.staging_db),
+            jobs=jobs,
+            tool=tool,
+            keep_owners=True,
+        )
         return round(run.seconds + decrypt_seconds, 3)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -223,15 +266,22 @@ def drop_staging(server_dsn: str, staging_db: str) -> bool:
 
 # --- switching -------------------------------------------------------------------------------------
 
+
 def _database_facts(cur: Any, name: str) -> dict[str, Any] | None:
-    cur.execute("SELECT pg_get_userbyid(datdba), datconnlimit, datacl IS NOT NULL FROM pg_database "
-                "WHERE datname = %s", (name,))
+    cur.execute(
+        "SELECT pg_get_userbyid(datdba), datconnlimit, datacl IS NOT NULL FROM pg_database "
+        "WHERE datname = %s",
+        (name,),
+    )
     row = cur.fetchone()
     if row is None:
         return None
-    cur.execute("SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, "
-                "a.privilege_type, a.is_grantable FROM pg_database d, aclexplode(d.datacl) a "
-                "WHERE d.datname = %s AND a.grantee <> d.datdba", (name,))
+    cur.execute(
+        "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, "
+        "a.privilege_type, a.is_grantable FROM pg_database d, aclexplode(d.datacl) a "
+        "WHERE d.datname = %s AND a.grantee <> d.datdba",
+        (name,),
+    )
     return {"owner": row[0], "connlimit": row[1], "explicit_acl": row[2], "grants": cur.fetchall()}
 
 
@@ -240,40 +290,61 @@ def _carry_over(cur: Any, target: str, facts: dict[str, Any]) -> None:
     from psycopg2 import sql
 
     ident = sql.Identifier(target)
-    cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident, sql.Identifier(facts["owner"])))
-    cur.execute(sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(ident, sql.Literal(facts["connlimit"])))
+    cur.execute(
+        sql.SQL("ALTER DATABASE {} OWNER TO {}").format(ident, sql.Identifier(facts["owner"]))
+    )
+    cur.execute(
+        sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
+            ident, sql.Literal(facts["connlimit"])
+        )
+    )
     if not facts["explicit_acl"]:
         return
     cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
     for grantee, privilege, grantable in facts["grants"]:
         option = sql.SQL(" WITH GRANT OPTION") if grantable else sql.SQL("")
-        cur.execute(sql.SQL("GRANT {} ON DATABASE {} TO {}{}").format(
-            sql.SQL(privilege), ident, sql.SQL(grantee), option))
+        cur.execute(
+            sql.SQL("GRANT {} ON DATABASE {} TO {}{}").format(
+                sql.SQL(privilege), ident, sql.SQL(grantee), option
+            )
+        )
 
 
 def _settings_note(cur: Any, name: str) -> tuple[str, ...]:
-    cur.execute("SELECT coalesce(pg_get_userbyid(s.setrole), 'ALL'), s.setconfig FROM pg_db_role_setting s "
-                "JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = %s", (name,))
+    cur.execute(
+        "SELECT coalesce(pg_get_userbyid(s.setrole), 'ALL'), s.setconfig FROM pg_db_role_setting s "
+        "JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = %s",
+        (name,),
+    )
     rows = cur.fetchall()
     if not rows:
         return ()
     listed = "; ".join(f"role {r}: {', '.join(c)}" for r, c in rows)
-    return (f"旧库的数据库级参数未复制，请按需重设 database-level settings of the old database were not copied: {listed}",)
+    return (
+        f"旧库的数据库级参数未复制，请按需重设 database-level settings of the old database were not copied: {listed}",
+    )
 
 
 def _terminate(cur: Any, names: list[str], wait_seconds: float = 30.0) -> int:
     """End every session on ``names`` and wait until they are gone (RENAME needs the database idle)."""
-    cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = ANY(%s) AND pid <> pg_backend_pid()", (names,))
+    cur.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
+        (names,),
+    )
     ended = int(cur.fetchone()[0])
     deadline = time.monotonic() + wait_seconds
     while True:
-        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
-                    (names,))
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
+            (names,),
+        )
         if cur.fetchone()[0] == 0:
             return ended
         if time.monotonic() > deadline:
-            raise scratch.RestoreError(f"会话未能结束 sessions on {names} did not end within {wait_seconds:.0f}s")
+            raise scratch.RestoreError(
+                f"会话未能结束 sessions on {names} did not end within {wait_seconds:.0f}s"
+            )
         time.sleep(0.2)
 
 
@@ -283,14 +354,21 @@ def switch_new_database(server_dsn: str, plan: RestorePlan) -> SwitchOutcome:
 
     with scratch.admin_connection(server_dsn) as conn, conn.cursor() as cur:
         if scratch.database_exists(server_dsn, plan.target_db):
-            raise RestoreRefused(f"数据库 {plan.target_db} 已存在", f"database {plan.target_db!r} already exists")
+            raise RestoreRefused(
+                f"数据库 {plan.target_db} 已存在", f"database {plan.target_db!r} already exists"
+            )
         terminated = _terminate(cur, [plan.staging_db])
-        cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-            sql.Identifier(plan.staging_db), sql.Identifier(plan.target_db)))
+        cur.execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(plan.staging_db), sql.Identifier(plan.target_db)
+            )
+        )
     return SwitchOutcome(plan.target_db, None, terminated)
 
 
-def switch_overwrite(server_dsn: str, plan: RestorePlan, now: datetime | None = None) -> SwitchOutcome:
+def switch_overwrite(
+    server_dsn: str, plan: RestorePlan, now: datetime | None = None
+) -> SwitchOutcome:
     """overwrite: production → <name>_before_restore_<time>, staging → production, in one transaction."""
     from psycopg2 import sql
 
@@ -301,23 +379,45 @@ def switch_overwrite(server_dsn: str, plan: RestorePlan, now: datetime | None = 
         if facts is None:
             raise scratch.RestoreError(f"生产库不存在 production database {prod!r} does not exist")
         notes = _settings_note(cur, prod)
-        cur.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(prod)))
+        cur.execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(prod))
+        )
         try:
             terminated = _terminate(cur, [prod, staging])
             conn.autocommit = False
-            cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(prod), sql.Identifier(old)))
-            cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(staging), sql.Identifier(prod)))
+            cur.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(prod), sql.Identifier(old)
+                )
+            )
+            cur.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(staging), sql.Identifier(prod)
+                )
+            )
             _carry_over(cur, prod, facts)
             conn.commit()
         except BaseException:
             conn.rollback()
             conn.autocommit = True
-            cur.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(sql.Identifier(prod)))
+            cur.execute(
+                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(
+                    sql.Identifier(prod)
+                )
+            )
             raise
         conn.autocommit = True
-        cur.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(sql.Identifier(old)))
-    log.info("已切换 switched: %s → %s, restored backup #%s is now %s (%d sessions ended)",
-             prod, old, plan.backup_id, prod, terminated)
+        cur.execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(sql.Identifier(old))
+        )
+    log.info(
+        "已切换 switched: %s → %s, restored backup #%s is now %s (%d sessions ended)",
+        prod,
+        old,
+        plan.backup_id,
+        prod,
+        terminated,
+    )
     return SwitchOutcome(prod, old, terminated, notes)
 
 
@@ -328,14 +428,18 @@ def table_checksums(dsn: str) -> dict[str, str]:
     conn = psycopg2.connect(dsn, connect_timeout=15, application_name="hisops-restore")
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c "
-                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
-                        "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-                        "AND n.nspname NOT LIKE 'pg\\_%%' ORDER BY 1")
+            cur.execute(
+                "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+                "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                "AND n.nspname NOT LIKE 'pg\\_%%' ORDER BY 1"
+            )
             tables = [r[0] for r in cur.fetchall()]
             out = {}
             for table in tables:
-                cur.execute(f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t")
+                cur.execute(
+                    f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
+                )
                 out[table] = cur.fetchone()[0]
             return out
     finally:

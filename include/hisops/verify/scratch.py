@@ -50,12 +50,14 @@ class RestoreError(RuntimeError):
 
 # --- names -------------------------------------------------------------------------------------
 
+
 def _slug_part(database_id: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", database_id.lower())[:20].strip("_") or "db"
 
 
-def scratch_name(database_id: str, backup_id: int, now: datetime | None = None,
-                 prefix: str = SCRATCH_PREFIX) -> str:
+def scratch_name(
+    database_id: str, backup_id: int, now: datetime | None = None, prefix: str = SCRATCH_PREFIX
+) -> str:
     """``hisops_drill_his_emr_42_250101010000_a1b2`` (at most 63 bytes, a valid plain identifier)."""
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime(STAMP)
     return f"{prefix}{_slug_part(database_id)}_{int(backup_id)}_{stamp}_{secrets.token_hex(2)}"
@@ -79,10 +81,12 @@ def assert_droppable(name: str, pattern: re.Pattern[str] = SCRATCH_RE) -> None:
     if not is_scratch_name(name, pattern):
         raise ScratchGuardError(
             f"拒绝删除非演练库 refusing to drop {name!r}: not a scratch database name "
-            f"(must match {pattern.pattern})")
+            f"(must match {pattern.pattern})"
+        )
 
 
 # --- connections -------------------------------------------------------------------------------
+
 
 def dsn_with(dsn: str, dbname: str) -> str:
     """The same server and credentials, another database."""
@@ -96,8 +100,9 @@ def admin_connection(dsn: str) -> Iterator[Any]:
     """Autocommit connection to the server's maintenance database (CREATE/DROP/RENAME DATABASE)."""
     import psycopg2
 
-    conn = psycopg2.connect(dsn_with(dsn, MAINTENANCE_DB), connect_timeout=15,
-                            application_name="hisops-drill")
+    conn = psycopg2.connect(
+        dsn_with(dsn, MAINTENANCE_DB), connect_timeout=15, application_name="hisops-drill"
+    )
     conn.autocommit = True
     try:
         yield conn
@@ -145,7 +150,9 @@ def list_scratch(dsn: str, pattern: re.Pattern[str] = SCRATCH_RE) -> list[str]:
         return [row[0] for row in cur.fetchall() if is_scratch_name(row[0], pattern)]
 
 
-def drop_stale(dsn: str, older_than: timedelta = timedelta(hours=12), now: datetime | None = None) -> list[str]:
+def drop_stale(
+    dsn: str, older_than: timedelta = timedelta(hours=12), now: datetime | None = None
+) -> list[str]:
     """Drop scratch databases left by drills that were killed (older than ``older_than``)."""
     limit = (now or datetime.now(UTC)) - older_than
     stale = [n for n in list_scratch(dsn) if (created_at(n) or limit) < limit]
@@ -153,6 +160,7 @@ def drop_stale(dsn: str, older_than: timedelta = timedelta(hours=12), now: datet
 
 
 # --- pg_restore --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RestoreRun:
@@ -175,19 +183,32 @@ def find_pg_restore(pg_bindir: str | None = None, dump_version: str | None = Non
     if pg_bindir:
         candidates = [Path(pg_bindir) / "pg_restore"]
     else:
-        installed = sorted((int(p.name), p / "bin" / "pg_restore") for p in PG_ROOT.glob("*")
-                           if p.name.isdigit()) if PG_ROOT.is_dir() else []
+        installed = (
+            sorted(
+                (int(p.name), p / "bin" / "pg_restore")
+                for p in PG_ROOT.glob("*")
+                if p.name.isdigit()
+            )
+            if PG_ROOT.is_dir()
+            else []
+        )
         candidates = [path for _version, path in reversed(installed)]
-        candidates += [Path(p) / "pg_restore" for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+        candidates += [
+            Path(p) / "pg_restore" for p in os.environ.get("PATH", "").split(os.pathsep) if p
+        ]
     found = next((p for p in candidates if p.is_file() and os.access(p, os.X_OK)), None)
     if found is None:
-        raise RestoreError("找不到 pg_restore not found: install the PostgreSQL client tools or set pg_bindir")
+        raise RestoreError(
+            "找不到 pg_restore not found: install the PostgreSQL client tools or set pg_bindir"
+        )
     needed = _major(dump_version)
     proc = subprocess.run([str(found), "--version"], capture_output=True, text=True, timeout=30)
     have = _major(proc.stdout)
     if needed and have < needed:
-        raise RestoreError(f"pg_restore {have} ({found}) 早于生成备份的 pg_dump is older than the pg_dump "
-                           f"that wrote the backup ({dump_version}); set pg_bindir to a newer client")
+        raise RestoreError(
+            f"pg_restore {have} ({found}) 早于生成备份的 pg_dump is older than the pg_dump "
+            f"that wrote the backup ({dump_version}); set pg_bindir to a newer client"
+        )
     return found
 
 
@@ -203,25 +224,47 @@ def libpq_env(dsn: str, app: str = "hisops-restore") -> tuple[str, dict[str, str
     return make_dsn(**params), env
 
 
-def pg_restore_argv(tool: Path, dump_dir: Path, conninfo: str, jobs: int, *,
-                    keep_owners: bool = False) -> list[str]:
-    argv = [str(tool), f"--jobs={max(1, jobs)}", "--exit-on-error", "--no-password", f"--dbname={conninfo}"]
+def pg_restore_argv(
+    tool: Path, dump_dir: Path, conninfo: str, jobs: int, *, keep_owners: bool = False
+) -> list[str]:
+    argv = [
+        str(tool),
+        f"--jobs={max(1, jobs)}",
+        "--exit-on-error",
+        "--no-password",
+        f"--dbname={conninfo}",
+    ]
     if not keep_owners:  # drills may run on another server whose roles differ: data, not ACLs
         argv += ["--no-owner", "--no-privileges"]
     return [*argv, str(dump_dir)]
 
 
-def run_pg_restore(dump_dir: Path, dsn: str, *, jobs: int = 2, tool: Path | None = None,
-                   keep_owners: bool = False, extra_env: dict[str, str] | None = None) -> RestoreRun:
+def run_pg_restore(
+    dump_dir: Path,
+    dsn: str,
+    *,
+    jobs: int = 2,
+    tool: Path | None = None,
+    keep_owners: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> RestoreRun:
     """pg_restore a directory-format dump into the (empty) database ``dsn``; RestoreError on failure."""
     tool = tool or find_pg_restore()
     conninfo, env = libpq_env(dsn)
     argv = pg_restore_argv(tool, dump_dir, conninfo, jobs, keep_owners=keep_owners)
-    log.info("运行 running: %s", " ".join(a if not a.startswith("--dbname=") else "--dbname=…" for a in argv))
+    log.info(
+        "运行 running: %s",
+        " ".join(a if not a.startswith("--dbname=") else "--dbname=…" for a in argv),
+    )
     start = time.monotonic()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, env={**env, **(extra_env or {})}, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            argv,
+            env={**env, **(extra_env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         try:
             rc = proc.wait()
         finally:
@@ -230,9 +273,10 @@ def run_pg_restore(dump_dir: Path, dsn: str, *, jobs: int = 2, tool: Path | None
         tail = err.read()[-STDERR_TAIL:].decode("utf-8", "replace").strip()
     seconds = time.monotonic() - start
     if rc != 0:
-        raise RestoreError(f"pg_restore 失败 failed (exit {rc}) after {seconds:.1f}s: {tail or 'no message'}")
+        raise RestoreError(
+            f"pg_restore 失败 failed (exit {rc}) after {seconds:.1f}s: {tail or 'no message'}"
+        )
     return RestoreRun(seconds=round(seconds, 3), jobs=jobs, tool=str(tool), stderr_tail=tail)
-
 
 
 def run_sql(dsn: str, statements: Sequence[str]) -> None:

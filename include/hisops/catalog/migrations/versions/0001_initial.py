@@ -100,16 +100,26 @@ def _inspection_run_and_finding() -> None:
         sa.Column("details", JSONB, nullable=False, server_default=EMPTY),
         sa.Column("observed_at", TS, nullable=False, server_default=NOW),
         sa.PrimaryKeyConstraint("id", name="pk_finding"),
-        sa.ForeignKeyConstraint(["inspection_run_id"], [f"{S}.inspection_run.id"], ondelete="CASCADE",
-                                name="fk_finding_inspection_run_id"),
+        sa.ForeignKeyConstraint(
+            ["inspection_run_id"],
+            [f"{S}.inspection_run.id"],
+            ondelete="CASCADE",
+            name="fk_finding_inspection_run_id",
+        ),
         sa.CheckConstraint(SEVERITY_CHECK, name="ck_finding_severity"),
-        sa.CheckConstraint("target_kind IN ('database', 'host', 'log', 'endpoint', 'system')",
-                           name="ck_finding_target_kind"),
+        sa.CheckConstraint(
+            "target_kind IN ('database', 'host', 'log', 'endpoint', 'system')",
+            name="ck_finding_target_kind",
+        ),
         schema=S,
     )
     op.create_index("ix_finding_inspection_run_id", "finding", ["inspection_run_id"], schema=S)
-    op.create_index("ix_finding_target_id_check_id_observed_at", "finding",
-                    ["target_id", "check_id", "observed_at"], schema=S)
+    op.create_index(
+        "ix_finding_target_id_check_id_observed_at",
+        "finding",
+        ["target_id", "check_id", "observed_at"],
+        schema=S,
+    )
     op.create_index("ix_finding_observed_at", "finding", ["observed_at"], schema=S)
 
 
@@ -133,17 +143,31 @@ def _incident() -> None:
         sa.Column("owner", sa.Text),
         sa.Column("last_finding_id", sa.BigInteger),
         sa.PrimaryKeyConstraint("id", name="pk_incident"),
-        sa.ForeignKeyConstraint(["last_finding_id"], [f"{S}.finding.id"], ondelete="SET NULL",
-                                name="fk_incident_last_finding_id"),
+        sa.ForeignKeyConstraint(
+            ["last_finding_id"],
+            [f"{S}.finding.id"],
+            ondelete="SET NULL",
+            name="fk_incident_last_finding_id",
+        ),
         sa.CheckConstraint(SEVERITY_CHECK, name="ck_incident_severity"),
-        sa.CheckConstraint("state IN ('open', 'acknowledged', 'resolved')", name="ck_incident_state"),
+        sa.CheckConstraint(
+            "state IN ('open', 'acknowledged', 'resolved')", name="ck_incident_state"
+        ),
         schema=S,
     )
     # at most one open (not yet resolved) incident per check and target
-    op.create_index("uq_incident_open_check_target", "incident", ["check_id", "target_id"], unique=True,
-                    postgresql_where=sa.text("state <> 'resolved'"), schema=S)
+    op.create_index(
+        "uq_incident_open_check_target",
+        "incident",
+        ["check_id", "target_id"],
+        unique=True,
+        postgresql_where=sa.text("state <> 'resolved'"),
+        schema=S,
+    )
     op.create_index("ix_incident_opened_at", "incident", ["opened_at"], schema=S)
-    op.create_index("ix_incident_system_id_opened_at", "incident", ["system_id", "opened_at"], schema=S)
+    op.create_index(
+        "ix_incident_system_id_opened_at", "incident", ["system_id", "opened_at"], schema=S
+    )
     op.create_index("ix_incident_last_finding_id", "incident", ["last_finding_id"], schema=S)
 
 
@@ -167,11 +191,17 @@ def _backup() -> None:
         sa.Column("deleted_reason", sa.Text),
         sa.PrimaryKeyConstraint("id", name="pk_backup"),
         sa.CheckConstraint("kind IN ('database', 'files')", name="ck_backup_kind"),
-        sa.CheckConstraint("state IN ('running', 'completed', 'verified', 'failed')", name="ck_backup_state"),
+        sa.CheckConstraint(
+            "state IN ('running', 'completed', 'verified', 'failed')", name="ck_backup_state"
+        ),
         schema=S,
     )
-    op.create_index("ix_backup_database_id_state_finished_at", "backup",
-                    ["database_id", "state", "finished_at"], schema=S)
+    op.create_index(
+        "ix_backup_database_id_state_finished_at",
+        "backup",
+        ["database_id", "state", "finished_at"],
+        schema=S,
+    )
     op.create_index("ix_backup_started_at", "backup", ["started_at"], schema=S)
     op.create_table(
         "backup_verification",
@@ -185,11 +215,17 @@ def _backup() -> None:
         sa.Column("details", JSONB, nullable=False, server_default=EMPTY),
         sa.Column("error", sa.Text),
         sa.PrimaryKeyConstraint("id", name="pk_backup_verification"),
-        sa.ForeignKeyConstraint(["backup_id"], [f"{S}.backup.id"], name="fk_backup_verification_backup_id"),
+        sa.ForeignKeyConstraint(
+            ["backup_id"], [f"{S}.backup.id"], name="fk_backup_verification_backup_id"
+        ),
         schema=S,
     )
-    op.create_index("ix_backup_verification_backup_id", "backup_verification", ["backup_id"], schema=S)
-    op.create_index("ix_backup_verification_started_at", "backup_verification", ["started_at"], schema=S)
+    op.create_index(
+        "ix_backup_verification_backup_id", "backup_verification", ["backup_id"], schema=S
+    )
+    op.create_index(
+        "ix_backup_verification_started_at", "backup_verification", ["started_at"], schema=S
+    )
 
 
 def _maintenance_and_change() -> None:
@@ -208,12 +244,20 @@ def _maintenance_and_change() -> None:
         sa.Column("dag_run_id", sa.Text),
         sa.Column("error", sa.Text),
         sa.PrimaryKeyConstraint("id", name="pk_maintenance_operation"),
-        sa.ForeignKeyConstraint(["backup_id"], [f"{S}.backup.id"], name="fk_maintenance_operation_backup_id"),
+        sa.ForeignKeyConstraint(
+            ["backup_id"], [f"{S}.backup.id"], name="fk_maintenance_operation_backup_id"
+        ),
         schema=S,
     )
-    op.create_index("ix_maintenance_operation_database_id_started_at", "maintenance_operation",
-                    ["database_id", "started_at"], schema=S)
-    op.create_index("ix_maintenance_operation_backup_id", "maintenance_operation", ["backup_id"], schema=S)
+    op.create_index(
+        "ix_maintenance_operation_database_id_started_at",
+        "maintenance_operation",
+        ["database_id", "started_at"],
+        schema=S,
+    )
+    op.create_index(
+        "ix_maintenance_operation_backup_id", "maintenance_operation", ["backup_id"], schema=S
+    )
     op.create_table(
         "change_record",
         _id(),
@@ -227,7 +271,9 @@ def _maintenance_and_change() -> None:
         sa.Column("finished_at", TS),
         sa.Column("details", JSONB, nullable=False, server_default=EMPTY),
         sa.PrimaryKeyConstraint("id", name="pk_change_record"),
-        sa.ForeignKeyConstraint(["pre_backup_id"], [f"{S}.backup.id"], name="fk_change_record_pre_backup_id"),
+        sa.ForeignKeyConstraint(
+            ["pre_backup_id"], [f"{S}.backup.id"], name="fk_change_record_pre_backup_id"
+        ),
         schema=S,
     )
     op.create_index("ix_change_record_started_at", "change_record", ["started_at"], schema=S)
@@ -247,7 +293,9 @@ def _audit_event() -> None:
         sa.Column("dag_id", sa.Text),
         sa.Column("run_id", sa.Text),
         sa.PrimaryKeyConstraint("id", name="pk_audit_event"),
-        sa.CheckConstraint("result IN ('success', 'failure', 'refused')", name="ck_audit_event_result"),
+        sa.CheckConstraint(
+            "result IN ('success', 'failure', 'refused')", name="ck_audit_event_result"
+        ),
         schema=S,
     )
     op.create_index("ix_audit_event_at", "audit_event", ["at"], schema=S)
@@ -278,8 +326,12 @@ def _log_offset_and_metrics() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_metric_sample"),
         schema=S,
     )
-    op.create_index("ix_metric_sample_target_id_metric_observed_at", "metric_sample",
-                    ["target_id", "metric", "observed_at"], schema=S)
+    op.create_index(
+        "ix_metric_sample_target_id_metric_observed_at",
+        "metric_sample",
+        ["target_id", "metric", "observed_at"],
+        schema=S,
+    )
 
 
 def upgrade() -> None:
@@ -293,7 +345,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("metric_sample", "log_offset", "audit_event", "change_record", "maintenance_operation",
-                  "backup_verification", "backup", "incident", "finding", "inspection_run", "selfcheck_run"):
+    for table in (
+        "metric_sample",
+        "log_offset",
+        "audit_event",
+        "change_record",
+        "maintenance_operation",
+        "backup_verification",
+        "backup",
+        "incident",
+        "finding",
+        "inspection_run",
+        "selfcheck_run",
+    ):
         op.drop_table(table, schema=S)
     op.execute("DROP FUNCTION hisops.audit_event_append_only()")

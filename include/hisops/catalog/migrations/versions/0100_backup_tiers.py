@@ -43,12 +43,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(f"UPDATE {S}.backup SET state = 'failed', error = coalesce(error, 'missing') "
-               "WHERE state = 'missing'")
+    op.execute(
+        f"UPDATE {S}.backup SET state = 'failed', error = coalesce(error, 'missing') "
+        "WHERE state = 'missing'"
+    )
     physical = f"SELECT id FROM {S}.backup WHERE kind = 'physical'"
     op.execute(f"DELETE FROM {S}.backup_verification WHERE backup_id IN ({physical})")
-    op.execute(f"UPDATE {S}.maintenance_operation SET backup_id = NULL WHERE backup_id IN ({physical})")
-    op.execute(f"UPDATE {S}.change_record SET pre_backup_id = NULL WHERE pre_backup_id IN ({physical})")
+    op.execute(
+        f"UPDATE {S}.maintenance_operation SET backup_id = NULL WHERE backup_id IN ({physical})"
+    )
+    op.execute(
+        f"UPDATE {S}.change_record SET pre_backup_id = NULL WHERE pre_backup_id IN ({physical})"
+    )
     op.execute(f"DELETE FROM {S}.backup WHERE kind = 'physical'")
     _replace_check("ck_backup_kind", OLD_KINDS)
     _replace_check("ck_backup_state", OLD_STATES)

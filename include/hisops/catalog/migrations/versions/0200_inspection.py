@@ -31,22 +31,45 @@ WHERE f.inspection_run_id = g.inspection_run_id AND f.target_id = g.target_id
 
 
 def upgrade() -> None:
-    op.execute("UPDATE hisops.incident i SET last_finding_id = NULL WHERE last_finding_id IN ("
-               "SELECT f.id FROM hisops.finding f JOIN hisops.finding g ON f.inspection_run_id = "
-               "g.inspection_run_id AND f.target_id = g.target_id AND f.check_id = g.check_id AND f.id < g.id)")
+    op.execute(
+        "UPDATE hisops.incident i SET last_finding_id = NULL WHERE last_finding_id IN ("
+        "SELECT f.id FROM hisops.finding f JOIN hisops.finding g ON f.inspection_run_id = "
+        "g.inspection_run_id AND f.target_id = g.target_id AND f.check_id = g.check_id AND f.id < g.id)"
+    )
     op.execute(DEDUPE_FINDINGS)
-    op.create_index("uq_finding_run_target_check", "finding", ["inspection_run_id", "target_id", "check_id"],
-                    unique=True, schema=S)
+    op.create_index(
+        "uq_finding_run_target_check",
+        "finding",
+        ["inspection_run_id", "target_id", "check_id"],
+        unique=True,
+        schema=S,
+    )
 
-    op.add_column("metric_sample", sa.Column("inspection_run_id", sa.BigInteger,
-                                             sa.ForeignKey(f"{S}.inspection_run.id", ondelete="CASCADE",
-                                                           name="fk_metric_sample_inspection_run_id")),
-                  schema=S)
-    op.create_index("uq_metric_sample_run_target_metric", "metric_sample",
-                    ["inspection_run_id", "target_id", "metric"], unique=True, schema=S,
-                    postgresql_where=sa.text("inspection_run_id IS NOT NULL"))
+    op.add_column(
+        "metric_sample",
+        sa.Column(
+            "inspection_run_id",
+            sa.BigInteger,
+            sa.ForeignKey(
+                f"{S}.inspection_run.id",
+                ondelete="CASCADE",
+                name="fk_metric_sample_inspection_run_id",
+            ),
+        ),
+        schema=S,
+    )
+    op.create_index(
+        "uq_metric_sample_run_target_metric",
+        "metric_sample",
+        ["inspection_run_id", "target_id", "metric"],
+        unique=True,
+        schema=S,
+        postgresql_where=sa.text("inspection_run_id IS NOT NULL"),
+    )
 
-    op.add_column("log_offset", sa.Column("reader", sa.Text, nullable=False, server_default=""), schema=S)
+    op.add_column(
+        "log_offset", sa.Column("reader", sa.Text, nullable=False, server_default=""), schema=S
+    )
     op.add_column("log_offset", sa.Column("inspection_run_id", sa.BigInteger), schema=S)
     op.add_column("log_offset", sa.Column("prev_inode", sa.BigInteger), schema=S)
     op.add_column("log_offset", sa.Column("prev_offset", sa.BigInteger), schema=S)

@@ -26,8 +26,13 @@ NOW = sa.text("now()")
 
 
 def _chain_columns() -> None:
-    for name, type_ in (("seq", sa.BigInteger), ("source", sa.Text), ("reason", sa.Text),
-                        ("prev_hash", sa.Text), ("hash", sa.Text)):
+    for name, type_ in (
+        ("seq", sa.BigInteger),
+        ("source", sa.Text),
+        ("reason", sa.Text),
+        ("prev_hash", sa.Text),
+        ("hash", sa.Text),
+    ):
         op.add_column("audit_event", sa.Column(name, type_), schema=S)
     op.create_index("uq_audit_event_seq", "audit_event", ["seq"], unique=True, schema=S)
     op.create_index("ix_audit_event_action_at", "audit_event", ["action", "at"], schema=S)

@@ -38,8 +38,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_statement_snapshot"),
         schema=S,
     )
-    op.create_index("ix_statement_snapshot_database_id_taken_at", "statement_snapshot",
-                    ["database_id", "taken_at"], schema=S)
+    op.create_index(
+        "ix_statement_snapshot_database_id_taken_at",
+        "statement_snapshot",
+        ["database_id", "taken_at"],
+        schema=S,
+    )
     op.create_table(
         "tuning_proposal",
         sa.Column("id", sa.BigInteger, sa.Identity(), nullable=False),
@@ -58,13 +62,30 @@ def upgrade() -> None:
         sa.CheckConstraint(PROPOSAL_STATES, name="ck_tuning_proposal_state"),
         schema=S,
     )
-    op.create_index("ix_tuning_proposal_database_id_state", "tuning_proposal",
-                    ["database_id", "state"], schema=S)
-    op.create_index("uq_tuning_proposal_open", "tuning_proposal", ["database_id", "kind", "definition"],
-                    unique=True, schema=S, postgresql_where=sa.text("state IN ('proposed', 'approved')"))
+    op.create_index(
+        "ix_tuning_proposal_database_id_state",
+        "tuning_proposal",
+        ["database_id", "state"],
+        schema=S,
+    )
+    op.create_index(
+        "uq_tuning_proposal_open",
+        "tuning_proposal",
+        ["database_id", "kind", "definition"],
+        unique=True,
+        schema=S,
+        postgresql_where=sa.text("state IN ('proposed', 'approved')"),
+    )
     op.add_column("maintenance_operation", sa.Column("proposal_id", sa.BigInteger), schema=S)
-    op.create_foreign_key("fk_maintenance_operation_proposal_id", "maintenance_operation", "tuning_proposal",
-                          ["proposal_id"], ["id"], source_schema=S, referent_schema=S)
+    op.create_foreign_key(
+        "fk_maintenance_operation_proposal_id",
+        "maintenance_operation",
+        "tuning_proposal",
+        ["proposal_id"],
+        ["id"],
+        source_schema=S,
+        referent_schema=S,
+    )
 
 
 def downgrade() -> None:

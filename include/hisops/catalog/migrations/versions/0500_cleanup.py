@@ -64,9 +64,15 @@ def _runs() -> None:
         sa.Column("details", JSONB, nullable=False, server_default=EMPTY),
         sa.Column("recorded_at", TS, nullable=False, server_default=NOW),
         sa.PrimaryKeyConstraint("id", name="pk_cleanup_step"),
-        sa.ForeignKeyConstraint(["cleanup_run_id"], [f"{S}.cleanup_run.id"], ondelete="CASCADE",
-                                name="fk_cleanup_step_cleanup_run_id"),
-        sa.CheckConstraint("scope IN ('host', 'catalog', 'airflow', 'task_logs')", name="ck_cleanup_step_scope"),
+        sa.ForeignKeyConstraint(
+            ["cleanup_run_id"],
+            [f"{S}.cleanup_run.id"],
+            ondelete="CASCADE",
+            name="fk_cleanup_step_cleanup_run_id",
+        ),
+        sa.CheckConstraint(
+            "scope IN ('host', 'catalog', 'airflow', 'task_logs')", name="ck_cleanup_step_scope"
+        ),
         schema=S,
     )
     op.create_index("ix_cleanup_step_cleanup_run_id", "cleanup_step", ["cleanup_run_id"], schema=S)
@@ -84,10 +90,17 @@ def _runs() -> None:
         sa.Column("reason", sa.Text),
         sa.Column("bytes_freed", sa.BigInteger, nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("id", name="pk_cleanup_file"),
-        sa.ForeignKeyConstraint(["cleanup_run_id"], [f"{S}.cleanup_run.id"], ondelete="CASCADE",
-                                name="fk_cleanup_file_cleanup_run_id"),
-        sa.CheckConstraint("outcome IN ('deleted', 'compressed', 'would_delete', 'would_compress', "
-                           "'skipped', 'failed')", name="ck_cleanup_file_outcome"),
+        sa.ForeignKeyConstraint(
+            ["cleanup_run_id"],
+            [f"{S}.cleanup_run.id"],
+            ondelete="CASCADE",
+            name="fk_cleanup_file_cleanup_run_id",
+        ),
+        sa.CheckConstraint(
+            "outcome IN ('deleted', 'compressed', 'would_delete', 'would_compress', "
+            "'skipped', 'failed')",
+            name="ck_cleanup_file_outcome",
+        ),
         schema=S,
     )
     op.create_index("ix_cleanup_file_cleanup_run_id", "cleanup_file", ["cleanup_run_id"], schema=S)
@@ -106,8 +119,12 @@ def _rollups() -> None:
         sa.PrimaryKeyConstraint("day", "target_id", "metric", name="pk_metric_daily"),
         schema=S,
     )
-    op.create_index("ix_metric_daily_target_id_metric_day", "metric_daily", ["target_id", "metric", "day"],
-                    schema=S)
+    op.create_index(
+        "ix_metric_daily_target_id_metric_day",
+        "metric_daily",
+        ["target_id", "metric", "day"],
+        schema=S,
+    )
     op.create_table(
         "finding_daily",
         sa.Column("day", sa.Date, nullable=False),
@@ -124,13 +141,21 @@ def _rollups() -> None:
         sa.Column("value_min", NUMBER),
         sa.Column("value_max", NUMBER),
         sa.Column("value_sum", NUMBER),
-        sa.PrimaryKeyConstraint("day", "target_kind", "target_id", "check_id", name="pk_finding_daily"),
+        sa.PrimaryKeyConstraint(
+            "day", "target_kind", "target_id", "check_id", name="pk_finding_daily"
+        ),
         schema=S,
     )
-    op.create_index("ix_finding_daily_target_id_check_id_day", "finding_daily", ["target_id", "check_id", "day"],
-                    schema=S)
+    op.create_index(
+        "ix_finding_daily_target_id_check_id_day",
+        "finding_daily",
+        ["target_id", "check_id", "day"],
+        schema=S,
+    )
     # keyset order for batched pruning: each batch starts where the previous one ended
-    op.create_index("ix_metric_sample_observed_at_id", "metric_sample", ["observed_at", "id"], schema=S)
+    op.create_index(
+        "ix_metric_sample_observed_at_id", "metric_sample", ["observed_at", "id"], schema=S
+    )
     op.create_index("ix_finding_observed_at_id", "finding", ["observed_at", "id"], schema=S)
 
 

@@ -36,15 +36,30 @@ EMPTY = sa.text("'{}'::jsonb")
 
 
 def _change_columns() -> None:
-    op.add_column("change_record", sa.Column("requested_at", TS, nullable=False, server_default=NOW), schema=S)
+    op.add_column(
+        "change_record", sa.Column("requested_at", TS, nullable=False, server_default=NOW), schema=S
+    )
     op.add_column("change_record", sa.Column("kind", sa.Text), schema=S)
-    op.add_column("change_record", sa.Column("targets", ARRAY(sa.Text), nullable=False,
-                                             server_default=sa.text("'{}'::text[]")), schema=S)
+    op.add_column(
+        "change_record",
+        sa.Column(
+            "targets", ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]")
+        ),
+        schema=S,
+    )
     op.add_column("change_record", sa.Column("dag_run_id", sa.Text), schema=S)
     op.add_column("change_record", sa.Column("failed_at", TS), schema=S)
     op.add_column("change_record", sa.Column("incident_id", sa.BigInteger), schema=S)
-    op.create_foreign_key("fk_change_record_incident_id", "change_record", "incident", ["incident_id"], ["id"],
-                          source_schema=S, referent_schema=S, ondelete="SET NULL")
+    op.create_foreign_key(
+        "fk_change_record_incident_id",
+        "change_record",
+        "incident",
+        ["incident_id"],
+        ["id"],
+        source_schema=S,
+        referent_schema=S,
+        ondelete="SET NULL",
+    )
     op.create_index("ix_change_record_finished_at", "change_record", ["finished_at"], schema=S)
 
 
@@ -59,8 +74,12 @@ def _change_step() -> None:
         sa.Column("finished_at", TS),
         sa.Column("details", JSONB, nullable=False, server_default=EMPTY),
         sa.PrimaryKeyConstraint("id", name="pk_change_step"),
-        sa.ForeignKeyConstraint(["change_id"], [f"{S}.change_record.id"], ondelete="CASCADE",
-                                name="fk_change_step_change_id"),
+        sa.ForeignKeyConstraint(
+            ["change_id"],
+            [f"{S}.change_record.id"],
+            ondelete="CASCADE",
+            name="fk_change_step_change_id",
+        ),
         schema=S,
     )
     op.create_index("ix_change_step_change_id", "change_step", ["change_id"], schema=S)
@@ -103,8 +122,15 @@ def _evidence_pack() -> None:
 
 
 def _availability_index() -> None:
-    op.create_index("ix_finding_availability", "finding", ["observed_at"], schema=S,
-                    postgresql_where=sa.text("check_id IN ('database.reachable', 'host.reachable', 'http.status')"))
+    op.create_index(
+        "ix_finding_availability",
+        "finding",
+        ["observed_at"],
+        schema=S,
+        postgresql_where=sa.text(
+            "check_id IN ('database.reachable', 'host.reachable', 'http.status')"
+        ),
+    )
 
 
 def upgrade() -> None:
@@ -120,6 +146,8 @@ def downgrade() -> None:
     for table in ("evidence_pack", "kpi_report", "change_step"):
         op.drop_table(table, schema=S)
     op.drop_index("ix_change_record_finished_at", "change_record", schema=S)
-    op.drop_constraint("fk_change_record_incident_id", "change_record", type_="foreignkey", schema=S)
+    op.drop_constraint(
+        "fk_change_record_incident_id", "change_record", type_="foreignkey", schema=S
+    )
     for column in ("incident_id", "failed_at", "dag_run_id", "targets", "kind", "requested_at"):
         op.drop_column("change_record", column, schema=S)
