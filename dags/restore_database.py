@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 from hisops.airflow import access, dagkit
-from hisops.airflow import verify_tasks as t  # light: drivers are imported inside the tasks
+from hisops.airflow import restore_tasks as t  # light: drivers are imported inside the tasks
 
 INVENTORY = (
     dagkit.parse_time_inventory()
