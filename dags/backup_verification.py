@@ -12,7 +12,6 @@ INVENTORY = (
     dagkit.parse_time_inventory()
 )  # invalid inventory → import error naming file, field, problem
 DATABASES = [d.id for _, d in INVENTORY.all_databases()]
-MAP_LABEL = "{{ hisops_label | default('?') }}"  # set by the task to its database id
 
 DOC = f"""
 ### 备份校验 / 恢复演练 Backup verification (restore drill)
@@ -116,15 +115,15 @@ def backup_verification():
 
     @task(
         task_display_name="恢复演练 Restore drill",
-        map_index_template=MAP_LABEL,
-        pool="hisops_verification",
+        map_index_template=dagkit.MAP_LABEL,
+        pool=dagkit.POOL_VERIFICATION,
         execution_timeout=timedelta(hours=8),
         retries=0,
     )
     def drill(job: dict, **context) -> dict:
         return t.run_drill_task(job, context)
 
-    @task(task_display_name="记录结果 Record result", map_index_template=MAP_LABEL)
+    @task(task_display_name="记录结果 Record result", map_index_template=dagkit.MAP_LABEL)
     def record(result: dict, **context) -> dict:
         return t.record_drill(result, context)
 

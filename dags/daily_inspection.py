@@ -13,7 +13,7 @@ from hisops.airflow import (
 INVENTORY = (
     dagkit.parse_time_inventory()
 )  # local file only; invalid inventory → precise import error
-POOL = "hisops_inspection"  # hisops.airflow.pools.POOLS; bounds how many systems run at once
+POOL = dagkit.POOL_INSPECTION  # bounds how many systems are inspected at once
 
 DOC = f"""
 ### 每日巡检 Daily inspection (第七条)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
+from hisops import timeouts
 from hisops.airflow import access, dagkit
 from hisops.airflow import backup_tasks as t  # light: drivers are imported inside the tasks
 
@@ -13,7 +12,6 @@ INVENTORY = (
 )  # invalid inventory → import error naming file, field, problem
 DATABASES = [d.id for _, d in INVENTORY.all_databases()]
 
-MAP_LABEL = "{{ hisops_label | default('?') }}"  # set by the task to its database / host id
 
 DOC = f"""
 ### 数据库备份 Database backup (第十一条)
@@ -77,19 +75,19 @@ def db_backup():
 
     @task(
         task_display_name="备份数据库 Back up database",
-        map_index_template=MAP_LABEL,
-        pool="hisops_backup",
+        map_index_template=dagkit.MAP_LABEL,
+        pool=dagkit.POOL_BACKUP,
         outlets=[t.backup_alias()],
-        execution_timeout=timedelta(hours=6),
+        execution_timeout=timeouts.DB_BACKUP_TASK,
     )
     def backup(database_id: str, **context) -> dict:
         return t.backup_database_task(database_id, context)
 
     @task(
         task_display_name="异地副本 Off-site copy",
-        map_index_template=MAP_LABEL,
-        pool="hisops_backup",
-        execution_timeout=timedelta(hours=6),
+        map_index_template=dagkit.MAP_LABEL,
+        pool=dagkit.POOL_BACKUP,
+        execution_timeout=timeouts.DB_BACKUP_TASK,
     )
     def offsite(result: dict, **context) -> dict:
         return t.offsite_copy(result, context)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
+from hisops import timeouts
 from hisops.airflow import access, dagkit
 from hisops.airflow import backup_tasks as t  # light: paramiko is imported inside the tasks
 
 INVENTORY = dagkit.parse_time_inventory()
 HOSTS = [h.id for _, h in INVENTORY.all_hosts() if h.backup_paths]
 
-MAP_LABEL = "{{ hisops_label | default('?') }}"  # set by the task to its database / host id
 
 DOC = f"""
 ### 系统文件备份 System file backup (第十一条)
@@ -68,23 +66,23 @@ def file_backup():
 
     @task(
         task_display_name="备份文件 Back up files",
-        map_index_template=MAP_LABEL,
-        pool="hisops_backup",
+        map_index_template=dagkit.MAP_LABEL,
+        pool=dagkit.POOL_BACKUP,
         outlets=[t.backup_alias()],
-        execution_timeout=timedelta(hours=4),
+        execution_timeout=timeouts.FILE_BACKUP_TASK,
     )
     def backup(host_id: str, **context) -> dict:
         return t.backup_files_task(host_id, context)
 
-    @task(task_display_name="校验归档 Verify archives", map_index_template=MAP_LABEL)
+    @task(task_display_name="校验归档 Verify archives", map_index_template=dagkit.MAP_LABEL)
     def verify(result: dict, **context) -> dict:
         return t.verify_file_backup_task(result, context)
 
     @task(
         task_display_name="异地副本 Off-site copy",
-        map_index_template=MAP_LABEL,
-        pool="hisops_backup",
-        execution_timeout=timedelta(hours=4),
+        map_index_template=dagkit.MAP_LABEL,
+        pool=dagkit.POOL_BACKUP,
+        execution_timeout=timeouts.FILE_BACKUP_TASK,
     )
     def offsite(result: dict, **context) -> dict:
         return t.offsite_copy(result, context)

@@ -79,7 +79,7 @@ def performance_review():
 
     @task(
         task_display_name="评估数据库 Review database",
-        map_index_template="{{ hisops_label }}",
+        map_index_template=dagkit.MAP_LABEL,
         execution_timeout=timedelta(minutes=30),
     )
     def review(database_id: str, **context) -> str:

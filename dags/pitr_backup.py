@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from airflow.sdk import Param, dag, task
+from hisops import timeouts
 from hisops.airflow import access, dagkit
 from hisops.airflow import (
     pitr_tasks as t,
@@ -12,7 +11,6 @@ from hisops.airflow import (
 
 INVENTORY = dagkit.parse_time_inventory()
 SERVERS = t.pitr_server_ids(INVENTORY)
-MAP_LABEL = "{{ hisops_label | default('?') }}"
 
 DOC = f"""
 ### 物理备份 Physical backup (pgBackRest, 时间点恢复 PITR)
@@ -80,17 +78,18 @@ def pitr_backup():
         return t.select_servers(params["servers"])
 
     @task(
-        task_display_name="准备 Prepare (config, stanza, archiving)", map_index_template=MAP_LABEL
+        task_display_name="准备 Prepare (config, stanza, archiving)",
+        map_index_template=dagkit.MAP_LABEL,
     )
     def prepare(server_id: str, **context) -> dict:
         return t.prepare_task(server_id, context)
 
     @task(
         task_display_name="物理备份 Back up",
-        map_index_template=MAP_LABEL,
-        pool="hisops_backup",
+        map_index_template=dagkit.MAP_LABEL,
+        pool=dagkit.POOL_BACKUP,
         outlets=[t.pitr_alias()],
-        execution_timeout=timedelta(hours=8),
+        execution_timeout=timeouts.PITR_BACKUP_TASK,
         retries=0,
     )
     def backup(prepared: dict, params=None, **context) -> dict:

@@ -1,4 +1,4 @@
-"""What every hisops DAG shares: owner, retries, start date, parse-time inventory.
+"""What every hisops DAG shares: owner, retries, start date, map label, pools, parse-time inventory.
 
 Import-cheap on purpose (DAG files import it at parse time): no DB drivers, no GX, no pandas.
 """
@@ -14,6 +14,15 @@ from zoneinfo import ZoneInfo
 OWNER = "hisops"
 TIMEZONE = ZoneInfo("Asia/Shanghai")
 START_DATE = datetime(2026, 1, 1, tzinfo=TIMEZONE)
+
+#: ``map_index_template`` of mapped tasks: the label the task sets with
+#: ``hisops.airflow.context.set_label`` (its database / host / server id)
+MAP_LABEL = "{{ hisops_label | default('?') }}"
+
+#: Airflow pools (created by ``hisops.airflow.pools.ensure_pools``; DAGs name them with these)
+POOL_INSPECTION = "hisops_inspection"  # how many systems are inspected at once
+POOL_BACKUP = "hisops_backup"  # concurrent pg_dump / file / pgBackRest backups
+POOL_VERIFICATION = "hisops_verification"  # concurrent restore drills
 
 
 def default_args(retries: int = 1, retry_minutes: int = 5) -> dict[str, Any]:

@@ -6,11 +6,13 @@ steps; DAGs refer to pools by these names.
 
 from __future__ import annotations
 
+from hisops.airflow.dagkit import POOL_BACKUP, POOL_INSPECTION, POOL_VERIFICATION
+
 # name -> (slots, description)
 POOLS: dict[str, tuple[int, str]] = {
-    "hisops_inspection": (4, "巡检并发 concurrent inspection groups"),
-    "hisops_backup": (2, "备份并发 concurrent pg_dump / file backups"),
-    "hisops_verification": (1, "恢复演练并发 concurrent restore drills"),
+    POOL_INSPECTION: (4, "巡检并发 concurrent inspection groups"),
+    POOL_BACKUP: (2, "备份并发 concurrent pg_dump / file backups"),
+    POOL_VERIFICATION: (1, "恢复演练并发 concurrent restore drills"),
 }
 
 

@@ -58,13 +58,14 @@ from hisops.backup.snapshot import (
     server_info,
     user_tables,
 )
+from hisops.timeouts import STALE_BACKUP, hours
 
 log = logging.getLogger(__name__)
 PG_ROOT = Path("/usr/lib/postgresql")
 VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 PROGRESS_SECONDS = 15.0
 STDERR_TAIL = 2000
-STALE_HOURS = 12  # > the db_backup task's execution_timeout (6 h)
+STALE_HOURS = hours(STALE_BACKUP)  # > the backup tasks' execution_timeout (hisops.timeouts)
 
 
 class BackupError(RuntimeError):

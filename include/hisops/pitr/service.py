@@ -17,11 +17,12 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hisops.pitr.pgbackrest import PgBackRestError, PhysicalBackup, StanzaInfo, error_lines
+from hisops.timeouts import STALE_PITR_BACKUP
 
 if TYPE_CHECKING:
     from hisops.catalog.records import BackupRecord
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 FORMAT = "pgbackrest-info/1"
 TYPES = ("full", "diff", "incr")
 ACTION = "backup_physical"
-STALE_RUNNING = timedelta(hours=12)
+STALE_RUNNING = STALE_PITR_BACKUP  # > pitr_backup's execution_timeout (hisops.timeouts)
 
 
 @dataclass(frozen=True)
