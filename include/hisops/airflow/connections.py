@@ -74,3 +74,27 @@ def ssh_params(conn_id: str):
         password=c.password or None,
         connect_timeout=float(extra.get("conn_timeout", 10)),
     )
+
+
+def backup_encryption_key(backup_dir: Any) -> str | None:
+    """The key of an encrypted backup (its manifest names the connection); None when the backup
+    is not encrypted, its manifest is unreadable or the connection unusable (the restore or drill
+    then reports it as the backup's or the configuration's fault)."""
+    import logging
+    from pathlib import Path
+
+    from hisops.backup.manifest import ManifestError, load_manifest
+
+    try:
+        encryption = load_manifest(Path(backup_dir)).encryption
+    except ManifestError:
+        return None
+    if encryption is None:
+        return None
+    try:
+        return get_connection(encryption.key_conn_id).password or None
+    except Exception:  # noqa: BLE001 - AirflowNotFoundException and friends (lazy Airflow import)
+        logging.getLogger(__name__).warning(
+            "加密连接不可用 encryption connection %r not usable", encryption.key_conn_id
+        )
+        return None

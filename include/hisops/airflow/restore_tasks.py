@@ -1,8 +1,8 @@
 """Task bodies of restore_database (数据恢复); the DAG file only wires them.
 
 Import-cheap: the DAG file imports this module at parse time; drivers and the domain modules are
-imported inside the functions. (Split out of verify_tasks; the restore package refactor of issue 7
-moves the decisions into ``hisops.restore``.)
+imported inside the functions. Who asked: :func:`hisops.airflow.context.run_info`; the roles of
+that user: :func:`hisops.airflow.users.roles_of`.
 """
 
 from __future__ import annotations
@@ -12,72 +12,28 @@ from pathlib import Path
 from typing import Any
 
 from hisops.airflow import runtime
-from hisops.airflow.verify_tasks import (  # noqa: F401 - shared helpers, to be replaced by context
-    AIRFLOW_DB_CONN_ID,
-    RESTORE_ACTION,
-    _actor,
-    _audit,
-    _channels,
-    _connection_exists,
-    _database,
-    _encryption_key,
-    _label,
-)
+from hisops.airflow.context import run_info
 
 log = logging.getLogger(__name__)
 
-# --- restore_database: who may ---------------------------------------------------------------------
+RESTORE_ACTION = "restore"
 
 
-class RoleLookupError(RuntimeError):
-    """The roles of the triggering user could not be read (then overwrite is refused)."""
+def _database(database_id: str) -> Any:
+    """The inventory database (KeyError naming the known ids)."""
+    return runtime.inventory().locate_database(database_id)[1]
 
 
-def _roles_via_connection(username: str) -> set[str]:
-    """FAB's tables through a read-only connection to the Airflow metadata DB (works in task processes)."""
-    import psycopg2
-
-    from hisops.airflow.connections import postgres_dsn
-
-    conn = psycopg2.connect(
-        postgres_dsn(AIRFLOW_DB_CONN_ID), connect_timeout=10, application_name="hisops-roles"
+def _audit(context: dict, action: str, target: str, result: str, details: dict[str, Any]) -> None:
+    info = run_info(context)
+    runtime.catalog().add_audit_event(
+        actor=info.actor,
+        action=action,
+        target=target,
+        result=result,
+        details=details,
+        **info.audit_fields(),
     )
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT r.name FROM ab_user u JOIN ab_user_role ur ON ur.user_id = u.id "
-                "JOIN ab_role r ON r.id = ur.role_id WHERE u.username = %s AND u.active",
-                (username,),
-            )
-            return {row[0] for row in cur.fetchall()}
-    finally:
-        conn.close()
-
-
-def _roles_via_security_manager(username: str) -> set[str]:
-    """FAB's security manager (needs the metadata ORM: CLI, dag.test — not a LocalExecutor task process)."""
-    from hisops.airflow.roles import appbuilder
-
-    with appbuilder() as ab:
-        user = ab.sm.find_user(username=username)
-        return {r.name for r in user.roles} if user is not None and user.is_active else set()
-
-
-def user_roles(username: str | None) -> set[str]:
-    """FAB roles of ``username``. Airflow 3 forbids task processes its ORM, so the connection
-    ``hisops_airflow_db`` is asked first; without it FAB's security manager (where the ORM works)."""
-    if not username:
-        return set()
-    if _connection_exists(AIRFLOW_DB_CONN_ID):
-        return _roles_via_connection(username)
-    try:
-        return _roles_via_security_manager(username)
-    except Exception as exc:  # noqa: BLE001 - blocked ORM, FAB not configured, …
-        raise RoleLookupError(
-            f"无法读取用户 {username} 的角色 cannot read the roles of {username!r}: {type(exc).__name__}: {exc}. "
-            f"Define the Airflow connection {AIRFLOW_DB_CONN_ID!r} (read access to ab_user, ab_role, ab_user_role "
-            "of the Airflow metadata database)."
-        ) from exc
 
 
 # --- restore_database: the steps -----------------------------------------------------------------
@@ -169,20 +125,23 @@ def authorize_restore(params: dict[str, Any], context: dict) -> dict[str, Any]:
     """Validate the form, check confirmation and role, resolve the backup; refusals are audited."""
     from dataclasses import replace
 
+    from hisops.airflow.users import RoleLookupError, roles_of
     from hisops.verify.restore import RestoreRefused, authorize, check_confirmation
 
-    user = getattr(context.get("dag_run"), "triggering_user_name", None)
+    info = run_info(context)
+    user = info.triggering_user
     database_id = params.get("database_id") or ""
     try:
-        _, db = _database(database_id)
+        db = _database(database_id)
         req = _request(params, user, set())
         check_confirmation(req)  # before asking anyone about roles
         if req.target == "overwrite":
-            req = replace(req, roles=frozenset(user_roles(user)))
+            req = replace(req, roles=frozenset(roles_of(user)))
         authorize(req)
-        plan = _plan(req, db, user or _actor(context))
-    except (RestoreRefused, RoleLookupError, ValueError) as exc:
-        raise _refusal(context, database_id, params, str(exc), user) from exc
+        plan = _plan(req, db, info.actor)
+    except (RestoreRefused, RoleLookupError, KeyError, ValueError) as exc:
+        reason = str(exc.args[0]) if isinstance(exc, KeyError) else str(exc)
+        raise _refusal(context, database_id, params, reason, user) from exc
     log.info(
         "已授权 authorized: %s restores backup #%s of %s → %s (%s)",
         plan.user,
@@ -197,9 +156,10 @@ def authorize_restore(params: dict[str, Any], context: dict) -> dict[str, Any]:
 
 def stage_restore(plan: dict[str, Any], context: dict) -> dict[str, Any]:
     """Checksums, then pg_restore into the staging database (production untouched)."""
+    from hisops.airflow.connections import backup_encryption_key
     from hisops.verify.restore import RestorePlan, stage
 
-    _, db = _database(plan["database_id"])
+    db = _database(plan["database_id"])
     p = RestorePlan(**plan)
     try:
         seconds = stage(
@@ -207,7 +167,7 @@ def stage_restore(plan: dict[str, Any], context: dict) -> dict[str, Any]:
             runtime.dsn_for(db),
             jobs=db.backup.jobs,
             pg_bindir=db.pg_bindir,
-            encryption_key=_encryption_key(Path(p.backup_dir)),
+            encryption_key=backup_encryption_key(Path(p.backup_dir)),
         )
     except Exception as exc:
         _audit(
@@ -224,7 +184,7 @@ def stage_restore(plan: dict[str, Any], context: dict) -> dict[str, Any]:
 
 def safety_backup(staged: dict[str, Any], context: dict) -> int | None:
     """overwrite only: a normal, catalogued backup of the production database about to be replaced."""
-    from hisops.airflow.backup_tasks import run_database_backup
+    from hisops.backup.dump import backup_database
 
     if staged["target"] != "overwrite":
         log.info(
@@ -232,12 +192,11 @@ def safety_backup(staged: dict[str, Any], context: dict) -> int | None:
         )
         return None
     try:
-        outcome = run_database_backup(
-            staged["database_id"],
-            dag_id=context["dag"].dag_id,
-            run_id=context["run_id"],
-            who=_actor(context),
+        info = run_info(context)
+        spec = runtime.dump_spec(
+            staged["database_id"], dag_id=info.dag_id, run_id=info.run_id, who=info.actor
         )
+        outcome = backup_database(spec, runtime.catalog()).as_dict()
     except Exception as exc:
         _audit(
             context,
@@ -262,7 +221,7 @@ def switch_restore(
     """Make the restored data live: rename staging → new database, or swap it with production."""
     from hisops.verify.restore import RestorePlan, switch_new_database, switch_overwrite
 
-    _, db = _database(staged["database_id"])
+    db = _database(staged["database_id"])
     plan = RestorePlan(**{k: v for k, v in staged.items() if k in RestorePlan.__dataclass_fields__})
     if plan.target == "overwrite" and not safety_backup_id:
         raise RuntimeError("没有安全备份，拒绝覆盖 no safety backup: refusing to overwrite")
@@ -297,5 +256,5 @@ def drop_restore_staging(plan: dict[str, Any] | None) -> bool:
 
     if not plan:
         return False
-    _, db = _database(plan["database_id"])
+    db = _database(plan["database_id"])
     return drop_staging(runtime.dsn_for(db), plan["staging_db"])

@@ -97,3 +97,35 @@ def pgbackrest_for(server: Any):
         runner=runner,
         ssh_user=getattr(getattr(runner, "params", None), "username", None),
     )
+
+
+def dump_spec(database_id: str, *, dag_id: str | None, run_id: str | None, who: str):
+    """DumpSpec of an inventory database from the inventory and its Airflow connections
+    (db_backup's backups and restore_database's safety backups)."""
+    from hisops.airflow.connections import get_connection
+    from hisops.airflow.shared_storage import backup_root
+    from hisops.backup.dump import DumpSpec
+
+    inv = inventory()
+    system, db = inv.locate_database(database_id)
+    policy = db.backup
+    secret = get_connection(policy.encryption_conn_id).password if policy.encrypt else None
+    if policy.encrypt and not secret:
+        raise ValueError(
+            f"加密连接没有密码 encryption connection {policy.encryption_conn_id!r} has no password"
+        )
+    return DumpSpec(
+        database_id=db.id,
+        system_id=system.id,
+        dsn=dsn_for(db),
+        storage=backup_root(inv),
+        jobs=policy.jobs,
+        compress=policy.compress,
+        exact_count_max_rows=policy.exact_count_max_rows,
+        pg_bindir=db.pg_bindir,
+        encryption_secret=secret,
+        encryption_conn_id=policy.encryption_conn_id if policy.encrypt else None,
+        dag_run_id=run_id,
+        dag_id=dag_id,
+        actor=who,
+    )
