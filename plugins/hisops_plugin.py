@@ -5,12 +5,16 @@
   "Plugins" read, see ``hisops.airflow.roles``);
 - ``fastapi_root_middlewares``: ``AuditMiddleware`` around the whole api-server — triggers,
   clears, marks, deletes, pause/unpause, logins, user/role changes and every refused request
-  go to the append-only, hash-chained ``audit_event``.
+  go to the append-only, hash-chained ``audit_event``;
+- ``listeners``: ``audit_listener`` — run starts/finishes/restarts (scheduler, ``airflow`` CLI,
+  ``dag.test``), failed, skipped and re-run tasks: the same trail, never what the middleware
+  already recorded.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
+from hisops.airflow import audit_listener
 from hisops.airflow.audit_middleware import AuditMiddleware
 from hisops.airflow.ops_centre import create_app
 
@@ -21,6 +25,7 @@ class HisopsPlugin(AirflowPlugin):
     fastapi_root_middlewares = [
         {"middleware": AuditMiddleware, "args": [], "kwargs": {}, "name": "hisops 审计 audit trail"}
     ]
+    listeners = [audit_listener]
     external_views = [
         {
             "name": "运维中心 O&M centre",

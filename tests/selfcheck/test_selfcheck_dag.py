@@ -90,7 +90,7 @@ def test_all_reachable_run_is_green_and_recorded(selfcheck_env, tmp_path, monkey
     row = selfcheck_env.latest_selfcheck()
     reach = {r["target_id"]: r["reachable"] for r in row.results}
     assert row.ok and reach == {"d_ok": True, "h_local": True, "h_ssh": True}
-    event = selfcheck_env.audit_events(limit=1)[0]
+    event = selfcheck_env.audit_events(action="selfcheck", limit=1)[0]
     assert (event.action, event.result, event.run_id) == ("selfcheck", "success", run.run_id)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -29,6 +30,13 @@ Send = Callable[[Message], Awaitable[None]]
 MAX_BODY = 1 << 20
 WATCHED = ("/api/", "/auth/", CENTRE)
 TOKEN_COOKIE = "_token"
+#: set while a watched request runs: listener hooks fired by it are this middleware's event
+_IN_REQUEST: ContextVar[bool] = ContextVar("hisops_audit_in_request", default=False)
+
+
+def in_api_request() -> bool:
+    """True inside a request that this middleware records (the listener then stays silent)."""
+    return _IN_REQUEST.get()
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -159,9 +167,11 @@ class AuditMiddleware:
                     await record()  # recorded before the client has the answer
             await send(message)
 
+        token = _IN_REQUEST.set(True)
         try:
             await self.app(scope, receive, watch)
         finally:
+            _IN_REQUEST.reset(token)
             await record()
 
     async def _buffer(
