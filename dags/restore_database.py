@@ -121,8 +121,8 @@ def restore_database():
         return t.switch_restore(staged, safety_backup_id, context)
 
     @task(task_display_name="删除暂存库 Drop staging")
-    def drop_staging(plan: dict) -> bool:
-        return t.drop_restore_staging(plan)
+    def drop_staging(plan: dict, **context) -> bool:
+        return t.drop_restore_staging(plan, context)
 
     plan = authorize()
     staged = stage(plan)

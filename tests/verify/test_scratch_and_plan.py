@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hisops.backup.manifest import load_manifest
 from hisops.inventory.models import Database
+from hisops.restore.names import STAGING_RE, staging_name
 from hisops.verify import scratch
 from hisops.verify.expectations import build_plan
 
@@ -23,10 +24,8 @@ def test_scratch_names_are_unmistakable_and_fit_postgres():
     assert scratch.is_scratch_name(name)
     assert scratch.created_at(name) == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert scratch.scratch_name("d1", 7) != scratch.scratch_name("d1", 7)  # random suffix
-    staging = scratch.staging_name("his_emr", 3)
-    assert scratch.is_scratch_name(staging, scratch.STAGING_RE) and not scratch.is_scratch_name(
-        staging
-    )
+    staging = staging_name("his_emr", 3)
+    assert scratch.is_scratch_name(staging, STAGING_RE) and not scratch.is_scratch_name(staging)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +52,7 @@ def test_drop_refuses_production_and_leaves_it_alone(pg, new_db):
     with pytest.raises(scratch.ScratchGuardError):
         scratch.drop_database(pg.dsn(), prod)
     with pytest.raises(scratch.ScratchGuardError):  # a staging name is not a drill name either
-        scratch.drop_database(pg.dsn(), scratch.staging_name("d1", 1))
+        scratch.drop_database(pg.dsn(), staging_name("d1", 1))
     assert scratch.database_exists(pg.dsn(), prod)
 
 

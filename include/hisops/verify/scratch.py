@@ -5,8 +5,8 @@ no production database has, that says what it holds and since when. Every DROP i
 through :func:`drop_database`, which refuses any name not matching the pattern it is given — a
 drill can never drop production, whatever it is handed.
 
-The restore staging database of ``restore_database`` (overwrite) follows the same rule with its own
-prefix ``hisops_restore_``.
+The restore staging databases of ``restore_database`` follow the same rule with their own name
+pattern (``hisops.restore.names``), handed to :func:`drop_database`.
 """
 
 from __future__ import annotations
@@ -30,11 +30,9 @@ from hisops.backup.dump import stop_process
 log = logging.getLogger(__name__)
 
 SCRATCH_PREFIX = "hisops_drill_"
-STAGING_PREFIX = "hisops_restore_"
 STAMP = "%y%m%d%H%M%S"
 _TAIL = r"_(?P<backup>[0-9]{1,10})_(?P<stamp>[0-9]{12})_[0-9a-f]{4}"
 SCRATCH_RE = re.compile(rf"{SCRATCH_PREFIX}(?P<db>[a-z0-9_]{{1,20}}){_TAIL}")
-STAGING_RE = re.compile(rf"{STAGING_PREFIX}(?P<db>[a-z0-9_]{{1,20}}){_TAIL}")
 PG_ROOT = Path("/usr/lib/postgresql")
 MAINTENANCE_DB = "postgres"
 STDERR_TAIL = 3000
@@ -63,17 +61,13 @@ def scratch_name(
     return f"{prefix}{_slug_part(database_id)}_{int(backup_id)}_{stamp}_{secrets.token_hex(2)}"
 
 
-def staging_name(database_id: str, backup_id: int, now: datetime | None = None) -> str:
-    return scratch_name(database_id, backup_id, now, prefix=STAGING_PREFIX)
-
-
 def is_scratch_name(name: str, pattern: re.Pattern[str] = SCRATCH_RE) -> bool:
     return bool(pattern.fullmatch(name)) and len(name.encode()) <= 63
 
 
 def created_at(name: str) -> datetime | None:
-    """When a scratch/staging database was created, read from its name (None if not one)."""
-    match = SCRATCH_RE.fullmatch(name) or STAGING_RE.fullmatch(name)
+    """When a scratch database was created, read from its name (None if not one)."""
+    match = SCRATCH_RE.fullmatch(name)
     return datetime.strptime(match["stamp"], STAMP).replace(tzinfo=UTC) if match else None
 
 

@@ -6,20 +6,19 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hisops.verify import scratch
-from hisops.verify.restore import (
+from hisops.restore.checksums import table_checksums
+from hisops.restore.errors import RestoreRefused
+from hisops.restore.names import check_new_name, staging_name
+from hisops.restore.request import (
     RestorePlan,
-    RestoreRefused,
     RestoreRequest,
     authorize,
-    check_new_name,
     choose_backup,
     parse_backup_param,
-    stage,
-    switch_new_database,
-    switch_overwrite,
-    table_checksums,
 )
+from hisops.restore.stage import drop_staging, stage
+from hisops.restore.switch import switch_new_database, switch_overwrite
+from hisops.verify import scratch
 
 
 def _req(**kw) -> RestoreRequest:
@@ -100,7 +99,7 @@ def _plan(outcome, target: str, target_db: str, production_db: str) -> RestorePl
         backup_dir=outcome.path,
         target=target,
         target_db=target_db,
-        staging_db=scratch.staging_name(outcome.target_id, outcome.backup_id),
+        staging_db=staging_name(outcome.target_id, outcome.backup_id),
         production_db=production_db,
         user="sysadmin",
     )
@@ -164,8 +163,6 @@ def test_failed_stage_leaves_production_alone_and_staging_droppable(pg, his_db, 
 def test_staging_left_by_a_failed_pg_restore_is_dropped_by_the_guarded_teardown(
     pg, his_db, make_backup
 ):
-    from hisops.verify.restore import drop_staging
-
     outcome = make_backup(his_db)
     plan = _plan(outcome, "new_database", f"{his_db}_new", his_db)
     scratch.create_database(pg.dsn(), plan.staging_db)
