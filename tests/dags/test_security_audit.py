@@ -70,3 +70,35 @@ def test_daily_security_audit_records_findings_incidents_and_a_report(security_e
     event = repo.audit_events(action="security_audit.run", limit=1)[0]
     assert event.run_id == run.run_id
     assert "安全审计报告" in Path(inspection.report_path).read_text()
+
+
+def test_the_demos_deliberate_weaknesses_are_found(security_env):
+    """The suite's cluster is the demo's (same PgCluster: no TLS, default logging, pgaudit
+    preloaded without pgaudit.log, no checksums) and, like the demo, connects as superuser."""
+    from hisops.devenv import demo
+
+    assert not any(
+        key in demo.cluster().extra_conf for key in ("ssl", "log_", "pgaudit", "checksum")
+    )  # the demo only adds WAL archiving to the same cluster configuration
+    repo, _ = security_env
+    spec = importlib.util.spec_from_file_location(
+        "security_audit_demo", REPO / "dags" / "security_audit.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.security_audit().test().state == "success"
+    inspection = repo.recent_inspection_runs(1)[0]
+    findings = repo.findings_for(inspection.id)
+    found = demo.weaknesses_found(findings, ("d1",))
+    assert found == {check: ["d1"] for check in demo.DEMO_WEAKNESSES}
+    by_check = {f.check_id: f for f in findings if f.target_id == "d1"}
+    assert "ssl = off" in by_check["security.ssl"].message_en
+    logging = by_check["security.connection_logging"].message_en
+    assert "log_connections=off" in logging and "log_disconnections=off" in logging
+    assert "lacks user 用户 %u, address 来源地址 %h" in logging
+    assert by_check["security.pgaudit"].message_en == "pgaudit loaded, pgaudit.log not set"
+    assert by_check["security.data_checksums"].message_en == "data_checksums = off"
+    assert by_check["security.connection_role"].message_en.startswith(
+        "the ops connection logs in as superuser"
+    )
+    assert all(by_check[c].severity == "warn" for c in demo.DEMO_WEAKNESSES)

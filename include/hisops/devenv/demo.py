@@ -512,6 +512,53 @@ def _import_errors(tok: str) -> list[dict]:
     return _api("GET", "/api/v2/importErrors", tok)[1].get("import_errors", [])
 
 
+# --- security_audit: the demo's own deliberate weaknesses ---------------------------------------
+#: what the demo leaves weak on purpose (a private cluster on a laptop) and security_audit must
+#: report on every demo database: check id → the weakness (README "Demo")
+DEMO_WEAKNESSES: dict[str, str] = {
+    "security.ssl": "ssl = off（无 TLS no TLS）",
+    "security.connection_logging": (
+        "log_connections/log_disconnections = off; log_line_prefix 无用户与来源地址 "
+        "without user (%u) and address (%h)"
+    ),
+    "security.pgaudit": "pgaudit 已加载但 pgaudit.log 未配置 loaded, pgaudit.log unset",
+    "security.data_checksums": "无数据校验和 initdb without --data-checksums",
+    "security.connection_role": "运维连接使用超级用户 the ops connections log in as the superuser",
+}
+
+
+def weaknesses_found(findings: list, databases: tuple[str, ...]) -> dict[str, list[str]]:
+    """check id of each deliberate weakness → the databases security_audit reported it on."""
+    found: dict[str, list[str]] = {check: [] for check in DEMO_WEAKNESSES}
+    for f in findings:
+        if f.check_id in found and f.target_id in databases and f.severity in ("warn", "critical"):
+            found[f.check_id].append(f.target_id)
+    return {check: sorted(dbs) for check, dbs in found.items()}
+
+
+def security_weaknesses(pg: PgCluster) -> dict[str, str]:
+    """Banner line: how many of the demo's deliberate weaknesses the last security_audit found."""
+    from hisops.catalog.repository import CatalogRepository
+    from hisops.inventory.loader import load_inventory
+
+    repo = CatalogRepository.from_url(pg.sqlalchemy_url("hisops_catalog"))
+    try:
+        run = next(
+            (r for r in repo.recent_inspection_runs(50) if r.dag_id == "security_audit"), None
+        )
+        if run is None:
+            return {"security_audit 演示弱点 weaknesses": "no run"}
+        inv = load_inventory(DEMO_INVENTORY)
+        dbs = tuple(db.id for system in inv.systems for db in system.databases)
+        found = weaknesses_found(repo.findings_for(run.id), dbs)
+    finally:
+        repo.dispose()
+    complete = [c for c, where in found.items() if set(where) == set(dbs)]
+    missed = [c.removeprefix("security.") for c in DEMO_WEAKNESSES if c not in complete]
+    text = f"{len(complete)}/{len(DEMO_WEAKNESSES)} found on all {len(dbs)} databases"
+    return {"security_audit 演示弱点 weaknesses": text + (f"; MISSED {missed}" if missed else "")}
+
+
 # --- commands ------------------------------------------------------------------------------------
 def up() -> int:
     t0 = time.monotonic()
@@ -529,6 +576,7 @@ def up() -> int:
     tok = token("admin", creds["admin"])
     state = trigger_and_wait(tok, "hisops_selfcheck")
     others = demo_runs(tok)
+    others.update(security_weaknesses(pg))
     errors = _import_errors(tok)
     _banner(creds, state, others, errors, time.monotonic() - t0)
     return 0 if state == "success" and not errors else 1
