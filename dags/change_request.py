@@ -1,4 +1,5 @@
-"""变更管理 Change request (第十条) — assess, back up, approve, apply in the window, verify, revert."""
+"""变更管理 Change request (第十条) — assess, back up, approve, apply
+in the window, verify, revert."""
 
 from __future__ import annotations
 
@@ -20,36 +21,56 @@ WINDOW = f"{INVENTORY.maintenance_window.start}-{INVENTORY.maintenance_window.en
 DOC = f"""
 ### 变更管理 Change request (第十条)
 
-**做什么 What it does** — 安装、升级和配置变更按第十条执行：申请（谁、为什么、预期影响）→ 兼容性评估（版本、磁盘、复制状态、
-SQL 在回滚的事务中试运行（lock_timeout）、软件包模拟安装）→ 每个受影响数据库须有 24 小时内的已校验备份 → 由**系统管理员及以上、
-且不是申请人**的人审批（Airflow 审批任务，正文含评估结果，{APPROVAL_TIMEOUT.total_seconds() / 3600:g} 小时超时即取消）→ 在维护窗口
-（{WINDOW}，{INVENTORY.timezone}）内实施 → 验证（验证脚本、该数据库的巡检检查）→ 失败则回退并再次验证 → 记录结果。
-每一步都写入运维目录库（change_step）和审计记录；失败的变更开立事件，回退失败为严重事件并通知主管；每个变更生成一页记录
+**做什么 What it does** — 安装、升级和配置变更按第十条执行：申请（谁、为什么、预期影响）→ \
+兼容性评估（版本、磁盘、复制状态、
+SQL 在回滚的事务中试运行（lock_timeout）、软件包模拟安装）→ 每个受影响数据库须有 24 \
+小时内的已校验备份 → 由**系统管理员及以上、
+且不是申请人**的人审批（Airflow 审批任务，正文含评估结果，\
+{APPROVAL_TIMEOUT.total_seconds() / 3600:g} 小时超时即取消）→ 在维护窗口
+（{WINDOW}，{INVENTORY.timezone}）内实施 → 验证（验证脚本、该数据库的巡检检查）→ \
+失败则回退并再次验证 → 记录结果。
+每一步都写入运维目录库（change_step）和审计记录；失败的变更开立事件，回退失败为严重事件并通知主管；\
+每个变更生成一页记录
 （`reports.path/changes/change-<id>.html`，也收入当月等保证据包）。
-Installs, upgrades and configuration changes per Art. 10: request → compatibility assessment → fresh verified
-backup of every affected database → approval by a 系统管理员 or higher who is not the requester (this DAG's
-*审批 Approve* task, in Airflow's Required Actions; it times out after {APPROVAL_TIMEOUT}) → apply inside the
-maintenance window → verify → revert and verify again on failure → outcome. Every step is a catalog row and an
-audit event; a failed change opens an incident, a failed revert a critical one and the supervisors are told.
+Installs, upgrades and configuration changes per Art. 10: request → compatibility assessment → \
+fresh verified
+backup of every affected database → approval by a 系统管理员 or higher who is not the requester \
+(this DAG's
+*审批 Approve* task, in Airflow's Required Actions; it times out after {APPROVAL_TIMEOUT}) → apply \
+inside the
+maintenance window → verify → revert and verify again on failure → outcome. Every step is a \
+catalog row and an
+audit event; a failed change opens an incident, a failed revert a critical one and the supervisors \
+are told.
 
 **种类 Kinds** (`kind`):
-- `sql`: `deploy_sql` / `verify_sql` / `revert_sql` pasted, or `sql_folder` = a folder `changes/<name>/` of the
+- `sql`: `deploy_sql` / `verify_sql` / `revert_sql` pasted, or `sql_folder` = a folder \
+`changes/<name>/` of the
   repository with `deploy.sql`, `verify.sql`, `revert.sql` (sqitch-style); checksums recorded.
-- `pg_config`: `parameter` → `value` by `ALTER SYSTEM`; `pg_file_settings` is checked before `pg_reload_conf()`;
+- `pg_config`: `parameter` → `value` by `ALTER SYSTEM`; `pg_file_settings` is checked before \
+`pg_reload_conf()`;
   a parameter that needs a restart only with `restart_allowed`; it is recorded as pending restart
   (the restart itself is done by hand inside the window — hisops does not restart servers yet).
-- `package`: `package` (and `version`) on `host_id` with apt/yum: simulated first, versions before/after recorded.
-- `config_file`: `path` on `host_id` replaced by `content`; the old file is backed up (checksum) first.
+- `package`: `package` (and `version`) on `host_id` with apt/yum: simulated first, versions \
+before/after recorded.
+- `config_file`: `path` on `host_id` replaced by `content`; the old file is backed up (checksum) \
+first.
 
-**失败时怎么办 When it fails** — the failed task's log and the change's page say which step stopped it:
-- *兼容性评估 Assess* failed: the dry run/simulation failed — fix the scripts or the package name and request again.
-- *变更前备份 Backup* failed: no verified backup younger than 24 h — run `db_backup` (its drill verifies it), then
+**失败时怎么办 When it fails** — the failed task's log and the change's page say which step \
+stopped it:
+- *兼容性评估 Assess* failed: the dry run/simulation failed — fix the scripts or the package name \
+and request again.
+- *变更前备份 Backup* failed: no verified backup younger than 24 h — run `db_backup` (its drill \
+verifies it), then
   request again.
-- *审批 Approve* timed out or was rejected, or *审批检查 Check approval* refused (the approver is the requester or
+- *审批 Approve* timed out or was rejected, or *审批检查 Check approval* refused (the approver is \
+the requester or
   below 系统管理员): nothing was applied; request again with a proper approver.
-- *实施 Apply* failed outside the window: clear the task inside the window (the change stays approved).
+- *实施 Apply* failed outside the window: clear the task inside the window (the change stays \
+approved).
 - Outcome `rolled_back`: the change was reverted and the target verified again; see the incident.
-- Outcome `failed_revert`: a critical incident — the target may be half-changed; restore from the backup named on
+- Outcome `failed_revert`: a critical incident — the target may be half-changed; restore from the \
+backup named on
   the change's page (`restore_database`) after looking at the apply/revert log.
 """
 

@@ -1,4 +1,5 @@
-"""变更管理 faults on real PostgreSQL, a real sshd and a real SMTP receiver (domain, no scheduler)."""
+"""变更管理 faults on real PostgreSQL, a real sshd and a real SMTP
+receiver (domain, no scheduler)."""
 
 from __future__ import annotations
 
@@ -184,7 +185,8 @@ def _sql(pg, db, statement: str) -> None:
 
 
 def _copy_change(catalog, inv, access, pg, db, revert: str = REVERT) -> int:
-    """Assessed while bed_source has rows (dry run passes); emptied before the window (verify fails)."""
+    """Assessed while bed_source has rows (dry run passes); emptied
+    before the window (verify fails)."""
     _sql(
         pg,
         db,
@@ -337,7 +339,8 @@ def test_rejected_config_value_is_found_before_reload_and_nothing_applied(
     catalog, inv, access, pg, target_db
 ):
     """A line PostgreSQL rejects (here: an earlier hand edit of postgresql.conf) shows up in
-    pg_file_settings after ALTER SYSTEM: the change puts postgresql.auto.conf back and never reloads."""
+    pg_file_settings after ALTER SYSTEM: the change puts
+    postgresql.auto.conf back and never reloads."""
     import psycopg2
 
     _verified_backup(catalog, inv)

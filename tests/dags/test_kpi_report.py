@@ -1,4 +1,5 @@
-"""kpi_report DAG end to end with dag.test(): real catalog, real SMTP receiver, the example inventory."""
+"""kpi_report DAG end to end with dag.test(): real catalog, real SMTP
+receiver, the example inventory."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""security_audit end to end with dag.test(): real Airflow, real cluster, local host, real catalog."""
+"""security_audit end to end with dag.test(): real Airflow, real
+cluster, local host, real catalog."""
 
 from __future__ import annotations
 

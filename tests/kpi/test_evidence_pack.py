@@ -1,4 +1,5 @@
-"""等保证据包: one 0600 archive per month with indexed, checksummed evidence; recorded and listed."""
+"""等保证据包: one 0600 archive per month with indexed, checksummed
+evidence; recorded and listed."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def _point_at_files(repo, tmp_path) -> None:
     with repo.engine.begin() as conn:
         conn.execute(
             text(
-                "UPDATE hisops.inspection_run SET report_path = :p WHERE run_id = 'scheduled__2026-11-03'"
+                "UPDATE hisops.inspection_run SET report_path = :p "
+                "WHERE run_id = 'scheduled__2026-11-03'"
             ),
             {"p": str(day / "inspection-scheduled__2026-11-03.html")},
         )
@@ -52,8 +54,8 @@ def _point_at_files(repo, tmp_path) -> None:
         )
         conn.execute(
             text(
-                "INSERT INTO hisops.audit_event (at, actor, action, target, result) "
-                "VALUES ('2026-11-15 10:00+08', 'sysadmin', 'restore.request', 'his_emr', 'refused')"
+                "INSERT INTO hisops.audit_event (at, actor, action, target, result) VALUES "
+                "('2026-11-15 10:00+08', 'sysadmin', 'restore.request', 'his_emr', 'refused')"
             )
         )
 

@@ -1,4 +1,5 @@
-"""运维考核月报: figures from a known month in a real catalog, the empty period, the page, the mail."""
+"""运维考核月报: figures from a known month in a real catalog, the
+empty period, the page, the mail."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def test_figures_of_a_known_month(seeded, inventory):
     r = build_report(seeded, inventory, NOVEMBER, NOW)
     by = {s.system_id: s for s in r.systems}
     assert [s.system_id for s in r.systems] == ["outpatient", "inpatient", "emr"]
-    # availability: 3 outpatient targets × 29 days, 2 down; the sample in the maintenance op excluded
+    # availability: 3 outpatient targets × 29 days, 2 down; the sample
+    # in the maintenance op excluded
     assert by["outpatient"].availability == Ratio(85, 87) and by["outpatient"].excluded_checks == 1
     assert by["inpatient"].availability == Ratio(29, 29)
     assert (
@@ -60,7 +62,8 @@ def test_figures_of_a_known_month(seeded, inventory):
     assert by["outpatient"].backups == Ratio(28, 30) and by["inpatient"].backups == Ratio(30, 30)
     assert by["emr"].backups == Ratio(0, 30) and r.backups == Ratio(58, 90)
     assert (r.backups_attempted, r.backups_failed) == (60, 1)
-    # drills of days 1..10: 8 passed (restore 10 + day s; no backup on the 8th) and one failed (the 7th)
+    # drills of days 1..10: 8 passed (restore 10 + day s; no backup on the
+    # 8th) and one failed (the 7th)
     assert r.drills == Ratio(8, 9) and r.rto_p50_s == pytest.approx(14.5) and r.rto_max_s == 20
     assert [p.rto_avg_s for p in r.rto_trend] == [11, 12, 13, 14, 15, 16, 19, 20]  # daily buckets
     assert not r.pitr.tier  # no physical backups: RPO "not available"

@@ -80,7 +80,8 @@ def _unreachable(step: str, exc: TargetUnreachable) -> StepResult:
 
 
 def assess_sql(dsn: str, request: ChangeRequest) -> StepResult:
-    """Facts, then a dry run: deploy + verify in one transaction that is rolled back (lock_timeout)."""
+    """Facts, then a dry run: deploy + verify in one transaction that
+    is rolled back (lock_timeout)."""
     import psycopg2
 
     assert request.scripts is not None
@@ -153,7 +154,7 @@ def revert_sql(dsn: str, request: ChangeRequest, before: dict[str, Any]) -> Step
     )
 
 
-# --------------------------------------------------------------------------- PostgreSQL configuration
+# ------------------------------------------------------------------------- PostgreSQL configuration
 
 
 def _setting(cur: Any, name: str) -> dict[str, Any] | None:
@@ -305,8 +306,8 @@ def verify_pg_config(dsn: str, request: ChangeRequest, step: str = "verify") -> 
     try:
         with _session(dsn, request.database_id or "database") as conn, conn.cursor() as cur:
             cur.execute(
-                "SELECT setting, applied, error FROM pg_file_settings WHERE name = %s AND sourcefile LIKE %s "
-                "ORDER BY seqno DESC LIMIT 1",
+                "SELECT setting, applied, error FROM pg_file_settings WHERE name = %s "
+                "AND sourcefile LIKE %s ORDER BY seqno DESC LIMIT 1",
                 (name, AUTO_CONF),
             )
             row = cur.fetchone()

@@ -196,7 +196,7 @@ def revert_package(
     )
 
 
-# --------------------------------------------------------------------------- application config file
+# -------------------------------------------------------------------------- application config file
 
 
 def _sha256(runner: CommandRunner, path: str) -> str | None:

@@ -1,4 +1,5 @@
-"""The one result shape of every change step (stored in ``change_step.details``, shown on the page)."""
+"""The one result shape of every change step (stored in
+``change_step.details``, shown on the page)."""
 
 from __future__ import annotations
 

@@ -51,7 +51,8 @@ class Access:
 
 
 def request_of(repo: CatalogRepository, change_id: int) -> ChangeRequest:
-    """The request as stored with the change (scripts included, so later steps run what was assessed)."""
+    """The request as stored with the change (scripts included, so later
+    steps run what was assessed)."""
     change = repo.get_change(change_id)
     if change is None:
         raise ChangeStopped(f"change {change_id} does not exist")
@@ -274,7 +275,8 @@ def approval_text(repo: CatalogRepository, change_id: int) -> tuple[str, str]:
         ]
     lines += [
         "",
-        "批准人须为系统管理员及以上，且不得为申请人。Approver: 系统管理员 or higher, not the requester.",
+        "批准人须为系统管理员及以上，且不得为申请人。"
+        "Approver: 系统管理员 or higher, not the requester.",
     ]
     return f"变更审批 Change approval #{change_id}: {change.title}", "\n".join(lines)
 
@@ -289,7 +291,8 @@ def record_approval(
     approved: bool,
     timed_out: bool = False,
 ) -> StepResult:
-    """The HITL answer → approved, or refused / rejected / cancelled (timeout) — nothing applied then."""
+    """The HITL answer → approved, or refused / rejected / cancelled
+    (timeout) — nothing applied then."""
     from hisops.safeguards.approval import ApprovalRequest, check_approval
 
     change = repo.get_change(change_id)
@@ -319,7 +322,7 @@ def record_approval(
     return _record(repo, change_id, result, run, state="approved", approved_by=approver)
 
 
-# --------------------------------------------------------------------------- 5 apply, verify, revert
+# -------------------------------------------------------------------------- 5 apply, verify, revert
 
 
 def _window(inventory: Inventory, now: datetime | None) -> Any:
@@ -368,7 +371,8 @@ def _verify(
 def _with_health(
     inventory: Inventory, access: Access, request: ChangeRequest, result: StepResult
 ) -> StepResult:
-    """The inspection's checks of the affected database: a critical finding fails the verification."""
+    """The inspection's checks of the affected database: a critical
+    finding fails the verification."""
     if not request.database_id or not result.ok:
         return result
     from hisops.inspect.engine import inspect_database
@@ -427,7 +431,8 @@ def apply_and_verify(
     now: datetime | None = None,
 ) -> Outcome:
     """Inside the window: apply → verify; on failure revert → verify again; record the outcome.
-    A failed change opens an incident; a failed revert opens a critical one and tells the supervisors."""
+    A failed change opens an incident; a failed revert opens a critical
+    one and tells the supervisors."""
     change = repo.get_change(change_id)
     if change is None or change.state != "approved":
         raise ChangeStopped(
@@ -523,7 +528,8 @@ def _failed_change(
         result = send(
             channels,
             f"严重 CRITICAL · 变更回退失败 change revert failed #{change_id}",
-            f"{finding.message_zh}\n{finding.message_en}\n目标 targets: {', '.join(request.targets)}",
+            f"{finding.message_zh}\n{finding.message_en}\n目标 targets: "
+            f"{', '.join(request.targets)}",
             severity="critical",
         )
         notified = result.sent
@@ -564,7 +570,8 @@ def settle(
     timed_out: bool,
 ) -> dict[str, Any]:
     """The DAG's last step: a change still waiting for its approval timed out — record that; then
-    write the page. Returns the final state; raises ChangeStopped (after the page) unless completed."""
+    write the page. Returns the final state; raises ChangeStopped
+    (after the page) unless completed."""
     change = repo.get_change(change_id)
     assert change is not None
     if change.state == "backed_up":

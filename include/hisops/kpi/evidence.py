@@ -1,4 +1,5 @@
-"""等保 evidence pack — one archive per month of what an assessor asks to see (第六条, GB/T 22239-2019).
+"""等保 evidence pack — one archive per month of what an assessor asks to
+see (第六条, GB/T 22239-2019).
 
 Contents: the month's restore-drill records and their evidence pages, the audit-trail export,
 the change records (with their steps and pages), the inspection reports, the KPI report, an
@@ -45,18 +46,20 @@ PLAIN_AUDIT_NOTE = (
 #: 等保 2.0 (GB/T 22239-2019, 第三级 安全通用要求) clauses the pack gives evidence for
 REQUIREMENTS: dict[str, tuple[str, str]] = {
     "8.1.4.3": (
-        "安全计算环境 · 安全审计：审计覆盖每个用户，记录时间、用户、事件类型与结果，审计记录受保护并定期备份",
+        "安全计算环境 · 安全审计：审计覆盖每个用户，记录时间、用户、事件类型与结果，"
+        "审计记录受保护并定期备份",
         "Computing environment — security audit: every user audited (time, user, event, result); "
         "records protected and backed up",
     ),
     "8.1.5.2": (
         "安全管理中心 · 审计管理：由审计管理员对审计记录进行分析、存储、管理与查询",
-        "Security management centre — audit management: the audit administrator analyses, keeps and "
-        "queries the audit records",
+        "Security management centre — audit management: the audit administrator analyses, keeps "
+        "and queries the audit records",
     ),
     "8.1.4.9": (
         "安全计算环境 · 数据备份恢复：重要数据的本地备份与恢复功能",
-        "Computing environment — data backup and recovery: local backup and restore of important data",
+        "Computing environment — data backup and recovery: "
+        "local backup and restore of important data",
     ),
     "8.1.10.11": (
         "安全运维管理 · 备份与恢复管理：备份策略、备份与恢复过程记录、定期恢复测试",
@@ -69,13 +72,15 @@ REQUIREMENTS: dict[str, tuple[str, str]] = {
         "recorded, and failed changes stopped and recovered",
     ),
     "8.1.10.6": (
-        "安全运维管理 · 网络和系统安全管理：详细记录运维操作日志，包括日常巡检、运行维护、参数设置与修改",
+        "安全运维管理 · 网络和系统安全管理：详细记录运维操作日志，包括日常巡检、运行维护、"
+        "参数设置与修改",
         "Operations — network and system security management: detailed O&M logs, including daily "
         "inspection, maintenance and parameter changes",
     ),
     "8.1.10.12": (
         "安全运维管理 · 安全事件处置：及时报告、分析、处置并记录安全事件",
-        "Operations — security incident handling: incidents reported, analysed, handled and recorded",
+        "Operations — security incident handling: "
+        "incidents reported, analysed, handled and recorded",
     ),
 }
 
@@ -132,12 +137,13 @@ class _Pack:
     def add_file(
         self, name: str, source: str | None, kind: str, title: str, reqs: tuple[str, ...]
     ) -> None:
-        """Copy a file (or every file of a folder) the catalog points at, if it is ours and still there."""
+        """Copy a file (or every file of a folder) the catalog points at, if
+        it is ours and still there."""
         path = Path(source) if source else None
         if path is None or not self._allowed(path):
             self.notes.append(
-                f"{title}: 路径不在报告/备份目录内，未收录 path outside the reports/backup folders, "
-                f"not included ({source})"
+                f"{title}: 路径不在报告/备份目录内，未收录 path outside the reports/backup "
+                f"folders, not included ({source})"
             )
             return
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]

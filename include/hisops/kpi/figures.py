@@ -267,7 +267,8 @@ def build_report(
 
 
 def _nothing_recorded(report: KpiReport) -> KpiReport:
-    """No record at all (e.g. before hisops ran): the schedule-based rates say "no data", not 0 %."""
+    """No record at all (e.g. before hisops ran): the schedule-based
+    rates say "no data", not 0 %."""
     none = Ratio(0, 0)
     return dataclasses.replace(
         report,

@@ -43,7 +43,8 @@ class Period:
 
     @property
     def trend_bucket(self) -> str:
-        """Restore-time trend granularity: daily for a month or less, weekly up to a quarter, else monthly."""
+        """Restore-time trend granularity: daily for a month or less, weekly up
+        to a quarter, else monthly."""
         n = len(self.days())
         return "day" if n <= 31 else ("week" if n <= 92 else "month")
 
@@ -59,7 +60,8 @@ def month(year: int, month_no: int, tz: str) -> Period:
 
 
 def previous_month(moment: datetime, tz: str) -> Period:
-    """The calendar month before the one ``moment`` falls in (local): the scheduled report's period."""
+    """The calendar month before the one ``moment`` falls in (local):
+    the scheduled report's period."""
     local = moment.astimezone(ZoneInfo(tz)).date()
     last_of_previous = local.replace(day=1) - timedelta(days=1)
     return month(last_of_previous.year, last_of_previous.month, tz)

@@ -45,8 +45,8 @@ def report_path(inventory: Inventory, period: Period) -> Path:
 
 
 def mail_channels(channels: list[Channel]) -> list[Channel]:
-    """The report is a record for supervisors: every e-mail channel gets it, whatever its min_severity;
-    chat robots are for alerts and are left out."""
+    """The report is a record for supervisors: every e-mail channel gets it, whatever its
+    min_severity; chat robots are for alerts and are left out."""
     return [dataclasses.replace(ch, min_severity="ok") for ch in channels if ch.kind == EMAIL]
 
 

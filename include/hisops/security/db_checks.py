@@ -25,7 +25,8 @@ SETTINGS = (
     "shared_preload_libraries",
     "data_checksums",
 )
-#: what log_line_prefix must carry for an audit record (等保: time, user, source): any of the escapes
+#: what log_line_prefix must carry for an audit record (等保: time,
+#: user, source): any of the escapes
 PREFIX_NEEDS = {
     "user 用户 %u": ("%u",),
     "address 来源地址 %h": ("%h", "%r"),
@@ -37,15 +38,15 @@ SQL_ROLES = (
     "WHERE rolname !~ '^pg_' ORDER BY rolname"
 )
 SQL_GRANTS = (
-    "SELECT grantee, table_schema, privilege_type, count(*) FROM information_schema.role_table_grants "
-    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
-    "AND grantee <> (SELECT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n "
-    "ON n.oid = c.relnamespace WHERE n.nspname = table_schema AND c.relname = table_name) "
-    "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    "SELECT grantee, table_schema, privilege_type, count(*) FROM "
+    "information_schema.role_table_grants WHERE table_schema NOT IN ('pg_catalog', "
+    "'information_schema') AND grantee <> (SELECT pg_get_userbyid(relowner) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = table_schema "
+    "AND c.relname = table_name) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
 )
 SQL_PUBLIC = (
-    "SELECT table_schema || '.' || table_name, string_agg(privilege_type, ',' ORDER BY privilege_type) "
-    "FROM information_schema.role_table_grants WHERE grantee = 'PUBLIC' "
+    "SELECT table_schema || '.' || table_name, string_agg(privilege_type, ',' "
+    "ORDER BY privilege_type) FROM information_schema.role_table_grants WHERE grantee = 'PUBLIC' "
     "AND table_schema NOT IN ('pg_catalog', 'information_schema') GROUP BY 1 ORDER BY 1 LIMIT 200"
 )
 SQL_PUBLIC_SCHEMA = (
@@ -53,11 +54,11 @@ SQL_PUBLIC_SCHEMA = (
     "AND nspname <> 'information_schema' AND has_schema_privilege('public', oid, 'CREATE')"
 )
 SQL_DEFINER = (
-    "SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' "
-    "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prosecdef "
-    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT EXISTS "
-    "(SELECT 1 FROM unnest(coalesce(p.proconfig, '{}')) c WHERE c LIKE 'search\\_path=%') "
-    "ORDER BY 1 LIMIT 200"
+    "SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || "
+    "')' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prosecdef "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT EXISTS (SELECT 1 "
+    "FROM unnest(coalesce(p.proconfig, '{}')) c WHERE c LIKE 'search\\_path=%') ORDER BY 1 "
+    "LIMIT 200"
 )
 SQL_HBA = (
     "SELECT line_number, type, database, user_name, address, auth_method, error "
@@ -156,8 +157,8 @@ def _hba(snap: DbSnapshot) -> FindingRecord:
     weak = [r for r in snap.hba if r["method"] in WEAK_HBA]
     sev = max((WEAK_HBA[r["method"]] for r in weak), key=("warn", "critical").index, default="ok")
     lines = [
-        f"line {r['line']}: {r['type']} {','.join(r['database'] or [])} {','.join(r['user'] or [])} "
-        f"{r['address'] or ''} {r['method']}"
+        f"line {r['line']}: {r['type']} {','.join(r['database'] or [])} "
+        f"{','.join(r['user'] or [])} {r['address'] or ''} {r['method']}"
         for r in weak
     ]
     return _f(
@@ -213,10 +214,12 @@ def _settings(snap: DbSnapshot) -> list[FindingRecord]:
             snap,
             "security.connection_logging",
             "ok" if logging_ok else "warn",
-            f"连接日志 log_connections={s['log_connections']} log_disconnections={s['log_disconnections']} "
+            f"连接日志 log_connections={s['log_connections']} "
+            f"log_disconnections={s['log_disconnections']} "
             f"log_line_prefix='{s['log_line_prefix']}'"
             + (f" 缺 {', '.join(missing)}" if missing else ""),
-            f"log_connections={s['log_connections']}, log_disconnections={s['log_disconnections']}, "
+            f"log_connections={s['log_connections']}, "
+            f"log_disconnections={s['log_disconnections']}, "
             f"log_line_prefix='{s['log_line_prefix']}'"
             + (f" lacks {', '.join(missing)}" if missing else ""),
         )

@@ -1,7 +1,7 @@
-"""Per host, one POSIX sh script (locally or over SSH): sshd, failed SSH logins, sudoers, world-writable
-files, failed PostgreSQL logins in the server logs of the inventory. Read-only; every scan streams
-through grep/awk (memory bounded by the number of distinct users/sources, not the log size) and
-reads at most the last ``MAX_LOG_BYTES`` of each log.
+"""Per host, one POSIX sh script (locally or over SSH): sshd, failed SSH logins, sudoers,
+world-writable files, failed PostgreSQL logins in the server logs of the inventory. Read-only;
+every scan streams through grep/awk (memory bounded by the number of distinct users/sources, not
+the log size) and reads at most the last ``MAX_LOG_BYTES`` of each log.
 """
 
 from __future__ import annotations
@@ -43,11 +43,13 @@ def script(pg_logs: list[str], paths: list[str]) -> str:
     q = shlex.quote
     lines = [
         "export LC_ALL=C",
-        "( sshd -T 2>/dev/null || cat /etc/ssh/sshd_config 2>/dev/null ) | "
-        "awk 'tolower($1) ~ /^(permitrootlogin|passwordauthentication)$/ {print \"SSHD\", tolower($1), $2}'",
+        "( sshd -T 2>/dev/null || cat /etc/ssh/sshd_config 2>/dev/null ) | awk "
+        "'tolower($1) ~ /^(permitrootlogin|passwordauthentication)$/ "
+        '{print "SSHD", tolower($1), $2}\'',
         f'for f in {" ".join(AUTH_LOGS)}; do [ -r "$f" ] && tail -c {MAX_LOG_BYTES} "$f" | '
         f"grep -aE {q(SSH_FAILED)} | awk {q(_AWK_SSH)}; done",
-        f'for f in {SUDOERS}; do [ -f "$f" ] && [ -r "$f" ] && echo SUDO $(sha256sum "$f"); done 2>/dev/null',
+        f'for f in {SUDOERS}; do [ -f "$f" ] && [ -r "$f" ] && echo SUDO $(sha256sum "$f"); done '
+        "2>/dev/null",
     ]
     for glob in pg_logs:
         lines.append(
