@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from hisops.targets.runner import LocalRunner, SshParams, SshRunner
 
-BIG = "head -c 3000000 /dev/zero | tr '\\0' 'a'; head -c 500000 /dev/zero | tr '\\0' 'e' >&2; echo done; exit 3"
+BIG = (
+    "head -c 3000000 /dev/zero | tr '\\0' 'a'; "
+    "head -c 500000 /dev/zero | tr '\\0' 'e' >&2; echo done; exit 3"
+)
 
 
 def _runners(sshd):

@@ -2,7 +2,8 @@
 
 Steps (``backup_database``):
  1. register the backup in the catalog (state running); remove leftovers of crashed runs;
- 2. connect, pick the pg_dump matching the server's major version (clear error if the client is older);
+ 2. connect, pick the pg_dump matching the server's major version (clear error if the client is
+    older);
  3. preflight: backup directory writable and free space ≥ estimate from pg_database_size;
  4. open a REPEATABLE READ transaction, export its snapshot, read the schema fingerprint;
  5. ``pg_dump --format=directory --jobs=N --compress=Z --snapshot=<id>``, while the same transaction
@@ -19,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -30,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from hisops.backup import cluster_globals, crypto, storage
 from hisops.backup.manifest import (
@@ -58,11 +57,26 @@ from hisops.backup.snapshot import (
     server_info,
     user_tables,
 )
+from hisops.targets.postgres import (
+    PG_ROOT,
+    PgToolError,
+    connect,
+    installed_tools,
+    libpq_env,
+    on_path,
+    stop_process,
+    tool_version,
+)
 from hisops.timeouts import STALE_BACKUP, hours
 
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+    from hisops.catalog.repository import CatalogRepository
+
 log = logging.getLogger(__name__)
-PG_ROOT = Path("/usr/lib/postgresql")
-VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+LIBPQ_APP = "hisops-backup"  # pg_dump / pg_dumpall sessions
+SNAPSHOT_APP = "hisops-backup-snapshot"  # the session holding the exported snapshot
 PROGRESS_SECONDS = 15.0
 STDERR_TAIL = 2000
 STALE_HOURS = hours(STALE_BACKUP)  # > the backup tasks' execution_timeout (hisops.timeouts)
@@ -132,36 +146,23 @@ class BackupOutcome:
 
 
 def pg_dump_version(path: Path) -> tuple[str, int]:
-    proc = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30)
-    match = VERSION_RE.search(proc.stdout)
-    if proc.returncode != 0 or not match:
-        raise DumpToolError(
-            f"无法识别 pg_dump 版本 cannot read pg_dump version: {path}: "
-            f"{(proc.stdout + proc.stderr).strip()[:200]}"
-        )
-    return proc.stdout.strip(), int(match.group(1))
+    try:
+        return tool_version(path)
+    except PgToolError as exc:
+        raise DumpToolError(str(exc)) from exc
 
 
 def _candidates(server_major: int, pg_bindir: str | None) -> list[Path]:
     if pg_bindir:
         return [Path(pg_bindir) / "pg_dump"]
-    installed = (
-        sorted(
-            (int(p.name), p / "bin" / "pg_dump")
-            for p in PG_ROOT.glob("*")
-            if p.name.isdigit() and (p / "bin" / "pg_dump").exists()
-        )
-        if PG_ROOT.is_dir()
-        else []
-    )
+    installed = installed_tools("pg_dump")
     exact = [p for major, p in installed if major == server_major]
     newer = [p for major, p in installed if major > server_major]
-    on_path = [Path(w) for w in [shutil.which("pg_dump")] if w]
-    return exact + newer + on_path
+    return exact + newer + [p for p in [on_path("pg_dump")] if p]
 
 
 def find_pg_dump(server_major: int, server_version: str, pg_bindir: str | None = None) -> PgDump:
-    """pg_dump of the server's major version (per-target ``pg_bindir`` first); never an older one."""
+    """pg_dump of the server's major version (per-target ``pg_bindir`` first), never older."""
     candidates = [p for p in _candidates(server_major, pg_bindir) if p.exists()]
     if not candidates:
         where = f"pg_bindir {pg_bindir}" if pg_bindir else f"{PG_ROOT}/{server_major}/bin or PATH"
@@ -173,7 +174,8 @@ def find_pg_dump(server_major: int, server_version: str, pg_bindir: str | None =
     version, major = pg_dump_version(path)
     if major < server_major:
         raise DumpToolError(
-            f"pg_dump 版本低于服务器 pg_dump {major} ({path}) is older than the server ({server_version}); "
+            f"pg_dump 版本低于服务器 pg_dump {major} ({path}) is older than the server "
+            f"({server_version}); "
             f"it cannot dump it. Install PostgreSQL {server_major} client tools and set "
             f"pg_bindir: /usr/lib/postgresql/{server_major}/bin for this database in the inventory"
         )
@@ -181,18 +183,6 @@ def find_pg_dump(server_major: int, server_version: str, pg_bindir: str | None =
 
 
 # --- running pg_dump --------------------------------------------------------------------------
-
-
-def libpq_env(dsn: str) -> tuple[str, dict[str, str]]:
-    """(connection string without password, environment with PGPASSWORD): no secret in ``ps``."""
-    from psycopg2.extensions import make_dsn, parse_dsn
-
-    params = parse_dsn(dsn)
-    password = params.pop("password", None)
-    env = {**os.environ, "PGAPPNAME": "hisops-backup", "PGCONNECT_TIMEOUT": "15"}
-    if password:
-        env["PGPASSWORD"] = password
-    return make_dsn(**params), env
 
 
 def pg_dump_argv(
@@ -256,7 +246,7 @@ def human(n: float) -> str:
     return f"{n:,.1f} GiB"
 
 
-def start_pg_dump(argv: list[str], env: dict[str, str], stderr_file: Any) -> subprocess.Popen:
+def start_pg_dump(argv: list[str], env: dict[str, str], stderr_file: IO[bytes]) -> subprocess.Popen:
     log.info(
         "运行 running: %s",
         " ".join(a if not a.startswith("--dbname=") else "--dbname=…" for a in argv),
@@ -266,7 +256,7 @@ def start_pg_dump(argv: list[str], env: dict[str, str], stderr_file: Any) -> sub
     )
 
 
-def wait_pg_dump(proc: subprocess.Popen, stderr_file: Any, database_id: str) -> None:
+def wait_pg_dump(proc: subprocess.Popen, stderr_file: IO[bytes], database_id: str) -> None:
     rc = proc.wait()
     if rc != 0:
         stderr_file.seek(0)
@@ -274,16 +264,6 @@ def wait_pg_dump(proc: subprocess.Popen, stderr_file: Any, database_id: str) -> 
         raise BackupError(
             f"pg_dump 失败 failed for {database_id} (exit {rc}): {tail or 'no message'}"
         )
-
-
-def stop_process(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- checksums and encryption -----------------------------------------------------------------
@@ -327,7 +307,9 @@ def encryption_info(spec: DumpSpec, kdf_salt: bytes) -> Encryption:
 
 
 def seal_files(spec: DumpSpec, work: Path) -> tuple[list[FileEntry], Encryption | None, float]:
-    """Encrypt (optional) and checksum everything under ``work/dump`` and ``work/globals``; returns (entries, encryption, seconds)."""
+    """Encrypt (optional) and checksum everything under ``work/dump`` and ``work/globals``.
+
+    Returns (entries, encryption, seconds)."""
     start = time.monotonic()
     files = sorted(p for d in (DUMP_DIR, GLOBALS_DIR) for p in (work / d).rglob("*") if p.is_file())
     workers = max(2, spec.jobs)
@@ -345,21 +327,21 @@ def seal_files(spec: DumpSpec, work: Path) -> tuple[list[FileEntry], Encryption 
 # --- the whole backup -------------------------------------------------------------------------
 
 
-def connect_source(dsn: str, database_id: str) -> Any:
+def connect_source(dsn: str, database_id: str) -> PgConnection:
     import psycopg2
 
     try:
-        conn = psycopg2.connect(dsn, connect_timeout=15, application_name="hisops-backup-snapshot")
+        return connect(dsn, application_name=SNAPSHOT_APP, autocommit=True)
     except psycopg2.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackupError(f"无法连接源数据库 cannot connect to {database_id}: {first}") from exc
-    conn.autocommit = True
-    return conn
 
 
-def dump_in_snapshot(spec: DumpSpec, conn: Any, tool: PgDump, work: Path) -> dict[str, Any]:
+def dump_in_snapshot(
+    spec: DumpSpec, conn: PgConnection, tool: PgDump, work: Path
+) -> dict[str, Any]:
     """Export a snapshot, read schema + counts in it, pg_dump with --snapshot; returns the facts."""
-    conninfo, env = libpq_env(spec.dsn)
+    conninfo, env = libpq_env(spec.dsn, application_name=LIBPQ_APP)
     out = work / DUMP_DIR
     proc = None
     with exported_snapshot(conn) as snap, tempfile.TemporaryFile() as err:
@@ -386,9 +368,10 @@ def dump_in_snapshot(spec: DumpSpec, conn: Any, tool: PgDump, work: Path) -> dic
 
 
 def _count_while_dumping(
-    conn: Any, tables: list, spec: DumpSpec, proc: subprocess.Popen, err: Any
+    conn: PgConnection, tables: list, spec: DumpSpec, proc: subprocess.Popen, err: IO[bytes]
 ) -> list:
-    """Count rows in the snapshot transaction while pg_dump runs (the transaction is idle otherwise).
+    """Count rows in the snapshot transaction while pg_dump runs (the transaction is idle
+    otherwise).
 
     When counting fails (source gone), pg_dump's own error is the better message: prefer it."""
     import psycopg2
@@ -459,7 +442,7 @@ def _globals_entry(saved: cluster_globals.SavedGlobals | None, encrypted: bool) 
 
 
 def save_globals(spec: DumpSpec, tool: PgDump, work: Path) -> cluster_globals.SavedGlobals:
-    conninfo, env = libpq_env(spec.dsn)
+    conninfo, env = libpq_env(spec.dsn, application_name=LIBPQ_APP)
     try:
         return cluster_globals.save(tool.path, conninfo, env, work, bool(spec.encryption_secret))
     except cluster_globals.GlobalsError as exc:
@@ -470,11 +453,12 @@ def write_manifest(work: Path, manifest: Manifest) -> None:
     storage.write_private(work / MANIFEST_NAME, manifest.to_json().encode())
 
 
-def clean_leftovers(repo: Any, root: Path, target_id: str) -> list[int]:
+def clean_leftovers(repo: CatalogRepository, root: Path, target_id: str) -> list[int]:
     """Remove ``.partial-*`` of crashed runs; their catalog rows (still running) become failed.
 
-    Rows still ``running`` after ``STALE_HOURS`` without a live work directory (the run died before it
-    created one, or its worker vanished) are failed too, so they never look like a backup in progress."""
+    Rows still ``running`` after ``STALE_HOURS`` without a live work directory (the run died before
+    it created one, or its worker vanished) are failed too, so they never look like a backup in
+    progress."""
     failed = []
     for item in storage.remove_leftovers(root):
         log.warning("清理中断备份残留 removed leftover of an interrupted backup: %s", item.path)
@@ -496,7 +480,7 @@ def clean_leftovers(repo: Any, root: Path, target_id: str) -> list[int]:
 
 
 def fail_backup(
-    repo: Any,
+    repo: CatalogRepository,
     backup_id: int,
     actor: str,
     target: str,
@@ -504,7 +488,7 @@ def fail_backup(
     run_id: str | None,
     dag_id: str | None = None,
 ) -> None:
-    """Catalog: running → failed with the reason, plus a failure audit event (never masks ``exc``)."""
+    """Catalog: running → failed with the reason, plus a failure audit event (never masks exc)."""
     reason = f"{type(exc).__name__}: {exc}"[:2000]
     try:
         repo.fail_backup(backup_id, reason)
@@ -524,7 +508,7 @@ def fail_backup(
 
 
 def check_lease(lease: Callable[[], bool] | None, backup_id: int) -> None:
-    """Refuse to publish when the scheduler gave this try up (it failed it and retries elsewhere)."""
+    """Refuse to publish when the scheduler gave this try up (it failed it, retries elsewhere)."""
     if lease is not None and not lease():
         raise BackupSuperseded(
             f"备份 #{backup_id} 已被取代，不登记 superseded: Airflow no longer runs this try "
@@ -532,7 +516,9 @@ def check_lease(lease: Callable[[], bool] | None, backup_id: int) -> None:
         )
 
 
-def register_completed(repo: Any, backup_id: int, manifest: Any, final: Path) -> str:
+def register_completed(
+    repo: CatalogRepository, backup_id: int, manifest: Manifest, final: Path
+) -> str:
     """Catalog: running → completed with the published manifest; returns the manifest's SHA-256."""
     digest = manifest_sha256(final)
     repo.complete_backup(
@@ -545,8 +531,10 @@ def register_completed(repo: Any, backup_id: int, manifest: Any, final: Path) ->
     return digest
 
 
-def backup_database(spec: DumpSpec, repo: Any) -> BackupOutcome:
-    """Run one database backup end to end (see module doc); raises BackupError/StorageError on failure."""
+def backup_database(spec: DumpSpec, repo: CatalogRepository) -> BackupOutcome:
+    """Run one database backup end to end (see module doc).
+
+    Raises BackupError/StorageError on failure."""
     started = time.monotonic()
     root = storage.target_root(spec.storage, spec.database_id)
     backup_id = repo.register_backup_start(
@@ -626,10 +614,13 @@ def backup_database(spec: DumpSpec, repo: Any) -> BackupOutcome:
     return outcome
 
 
-def _record_success(repo: Any, spec: DumpSpec, outcome: BackupOutcome, manifest: Manifest) -> None:
+def _record_success(
+    repo: CatalogRepository, spec: DumpSpec, outcome: BackupOutcome, manifest: Manifest
+) -> None:
     rate = outcome.size_bytes / max(manifest.timings.dump_seconds, 1e-6)
     log.info(
-        "备份完成 backup #%s %s: %s in %.1fs (pg_dump %.1fs, %s/s; checksums %.1fs), %d tables, %s rows → %s",
+        "备份完成 backup #%s %s: %s in %.1fs (pg_dump %.1fs, %s/s; checksums %.1fs), "
+        "%d tables, %s rows → %s",
         outcome.backup_id,
         spec.database_id,
         human(outcome.size_bytes),

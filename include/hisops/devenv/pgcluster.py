@@ -23,9 +23,23 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hisops.targets.postgres import (
+    PgToolError,
+    as_os_user,
+    connect,
+    pg_ctl_stop_argv,
+    server_bindir,
+)
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+    from psycopg2.sql import Composable
 
 SUPERUSER = "hisops"
 SERVER_OS_USER = "postgres"  # who runs the server when we are root
+APP = "hisops-devenv"  # application_name of the cluster helper's own sessions
 OUTSIDE_BASE = Path(os.environ.get("HISOPS_PG_OUTSIDE_DIR", "/var/tmp"))
 
 
@@ -34,22 +48,11 @@ class ClusterError(RuntimeError):
 
 
 def find_pg_bindir() -> Path:
-    """Newest PostgreSQL server binaries on this machine (Debian layout first)."""
-    env = os.environ.get("HISOPS_PG_BINDIR")
-    if env:
-        return Path(env)
-    root = Path("/usr/lib/postgresql")
-    if root.is_dir():
-        versions = sorted(
-            (p for p in root.iterdir() if (p / "bin" / "initdb").exists()),
-            key=lambda p: int(p.name) if p.name.isdigit() else 0,
-        )
-        if versions:
-            return versions[-1] / "bin"
-    initdb = shutil.which("initdb")
-    if initdb:
-        return Path(initdb).resolve().parent
-    raise ClusterError("PostgreSQL server binaries (initdb, pg_ctl) not found; install postgresql")
+    """Newest PostgreSQL server binaries on this machine (``targets.postgres.server_bindir``)."""
+    try:
+        return server_bindir()
+    except PgToolError as exc:
+        raise ClusterError(str(exc)) from exc
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -111,16 +114,17 @@ class PgCluster:
 
     def dsn(self, dbname: str = "postgres") -> str:
         """libpq key/value DSN (psycopg2, pg_dump --dbname)."""
-        return f"host={self.host} port={self.port} user={self.user} password={self.password} dbname={dbname}"
+        return (
+            f"host={self.host} port={self.port} user={self.user} password={self.password} "
+            f"dbname={dbname}"
+        )
 
     def sqlalchemy_url(self, dbname: str) -> str:
         return f"postgresql+psycopg2://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
 
     # --- running binaries as the right OS user -------------------------------------------------
     def _as_owner(self, argv: list[str]) -> list[str]:
-        if os.geteuid() != 0:
-            return argv
-        return ["runuser", "-u", "postgres", "--", *argv]
+        return as_os_user(argv, SERVER_OS_USER)
 
     def _chown(self, path: Path) -> None:
         if os.geteuid() == 0:
@@ -175,7 +179,7 @@ class PgCluster:
         return proc.returncode == 0
 
     def init(self) -> None:
-        """initdb with scram-sha-256 on TCP; a random superuser password kept 0600 beside the data."""
+        """initdb, scram-sha-256 on TCP; a random superuser password kept 0600 beside the data."""
         if self.initialized():
             return
         bindir = find_pg_bindir()
@@ -260,7 +264,7 @@ class PgCluster:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                psycopg2.connect(self.dsn(), connect_timeout=3).close()
+                connect(self.dsn(), application_name=APP, connect_timeout=3).close()
                 return
             except psycopg2.OperationalError as exc:
                 if time.monotonic() > deadline:
@@ -270,8 +274,7 @@ class PgCluster:
     def stop(self, mode: str = "fast") -> None:
         if not self.running():
             return
-        bindir = find_pg_bindir()
-        self._run([str(bindir / "pg_ctl"), "stop", "-w", "-m", mode, "-D", str(self.datadir)])
+        self._run(pg_ctl_stop_argv(self.datadir, mode=mode, bindir=find_pg_bindir()))
 
     def destroy(self) -> None:
         self.stop("immediate")
@@ -280,12 +283,13 @@ class PgCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
     # --- databases ------------------------------------------------------------------------------
-    def execute(self, sql, dbname: str = "postgres") -> None:
-        """Run one statement (str or psycopg2.sql.Composable) in autocommit mode."""
-        import psycopg2
+    def connect(self, dbname: str = "postgres", *, autocommit: bool = True) -> PgConnection:
+        """A superuser connection (autocommit unless asked otherwise); the caller closes it."""
+        return connect(self.dsn(dbname), application_name=APP, autocommit=autocommit)
 
-        conn = psycopg2.connect(self.dsn(dbname))
-        conn.autocommit = True
+    def execute(self, sql: str | Composable, dbname: str = "postgres") -> None:
+        """Run one statement (str or psycopg2.sql.Composable) in autocommit mode."""
+        conn = self.connect(dbname)
         try:
             with conn.cursor() as cur:
                 cur.execute(sql)
@@ -293,13 +297,13 @@ class PgCluster:
             conn.close()
 
     def database_exists(self, name: str) -> bool:
-        import psycopg2
-
-        with psycopg2.connect(self.dsn()) as conn, conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            found = cur.fetchone() is not None
-        conn.close()
-        return found
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                return cur.fetchone() is not None
+        finally:
+            conn.close()
 
     def create_database(self, name: str, drop_first: bool = False) -> bool:
         """Create ``name`` unless it exists; returns True when it was created."""

@@ -206,7 +206,7 @@ class SshRunner:
 
 
 class _SshStream:
-    """stdout read in chunks; stderr drained on the side so a chatty command never stalls the window."""
+    """stdout read in chunks; stderr drained aside so a chatty command never stalls the window."""
 
     POLL = 1.0
 

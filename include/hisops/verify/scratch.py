@@ -1,9 +1,9 @@
 """演练临时库 Scratch databases for restore drills, and pg_restore.
 
-A scratch database is named ``hisops_drill_<database id>_<backup id>_<yymmddHHMMSS>_<4 hex>``: a name
-no production database has, that says what it holds and since when. Every DROP in this package goes
-through :func:`drop_database`, which refuses any name not matching the pattern it is given — a
-drill can never drop production, whatever it is handed.
+A scratch database is named ``hisops_drill_<database id>_<backup id>_<yymmddHHMMSS>_<4 hex>``:
+a name no production database has, that says what it holds and since when. Every DROP in this
+package goes through :func:`drop_database`, which refuses any name not matching the pattern it is
+given — a drill can never drop production, whatever it is handed.
 
 The restore staging databases of ``restore_database`` follow the same rule with their own name
 pattern (``hisops.restore.names``), handed to :func:`drop_database`.
@@ -23,9 +23,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from hisops.backup.dump import stop_process
+from hisops.targets.postgres import (
+    connect,
+    dsn_with,
+    installed_tools,
+    libpq_env,
+    major_of,
+    on_path,
+    stop_process,
+)
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+    from psycopg2.sql import Identifier
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +45,8 @@ SCRATCH_PREFIX = "hisops_drill_"
 STAMP = "%y%m%d%H%M%S"
 _TAIL = r"_(?P<backup>[0-9]{1,10})_(?P<stamp>[0-9]{12})_[0-9a-f]{4}"
 SCRATCH_RE = re.compile(rf"{SCRATCH_PREFIX}(?P<db>[a-z0-9_]{{1,20}}){_TAIL}")
-PG_ROOT = Path("/usr/lib/postgresql")
+DRILL_APP = "hisops-drill"  # application_name of the drill's own sessions
+RESTORE_APP = "hisops-restore"  # pg_restore's sessions
 MAINTENANCE_DB = "postgres"
 STDERR_TAIL = 3000
 
@@ -56,7 +69,7 @@ def _slug_part(database_id: str) -> str:
 def scratch_name(
     database_id: str, backup_id: int, now: datetime | None = None, prefix: str = SCRATCH_PREFIX
 ) -> str:
-    """``hisops_drill_his_emr_42_250101010000_a1b2`` (at most 63 bytes, a valid plain identifier)."""
+    """``hisops_drill_his_emr_42_250101010000_a1b2`` (≤ 63 bytes, a valid plain identifier)."""
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime(STAMP)
     return f"{prefix}{_slug_part(database_id)}_{int(backup_id)}_{stamp}_{secrets.token_hex(2)}"
 
@@ -82,29 +95,17 @@ def assert_droppable(name: str, pattern: re.Pattern[str] = SCRATCH_RE) -> None:
 # --- connections -------------------------------------------------------------------------------
 
 
-def dsn_with(dsn: str, dbname: str) -> str:
-    """The same server and credentials, another database."""
-    from psycopg2.extensions import make_dsn, parse_dsn
-
-    return make_dsn(**{**parse_dsn(dsn), "dbname": dbname})
-
-
 @contextmanager
-def admin_connection(dsn: str) -> Iterator[Any]:
+def admin_connection(dsn: str) -> Iterator[PgConnection]:
     """Autocommit connection to the server's maintenance database (CREATE/DROP/RENAME DATABASE)."""
-    import psycopg2
-
-    conn = psycopg2.connect(
-        dsn_with(dsn, MAINTENANCE_DB), connect_timeout=15, application_name="hisops-drill"
-    )
-    conn.autocommit = True
+    conn = connect(dsn_with(dsn, MAINTENANCE_DB), application_name=DRILL_APP, autocommit=True)
     try:
         yield conn
     finally:
         conn.close()
 
 
-def _ident(name: str) -> Any:
+def _ident(name: str) -> Identifier:
     from psycopg2 import sql
 
     return sql.Identifier(name)
@@ -126,7 +127,9 @@ def create_database(dsn: str, name: str) -> None:
 
 
 def drop_database(dsn: str, name: str, pattern: re.Pattern[str] = SCRATCH_RE) -> bool:
-    """DROP a scratch database (connections forced off); True if it existed. Guarded by ``pattern``."""
+    """DROP a scratch database (connections forced off); True if it existed.
+
+    Guarded by ``pattern``."""
     from psycopg2 import sql
 
     assert_droppable(name, pattern)
@@ -166,56 +169,28 @@ class RestoreRun:
     stderr_tail: str = ""
 
 
-def _major(version_text: str | None) -> int:
-    """15 from 'pg_dump (PostgreSQL) 15.8 (Debian 15.8-1.pgdg120+1)'; 0 when unknown."""
-    match = re.search(r"\(PostgreSQL\)\s+(\d+)", version_text or "")
-    return int(match.group(1)) if match else 0
-
-
 def find_pg_restore(pg_bindir: str | None = None, dump_version: str | None = None) -> Path:
-    """pg_restore from ``pg_bindir``, else the newest installed one (never older than the pg_dump used)."""
+    """pg_restore from ``pg_bindir``, else the newest installed one (never older than the pg_dump
+    that wrote the backup)."""
     if pg_bindir:
         candidates = [Path(pg_bindir) / "pg_restore"]
     else:
-        installed = (
-            sorted(
-                (int(p.name), p / "bin" / "pg_restore")
-                for p in PG_ROOT.glob("*")
-                if p.name.isdigit()
-            )
-            if PG_ROOT.is_dir()
-            else []
-        )
-        candidates = [path for _version, path in reversed(installed)]
-        candidates += [
-            Path(p) / "pg_restore" for p in os.environ.get("PATH", "").split(os.pathsep) if p
-        ]
+        candidates = [path for _major, path in reversed(installed_tools("pg_restore"))]
+        candidates += [p for p in [on_path("pg_restore")] if p]
     found = next((p for p in candidates if p.is_file() and os.access(p, os.X_OK)), None)
     if found is None:
         raise RestoreError(
             "找不到 pg_restore not found: install the PostgreSQL client tools or set pg_bindir"
         )
-    needed = _major(dump_version)
+    needed = major_of(dump_version)
     proc = subprocess.run([str(found), "--version"], capture_output=True, text=True, timeout=30)
-    have = _major(proc.stdout)
+    have = major_of(proc.stdout)
     if needed and have < needed:
         raise RestoreError(
             f"pg_restore {have} ({found}) 早于生成备份的 pg_dump is older than the pg_dump "
             f"that wrote the backup ({dump_version}); set pg_bindir to a newer client"
         )
     return found
-
-
-def libpq_env(dsn: str, app: str = "hisops-restore") -> tuple[str, dict[str, str]]:
-    """(conninfo without password, environment with PGPASSWORD): no secret on the command line."""
-    from psycopg2.extensions import make_dsn, parse_dsn
-
-    params = parse_dsn(dsn)
-    password = params.pop("password", None)
-    env = {**os.environ, "PGAPPNAME": app, "PGCONNECT_TIMEOUT": "15"}
-    if password:
-        env["PGPASSWORD"] = password
-    return make_dsn(**params), env
 
 
 def pg_restore_argv(
@@ -242,9 +217,11 @@ def run_pg_restore(
     keep_owners: bool = False,
     extra_env: dict[str, str] | None = None,
 ) -> RestoreRun:
-    """pg_restore a directory-format dump into the (empty) database ``dsn``; RestoreError on failure."""
+    """pg_restore a directory-format dump into the (empty) database ``dsn``.
+
+    RestoreError on failure."""
     tool = tool or find_pg_restore()
-    conninfo, env = libpq_env(dsn)
+    conninfo, env = libpq_env(dsn, application_name=RESTORE_APP)
     argv = pg_restore_argv(tool, dump_dir, conninfo, jobs, keep_owners=keep_owners)
     log.info(
         "运行 running: %s",
@@ -275,10 +252,7 @@ def run_pg_restore(
 
 def run_sql(dsn: str, statements: Sequence[str]) -> None:
     """Run statements in autocommit (test hooks, small fix-ups)."""
-    import psycopg2
-
-    conn = psycopg2.connect(dsn, connect_timeout=15, application_name="hisops-drill")
-    conn.autocommit = True
+    conn = connect(dsn, application_name=DRILL_APP, autocommit=True)
     try:
         with conn.cursor() as cur:
             for statement in statements:
