@@ -44,7 +44,8 @@ def by_id(findings: list[Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def conns(pg) -> Iterator[Any]:
-    """Factory for extra autocommit connections to a database of the test cluster, closed afterwards."""
+    """Factory for extra autocommit connections to a database of the
+    test cluster, closed afterwards."""
     opened: list[Any] = []
 
     def connect(dbname: str, autocommit: bool = True) -> Any:

@@ -85,7 +85,10 @@ def test_healthy_database_all_checks_run(pg, new_db):
 def test_runs_seven_tagged_statements(pg, new_db):
     db = new_db("stmts")
     dbid = scalar(pg, "SELECT oid FROM pg_database WHERE datname = %s", args=(db,))
-    calls = "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = %s AND query LIKE '%%hisops:inspect:%%'"
+    calls = (
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = %s "
+        "AND query LIKE '%%hisops:inspect:%%'"
+    )
     before = scalar(pg, calls, args=(dbid,))
     run(pg, db)
     assert scalar(pg, calls, args=(dbid,)) - before == len(db_checks.QUERIES) == 7

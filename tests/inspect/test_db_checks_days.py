@@ -1,4 +1,5 @@
-"""Database checks the outside test found missing or wrong (items 3, 4): each condition made for real."""
+"""Database checks the outside test found missing or wrong (items 3,
+4): each condition made for real."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from tests.inspect.test_db_checks import run, scalar, wait_for
 
 
 def test_long_transaction_with_short_statements(pg, new_db, conns) -> None:
-    """Open for a while, a short statement now and then: long_queries is fine, the transaction is not."""
+    """Open for a while, a short statement now and then: long_queries is
+    fine, the transaction is not."""
     db = new_db("xact")
     conn = conns(db, autocommit=False)
     with conn.cursor() as cur:

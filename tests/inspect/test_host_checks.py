@@ -29,8 +29,8 @@ SINGLE_CHECKS = {
 
 
 def close(runner: SshRunner) -> None:
-    """Close after collecting paramiko's channel files (they hold cycles; collected after the transport
-    is gone they print 'Exception ignored' at interpreter exit)."""
+    """Close after collecting paramiko's channel files (they hold cycles; collected after the
+    transport is gone they print 'Exception ignored' at interpreter exit)."""
     gc.collect()
     runner.close()
 

@@ -1,4 +1,5 @@
-"""HTTP(S) endpoint checks against real local servers: slow, failing, expired and self-signed TLS."""
+"""HTTP(S) endpoint checks against real local servers: slow,
+failing, expired and self-signed TLS."""
 
 from __future__ import annotations
 

@@ -275,7 +275,8 @@ MEMORY_PROBE = textwrap.dedent("""
     from hisops.targets.runner import LocalRunner
 
     class Timed(LocalRunner):
-        \"\"\"Reports the peak RSS of the commands' own process trees (GNU time, when installed).\"\"\"
+        \"\"\"Reports the peak RSS of the commands' own process trees (GNU time, when \
+installed).\"\"\"
         peak_kb = None
         def run(self, command, timeout=30):
             if not os.path.exists("/usr/bin/time"):
@@ -317,8 +318,8 @@ def _probe(path: Path, size: int) -> dict:
 
 
 def test_big_log_in_bounded_memory(tmp_path):
-    """~300 MB scanned in flat memory: our process grows by < 16 MB, the shell pipeline stays < 32 MB,
-    and neither depends on the file size (30 MB vs 300 MB)."""
+    """~300 MB scanned in flat memory: our process grows by < 16 MB, the shell pipeline stays < 32
+    MB, and neither depends on the file size (30 MB vs 300 MB)."""
     small = _probe(tmp_path / "small.log", 30 * 1024**2)
     big = _probe(tmp_path / "big.log", 300 * 1024**2)
     for result in (small, big):

@@ -1,4 +1,5 @@
-"""Services on hosts without systemd (item 6): the unit's process, a listening port; the method is named."""
+"""Services on hosts without systemd (item 6): the unit's process, a
+listening port; the method is named."""
 
 from __future__ import annotations
 

@@ -354,7 +354,8 @@ def test_dingtalk_url_with_secret_and_phones() -> None:
 
 def test_webhook_url_built_or_taken_from_extra() -> None:
     url = build_apprise_url(
-        "webhook", host="hooks.hospital.example", port=8443, schema="https", login="bot", password="x/y@z",
+        "webhook", host="hooks.hospital.example", port=8443, schema="https", login="bot",
+        password="x/y@z",
         extra={"path": "/alerts/his", "headers": {"Authorization": "Bearer t0k en"}},
     )  # fmt: skip
     assert url.startswith("jsons://bot:x%2Fy%40z@hooks.hospital.example:8443/alerts/his?")

@@ -1,4 +1,5 @@
-"""巡检报告 rendering from constructed FindingRecords: safe, mail-ready, Chinese first, numbers from input."""
+"""巡检报告 rendering from constructed FindingRecords: safe, mail-ready,
+Chinese first, numbers from input."""
 
 from __future__ import annotations
 

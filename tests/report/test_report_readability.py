@@ -1,4 +1,5 @@
-"""The report reads well (item 7): findings built by the real check code, rendered, then inspected."""
+"""The report reads well (item 7): findings built by the real check
+code, rendered, then inspected."""
 
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ def _inventory(tmp_path: Path, storage: Path) -> Path:
         maintenance_window: {{start: "01:00", end: "05:00"}}
         backup_storage: {{path: {storage}}}
         reports: {{path: {tmp_path}/reports}}
-        notifications: [{{name: 主管, kind: email, conn_id: sv_smtp, to: [supervisor@hospital.example]}}]
+        notifications: [{{name: 主管, kind: email, conn_id: sv_smtp, to: \
+[supervisor@hospital.example]}}]
         systems:
           - id: emr
             name: 病案管理系统

@@ -87,15 +87,18 @@ def q_sessions(version_num: int) -> str:
     return f"""/* hisops:inspect:sessions */
 WITH a AS (
   SELECT pid, usename, application_name AS app, client_addr::text AS client, state, state_change,
-         extract(epoch FROM now() - query_start) AS query_s, extract(epoch FROM now() - xact_start) AS xact_s,
+         extract(epoch FROM now() - query_start) AS query_s,
+         extract(epoch FROM now() - xact_start) AS xact_s,
          extract(epoch FROM now() - state_change) AS state_s, left(query, 300) AS query
   FROM pg_stat_activity
-  WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'),
+  WHERE datname = current_database() AND pid <> pg_backend_pid()
+    AND backend_type = 'client backend'),
 w AS (
   SELECT l.pid, {wait} AS wait_s, l.locktype, l.mode,
          CASE WHEN l.relation IS NOT NULL THEN l.relation::regclass::text END AS relation, a.query,
-         (SELECT json_agg(json_build_object('pid', b.pid, 'user', b.usename, 'app', b.application_name,
-                 'state', b.state, 'xact_s', extract(epoch FROM now() - b.xact_start), 'query', left(b.query, 300)))
+         (SELECT json_agg(json_build_object('pid', b.pid, 'user', b.usename,
+                 'app', b.application_name, 'state', b.state,
+                 'xact_s', extract(epoch FROM now() - b.xact_start), 'query', left(b.query, 300)))
           FROM pg_stat_activity b WHERE b.pid = ANY (pg_blocking_pids(l.pid))) AS blockers
   FROM pg_locks l JOIN a ON a.pid = l.pid WHERE NOT l.granted)
 SELECT json_build_object(
@@ -112,7 +115,8 @@ SELECT json_build_object(
       SELECT pid, usename, app, client, state, state_s, xact_s, query FROM a
       WHERE state LIKE 'idle in transaction%' ORDER BY state_s DESC LIMIT 5) x),
   'waiting_count', (SELECT count(DISTINCT pid) FROM w),
-  'waiting', (SELECT coalesce(json_agg(x), '[]') FROM (SELECT * FROM w ORDER BY wait_s DESC LIMIT 5) x))"""
+  'waiting', (SELECT coalesce(json_agg(x), '[]') FROM (
+      SELECT * FROM w ORDER BY wait_s DESC LIMIT 5) x))"""
 
 
 def q_tables(version_num: int) -> str:
@@ -120,8 +124,10 @@ def q_tables(version_num: int) -> str:
 WITH s AS (
   SELECT st.schemaname || '.' || st.relname AS name, st.n_live_tup AS live, st.n_dead_tup AS dead,
          st.n_mod_since_analyze AS mods, greatest(c.reltuples, 0) AS reltuples,
-         extract(epoch FROM now() - greatest(st.last_vacuum, st.last_autovacuum)) / 3600 AS vacuum_h,
-         extract(epoch FROM now() - greatest(st.last_analyze, st.last_autoanalyze)) / 3600 AS analyze_h
+         extract(epoch FROM now() - greatest(st.last_vacuum, st.last_autovacuum)) / 3600
+           AS vacuum_h,
+         extract(epoch FROM now() - greatest(st.last_analyze, st.last_autoanalyze)) / 3600
+           AS analyze_h
   FROM pg_stat_user_tables st JOIN pg_class c ON c.oid = st.relid),
 cfg AS (
   SELECT current_setting('autovacuum_vacuum_threshold')::float8 AS vt,
@@ -143,27 +149,33 @@ SELECT json_build_object(
 
 
 def q_bloat(version_num: int) -> str:
-    """Table bloat estimated from pg_stats (after ioguix/pgsql-bloat-estimation; no extension, no table scan).
+    """Table bloat estimated from pg_stats (after ioguix/pgsql-bloat-estimation;
+    no extension, no table scan).
 
     Sizes are the files' real sizes (``pg_relation_size``), not ``relpages`` — that is only
     updated by VACUUM/ANALYZE, so a table that grew 3x since then looked small. Live and dead
     tuples come from the statistics system (``pg_stat_get_live_tuples``, current; the functions,
     not the pg_stat_user_tables view, which computes a dozen counters per table), falling back
-    to ``reltuples`` when the statistics were reset. pg_stats is read per candidate table (LATERAL, so its privilege
-    checks run only for those columns): joined wholesale it cost ~50 ms per fresh session.
+    to ``reltuples`` when the statistics were reset. pg_stats is read per candidate table (LATERAL,
+    so its privilege checks run only for those columns): joined wholesale it cost ~50 ms per fresh
+    session.
     """
     return """/* hisops:inspect:bloat */
 WITH t AS (
   SELECT tbl.oid, ns.nspname, tbl.relname,
-         CASE WHEN pg_stat_get_live_tuples(tbl.oid) > 0 OR tbl.reltuples <= 0 THEN pg_stat_get_live_tuples(tbl.oid)
+         CASE WHEN pg_stat_get_live_tuples(tbl.oid) > 0 OR tbl.reltuples <= 0
+              THEN pg_stat_get_live_tuples(tbl.oid)
               ELSE tbl.reltuples END::float8 AS reltuples,
          pg_stat_get_dead_tuples(tbl.oid) AS dead, pg_stat_get_live_tuples(tbl.oid) AS live,
          pg_relation_size(tbl.oid) / current_setting('block_size')::numeric AS heappages,
-         coalesce(pg_relation_size(toast.oid), 0) / current_setting('block_size')::numeric AS toastpages,
+         coalesce(pg_relation_size(toast.oid), 0) / current_setting('block_size')::numeric
+           AS toastpages,
          coalesce(toast.reltuples, 0) AS toasttuples,
-         coalesce(substring(array_to_string(tbl.reloptions, ' ') FROM 'fillfactor=([0-9]+)')::int, 100) AS ff,
+         coalesce(substring(array_to_string(tbl.reloptions, ' ')
+                            FROM 'fillfactor=([0-9]+)')::int, 100) AS ff,
          current_setting('block_size')::numeric AS bs,
-         CASE WHEN version() ~ 'mingw32|64-bit|x86_64|ppc64|ia64|amd64|aarch64' THEN 8 ELSE 4 END AS ma
+         CASE WHEN version() ~ 'mingw32|64-bit|x86_64|ppc64|ia64|amd64|aarch64' THEN 8 ELSE 4 END
+           AS ma
   FROM pg_class tbl
   JOIN pg_namespace ns ON ns.oid = tbl.relnamespace
   LEFT JOIN pg_class toast ON toast.oid = tbl.reltoastrelid
@@ -171,29 +183,35 @@ WITH t AS (
     AND ns.nspname NOT IN ('pg_catalog', 'information_schema')),
 att AS (
   SELECT t.*, w.* FROM t, LATERAL (
-    SELECT 23 + CASE WHEN max(coalesce(s.null_frac, 0)) > 0 THEN (7 + count(*)) / 8 ELSE 0 END AS hdr,
+    SELECT 23 + CASE WHEN max(coalesce(s.null_frac, 0)) > 0 THEN (7 + count(*)) / 8 ELSE 0 END
+             AS hdr,
            sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 1024)) AS data_width,
-           bool_or(a.atttypid = 'pg_catalog.name'::regtype) OR count(a.attname) <> count(s.attname) AS is_na
+           bool_or(a.atttypid = 'pg_catalog.name'::regtype) OR count(a.attname) <> count(s.attname)
+             AS is_na
     FROM pg_attribute a
     LEFT JOIN pg_stats s ON s.schemaname = t.nspname AND s.tablename = t.relname
                         AND NOT s.inherited AND s.attname = a.attname
     WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped) w),
 tpl AS (
   SELECT *, 4 + hdr + data_width + 2 * ma - CASE WHEN hdr % ma = 0 THEN ma ELSE hdr % ma END
-            - CASE WHEN ceil(data_width)::int % ma = 0 THEN ma ELSE ceil(data_width)::int % ma END AS tpl_size
+            - CASE WHEN ceil(data_width)::int % ma = 0 THEN ma ELSE ceil(data_width)::int % ma END
+              AS tpl_size
   FROM att WHERE NOT is_na),
 est AS (
   SELECT nspname || '.' || relname AS name, (heappages + toastpages) * bs AS real_bytes, live, dead,
          greatest(heappages + toastpages
-                  - ceil(reltuples / ((bs - 24) * ff / (tpl_size * 100))) - ceil(toasttuples / 4), 0) * bs AS bloat_bytes
+                  - ceil(reltuples / ((bs - 24) * ff / (tpl_size * 100))) - ceil(toasttuples / 4),
+                  0) * bs AS bloat_bytes
   FROM tpl)
 SELECT json_build_object(
   'tables', (SELECT coalesce(json_agg(x), '[]') FROM (
-      SELECT name, real_bytes, bloat_bytes, live, dead FROM est ORDER BY bloat_bytes DESC LIMIT 10) x))"""
+      SELECT name, real_bytes, bloat_bytes, live, dead FROM est
+      ORDER BY bloat_bytes DESC LIMIT 10) x))"""
 
 
 def q_index_bloat(version_num: int) -> str:
-    """B-tree index bloat estimated from pg_stats (after ioguix/pgsql-bloat-estimation btree_bloat.sql).
+    """B-tree index bloat estimated from pg_stats (after
+    ioguix/pgsql-bloat-estimation btree_bloat.sql).
 
     Expected pages = tuples / (usable page bytes × fillfactor / index tuple width); the real
     size is ``pg_relation_size``. Only the 100 largest indexes of at least 15 pages are estimated
@@ -203,14 +221,18 @@ def q_index_bloat(version_num: int) -> str:
     """
     return """/* hisops:inspect:index_bloat */
 WITH i AS (
-  SELECT ci.oid AS idxoid, ix.indrelid AS tbloid, n.nspname, ct.relname AS tblname, ci.relname AS idxname,
+  SELECT ci.oid AS idxoid, ix.indrelid AS tbloid, n.nspname, ct.relname AS tblname,
+         ci.relname AS idxname,
          pg_relation_size(ci.oid) AS real_bytes,
-         CASE WHEN ix.indpred IS NULL AND pg_stat_get_live_tuples(ct.oid) > 0 THEN pg_stat_get_live_tuples(ct.oid)
+         CASE WHEN ix.indpred IS NULL AND pg_stat_get_live_tuples(ct.oid) > 0
+              THEN pg_stat_get_live_tuples(ct.oid)
               ELSE greatest(ci.reltuples, 0) END::float8 AS tuples,
-         coalesce(substring(array_to_string(ci.reloptions, ' ') FROM 'fillfactor=([0-9]+)')::int, 90) AS ff,
+         coalesce(substring(array_to_string(ci.reloptions, ' ')
+                            FROM 'fillfactor=([0-9]+)')::int, 90) AS ff,
          string_to_array(textin(int2vectorout(ix.indkey)), ' ')::int[] AS indkey, ix.indnatts,
          current_setting('block_size')::numeric AS bs,
-         CASE WHEN version() ~ 'mingw32|64-bit|x86_64|ppc64|ia64|amd64|aarch64' THEN 8 ELSE 4 END AS ma
+         CASE WHEN version() ~ 'mingw32|64-bit|x86_64|ppc64|ia64|amd64|aarch64' THEN 8 ELSE 4 END
+           AS ma
   FROM pg_index ix
   JOIN pg_class ci ON ci.oid = ix.indexrelid
   JOIN pg_class ct ON ct.oid = ix.indrelid
@@ -221,17 +243,22 @@ WITH i AS (
   ORDER BY real_bytes DESC LIMIT 100),
 w AS (
   SELECT i.*, x.* FROM i, LATERAL (
-    SELECT sum((1 - coalesce(s1.null_frac, s2.null_frac, 0)) * coalesce(s1.avg_width, s2.avg_width, 1024))
+    SELECT sum((1 - coalesce(s1.null_frac, s2.null_frac, 0))
+               * coalesce(s1.avg_width, s2.avg_width, 1024))
              AS data_width,
            max(coalesce(s1.null_frac, s2.null_frac, 0)) > 0 AS has_nulls,
            count(*) <> count(coalesce(s1.attname, s2.attname))
              OR bool_or(coalesce(a1.atttypid, a2.atttypid) = 'pg_catalog.name'::regtype) AS is_na
     FROM generate_series(1, i.indnatts) AS k(pos)
-    LEFT JOIN pg_attribute a1 ON i.indkey[k.pos] <> 0 AND a1.attrelid = i.tbloid AND a1.attnum = i.indkey[k.pos]
-    LEFT JOIN pg_attribute a2 ON i.indkey[k.pos] = 0 AND a2.attrelid = i.idxoid AND a2.attnum = k.pos
-    LEFT JOIN pg_stats s1 ON a1.attname IS NOT NULL AND s1.schemaname = i.nspname AND s1.tablename = i.tblname
+    LEFT JOIN pg_attribute a1 ON i.indkey[k.pos] <> 0 AND a1.attrelid = i.tbloid
+                             AND a1.attnum = i.indkey[k.pos]
+    LEFT JOIN pg_attribute a2 ON i.indkey[k.pos] = 0 AND a2.attrelid = i.idxoid
+                             AND a2.attnum = k.pos
+    LEFT JOIN pg_stats s1 ON a1.attname IS NOT NULL AND s1.schemaname = i.nspname
+                         AND s1.tablename = i.tblname
                          AND s1.attname = a1.attname AND NOT s1.inherited
-    LEFT JOIN pg_stats s2 ON a2.attname IS NOT NULL AND s2.schemaname = i.nspname AND s2.tablename = i.idxname
+    LEFT JOIN pg_stats s2 ON a2.attname IS NOT NULL AND s2.schemaname = i.nspname
+                         AND s2.tablename = i.idxname
                          AND s2.attname = a2.attname AND NOT s2.inherited) x),
 h AS (
   SELECT *, CASE WHEN has_nulls THEN 12 ELSE 8 END AS hdr FROM w WHERE NOT is_na),
@@ -245,7 +272,8 @@ est AS (
 SELECT json_build_object(
   'indexes', (SELECT coalesce(json_agg(x), '[]') FROM (
       SELECT name, table_name, real_bytes, greatest(real_bytes - est_pages * bs, 0) AS bloat_bytes,
-             round((100 * greatest(real_bytes - est_pages * bs, 0) / nullif(real_bytes, 0))::numeric, 1) AS bloat_pct
+             round((100 * greatest(real_bytes - est_pages * bs, 0)
+                    / nullif(real_bytes, 0))::numeric, 1) AS bloat_pct
       FROM est ORDER BY 4 DESC LIMIT 10) x))"""
 
 
@@ -253,14 +281,18 @@ def q_objects(version_num: int) -> str:
     """Sequences (limit = the owning column's type when it is narrower) and invalid indexes."""
     return """/* hisops:inspect:objects */
 WITH seq AS (
-  SELECT n.nspname || '.' || c.relname AS name, s.seqmin, s.seqmax, s.seqincrement AS inc, s.seqcycle AS cycle,
-         CASE WHEN has_sequence_privilege(c.oid, 'SELECT,USAGE') THEN pg_sequence_last_value(c.oid) END AS last_value,
+  SELECT n.nspname || '.' || c.relname AS name, s.seqmin, s.seqmax, s.seqincrement AS inc,
+         s.seqcycle AS cycle,
+         CASE WHEN has_sequence_privilege(c.oid, 'SELECT,USAGE')
+              THEN pg_sequence_last_value(c.oid) END AS last_value,
          (SELECT t.typname FROM pg_depend d
             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
             JOIN pg_type t ON t.oid = a.atttypid
-          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
+          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                  AND d.refclassid = 'pg_class'::regclass
             AND d.deptype IN ('a', 'i') LIMIT 1) AS coltype
-  FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE NOT pg_is_other_temp_schema(n.oid)),
 lim AS (
   SELECT *, least(seqmax, CASE coltype WHEN 'int2' THEN 32767 WHEN 'int4' THEN 2147483647
@@ -278,8 +310,10 @@ SELECT json_build_object(
   'top', (SELECT coalesce(json_agg(x), '[]') FROM (
       SELECT * FROM pct ORDER BY used_pct DESC NULLS LAST LIMIT 10) x),
   'invalid_indexes', (SELECT coalesce(json_agg(x), '[]') FROM (
-      SELECT n.nspname || '.' || c.relname AS name, t.relname AS table_name, pg_relation_size(c.oid) AS bytes
-      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      SELECT n.nspname || '.' || c.relname AS name, t.relname AS table_name,
+             pg_relation_size(c.oid) AS bytes
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      JOIN pg_namespace n ON n.oid = c.relnamespace
       JOIN pg_class t ON t.oid = i.indrelid WHERE NOT i.indisvalid ORDER BY 1) x))"""
 
 
@@ -302,8 +336,9 @@ SELECT json_build_object(
              pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()
                                   ELSE pg_current_wal_lsn() END, restart_lsn) AS retained_bytes
       FROM pg_replication_slots) x),
-  'receiver', CASE WHEN pg_is_in_recovery() THEN (SELECT json_build_object('status', status, 'sender', sender_host)
-                                                  FROM pg_stat_wal_receiver) END,
+  'receiver', CASE WHEN pg_is_in_recovery() THEN (
+      SELECT json_build_object('status', status, 'sender', sender_host)
+      FROM pg_stat_wal_receiver) END,
   'replay', CASE WHEN pg_is_in_recovery() THEN json_build_object(
       'caught_up', pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(),
       'delay_s', extract(epoch FROM now() - pg_last_xact_replay_timestamp()),
@@ -311,9 +346,12 @@ SELECT json_build_object(
   'archive_mode', current_setting('archive_mode'),
   'wal_ready', CASE WHEN current_setting('archive_mode') <> 'off'
                      AND has_function_privilege('pg_ls_archive_statusdir()', 'EXECUTE')
-                    THEN (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name ~ '[.]ready$') END,
-  'archiver', (SELECT json_build_object('failed_count', failed_count, 'last_failed_at', last_failed_time,
-                                        'last_archived_at', last_archived_time) FROM pg_stat_archiver))"""
+                    THEN (SELECT count(*) FROM pg_ls_archive_statusdir()
+                          WHERE name ~ '[.]ready$') END,
+  'archiver', (SELECT json_build_object('failed_count', failed_count,
+                                        'last_failed_at', last_failed_time,
+                                        'last_archived_at', last_archived_time)
+               FROM pg_stat_archiver))"""
 
 
 #: statement name → SQL builder (given server_version_num); run in this order
@@ -445,7 +483,10 @@ def check_connections(t: Target, d: Data, facts: Facts) -> FindingRecord:
         unit="%",
         value_text=f"{used}/{limit}",
         zh=f"连接数 {used}/{limit}（{pct:.1f}%，含保留给超级用户的 {d['reserved']} 个）",
-        en=f"{used} of {limit} connections in use ({pct:.1f}%; {d['reserved']} reserved for superusers)",
+        en=(
+            f"{used} of {limit} connections in use ({pct:.1f}%; {d['reserved']} reserved for "
+            "superusers)"
+        ),
         client_backends=used,
         max_connections=limit,
         reserved=d["reserved"],
@@ -462,13 +503,14 @@ def check_long_queries(t: Target, d: Data, facts: Facts) -> FindingRecord:
     severity = classify(level, longest)
     over = [r for r in rows if level.warn is not None and (r["query_s"] or 0) >= level.warn]
     zh = (
-        f"{len(over)} 个查询运行超过 {fmt_seconds(level.warn)}，最长 {fmt_seconds(longest)}（pid {rows[0]['pid']}）"
+        f"{len(over)} 个查询运行超过 {fmt_seconds(level.warn)}，最长 {fmt_seconds(longest)}（pid "
+        f"{rows[0]['pid']}）"
         if severity != "ok"
         else f"无长时间运行的查询（最长 {fmt_seconds(longest)}）"
     )
     en = (
-        f"{plural(len(over), 'query', 'queries')} running longer than {fmt_seconds(level.warn)}, longest {fmt_seconds(longest)} "
-        f"(pid {rows[0]['pid']})"
+        f"{plural(len(over), 'query', 'queries')} running longer than {fmt_seconds(level.warn)}, "
+        f"longest {fmt_seconds(longest)} (pid {rows[0]['pid']})"
         if severity != "ok"
         else f"no long-running query (longest {fmt_seconds(longest)})"
     )
@@ -532,8 +574,14 @@ def check_idle_in_tx(t: Target, d: Data, facts: Facts) -> FindingRecord:
     if count == 0:
         zh, en = "无事务空闲会话", "no session idle in transaction"
     else:
-        zh = f"{count} 个会话处于事务中空闲（idle in transaction），最长 {fmt_seconds(longest)}（pid {rows[0]['pid']}）"
-        en = f"{plural(count, 'session')} idle in transaction, longest {fmt_seconds(longest)} (pid {rows[0]['pid']})"
+        zh = (
+            f"{count} 个会话处于事务中空闲（idle in transaction），最长 "
+            f"{fmt_seconds(longest)}（pid {rows[0]['pid']}）"
+        )
+        en = (
+            f"{plural(count, 'session')} idle in transaction, longest {fmt_seconds(longest)} "
+            f"(pid {rows[0]['pid']})"
+        )
     return t.make(
         "db.idle_in_tx",
         severity,
@@ -557,12 +605,13 @@ def check_locks(t: Target, d: Data, facts: Facts) -> FindingRecord:
         top = rows[0]
         blockers = [b["pid"] for b in top.get("blockers") or []]
         zh = (
-            f"{count} 个会话在等待锁，最长 {fmt_seconds(longest)}（pid {top['pid']} 等待 {top['mode']} "
-            f"{top.get('relation') or top['locktype']}，被 pid {blockers} 阻塞）"
+            f"{count} 个会话在等待锁，最长 {fmt_seconds(longest)}（pid {top['pid']} 等待 "
+            f"{top['mode']} {top.get('relation') or top['locktype']}，被 pid {blockers} 阻塞）"
         )
         en = (
-            f"{plural(count, 'session')} waiting for locks, longest {fmt_seconds(longest)} (pid {top['pid']} waits for "
-            f"{top['mode']} on {top.get('relation') or top['locktype']}, blocked by pids {blockers})"
+            f"{plural(count, 'session')} waiting for locks, longest {fmt_seconds(longest)} (pid "
+            f"{top['pid']} waits for {top['mode']} on {top.get('relation') or top['locktype']}, "
+            f"blocked by pids {blockers})"
         )
     return t.make(
         "db.locks",
@@ -588,8 +637,14 @@ def check_xid_age(t: Target, d: Data, facts: Facts) -> FindingRecord:
         round(pct, 2),
         f"{_th(pct_level, '%')} of autovacuum_freeze_max_age; absolute {_th(abs_level)}",
         value_text=f"{age:,} ({datname})",
-        zh=f"最老事务号年龄 {age:,}（数据库 {datname}），为 autovacuum_freeze_max_age 的 {pct:.1f}%",
-        en=f"oldest transaction ID age {age:,} (database {datname}), {pct:.1f}% of autovacuum_freeze_max_age",
+        zh=(
+            f"最老事务号年龄 {age:,}（数据库 {datname}），为 autovacuum_freeze_max_age 的 "
+            f"{pct:.1f}%"
+        ),
+        en=(
+            f"oldest transaction ID age {age:,} (database {datname}), {pct:.1f}% of "
+            "autovacuum_freeze_max_age"
+        ),
         age=age,
         datname=datname,
         freeze_max_age=d["freeze_max_age"],
@@ -630,7 +685,8 @@ def check_cache_hit(t: Target, d: Data, facts: Facts) -> FindingRecord:
 
 
 def _dead_severity(t: Target, row: dict[str, Any]) -> Severity:
-    """A table is as bad as the milder of its two conditions (enough dead rows AND a large share)."""
+    """A table is as bad as the milder of its two conditions (enough
+    dead rows AND a large share)."""
     pct = 100.0 * row["dead"] / max(row["live"], 1)
     by_count = classify(t.thresholds.dead_tuples_min, row["dead"])
     by_pct = classify(t.thresholds.dead_tuples_pct, pct)
@@ -671,7 +727,10 @@ def check_dead_tuples(t: Target, d: Data, facts: Facts) -> FindingRecord:
         top["dead"],
         threshold,
         value_text=f"{top['dead']:,} ({top['pct']}%)",
-        zh=f"{len(bad)} 张表死元组过多：{top['name']} 有 {top['dead']:,} 个（占活元组 {top['pct']}%）",
+        zh=(
+            f"{len(bad)} 张表死元组过多：{top['name']} 有 {top['dead']:,} 个（占活元组 "
+            f"{top['pct']}%）"
+        ),
         en=f"{plural(len(bad), 'table')} with many dead tuples: {top['name']} has {top['dead']:,} "
         f"({top['pct']}% of live)",
         sugg_zh=f"对以下表执行 VACUUM (ANALYZE)：{names}；并检查 autovacuum 是否被长事务阻塞。",
@@ -689,7 +748,8 @@ def _age_check(
     what: tuple[str, str],
     autovacuum: bool,
 ) -> FindingRecord:
-    """Tables past autovacuum's own trigger point, by hours since their last (auto)vacuum/analyze."""
+    """Tables past autovacuum's own trigger point, by hours since their last
+    (auto)vacuum/analyze."""
     never = [r["name"] for r in rows if r[hours_key] is None]
     aged = [r for r in rows if r[hours_key] is not None]
     oldest = max((r[hours_key] for r in aged), default=None)
@@ -779,8 +839,9 @@ def check_bloat(t: Target, d: Data, facts: Facts) -> FindingRecord:
         f"（实际大小 {fmt_bytes(top['real_bytes'])}{dead_zh}；估算值）"
     )
     en = (
-        f"largest estimated table bloat: {top['name']} wastes about {fmt_bytes(top['bloat_bytes'])} "
-        f"(of {fmt_bytes(top['real_bytes'])} on disk{dead_en}; an estimate)"
+        f"largest estimated table bloat: {top['name']} wastes about "
+        f"{fmt_bytes(top['bloat_bytes'])} (of {fmt_bytes(top['real_bytes'])} on disk{dead_en}; "
+        "an estimate)"
     )
     return t.make(
         "db.bloat",
@@ -820,12 +881,14 @@ def check_index_bloat(t: Target, d: Data, facts: Facts) -> FindingRecord:
     top = bad[0] if bad else rows[0]
     severity = worst(*(r["severity"] for r in bad))
     zh = (
-        f"索引膨胀估算：{top['name']}（表 {top['table_name']}）浪费约 {fmt_bytes(top['bloat_bytes'])}，"
-        f"占 {top['bloat_pct']}%（实际大小 {fmt_bytes(top['real_bytes'])}；估算值）"
+        f"索引膨胀估算：{top['name']}（表 {top['table_name']}）浪费约 "
+        f"{fmt_bytes(top['bloat_bytes'])}，占 {top['bloat_pct']}%（实际大小 "
+        f"{fmt_bytes(top['real_bytes'])}；估算值）"
     )
     en = (
         f"estimated index bloat: {top['name']} (table {top['table_name']}) wastes about "
-        f"{fmt_bytes(top['bloat_bytes'])}, {top['bloat_pct']}% of {fmt_bytes(top['real_bytes'])} (an estimate)"
+        f"{fmt_bytes(top['bloat_bytes'])}, {top['bloat_pct']}% of "
+        f"{fmt_bytes(top['real_bytes'])} (an estimate)"
     )
     names = ", ".join(r["name"] for r in bad[:5])
     return t.make(
@@ -919,8 +982,8 @@ def check_replication(t: Target, d: Data, facts: Facts) -> FindingRecord:
                 sev,
                 f"备库 {s['name']}（{s['client']}）{s['state']}，延迟 {fmt_seconds(s['lag_s'])} / "
                 f"{fmt_bytes(s['lag_bytes'])}",
-                f"standby {s['name']} ({s['client']}) {s['state']}, lag {fmt_seconds(s['lag_s'])} / "
-                f"{fmt_bytes(s['lag_bytes'])}",
+                f"standby {s['name']} ({s['client']}) {s['state']}, lag "
+                f"{fmt_seconds(s['lag_s'])} / {fmt_bytes(s['lag_bytes'])}",
             )
         )
     for slot in d["slots"]:
@@ -938,7 +1001,8 @@ def check_replication(t: Target, d: Data, facts: Facts) -> FindingRecord:
         problems.append(_standby_self(t, d))
     threshold = (
         f"lag {_th(t.thresholds.replication_lag_seconds, ' s')}, "
-        f"{_th(t.thresholds.replication_lag_bytes, ' B')}; inactive slot {_th(t.thresholds.inactive_slot_minutes, ' min')}"
+        f"{_th(t.thresholds.replication_lag_bytes, ' B')}; "
+        f"inactive slot {_th(t.thresholds.inactive_slot_minutes, ' min')}"
     )
     if not problems:
         return t.make(
@@ -977,8 +1041,8 @@ def _standby_self(t: Target, d: Data) -> tuple[Severity, str, str]:
     return (
         sev,
         f"本库为备库，WAL 接收 {receiver.get('status') or '未运行'}，回放延迟 {fmt_seconds(delay)}",
-        f"this server is a standby, WAL receiver {receiver.get('status') or 'not running'}, replay delay "
-        f"{fmt_seconds(delay)}",
+        f"this server is a standby, WAL receiver {receiver.get('status') or 'not running'}, "
+        f"replay delay {fmt_seconds(delay)}",
     )
 
 
@@ -1033,7 +1097,9 @@ def check_invalid_indexes(t: Target, d: Data, facts: Facts) -> FindingRecord:
         zh=f"{len(rows)} 个无效索引：{names}",
         en=f"{plural(len(rows), 'invalid index', 'invalid indexes')}: {names}",
         sugg_zh=f"确认无正在进行的并发建索引后，DROP INDEX CONCURRENTLY {names} 并重建。",
-        sugg_en=f"When no CONCURRENTLY build is running: DROP INDEX CONCURRENTLY {names}, then rebuild.",
+        sugg_en=(
+            f"When no CONCURRENTLY build is running: DROP INDEX CONCURRENTLY {names}, then rebuild."
+        ),
         indexes=rows,
     )
 
@@ -1060,9 +1126,12 @@ def check_sequences(t: Target, d: Data, facts: Facts) -> FindingRecord:
         level,
         unit="%",
         value_text=f"{pct:.2f}%",
-        zh=f"使用率最高的序列 {top['name']}{typ} 已用 {pct:.2f}%（{top['last_value']:,}/{top['limit_value']:,}）",
-        en=f"fullest sequence {top['name']} ({top['coltype'] or 'no owning column'}) is {pct:.2f}% used "
-        f"({top['last_value']:,}/{top['limit_value']:,})",
+        zh=(
+            f"使用率最高的序列 {top['name']}{typ} 已用 "
+            f"{pct:.2f}%（{top['last_value']:,}/{top['limit_value']:,}）"
+        ),
+        en=f"fullest sequence {top['name']} ({top['coltype'] or 'no owning column'}) is "
+        f"{pct:.2f}% used ({top['last_value']:,}/{top['limit_value']:,})",
         top=rows,
         sequences=d["sequences"],
     )
@@ -1124,7 +1193,8 @@ CHECKS: list[tuple[str, str, Evaluator]] = [
 def evaluate(
     t: Target, data: dict[str, Data], errors: Mapping[str, BaseException], facts: Facts | None
 ) -> list[FindingRecord]:
-    """Every check against the fetched data; a check whose statement or evaluation fails is a check_error."""
+    """Every check against the fetched data; a check whose statement or
+    evaluation fails is a check_error."""
     out = []
     for check_id, source, fn in CHECKS:
         if source == "catalog" and (facts is None or "last_verified_backup_at" not in facts):

@@ -1,4 +1,5 @@
-"""The inspection API (巡检引擎): one call per target, findings out, never an exception for target trouble.
+"""The inspection API (巡检引擎): one call per target, findings out, never
+an exception for target trouble.
 
 - `inspect_database`: one short read-only session, six statements (see `db_checks`).
 - `inspect_host`: two commands through the runner — the host-check script (which also lists the
@@ -137,9 +138,10 @@ def inspect_host(
     """Host and log checks; returns the findings and the new (inode, offset) of every log file read.
 
     ``log_offsets``: remembered (inode, offset) by file path, or a function of the reader (the
-    machine the script ran on) returning them — the catalog lookup. ``fs_previous``: previous (observed_at, used bytes) per
-    disk path — the catalog's ``fs_used_bytes:<path>`` metric — for days-until-full.
-    Unreachable host → one critical ``host.reachable`` finding and no offsets (keep the old ones).
+    machine the script ran on) returning them — the catalog lookup. ``fs_previous``: previous
+    (observed_at, used bytes) per disk path — the catalog's ``fs_used_bytes:<path>`` metric — for
+    days-until-full. Unreachable host → one critical ``host.reachable`` finding and no offsets
+    (keep the old ones).
     """
     t = Target("host", host.id, system.id, thresholds, now_utc(), tz)
     globs = [resolve_glob(src.path, base_dir) for src in host.logs]

@@ -23,10 +23,12 @@ from hisops.inventory.thresholds import Level, Thresholds, fmt_number
 
 SEVERITY_ZH = {"ok": "正常", "warn": "警告", "critical": "严重", "check_error": "检查出错"}
 
-#: check id (or its prefix before the first ':') → (处理建议, suggestion) used when severity is not ok
+#: check id (or its prefix before the first ':') → (处理建议,
+#: suggestion) used when severity is not ok
 SUGGESTIONS: dict[str, tuple[str, str]] = {
     "database.reachable": (
-        "确认数据库服务是否运行、网络/防火墙是否放通、连接账号密码是否正确；必要时按应急预案切换备库。",
+        "确认数据库服务是否运行、网络/防火墙是否放通、连接账号密码是否正确；"
+        "必要时按应急预案切换备库。",
         "Check that the server runs, the network/firewall allows it and the credentials are "
         "right; fail over to the standby per the emergency plan if needed.",
     ),
@@ -57,13 +59,15 @@ SUGGESTIONS: dict[str, tuple[str, str]] = {
     ),
     "db.index_bloat": (
         "索引膨胀（估算）：维护窗口内 REINDEX INDEX CONCURRENTLY 重建。",
-        "Index bloat (estimate): rebuild with REINDEX INDEX CONCURRENTLY in the maintenance window.",
+        "Index bloat (estimate): rebuild with REINDEX INDEX CONCURRENTLY "
+        "in the maintenance window.",
     ),
     "db.idle_in_tx": (
-        "会话开启事务后长时间未提交，会阻塞清理并持有锁；联系应用方修复，必要时 pg_terminate_backend(pid)，"
-        "并设置 idle_in_transaction_session_timeout。",
+        "会话开启事务后长时间未提交，会阻塞清理并持有锁；联系应用方修复，必要时 "
+        "pg_terminate_backend(pid)，并设置 idle_in_transaction_session_timeout。",
         "Sessions idle in a transaction block vacuum and hold locks; have the application fixed, "
-        "terminate with pg_terminate_backend(pid) if needed, set idle_in_transaction_session_timeout.",
+        "terminate with pg_terminate_backend(pid) if needed, set "
+        "idle_in_transaction_session_timeout.",
     ),
     "db.locks": (
         "查看阻塞者（details.blockers）在做什么；与应用方确认后结束阻塞会话。",
@@ -71,7 +75,8 @@ SUGGESTIONS: dict[str, tuple[str, str]] = {
         "application owner.",
     ),
     "db.xid_age": (
-        "事务号回卷风险：尽快在维护窗口对最老的数据库执行 VACUUM (FREEZE)，并检查长事务/复制槽是否阻止冻结。",
+        "事务号回卷风险：尽快在维护窗口对最老的数据库执行 VACUUM "
+        "(FREEZE)，并检查长事务/复制槽是否阻止冻结。",
         "Wraparound risk: VACUUM (FREEZE) the oldest database in the maintenance window soon; look "
         "for long transactions or slots that hold back freezing.",
     ),
@@ -134,7 +139,8 @@ SUGGESTIONS: dict[str, tuple[str, str]] = {
     ),
     "db.version": (
         "数据库主版本已停止维护：制定升级计划（兼容性评估、备份、演练）。",
-        "The major version is out of support: plan an upgrade (compatibility check, backup, drill).",
+        "The major version is out of support: plan an upgrade "
+        "(compatibility check, backup, drill).",
     ),
     "host.fs_used": (
         "清理过期日志、临时文件与过期备份（不得删除临床数据），或扩容磁盘。",
@@ -203,7 +209,8 @@ SUGGESTIONS: dict[str, tuple[str, str]] = {
     ),
     "http.text": (
         "页面内容不符合预期（可能是错误页/维护页）：人工打开页面确认。",
-        "The page does not contain the expected text (error or maintenance page?): open it and look.",
+        "The page does not contain the expected text (error or maintenance page?): "
+        "open it and look.",
     ),
     "http.tls_days": (
         "证书即将过期或不受信任：尽快申请/更换证书并重启服务。",
@@ -217,7 +224,8 @@ def now_utc() -> datetime:
 
 
 def classify(level: Level, value: float | None) -> Severity:
-    """Severity of ``value`` against ``level``; no value → ok (nothing measured to complain about)."""
+    """Severity of ``value`` against ``level``; no value → ok (nothing
+    measured to complain about)."""
     return "ok" if value is None else level.classify(float(value))
 
 
@@ -265,7 +273,8 @@ def finding(
     observed_at: datetime | None = None,
     **details: Any,
 ) -> FindingRecord:
-    """A finding; a non-ok finding without its own suggestion gets the default from `SUGGESTIONS`."""
+    """A finding; a non-ok finding without its own suggestion gets
+    the default from `SUGGESTIONS`."""
     if severity != "ok" and sugg_zh is None and sugg_en is None:
         sugg_zh, sugg_en = suggestion_for(check_id) or (None, None)
     if isinstance(threshold, Level):
@@ -312,7 +321,8 @@ def unreachable(
 def check_error(
     check_id: str, kind: TargetKind, target_id: str, system_id: str | None, exc: BaseException | str
 ) -> FindingRecord:
-    """The check itself failed (query error, unparseable output): a check_error finding carrying the error."""
+    """The check itself failed (query error, unparseable output): a
+    check_error finding carrying the error."""
     error = exc if isinstance(exc, str) else f"{type(exc).__name__}: {_first_line(str(exc))}"
     error = mask_sensitive(error)[:500]
     return finding(
@@ -374,7 +384,8 @@ class Target:
     def guarded(self, check_id: str, fn: Callable[[], Any]) -> list[FindingRecord]:
         """Run one check; its finding(s) as a list, or a check_error when it raises.
 
-        A broken check must never hide the others, so every check module runs its checks through this.
+        A broken check must never hide the others, so every check module
+        runs its checks through this.
         """
         try:
             result = fn()

@@ -40,8 +40,10 @@ lim() { s=$1; shift; if have timeout; then timeout "$s" "$@"; else "$@"; fi; }
 one() { tr '\n\t' '  ' | cut -c1-400; }
 printf 'clock\t%s\n' "$(date +%s.%N)"
 printf 'os\t%s\n' "$(uname -srm)"
-[ -r /etc/os-release ] && printf 'os_release\t%s\n' "$(. /etc/os-release; echo "${PRETTY_NAME:-$ID}")"
-printf 'cpus\t%s\n' "$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || grep -c '^processor' /proc/cpuinfo)"
+[ -r /etc/os-release ] &&
+  printf 'os_release\t%s\n' "$(. /etc/os-release; echo "${PRETTY_NAME:-$ID}")"
+printf 'cpus\t%s\n' "$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null ||
+  grep -c '^processor' /proc/cpuinfo)"
 [ -r /proc/loadavg ] && printf 'loadavg\t%s\n' "$(cat /proc/loadavg)"
 [ -r /proc/uptime ] && printf 'uptime\t%s\n' "$(cut -d' ' -f1 /proc/uptime)"
 [ -r /proc/meminfo ] && awk '/^(MemTotal|MemAvailable|MemFree|Buffers|Cached|SwapTotal|SwapFree):/ {
@@ -49,15 +51,18 @@ printf 'cpus\t%s\n' "$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/nul
 fs() {
   if o=$(df -P -k -- "$1" 2>&1); then printf 'fs\t%s\t%s\n' "$1" "$(printf '%s\n' "$o" | tail -n 1)"
   else printf 'fserr\t%s\t%s\n' "$1" "$(printf '%s' "$o" | one)"; fi
-  if o=$(df -P -i -- "$1" 2>/dev/null); then printf 'inode\t%s\t%s\n' "$1" "$(printf '%s\n' "$o" | tail -n 1)"; fi
+  if o=$(df -P -i -- "$1" 2>/dev/null); then
+    printf 'inode\t%s\t%s\n' "$1" "$(printf '%s\n' "$o" | tail -n 1)"; fi
 }
 if [ -d /run/systemd/system ] && have systemctl; then init=systemd; else init=other; fi
 printf 'init\t%s\n' "$init"
 listening() {  # listening PORT: a TCP socket in LISTEN state on that port (IPv4 or IPv6)
   if [ -r /proc/net/tcp ]; then
     h=$(printf ':%04X' "$1")
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v h="$h" '$4 == "0A" && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }'
-  else (ss -ltn 2>/dev/null || netstat -ltn 2>/dev/null) | awk -v p="$1" '$0 ~ "[:.]" p "[ \t]" { f = 1 } END { exit !f }'; fi
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+      awk -v h="$h" '$4 == "0A" && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }'
+  else (ss -ltn 2>/dev/null || netstat -ltn 2>/dev/null) |
+    awk -v p="$1" '$0 ~ "[:.]" p "[ \t]" { f = 1 } END { exit !f }'; fi
 }
 svc() {  # svc NAME "PROCESS..." PORT: systemd's view, else the process list; and the port if given
   st=active; how=
@@ -66,7 +71,9 @@ svc() {  # svc NAME "PROCESS..." PORT: systemd's view, else the process list; an
   elif [ -n "$2" ]; then
     st=inactive; how="process $2"
     for p in $2; do n=$(printf '%s' "$p" | cut -c1-15)
-      if ps -e -o comm= 2>/dev/null | grep -F -x -q -e "$p" -e "$n"; then st=active; how="process $p"; break; fi
+      if ps -e -o comm= 2>/dev/null | grep -F -x -q -e "$p" -e "$n"; then
+        st=active; how="process $p"; break
+      fi
     done
   fi
   if [ -n "$3" ]; then
@@ -76,26 +83,41 @@ svc() {  # svc NAME "PROCESS..." PORT: systemd's view, else the process list; an
   printf 'svc\t%s\t%s\t%s\n' "$1" "${st:-unknown}" "$how"
 }
 if [ "$init" = systemd ]; then
-  printf 'failed\t%s\n' "$(lim 10 systemctl list-units --state=failed --no-legend --plain 2>/dev/null | awk '{print $1}' | tr '\n' ' ')"
+  printf 'failed\t%s\n' "$(lim 10 systemctl list-units --state=failed --no-legend --plain \
+    2>/dev/null | awk '{print $1}' | tr '\n' ' ')"
 else printf 'failed\tna\n'; fi
-if have chronyc; then printf 'chrony\t%s\n' "$(lim 5 chronyc -n tracking 2>&1 | grep -i '^System time' | one)"
+if have chronyc; then
+  printf 'chrony\t%s\n' "$(lim 5 chronyc -n tracking 2>&1 | grep -i '^System time' | one)"
 elif have ntpq; then printf 'ntpq\t%s\n' "$(lim 5 ntpq -c 'rv 0 offset' 2>&1 | one)"; fi
-have timedatectl && printf 'ntpsync\t%s\n' "$(lim 5 timedatectl show -p NTPSynchronized --value 2>/dev/null | one)"
+have timedatectl &&
+  printf 'ntpsync\t%s\n' "$(lim 5 timedatectl show -p NTPSynchronized --value 2>/dev/null | one)"
 cache="${HOME:-/tmp}/.cache/hisops"; mkdir -p "$cache" 2>/dev/null
-cached() {  # cached NAME CMD...: reuse the output unless the package state changed since it was made
+# cached NAME CMD...: reuse the output unless the package state changed since it was made
+cached() {
   f="$cache/$1"; shift
-  if [ -s "$f" ] && [ -z "$(find /var/lib/dpkg/status /var/lib/apt/lists /etc/apt /var/lib/rpm /var/cache/dnf /var/cache/yum -newer "$f" 2>/dev/null | head -n 1)" ]; then cat "$f"; return 0; fi
-  if out=$("$@"); then printf '%s\n' "$out" > "$f.tmp" 2>/dev/null && mv "$f.tmp" "$f" 2>/dev/null; printf '%s\n' "$out"; return 0; fi
+  if [ -s "$f" ] && [ -z "$(find /var/lib/dpkg/status /var/lib/apt/lists /etc/apt /var/lib/rpm \
+      /var/cache/dnf /var/cache/yum -newer "$f" 2>/dev/null | head -n 1)" ]; then
+    cat "$f"; return 0
+  fi
+  if out=$("$@"); then
+    printf '%s\n' "$out" > "$f.tmp" 2>/dev/null && mv "$f.tmp" "$f" 2>/dev/null
+    printf '%s\n' "$out"; return 0
+  fi
   return 1
 }
-apt_updates() { lim 120 apt-get -s -o Debug::NoLocking=true upgrade 2>/dev/null | awk '/^Inst / { n++; if ($0 ~ /[Ss]ecurity/) s++ } END { print n+0, s+0 }'; }
+apt_updates() {
+  lim 120 apt-get -s -o Debug::NoLocking=true upgrade 2>/dev/null |
+    awk '/^Inst / { n++; if ($0 ~ /[Ss]ecurity/) s++ } END { print n+0, s+0 }'
+}
 dnf_updates() { o=$(lim 120 "$1" -C -q updateinfo list --security 2>/dev/null) || return 1
   printf '%s\n' "$o" | awk 'NF >= 3 { s++ } END { print "na", s+0 }'; }
 if have apt-get; then
-  if r=$(cached apt-updates apt_updates); then printf 'updates\tapt\t%s\n' "$r"; else printf 'updates\tapt\terror\n'; fi
+  if r=$(cached apt-updates apt_updates); then printf 'updates\tapt\t%s\n' "$r"
+  else printf 'updates\tapt\terror\n'; fi
 elif have dnf || have yum; then
   pm=dnf; have dnf || pm=yum
-  if r=$(cached "$pm-updates" dnf_updates "$pm"); then printf 'updates\t%s\t%s\n' "$pm" "$r"; else printf 'updates\t%s\terror\n' "$pm"; fi
+  if r=$(cached "$pm-updates" dnf_updates "$pm"); then printf 'updates\t%s\t%s\n' "$pm" "$r"
+  else printf 'updates\t%s\terror\n' "$pm"; fi
 else printf 'updates\tnone\n'; fi
 """
 
@@ -148,7 +170,10 @@ def service_line(service: Any) -> str:
     port = None if isinstance(service, str) else service.port
     procs = " ".join((process,) if process else process_names(name))
     explicit = "1" if process else ""
-    return f"svc {shlex.quote(name)} {shlex.quote(procs)} {shlex.quote(str(port or ''))} {shlex.quote(explicit)}\n"
+    return (
+        f"svc {shlex.quote(name)} {shlex.quote(procs)} {shlex.quote(str(port or ''))} "
+        f"{shlex.quote(explicit)}\n"
+    )
 
 
 def service_name(service: Any) -> str:
@@ -156,7 +181,8 @@ def service_name(service: Any) -> str:
 
 
 def build_script(disk_paths: list[str], services: list[Any], extra: str = "") -> str:
-    """The whole host check as one sh script (wrapped in ``sh -c`` so a remote login shell doesn't matter).
+    """The whole host check as one sh script (wrapped in ``sh -c`` so a
+    remote login shell doesn't matter).
 
     ``extra``: more sh code to run in the same round trip (the log listing).
     """
@@ -450,9 +476,12 @@ def check_services(t: Target, facts: HostFacts, services: list[Any]) -> FindingR
         value_text=", ".join(down),
         zh=f"必需服务未运行：{states}",
         en=f"required services not running: {states}",
-        sugg_zh=f"查看 {', '.join(down)} 的日志（journalctl -u 服务名 或应用日志），重启后确认业务恢复。",
-        sugg_en=f"Read the logs of {', '.join(down)} (journalctl -u NAME or the application's log), "
-        "restart, check the business.",
+        sugg_zh=(
+            f"查看 {', '.join(down)} 的日志（journalctl -u 服务名 "
+            "或应用日志），重启后确认业务恢复。"
+        ),
+        sugg_en=f"Read the logs of {', '.join(down)} (journalctl -u NAME or the application's "
+        "log), restart, check the business.",
         **details,
     )
 
@@ -505,7 +534,8 @@ def parse_ntpq(text: str) -> float | None:
 
 
 def clock_offset(facts: HostFacts, sent_at: float, received_at: float) -> tuple[float | None, str]:
-    """Offset in seconds and its source: chrony/ntpd's own measurement, else a bound against this machine.
+    """Offset in seconds and its source: chrony/ntpd's own measurement, else
+    a bound against this machine.
 
     The bound: the host's ``date`` ran somewhere between sending and receiving; we take the
     smallest offset consistent with that window, so a slow link never fakes an offset.

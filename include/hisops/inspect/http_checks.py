@@ -215,7 +215,8 @@ def check_tls(t: Target, endpoint: Any, cert: PeerCert) -> FindingRecord:
 
 
 def evaluate(t: Target, endpoint: Any) -> list[FindingRecord]:
-    """All findings of one endpoint; a check that raises is a check_error, the others still report."""
+    """All findings of one endpoint; a check that raises is a
+    check_error, the others still report."""
     got = fetch(endpoint.url, endpoint.timeout_s, endpoint.verify_tls)
     steps: list[tuple[str, Any]] = [("http.status", lambda: check_status(t, endpoint, got))]
     if got.status is not None:

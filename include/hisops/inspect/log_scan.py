@@ -211,12 +211,15 @@ def _case_ranges(lo: int, hi: int) -> list[str]:
 
 # --- listing -----------------------------------------------------------------------------------
 
-_STAT_SH = r"""st() { stat -c '%i %s' -- "$1" 2>/dev/null || ls -ldin -- "$1" 2>/dev/null | awk '{ print $1, $6 }'; }
-lst() {  # lst INDEX WORDS...: one record per regular file matched by the (already expanded) glob
+_STAT_SH = r"""st() { stat -c '%i %s' -- "$1" 2>/dev/null ||
+  ls -ldin -- "$1" 2>/dev/null | awk '{ print $1, $6 }'; }
+# lst INDEX WORDS...: one record per regular file matched by the (already expanded) glob
+lst() {
   i=$1; shift; n=0
   for f in "$@"; do
     [ -f "$f" ] || continue; n=$((n + 1))
-    if [ -r "$f" ]; then info=$(st "$f"); printf 'logf\t%s\t%s\t%s\t%s\n' "$i" "${info% *}" "${info#* }" "$f"
+    if [ -r "$f" ]; then
+      info=$(st "$f"); printf 'logf\t%s\t%s\t%s\t%s\n' "$i" "${info% *}" "${info#* }" "$f"
     else printf 'logerr\t%s\t%s\tnot readable\n' "$i" "$f"; fi
   done
   [ "$n" -gt 0 ] || printf 'lognone\t%s\n' "$i"
@@ -225,13 +228,15 @@ lst() {  # lst INDEX WORDS...: one record per regular file matched by the (alrea
 
 
 def glob_word(glob: str) -> str:
-    """The glob as an unquoted sh word: metacharacters * ? [ ] stay active, everything else is escaped."""
+    """The glob as an unquoted sh word: metacharacters * ? [ ] stay
+    active, everything else is escaped."""
     return "".join(ch if ch.isalnum() or ch in "*?[]/._-+,:@%" else "\\" + ch for ch in glob)
 
 
 # Who reads: the machine the files live on as it names itself (machine-id, else hostname). Offsets
 # are remembered per reader, so a `local: true` host read by another worker starts its own.
-_READER_SH = r"""printf 'logreader\t%s\n' "$({ cat /etc/machine-id 2>/dev/null || hostname; } | head -n 1)"
+_READER_SH = r"""printf 'logreader\t%s\n' "$({ cat /etc/machine-id 2>/dev/null || hostname; } |
+  head -n 1)"
 """
 
 
@@ -339,8 +344,10 @@ def plan_read(
 # --- scanning ----------------------------------------------------------------------------------
 
 _SCAN_SH = r"""LC_ALL=C; export LC_ALL
-st() { stat -c '%i %s' -- "$1" 2>/dev/null || ls -ldin -- "$1" 2>/dev/null | awk '{ print $1, $6 }'; }
-bound() {  # bound FILE START END: offset just after the last newline in [START, END) (START if none)
+st() { stat -c '%i %s' -- "$1" 2>/dev/null ||
+  ls -ldin -- "$1" 2>/dev/null | awk '{ print $1, $6 }'; }
+# bound FILE START END: offset just after the last newline in [START, END) (START if none)
+bound() {
   lo=$(( $3 - BW )); [ "$lo" -gt "$2" ] || lo=$2
   tail -c +$((lo + 1)) -- "$1" 2>/dev/null | head -c $(( $3 - lo )) |
     awk -v lo="$lo" -v want=$(( $3 - lo )) '{ n += length($0) + 1 } END {
@@ -358,14 +365,19 @@ seg() {  # seg ID FILE INODE START END
       /^__rc=/ { rc = substr($0, 6) + 0; next }
       { i = index($0, ":"); off = base + substr($0, 1, i - 1); if (off >= stop) next
         line = substr($0, i + 1)
-        for (k = 1; k <= np; k++) if (line ~ ENVIRON["HISOPS_P" k]) { c[k]++; s[k, c[k] % ms] = substr(line, 1, sb) } }
+        for (k = 1; k <= np; k++) if (line ~ ENVIRON["HISOPS_P" k]) {
+          c[k]++; s[k, c[k] % ms] = substr(line, 1, sb) } }
       END { if (rc > 1) { printf "segerr\t%s\tgrep exit %d\n", id, rc; exit }
             for (k = 1; k <= np; k++) { printf "cnt\t%s\t%d\t%d\n", id, k, c[k]
-              for (j = (c[k] > ms ? c[k] - ms + 1 : 1); j <= c[k]; j++) printf "smp\t%s\t%d\t%s\n", id, k, s[k, j % ms] } }'
+              for (j = (c[k] > ms ? c[k] - ms + 1 : 1); j <= c[k]; j++)
+                printf "smp\t%s\t%d\t%s\n", id, k, s[k, j % ms] } }'
 }
-rot() {  # rot ID FILE OLD_INODE OLD_OFFSET: the rest of the rotated-away file, found by its inode beside FILE
+# rot ID FILE OLD_INODE OLD_OFFSET: the rest of the rotated-away file, found by its inode
+# beside FILE
+rot() {
   d=$(dirname -- "$2")
-  name=$(ls -i -- "$d" 2>/dev/null | awk -v ino="$3" '$1 == ino { sub(/^ *[0-9]+ /, ""); print; exit }')
+  name=$(ls -i -- "$d" 2>/dev/null |
+    awk -v ino="$3" '$1 == ino { sub(/^ *[0-9]+ /, ""); print; exit }')
   info=$([ -n "$name" ] && st "$d/$name")
   if [ -z "$info" ] || [ "${info#* }" -lt "$4" ]; then printf 'seg\t%s\tgone\n' "$1"; return; fi
   seg "$1" "$d/$name" "$3" "$4" "${info#* }"
@@ -373,15 +385,18 @@ rot() {  # rot ID FILE OLD_INODE OLD_OFFSET: the rest of the rotated-away file, 
 k=1
 while [ "$k" -le "$NP" ]; do  # a pattern grep or awk rejects would silently count nothing
   eval "p=\$HISOPS_P$k"
-  grep -E -e "$p" </dev/null >/dev/null 2>&1; [ $? -eq 2 ] && printf 'perr\t%s\tgrep -E rejects it\n' "$k"
-  echo | awk -v k="$k" '{ if ($0 ~ ENVIRON["HISOPS_P" k]) x = 1 }' >/dev/null 2>&1 || printf 'perr\t%s\tawk rejects it\n' "$k"
+  grep -E -e "$p" </dev/null >/dev/null 2>&1
+  [ $? -eq 2 ] && printf 'perr\t%s\tgrep -E rejects it\n' "$k"
+  echo | awk -v k="$k" '{ if ($0 ~ ENVIRON["HISOPS_P" k]) x = 1 }' >/dev/null 2>&1 ||
+    printf 'perr\t%s\tawk rejects it\n' "$k"
   k=$((k + 1))
 done
 """
 
 
 def scan_script(plans: list[ReadPlan], eres: list[str]) -> str:
-    """sh script scanning every planned segment; segment ids: 'f<i>' (file) and 'r<i>' (rotated tail)."""
+    """sh script scanning every planned segment; segment ids: 'f<i>'
+    (file) and 'r<i>' (rotated tail)."""
     env = "".join(
         f"HISOPS_P{k}={shlex.quote(p)}; export HISOPS_P{k}\n" for k, p in enumerate(eres, 1)
     )
@@ -447,7 +462,8 @@ class PatternSet:
 
 @dataclass
 class Scan:
-    """One host's scan: plans by path, results by segment id, pattern problems reported by the host."""
+    """One host's scan: plans by path, results by segment id, pattern
+    problems reported by the host."""
 
     plans: list[ReadPlan]
     results: dict[str, SegmentResult]

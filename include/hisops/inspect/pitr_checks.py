@@ -3,8 +3,8 @@
 For every PostgreSQL server with a ``pitr:`` block, one job with four findings (target kind
 ``database``, target id = the server id):
 
-- ``pitr.archive`` — the WAL archiver: ``pg_stat_archiver.failed_count`` and a failure newer than the
-  last success (archive_command failing: repository full or unwritable) → critical;
+- ``pitr.archive`` — the WAL archiver: ``pg_stat_archiver.failed_count`` and a failure newer than
+  the last success (archive_command failing: repository full or unwritable) → critical;
 - ``pitr.rpo`` — the age of the oldest WAL not yet archived vs ``pitr.rpo_seconds``: with a backlog,
   the age of the last archived segment (what would be lost if the server died now); no backlog → ok
   however old the last segment is (an idle server writes no WAL);
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from hisops.inventory.models import Inventory, PgServer, System
 
 ARCHIVER_SQL = """
-SELECT archived_count, failed_count, last_archived_wal, last_archived_time, last_failed_wal, last_failed_time,
+SELECT archived_count, failed_count, last_archived_wal, last_archived_time, last_failed_wal,
+       last_failed_time,
        pg_walfile_name(pg_current_wal_lsn()) AS current_wal, now() AS now
 FROM pg_stat_archiver
 """
@@ -43,8 +44,8 @@ SUGG_STANZA = (
 )
 SUGG_AGE = (
     "检查 pitr_backup 与 backup_verification 的最近运行；物理备份须经时间点恢复演练才算已校验。",
-    "Check the latest pitr_backup and backup_verification runs; a physical backup counts as verified "
-    "only after its PITR drill passed.",
+    "Check the latest pitr_backup and backup_verification runs; a physical backup counts as "
+    "verified only after its PITR drill passed.",
 )
 
 
@@ -129,7 +130,8 @@ def archive_findings(server: PgServer, system_id: str, a: dict[str, Any]) -> lis
 
 
 def _previous_segment(segment: str) -> str:
-    """The WAL segment before ``segment`` (timeline kept; 256 segments per log id with 16 MB WAL)."""
+    """The WAL segment before ``segment`` (timeline kept; 256
+    segments per log id with 16 MB WAL)."""
     timeline, log_id, seg = segment[:8], int(segment[8:16], 16), int(segment[16:24], 16)
     if seg == 0:
         log_id, seg = log_id - 1, 0xFF
@@ -247,7 +249,8 @@ def jobs(
     access: Any,
     job_type: Callable[..., Any],
 ) -> list[Any]:
-    """One inspection job per server of ``system`` with a ``pitr:`` block (``job_type``: run.Job)."""
+    """One inspection job per server of ``system`` with a ``pitr:``
+    block (``job_type``: run.Job)."""
     out = []
     for _, server in inventory.all_servers():
         if server.pitr is None or not _same(server, system):

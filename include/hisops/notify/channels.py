@@ -159,7 +159,8 @@ def _flag(value: Any) -> bool:
 
 
 def _email_mode(extra: Mapping[str, Any]) -> str:
-    """apprise secure mode; without an explicit ``mode`` the Airflow SMTP provider's flags decide."""
+    """apprise secure mode; without an explicit ``mode`` the Airflow
+    SMTP provider's flags decide."""
     mode = str(extra.get("mode", "")).lower()
     if mode:
         if mode not in {"ssl", "starttls", "insecure"}:
@@ -210,7 +211,8 @@ def _hostport(host: str, port: int | None) -> str:
 
 
 def _from_webhook_url(value: str, param: str) -> str:
-    """Accept either the bare token or the full robot webhook URL (``…?key=`` / ``…?access_token=``)."""
+    """Accept either the bare token or the full robot webhook URL (``…?key=`` /
+    ``…?access_token=``)."""
     if "://" not in value:
         return value.strip()
     found = parse_qs(urlsplit(value).query).get(param)

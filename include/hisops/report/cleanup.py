@@ -1,4 +1,5 @@
-"""保留清理报告 — the retention cleanup report: one self-contained HTML page (inline CSS, no scripts).
+"""保留清理报告 — the retention cleanup report: one self-contained HTML
+page (inline CSS, no scripts).
 
 Input: the run's step and file records from the catalog plus a little context; output: HTML,
 Chinese first with English alongside. Pure: no Airflow, no database access.
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hisops.report.render import fmt_bytes, fmt_time
+from hisops.report.render import REPORT_FILE, fmt_bytes, fmt_time
 
 MAX_FILES = 50  # skipped/failed files listed in the page; the catalog holds all of them
 SCOPES = {
@@ -79,8 +80,9 @@ def subject(r: CleanupReport) -> str:
     day = r.generated_at.astimezone(ZoneInfo(r.timezone)).date().isoformat()
     verb = "可释放 would free" if r.dry_run else "释放 freed"
     return (
-        f"{tag}保留清理 Retention cleanup {day} · {r.hospital} · {verb} {fmt_bytes(r.bytes_freed)} · "
-        f"删除记录 rows {r.rows_pruned} · 告警 alerts {len(r.alerts)}"
+        f"{tag}保留清理 Retention cleanup {day} · {r.hospital} · {verb} "
+        f"{fmt_bytes(r.bytes_freed)} · 删除记录 rows {r.rows_pruned} · 告警 alerts "
+        f"{len(r.alerts)}"
     )
 
 
@@ -93,7 +95,7 @@ def text_summary(r: CleanupReport, path: str | None = None) -> str:
             + (f" — {s.reason}" if s.reason else "")
         )
     if path:
-        lines.append(f"报告文件 report file: {path}")
+        lines.append(f"{REPORT_FILE}: {path}")
     return "\n".join(lines)
 
 

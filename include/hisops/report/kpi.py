@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from hisops.kpi.charts import BLUE, ORANGE, Bar, Series, line_chart, pct_bars
+from hisops.report.render import REPORT_FILE
 
 if TYPE_CHECKING:
     from hisops.kpi.figures import KpiReport
@@ -21,29 +22,33 @@ NO_DATA = "无数据 no data"
 DEFINITIONS: tuple[tuple[str, str, str], ...] = (
     (
         "可用率 Availability",
-        "周期内每次巡检对数据库（可连接）、主机（可登录执行脚本）、应用接口（HTTP 状态符合预期）的检查中，目标正常的比例；"
-        "维护操作或变更正在处理该目标期间的检查不计入（已排除次数单列）。巡检为每日一次，是抽样可用率，不是连续监测。",
-        "Share of the period's reachability checks (database connects, host runs the script, endpoint answers the "
-        "expected HTTP status) that found the target up; checks taken while a maintenance operation or an approved "
-        "change worked on that target are excluded (counted separately). Sampled at each inspection, not continuous.",
+        "周期内每次巡检对数据库（可连接）、主机（可登录执行脚本）、应用接口（HTTP "
+        "状态符合预期）的检查中，目标正常的比例；"
+        "维护操作或变更正在处理该目标期间的检查不计入（已排除次数单列）。巡检为每日一次，"
+        "是抽样可用率，不是连续监测。",
+        "Share of the period's reachability checks (database connects, host runs the script, "
+        "endpoint answers the expected HTTP status) that found the target up; checks taken while "
+        "a maintenance operation or an approved change worked on that target are excluded "
+        "(counted separately). Sampled at each inspection, not continuous.",
     ),
     (
         "MTTA 平均确认时间",
         "周期内新开事件从开立到有人确认（O&M 中心“确认”）的平均时间；只计已确认的事件。",
-        "Mean time from an incident being opened to a person acknowledging it, over incidents opened in the "
-        "period that were acknowledged.",
+        "Mean time from an incident being opened to a person acknowledging it, over incidents "
+        "opened in the period that were acknowledged.",
     ),
     (
         "MTTR 平均恢复时间",
         "周期内新开事件从开立到恢复（检查再次通过）的平均时间；只计已恢复的事件。",
-        "Mean time from an incident being opened to its resolution (the check passing again), over incidents "
-        "opened in the period that were resolved.",
+        "Mean time from an incident being opened to its resolution (the check passing again), "
+        "over incidents opened in the period that were resolved.",
     ),
     (
         "备份成功率 Backup success",
-        "有已验证（恢复演练通过）逻辑备份的“数据库·天”数 ÷ 计划备份的“数据库·天”数（清单中的数据库数 × 备份计划在周期内执行的天数）。",
-        "Database-days with a verified (drill passed) logical backup ÷ scheduled database-days (databases in the "
-        "inventory × days the backup schedule fires in the period).",
+        "有已验证（恢复演练通过）逻辑备份的“数据库·天”数 ÷ "
+        "计划备份的“数据库·天”数（清单中的数据库数 × 备份计划在周期内执行的天数）。",
+        "Database-days with a verified (drill passed) logical backup ÷ scheduled database-days "
+        "(databases in the inventory × days the backup schedule fires in the period).",
     ),
     (
         "演练成功率 Drill success",
@@ -52,29 +57,35 @@ DEFINITIONS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "实测 RTO Measured RTO",
-        "通过的恢复演练中，把备份恢复到临时库所用的时间（中位数、最大值，按日/周/月的平均与最大趋势）。",
-        "Time a passing drill took to restore the backup into a scratch database (median, maximum; trend of "
-        "average and maximum per day/week/month).",
+        "通过的恢复演练中，把备份恢复到临时库所用的时间（中位数、最大值，"
+        "按日/周/月的平均与最大趋势）。",
+        "Time a passing drill took to restore the backup into a scratch database (median, "
+        "maximum; trend of average and maximum per day/week/month).",
     ),
     (
         "实测 RPO Measured RPO",
-        "存在 PITR（pgBackRest 物理备份）层时：其恢复演练测得的数据丢失窗口（演练记录 details.rpo_seconds）；否则为“不可用”。"
-        "逻辑备份层另列“最长无备份间隔”：相邻两次已验证逻辑备份完成时间的最大间隔，即该层最坏情况下的数据丢失。",
+        "存在 PITR（pgBackRest 物理备份）层时：其恢复演练测得的数据丢失窗口（演练记录 "
+        "details.rpo_seconds）；否则为“不可用”。"
+        "逻辑备份层另列“最长无备份间隔”：相邻两次已验证逻辑备份完成时间的最大间隔，"
+        "即该层最坏情况下的数据丢失。",
         "With a PITR tier (pgBackRest physical backups): the data-loss window its drills measured "
-        "(details.rpo_seconds); otherwise 'not available'. For the logical tier, the longest time between two "
-        "verified logical backups (its worst-case data loss) is listed separately.",
+        "(details.rpo_seconds); otherwise 'not available'. For the logical tier, the longest time "
+        "between two verified logical backups (its worst-case data loss) is listed separately.",
     ),
     (
         "巡检准时率 Inspection punctuality",
-        "在 08:00（开诊前）之前完成（报告已生成）的每日巡检天数 ÷ 巡检计划执行的天数；补录（backfill）不计。",
-        "Days whose daily inspection finished (report written) before 08:00 local time ÷ days the inspection "
-        "schedule fires in the period; backfills do not count.",
+        "在 08:00（开诊前）之前完成（报告已生成）的每日巡检天数 ÷ "
+        "巡检计划执行的天数；补录（backfill）不计。",
+        "Days whose daily inspection finished (report written) before 08:00 local time ÷ days "
+        "the inspection schedule fires in the period; backfills do not count.",
     ),
     (
         "变更成功率 Change success / 变更失败率 Change failure rate (DORA)",
-        "周期内结束的已实施变更中，验证通过的比例；失败率 = 失败、已回退与回退失败之和 ÷ 已实施变更。被拒绝或取消（未实施）的变更不计入。",
-        "Of the changes applied that ended in the period, the share whose verification passed; failure rate = "
-        "failed + reverted + failed revert ÷ applied. Refused or cancelled changes (never applied) are not counted.",
+        "周期内结束的已实施变更中，验证通过的比例；失败率 = 失败、已回退与回退失败之和 ÷ "
+        "已实施变更。被拒绝或取消（未实施）的变更不计入。",
+        "Of the changes applied that ended in the period, the share whose verification passed; "
+        "failure rate = failed + reverted + failed revert ÷ applied. Refused or cancelled "
+        "changes (never applied) are not counted.",
     ),
     (
         "恢复时间 Recovery time (DORA)",
@@ -84,9 +95,11 @@ DEFINITIONS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "人员工作量 Work per person",
-        "可归属到个人的工作：确认事件次数（及其平均确认时间）、提交变更次数、审批变更次数。自动恢复的事件无法归属，不计入。",
-        "Work attributable to a person: incidents acknowledged (and their mean time to acknowledge), changes "
-        "requested, changes approved. Incidents that resolved themselves are not attributable.",
+        "可归属到个人的工作：确认事件次数（及其平均确认时间）、提交变更次数、审批变更次数。"
+        "自动恢复的事件无法归属，不计入。",
+        "Work attributable to a person: incidents acknowledged (and their mean time to "
+        "acknowledge), changes requested, changes approved. Incidents that resolved themselves "
+        "are not attributable.",
     ),
 )
 
@@ -199,12 +212,13 @@ def kpi_text(report: KpiReport, path: str | None = None) -> str:
         f"事件 incidents: {report.incidents.opened} (MTTA {fmt_duration(report.incidents.mtta_s)}, "
         f"MTTR {fmt_duration(report.incidents.mttr_s)})",
         f"备份成功率 backup success: {report.backups.text()}",
-        f"演练成功率 drill success: {report.drills.text()}; RTO p50 {fmt_duration(report.rto_p50_s)}",
+        f"演练成功率 drill success: {report.drills.text()}; RTO p50 "
+        f"{fmt_duration(report.rto_p50_s)}",
         f"巡检准时率 inspection punctuality: {report.inspection.text()}",
         f"变更成功率 change success: {report.changes.success.text()}",
     ]
     if path:
-        lines.append(f"报告文件 report file: {path}")
+        lines.append(f"{REPORT_FILE}: {path}")
     return "\n".join(lines)
 
 
@@ -218,7 +232,8 @@ def render_evidence_index(
     notes: list[str],
     requirements: dict[str, tuple[str, str]],
 ) -> str:
-    """The evidence pack's index page: each 等保 clause with the files that evidence it, then every file."""
+    """The evidence pack's index page: each 等保 clause with the files that
+    evidence it, then every file."""
     by_req = {code: [i for i in items if code in i.requirements] for code in requirements}
     return (
         _environment()

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from hisops.catalog.records import SEVERITY_RANK, FindingRecord, IncidentRecord, MetricSample
 
 PRESENT_STATE = "当前状态，非历史 present state, not historical"
+REPORT_FILE = "报告文件 report file"  # the saved page's path, last line of every text summary
 SPARK = "▁▂▃▄▅▆▇█"
 TREND_DAYS = 7
 MAX_TREND_ROWS = (
@@ -64,7 +65,8 @@ def metric_label(metric: str) -> tuple[str, str, str]:
 
 
 def trend_metrics(kind: str, paths: Sequence[str] = ()) -> list[str]:
-    """The stored metric names worth a trend line for a target of ``kind`` (paths: its disk paths)."""
+    """The stored metric names worth a trend line for a target of
+    ``kind`` (paths: its disk paths)."""
     names = []
     for name in KIND_METRICS.get(kind, ()):
         names += [f"{name}:{p}" for p in paths] if name in PER_PATH_METRICS else [name]
@@ -139,7 +141,8 @@ class ReportData:
 
 @dataclass
 class ProblemGroup:
-    """One kind of problem in a system: the same check at the same severity on one or more targets."""
+    """One kind of problem in a system: the same check at the same
+    severity on one or more targets."""
 
     severity: str
     check_id: str
@@ -306,7 +309,8 @@ def trend_days(end: datetime, tz: ZoneInfo, days: int = TREND_DAYS) -> list[date
 
 
 def build_trends(data: ReportData) -> list[Trend]:
-    """Last value per day and (target, key metric), for the TREND_DAYS days ending at the report day."""
+    """Last value per day and (target, key metric), for the TREND_DAYS
+    days ending at the report day."""
     tz = ZoneInfo(data.timezone)
     days = trend_days(trend_end(data), tz)
     daily: dict[tuple[str, str], dict[date, tuple[datetime, float]]] = defaultdict(dict)
@@ -401,7 +405,8 @@ def finding_value(f: FindingRecord) -> str:
 
 
 def breakable(text: str) -> Any:
-    """Escaped text with line-break opportunities (<wbr>) after '.', ':', '/' and '_' (long check ids)."""
+    """Escaped text with line-break opportunities (<wbr>) after '.', ':',
+    '/' and '_' (long check ids)."""
     from markupsafe import Markup, escape
 
     return Markup(re.sub(r"([.:/_])", r"\1<wbr>", str(escape(text))))
@@ -493,7 +498,8 @@ def subject(data: ReportData) -> str:
 
 
 def text_summary(data: ReportData, report_path: str | None = None) -> str:
-    """Plain-text version (chat robots, the text/plain part): lights per system and the top problems."""
+    """Plain-text version (chat robots, the text/plain part): lights per
+    system and the top problems."""
     view = build_view(data)
     lines = [subject(data)]
     if data.historical:
@@ -511,7 +517,7 @@ def text_summary(data: ReportData, report_path: str | None = None) -> str:
         ]
     lines.append(f"未关闭事件 open incidents: {len(data.open_incidents)}")
     if report_path:
-        lines.append(f"报告文件 report file: {report_path}")
+        lines.append(f"{REPORT_FILE}: {report_path}")
     return "\n".join(lines)
 
 

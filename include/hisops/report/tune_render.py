@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hisops.report.render import fmt_bytes
+from hisops.report.render import REPORT_FILE, fmt_bytes
 
 SEVERITY = {"critical": ("严重", "#d93025"), "warn": ("警告", "#f9ab00"), "ok": ("正常", "#1e8e3e")}
 STEP_STATE = {
@@ -83,13 +83,13 @@ def review_text(results: Sequence[Mapping[str, Any]], subject: str, path: str | 
     lines = [subject]
     for r in results:
         lines.append(
-            f"- {r['database_id']}: 建议 {len(r.get('advice', {}).get('suggestions', []))} suggestions, "
-            f"未用索引 unused {len(r.get('health', {}).get('unused', []))}, "
+            f"- {r['database_id']}: 建议 {len(r.get('advice', {}).get('suggestions', []))} "
+            f"suggestions, 未用索引 unused {len(r.get('health', {}).get('unused', []))}, "
             f"重复索引 redundant {len(r.get('health', {}).get('redundant', []))}"
         )
         lines += [f"  ! {f['message_zh']} ({f['message_en']})" for f in r.get("findings", [])]
     if path:
-        lines.append(f"报告文件 report file: {path}")
+        lines.append(f"{REPORT_FILE}: {path}")
     return "\n".join(lines)
 
 

@@ -1,7 +1,8 @@
 """A worker that cannot see the shared storage: an incident and a notification, then the task fails.
 
 "Cannot see the storage at all" is a problem of this worker (mount missing or different), not of the
-backups: they are NOT marked missing; the drill/backup task fails and the incident says which worker.
+backups: they are NOT marked missing; the drill/backup task fails and
+the incident says which worker.
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ def storage_finding(exc: StorageMismatch, worker: str) -> FindingRecord:
         target_id=f"storage:{exc.name}",
         severity="critical",
         message_zh=f"工作节点 {worker} 看不到共享存储 {exc.name}（{exc.path}）：{exc.problem_zh}",
-        message_en=f"worker {worker} cannot see shared storage {exc.name} ({exc.path}): {exc.problem_en}",
+        message_en=(
+            f"worker {worker} cannot see shared storage {exc.name} ({exc.path}): {exc.problem_en}"
+        ),
         suggestion_zh="检查该节点的挂载（NFS）是否与其他节点相同；修复前该节点上的备份与演练均会失败。",
-        suggestion_en="Check this worker's mount (NFS) is the same as on the other workers; backups and "
-        "drills on it fail until it is fixed.",
+        suggestion_en=(
+            "Check this worker's mount (NFS) is the same as on the other workers; "
+            "backups and drills on it fail until it is fixed."
+        ),
         details={"path": str(exc.path), "worker": worker, "storage": exc.name},
     )
 

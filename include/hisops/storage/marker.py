@@ -1,12 +1,12 @@
 """Storage markers: proof that a worker sees the storage the catalog knows.
 
-Backups (``backup_storage.path``) and reports/evidence (``reports.path``) are written by one task and
-read by another, maybe on another machine, so every worker must mount the same storage there. The
-first task that uses a location writes a marker file ``.hisops-storage-id`` (a random id, created
-exclusively, 0600) and records the id in the catalog; every later task compares the marker it sees
-with the catalog's id. A missing or different marker means this worker sees other storage (mount
-missing, another disk, a local directory): the task fails with :class:`StorageMismatch` instead of
-writing backups nobody else can see or reporting "nothing to drill".
+Backups (``backup_storage.path``) and reports/evidence (``reports.path``) are written by one task
+and read by another, maybe on another machine, so every worker must mount the same storage there.
+The first task that uses a location writes a marker file ``.hisops-storage-id`` (a random id,
+created exclusively, 0600) and records the id in the catalog; every later task compares the marker
+it sees with the catalog's id. A missing or different marker means this worker sees other storage
+(mount missing, another disk, a local directory): the task fails with :class:`StorageMismatch`
+instead of writing backups nobody else can see or reporting "nothing to drill".
 """
 
 from __future__ import annotations
