@@ -47,10 +47,13 @@ are told.
 - `sql`: `deploy_sql` / `verify_sql` / `revert_sql` pasted, or `sql_folder` = a folder \
 `changes/<name>/` of the
   repository with `deploy.sql`, `verify.sql`, `revert.sql` (sqitch-style); checksums recorded.
-- `pg_config`: `parameter` → `value` by `ALTER SYSTEM`; `pg_file_settings` is checked before \
-`pg_reload_conf()`;
-  a parameter that needs a restart only with `restart_allowed`; it is recorded as pending restart
-  (the restart itself is done by hand inside the window — hisops does not restart servers yet).
+- `pg_config`: `parameter` → `value` by `ALTER SYSTEM`; `pg_file_settings` is checked before
+  `pg_reload_conf()`. A parameter that then shows `pending_restart` gets a planned restart
+  (`pg_ctl restart -m fast` on the server's host, as the data directory's owner; recorded and
+  audited as step *计划重启 restart*) only when `restart_allowed` is set and the window is open, and
+  only on the server of the database (`server:` in the inventory, its `data_directory` equal to
+  the server's own); the new value is verified after it. Otherwise the change ends
+  `pending_restart` (written, not yet in effect) and the requester is told.
 - `package`: `package` (and `version`) on `host_id` with apt/yum: simulated first, versions \
 before/after recorded.
 - `config_file`: `path` on `host_id` replaced by `content`; the old file is backed up (checksum) \

@@ -113,7 +113,8 @@ def test_month_pack_holds_every_kind_of_evidence_with_its_requirement(
     )
     for code in REQUIREMENTS:
         assert f"<b>{code}</b>" in index
-    assert "审计哈希链尚未启用" in index  # plain export until the hash chain exists
+    assert "audit/audit-2026-11.jsonl" in names  # the hash-chained export, even when empty
+    assert "本月无链上事件" in index  # November's rows were written outside the chain (raw SQL)
     assert "/etc/passwd" in index  # the refused path is named in the notes
     assert len(drills_csv.strip().splitlines()) == 1 + 9
     assert "work_mem" in changes and "upgrade nginx" in changes
@@ -132,3 +133,49 @@ def test_ad_hoc_period_gets_no_pack(catalog, inv):
     adhoc = P.parse(None, "2026-11-01", "2026-11-15", TZ, NOW)
     assert build_evidence_pack(catalog, inv, adhoc, RUN).skipped.startswith("ad-hoc")
     assert catalog.evidence_packs() == []
+
+
+def test_pack_holds_the_hash_chained_audit_export_with_its_head_mapped_to_its_clauses(
+    catalog, inv, tmp_path
+):
+    """Events written through the repository are hash-chained; the pack carries the month's
+    export (hisops.audit.export) whose last line is the chain head, recorded in the catalog, and
+    the index maps it to 8.1.4.3 (security audit) and 8.1.5.2 (audit management)."""
+    import json
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from hisops.audit.verify import verify_chain
+
+    for n in range(3):
+        catalog.add_audit_event("sysadmin", "restore.request", f"his_emr_{n}", "refused")
+    now = datetime.now(UTC)
+    local = now.astimezone(ZoneInfo(TZ))
+    this_month = P.month(local.year, local.month, TZ)
+    _, last, count = catalog.audit_seq_range(this_month.start, this_month.end)
+    head = catalog.audit_event_at_seq(last)
+
+    outcome = build_evidence_pack(catalog, inv, this_month, RUN, now=now)
+
+    root = f"evidence-{this_month.label}"
+    export_name = f"audit/audit-{this_month.label}.jsonl"
+    with tarfile.open(outcome.path) as tar:
+        lines = tar.extractfile(f"{root}/{export_name}").read().decode().splitlines()
+        index = tar.extractfile(f"{root}/index.html").read().decode()
+        sums = tar.extractfile(f"{root}/SHA256SUMS").read().decode()
+    header, *events, footer = (json.loads(line) for line in lines)
+    assert header["chain_ok"] is True and header["month"] == this_month.label
+    assert [e["target"] for e in events] == ["his_emr_0", "his_emr_1", "his_emr_2"]
+    assert footer["chain_head"] == {"last_seq": last, "hash": head.hash, "events": count}
+    assert verify_chain(catalog).ok  # the pack's own events extend the chain, they break nothing
+    (export,) = catalog.audit_exports()
+    assert (export.head_hash, export.last_seq, export.chain_ok) == (head.hash, last, True)
+    assert hashlib.sha256("\n".join(lines).encode() + b"\n").hexdigest() == export.file_sha256
+    assert f"  {export_name}" in sums
+    # the index: the export is evidence for both audit clauses, its chain head shown
+    for code in ("8.1.4.3", "8.1.5.2"):
+        row = index.split(f"<b>{code}</b>", 1)[1].split("</tr>", 1)[0]
+        assert f'<a href="{export_name}">' in row, code
+    assert f"链头 seq {last}，哈希 {head.hash}" in index and "哈希链校验通过" in index
+    pack_item = next(i for i in catalog.evidence_packs()[0].items if i["name"] == export_name)
+    assert pack_item["requirements"] == ["8.1.4.3", "8.1.5.2"]

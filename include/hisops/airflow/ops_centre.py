@@ -8,6 +8,9 @@ that matches what the route shows or does (custom FAB resources from ``hisops.ai
 | GET  /                          | read "hisops 运维中心 O&M centre"   | all five roles |
 | GET  /reports/{run}             | read "hisops 运维中心 O&M centre"   | all five roles |
 | GET  /evidence/{id}/{file}      | read "hisops 运维中心 O&M centre"   | all five roles |
+| GET  /changes/{id}              | read "hisops 运维中心 O&M centre"   | all five roles |
+| GET  /kpi/{id}                  | read "hisops 运维中心 O&M centre"   | all five roles |
+| GET  /evidence-packs/{id}       | read "hisops 审计记录 Audit trail"  | 审计管理员, 系统管理员, 超级管理员 |
 | POST /incidents/{id}/ack        | edit DAG daily_inspection          | 运维人员, 系统管理员, 超级管理员 |
 | GET  /audit                     | read "hisops 审计记录 Audit trail"  | 审计管理员, 系统管理员, 超级管理员 |
 
@@ -106,6 +109,21 @@ def _timezone() -> str:
         return DEFAULT_TZ
 
 
+def _hospital() -> str:
+    try:
+        from hisops.airflow.dagkit import parse_time_inventory
+
+        return parse_time_inventory().hospital
+    except Exception:  # noqa: BLE001 - an invalid inventory must not take the centre down
+        return ""
+
+
+def _change_states() -> dict[str, tuple[str, str]]:
+    from hisops.report.kpi import CHANGE_STATES
+
+    return CHANGE_STATES
+
+
 def _age(since: datetime | None) -> str:
     if since is None:
         return "—"
@@ -199,6 +217,10 @@ def create_app() -> FastAPI:
             runs=repo.recent_inspection_runs(10),
             backups=backups,
             verifications={b.id: repo.verifications_for(b.id)[:1] for b in backups},
+            changes=repo.recent_changes(20),
+            kpi_reports=repo.kpi_reports(limit=10),
+            packs=repo.evidence_packs(10),
+            change_states=_change_states(),
             can_ack=may_dag("PUT", INSPECTION_DAG)(user),
             can_audit=may_read_audit(user),
         )
@@ -221,6 +243,41 @@ def create_app() -> FastAPI:
         if base.is_file():  # a single evidence page
             base, file_path = base.parent, file_path or base.name
         return FileResponse(_file_under(base, file_path or _evidence_default(base)))
+
+    @app.get("/changes/{change_id}", response_class=HTMLResponse)
+    def change(change_id: int, user: UserDep) -> HTMLResponse:
+        """The change's page, rendered from the catalog (current even while it waits)."""
+        from hisops.report.kpi import render_change_page
+
+        _require(may_see_centre(user))
+        repo = catalog_repository()
+        record = repo.get_change(change_id)
+        if record is None:
+            raise HTTPException(status_code=404, detail="变更不存在 no such change")
+        html = render_change_page(
+            hospital=_hospital(),
+            tz=_timezone(),
+            change=record,
+            steps=repo.change_steps(change_id),
+        )
+        return HTMLResponse(html)
+
+    @app.get("/kpi/{report_id}")
+    def kpi(report_id: int, user: UserDep) -> FileResponse:
+        _require(may_see_centre(user))
+        found = [r for r in catalog_repository().kpi_reports(limit=500) if r.id == report_id]
+        if not found or not Path(found[0].path).is_file():
+            raise HTTPException(status_code=404, detail="考核报告不存在 no such KPI report")
+        return FileResponse(found[0].path, media_type="text/html")
+
+    @app.get("/evidence-packs/{pack_id}")
+    def evidence_pack(pack_id: int, user: UserDep) -> FileResponse:
+        """The month's 等保 archive: it holds the audit trail, so audit readers only."""
+        _require(may_read_audit(user))
+        pack = catalog_repository().get_evidence_pack(pack_id)
+        if pack is None or not Path(pack.path).is_file():
+            raise HTTPException(status_code=404, detail="证据包不存在 no such evidence pack")
+        return FileResponse(pack.path, media_type="application/gzip", filename=Path(pack.path).name)
 
     @app.post("/incidents/{incident_id}/ack")
     def acknowledge(incident_id: int, user: UserDep) -> RedirectResponse:

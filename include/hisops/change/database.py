@@ -216,17 +216,25 @@ def assess_pg_config(dsn: str, request: ChangeRequest) -> StepResult:
         return failed(
             "assessment", f"参数值不可用：{problem}", f"value not usable: {problem}", **facts
         )
-    if setting["context"] == "postmaster" and not request.restart_allowed:
-        return failed(
-            "assessment",
-            f"{name} 需要重启数据库才能生效，而申请未允许重启",
-            f"{name} takes effect only after a restart, and the request does not allow one",
-            **facts,
+    if setting["context"] == "postmaster":
+        facts["needs_restart"] = True
+        facts["restart_allowed"] = request.restart_allowed
+        note_zh = (
+            "；需重启生效，将在维护窗口内计划重启"
+            if request.restart_allowed
+            else "；需重启生效，申请未允许重启：写入后记为待重启"
         )
+        note_en = (
+            "; takes effect at a restart, planned inside the maintenance window"
+            if request.restart_allowed
+            else "; takes effect at a restart the request does not allow: recorded pending restart"
+        )
+    else:
+        note_zh = note_en = ""
     return passed(
         "assessment",
-        f"{name}：当前 {setting['setting']}{setting['unit'] or ''}，拟改为 {value}",
-        f"{name}: now {setting['setting']}{setting['unit'] or ''}, to become {value}",
+        f"{name}：当前 {setting['setting']}{setting['unit'] or ''}，拟改为 {value}{note_zh}",
+        f"{name}: now {setting['setting']}{setting['unit'] or ''}, to become {value}{note_en}",
         **facts,
     )
 
@@ -301,7 +309,7 @@ def apply_pg_config(dsn: str, request: ChangeRequest) -> StepResult:
 
 
 def verify_pg_config(dsn: str, request: ChangeRequest, step: str = "verify") -> StepResult:
-    """The new value is in effect (or pending a restart the request allowed)."""
+    """The new value is in effect, or written and pending a restart (``pending_restart``)."""
     name = request.parameter or ""
     try:
         with _session(dsn, request.database_id or "database") as conn, conn.cursor() as cur:
@@ -334,18 +342,11 @@ def verify_pg_config(dsn: str, request: ChangeRequest, step: str = "verify") -> 
             step, f"{name} 未写入配置文件", f"{name} is not in postgresql.auto.conf", **details
         )
     if setting.get("pending_restart"):
-        if request.restart_allowed:
-            return passed(
-                step,
-                f"{name} 已写入，需在维护窗口内计划重启后生效",
-                f"{name} is set; it takes effect at the planned restart in the window",
-                planned_restart=True,
-                **details,
-            )
-        return failed(
+        return passed(
             step,
-            f"{name} 需要重启才能生效，申请未允许重启",
-            f"{name} needs a restart the request does not allow",
+            f"{name} 已写入配置文件，待重启后生效",
+            f"{name} is set in postgresql.auto.conf; it takes effect at the next restart",
+            pending_restart=True,
             **details,
         )
     if not row[1]:

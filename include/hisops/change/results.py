@@ -12,6 +12,7 @@ STEPS_ZH = {
     "backup": "变更前备份",
     "approval": "审批",
     "apply": "实施",
+    "restart": "计划重启",
     "verify": "验证",
     "revert": "回退",
     "verify_after_revert": "回退后验证",

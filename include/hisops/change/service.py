@@ -1,9 +1,10 @@
 """变更管理 service: each function is one step of a change, recorded as a ``change_step``, an audit
 event and the change's state — the DAG calls them in order; tests call them without a scheduler.
 
-States: requested → assessed → backed_up → approved → running → completed | rolled_back |
-failed_revert; or assessment_failed / refused (no fresh backup, approver not allowed) / rejected /
-cancelled (approval timed out) — those never touched a target.
+States: requested → assessed → backed_up → approved → running → completed | pending_restart
+(a configuration value written but waiting for a restart hisops was not allowed to do) |
+rolled_back | failed_revert; or assessment_failed / refused (no fresh backup, approver not
+allowed) / rejected / cancelled (approval timed out) — those never touched a target.
 """
 
 from __future__ import annotations
@@ -453,10 +454,18 @@ def apply_and_verify(
         started=True,
     )
     before = applied.details.get("before", {})
+    restarted = False
+    if applied.ok and request.kind == "pg_config":
+        restart = _restart_if_pending(inventory, access, request, now)
+        if restart is not None:
+            applied = _record(repo, change_id, restart, run)
+            restarted = bool(restart.details.get("restarted"))
     if applied.ok:
         verified = _record(
             repo, change_id, _verify(inventory, access, request, "verify", before), run
         )
+        if verified.ok and verified.details.get("pending_restart"):
+            return _pending_restart(repo, change_id, run, request, channels)
         if verified.ok:
             _record(
                 repo,
@@ -469,6 +478,10 @@ def apply_and_verify(
             return Outcome(change_id, "completed")
     repo.set_change_state(change_id, "running", failed=True)
     reverted = _record(repo, change_id, _revert(inventory, access, request, before), run)
+    if reverted.ok and restarted:  # the previous value of a restart parameter needs one too
+        again_restart = _restart_if_pending(inventory, access, request, now)
+        if again_restart is not None:
+            reverted = _record(repo, change_id, again_restart, run)
     again = (
         _record(
             repo, change_id, _verify(inventory, access, request, "verify_after_revert", before), run
@@ -478,6 +491,79 @@ def apply_and_verify(
     )
     state = "rolled_back" if again.ok else "failed_revert"
     return _failed_change(repo, change_id, run, request, state, channels)
+
+
+def _restart_if_pending(
+    inventory: Inventory, access: Access, request: ChangeRequest, now: datetime | None
+) -> StepResult | None:
+    """After the reload: None when nothing waits for a restart; else the planned restart (allowed
+    by the request, inside the window, on the server the inventory names) or why there was none."""
+    from hisops.change import restart as rs
+    from hisops.inventory.models import Host
+    from hisops.targets.errors import TargetUnreachable
+
+    _, database = inventory.locate_database(request.database_id or "")
+    dsn = access.dsn_for(database)
+    try:
+        if not rs.pending_restart(dsn, request.parameter or "", database.id):
+            return None
+    except TargetUnreachable as exc:
+        return failed(
+            rs.STEP, f"无法连接数据库：{exc.reason}", f"database unreachable: {exc.reason}"
+        )
+    if not request.restart_allowed:
+        return rs.not_restarted("申请未允许重启", "the request does not allow a restart")
+    window = _window(inventory, now)
+    if not window.ok:
+        return rs.not_restarted(window.reason_zh, window.reason_en, window=window.details)
+    if not database.server:
+        return rs.not_restarted(
+            f"清单未写明数据库 {database.id} 所在的服务器（server）",
+            f"the inventory names no server for database {database.id}",
+        )
+    _, server = inventory.locate_server(database.server)
+    host = (
+        inventory.locate_host(server.host)[1]
+        if server.host
+        else Host(id=f"{server.id}-host", local=True)  # the inventory's "None = this machine"
+    )
+    runner = access.runner_for(host)
+    try:
+        return rs.planned_restart(runner, dsn, server, request)
+    finally:
+        runner.close()
+
+
+def _pending_restart(
+    repo: CatalogRepository,
+    change_id: int,
+    run: RunInfo,
+    request: ChangeRequest,
+    channels: list[Channel],
+) -> Outcome:
+    """Written and reloaded, but the value waits for a restart hisops did not do: recorded as
+    ``pending_restart`` and the requester is told (through the notification channels)."""
+    from hisops.notify import send
+
+    zh = f"{request.parameter} = {request.value} 已写入，待重启数据库后生效"
+    en = f"{request.parameter} = {request.value} is set; it takes effect at the next restart"
+    _record(
+        repo,
+        change_id,
+        passed("outcome", zh, en, pending_restart=True),
+        run,
+        state="pending_restart",
+        finished=True,
+    )
+    result = send(
+        channels,
+        f"变更待重启 change pending restart #{change_id} · 申请人 requester {request.requested_by}",
+        f"{request.requested_by}：变更 #{change_id}「{request.title}」{zh}。\n"
+        f"{request.requested_by}: change #{change_id} {request.title!r}: {en}.\n"
+        f"目标 targets: {', '.join(request.targets)}",
+        severity="warn",
+    )
+    return Outcome(change_id, "pending_restart", notified=result.sent)
 
 
 def _failed_change(
@@ -589,6 +675,6 @@ def settle(
             )
     page = publish_page(repo, inventory, change_id)
     state = repo.get_change(change_id).state  # type: ignore[union-attr]
-    if state != "completed":  # the run's colour says whether the change happened
+    if state not in ("completed", "pending_restart"):  # the run's colour: did the change happen
         raise ChangeStopped(f"change {change_id} ended {state!r} (page: {page})")
     return {"change_id": change_id, "state": state, "page": page}

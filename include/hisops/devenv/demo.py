@@ -18,6 +18,7 @@ import time
 import zlib
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from hisops.devenv.airflow_env import REPO, airflow_env
@@ -603,6 +604,7 @@ def demo_runs(tok: str) -> dict[str, str]:
         states["retention_cleanup (预演 dry run)"] = trigger_and_wait(
             tok, "retention_cleanup", timeout=600
         )
+    states.update(change_runs(tok))
     if _dag_exists(tok, "kpi_report"):  # 运维考核 KPI report of the demo's data: today, ad hoc
         today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
         states["kpi_report"] = trigger_and_wait(
@@ -613,6 +615,124 @@ def demo_runs(tok: str) -> dict[str, str]:
         )
     states.update(tuning_runs(tok))
     return states
+
+
+CHANGE_DB = "his_inpatient"  # the demo's two changes (change_runs) go to the inpatient system
+CHANGE_PREFIX = "演示 demo"
+#: the successful change (a new table); the reverted one copies a staging table that is emptied
+#: while the change waits for approval — its dry run passed, its verify script fails after apply
+DEMO_CHANGES = (
+    {
+        "title": f"{CHANGE_PREFIX}: 新增病区床位表 add the ward bed table",
+        "reason": "住院部床位管理上线 ward bed management goes live",
+        "impact": "新表，无停机 new table, no downtime",
+        "deploy_sql": "CREATE TABLE ward_bed (id int PRIMARY KEY, ward text NOT NULL);",
+        "verify_sql": "SELECT id, ward FROM ward_bed WHERE false;",
+        "revert_sql": "DROP TABLE ward_bed;",
+    },
+    {
+        "title": f"{CHANGE_PREFIX}: 导入床位快照 import the bed snapshot",
+        "reason": "从暂存表导入床位快照 import the bed snapshot from the staging table",
+        "impact": "新表，无停机；快照不得为空 new table, no downtime; must not be empty",
+        "deploy_sql": "CREATE TABLE bed_snapshot AS SELECT * FROM bed_staging;",
+        "verify_sql": "SELECT 1 / (SELECT count(*) FROM bed_snapshot);  -- fails when empty",
+        "revert_sql": "DROP TABLE bed_snapshot;",
+    },
+)
+
+
+def change_runs(tok: str) -> dict[str, str]:
+    """变更管理: one SQL change that verifies and one whose verify script fails, so the revert runs
+    and verify passes again. Requested by admin, approved by sysadmin through the HITL REST API
+    (what 需要操作 Required actions calls). Shown once: a second `./demo.sh` keeps the first two."""
+    from hisops.catalog.repository import CatalogRepository
+
+    if not _dag_exists(tok, "change_request"):
+        return {}
+    pg = cluster()
+    repo = CatalogRepository.from_url(pg.sqlalchemy_url("hisops_catalog"))
+    try:
+        shown = [c for c in repo.recent_changes(200) if c.title.startswith(CHANGE_PREFIX)]
+    finally:
+        repo.dispose()
+    if shown:
+        return {
+            f"change_request #{c.id}": f"{c.state} (已演示 shown earlier)" for c in reversed(shown)
+        }
+    approver = token("sysadmin", _credentials()["sysadmin"])
+    states: dict[str, str] = {}
+    ok, reverted = DEMO_CHANGES
+    states["change_request (成功 success)"] = _change(tok, approver, ok)
+    pg.execute(
+        "CREATE TABLE IF NOT EXISTS bed_staging (id int, ward text); "
+        "INSERT INTO bed_staging VALUES (1, '心内科'), (2, '骨科')",
+        dbname=CHANGE_DB,
+    )
+    states["change_request (回退 reverted)"] = _change(
+        tok,
+        approver,
+        reverted,
+        before_approval=lambda: pg.execute("TRUNCATE bed_staging", dbname=CHANGE_DB),
+    )
+    return states
+
+
+def _change(tok: str, approver: str, change: dict, before_approval=None) -> str:
+    """Trigger change_request, answer its approval as ``approver``, wait; 'run state · change'."""
+    conf = {"kind": "sql", "database_id": CHANGE_DB, **change}
+    unpause(tok, "change_request")
+    code, body = _api(
+        "POST", "/api/v2/dags/change_request/dagRuns", tok, {"logical_date": None, "conf": conf}
+    )
+    if code not in (200, 201):
+        raise SystemExit(f"could not trigger change_request: {code} {body}")
+    run_id = body["dag_run_id"]
+    say(f"运行中 running change_request: {run_id} — {change['title']}")
+    run_path = f"/api/v2/dags/change_request/dagRuns/{quote(run_id, safe='')}"
+    seen: dict = {}
+
+    def waiting_or_done() -> bool:
+        listed = _api("GET", "/api/v2/dags/change_request/dagRuns/~/hitlDetails", tok)[1]
+        mine = [
+            h
+            for h in listed.get("hitl_details", [])
+            if h["task_instance"]["dag_run_id"] == run_id and not h.get("response_received")
+        ]
+        seen["hitl"] = bool(mine)
+        return bool(mine) or _api("GET", run_path, tok)[1].get("state") in ("success", "failed")
+
+    wait_for(f"the approval request of {run_id}", waiting_or_done, 600)
+    if seen["hitl"]:
+        if before_approval:
+            before_approval()
+        code, body = _api(
+            "PATCH",
+            f"{run_path}/taskInstances/approve/-1/hitlDetails",
+            approver,
+            {"chosen_options": ["Approve"], "params_input": {}},
+        )
+        say(f"审批 approved by sysadmin: {code}")
+    final: dict = {}
+
+    def done() -> bool:
+        final["state"] = _api("GET", run_path, tok)[1].get("state")
+        return final["state"] in ("success", "failed")
+
+    wait_for(f"the change_request run {run_id}", done, 900)
+    return f"{final['state']} · {_change_state(run_id)}"
+
+
+def _change_state(run_id: str) -> str:
+    from hisops.catalog.repository import CatalogRepository
+
+    repo = CatalogRepository.from_url(cluster().sqlalchemy_url("hisops_catalog"))
+    try:
+        found = [c for c in repo.recent_changes(50) if c.dag_run_id == run_id]
+    finally:
+        repo.dispose()
+    if not found:
+        return "no change recorded"
+    return f"变更 change #{found[0].id}: {found[0].state} (运维中心 /hisops/changes/{found[0].id})"
 
 
 def tuning_runs(tok: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """等保 evidence pack — one archive per month of what an assessor asks to
 see (第六条, GB/T 22239-2019).
 
-Contents: the month's restore-drill records and their evidence pages, the audit-trail export,
+Contents: the month's restore-drill records and their evidence pages, the audit-trail export
+(hash-chained, with its chain head: :mod:`hisops.audit.export`),
 the change records (with their steps and pages), the inspection reports, the KPI report, an
 index page mapping every item to its 等保 2.0 requirement, and ``SHA256SUMS`` (check with
 ``sha256sum -c``). The archive (tar.gz) and every member are 0600; the archive's SHA-256 is
@@ -38,9 +39,11 @@ log = logging.getLogger(__name__)
 
 ACTION = "evidence.pack"
 MAX_FILE_BYTES = 200 * 1024 * 1024  # one evidence file larger than this is listed, not copied
+AUDIT_REQS = ("8.1.4.3", "8.1.5.2")
 PLAIN_AUDIT_NOTE = (
-    "审计记录为普通导出：审计哈希链尚未启用，本包不含链头。"
-    "Plain audit export: the audit hash chain is not available yet, so no chain head is included."
+    "便览：本月全部审计事件（含哈希链启用前的事件）；可校验的是哈希链导出。"
+    "Overview: every audit event of the month (also any from before the hash chain began); "
+    "the verifiable record is the hash-chained export."
 )
 
 #: 等保 2.0 (GB/T 22239-2019, 第三级 安全通用要求) clauses the pack gives evidence for
@@ -135,7 +138,13 @@ class _Pack:
         )
 
     def add_file(
-        self, name: str, source: str | None, kind: str, title: str, reqs: tuple[str, ...]
+        self,
+        name: str,
+        source: str | None,
+        kind: str,
+        title: str,
+        reqs: tuple[str, ...],
+        note: str = "",
     ) -> None:
         """Copy a file (or every file of a folder) the catalog points at, if
         it is ours and still there."""
@@ -159,7 +168,7 @@ class _Pack:
                 )
                 continue
             self.blobs[member] = f
-            self.items.append(EvidenceItem(member, kind, title, reqs, sha256_file(f), size))
+            self.items.append(EvidenceItem(member, kind, title, reqs, sha256_file(f), size, note))
 
     def _allowed(self, path: Path) -> bool:
         try:
@@ -220,16 +229,46 @@ def _drills(pack: _Pack, repo: CatalogRepository, period: Period) -> None:
             )
 
 
-def _audit(pack: _Pack, repo: CatalogRepository, period: Period) -> None:
+def _audit(
+    pack: _Pack, repo: CatalogRepository, period: Period, inventory: Inventory, run: RunInfo
+) -> None:
+    """The month's hash-chained audit export (hisops.audit.export: header, events with their
+    hashes, chain head; recorded in the catalog), and a plain overview of every event."""
+    from hisops.audit.export import export_month
+
     events = repo.audit_events_between(period.start, period.end)
     pack.add_bytes(
         f"audit/audit-events-{period.label}.jsonl",
         _json_lines(events),
         "audit",
-        f"审计记录导出 Audit-trail export ({len(events)} events)",
-        ("8.1.4.3", "8.1.5.2"),
+        f"审计事件便览 Audit events overview ({len(events)} events)",
+        AUDIT_REQS,
         note=PLAIN_AUDIT_NOTE,
     )
+    out_dir = inventory.resolve_path(inventory.reports.path) / "audit"
+    export = export_month(repo, period.label, out_dir, actor=run.actor, tz=inventory.timezone)
+    if export.last_seq is None:
+        head_zh, head_en = "本月无链上事件", "no chained event this month"
+    else:
+        head_zh = f"链头 seq {export.last_seq}，哈希 {export.head_hash}"
+        head_en = f"chain head seq {export.last_seq}, hash {export.head_hash}"
+    verdict = (
+        "哈希链校验通过 chain verified"
+        if export.chain_ok
+        else "哈希链校验失败！chain verification FAILED — see the export's header"
+    )
+    note = f"{verdict}；{head_zh}；{export.event_count} 条事件 ({head_en}, {export.event_count} events)"
+    pack.add_file(
+        f"audit/{Path(export.path).name}",
+        export.path,
+        "audit_export",
+        f"审计记录哈希链导出 Hash-chained audit-trail export · {head_zh} ({head_en})",
+        AUDIT_REQS,
+        note=note,
+    )
+    pack.notes.append(f"审计记录导出 audit export #{export.id}: {note}")
+    if not export.chain_ok:
+        log.warning("证据包：审计哈希链校验失败 audit chain verification failed (%s)", period.label)
 
 
 def _changes(pack: _Pack, repo: CatalogRepository, period: Period) -> None:
@@ -347,9 +386,10 @@ def build_evidence_pack(
         for p in (inventory.reports.path, inventory.backup_storage.path)
     )
     pack = _Pack(roots)
-    for collect in (_drills, _audit, _changes, _inspections, _kpi):
+    _drills(pack, repo, period)
+    _audit(pack, repo, period, inventory, run)
+    for collect in (_changes, _inspections, _kpi):
         collect(pack, repo, period)
-    pack.notes.append(PLAIN_AUDIT_NOTE)
     pack.add_bytes(
         "index.html",
         _index_html(pack, inventory, period, created),

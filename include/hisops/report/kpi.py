@@ -258,6 +258,7 @@ CHANGE_STATES = {
     "approved": ("已批准", "approved"),
     "running": ("实施中", "running"),
     "completed": ("成功", "completed"),
+    "pending_restart": ("已写入，待重启", "pending restart"),
     "rolled_back": ("失败，已回退", "failed, reverted"),
     "failed_revert": ("回退失败", "revert failed"),
     "assessment_failed": ("评估未通过", "assessment failed"),
