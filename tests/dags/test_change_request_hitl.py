@@ -111,7 +111,7 @@ def _pending(client: httpx.Client) -> list[dict]:
     return [h for h in listed.get("hitl_details", []) if not h.get("response_received")]
 
 
-def _answer(client, box: dict, done: threading.Event, before: Callable[[], None] | None) -> None:
+def _answer(client, before: Callable[[], None] | None, box: dict, done: threading.Event) -> None:
     """Wait for the approval request, then approve it through the HITL REST API as ``client``."""
     while not done.is_set():
         found = _pending(client)
@@ -184,7 +184,8 @@ def _steps(repo, change_id) -> list[tuple[str, str]]:
 
 
 def _audit(repo, change_id) -> list[tuple[str, str]]:
-    return [(e.action, e.result) for e in repo.audit_events() if e.target == f"change:{change_id}"]
+    events = [e for e in repo.audit_events() if e.target == f"change:{change_id}"]
+    return [(e.action, e.result) for e in sorted(events, key=lambda e: e.id)]
 
 
 def test_the_demos_two_changes_one_applied_one_reverted(env, api):  # noqa: F811
