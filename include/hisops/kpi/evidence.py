@@ -257,7 +257,8 @@ def _audit(
         if export.chain_ok
         else "哈希链校验失败！chain verification FAILED — see the export's header"
     )
-    note = f"{verdict}；{head_zh}；{export.event_count} 条事件 ({head_en}, {export.event_count} events)"
+    events = export.event_count
+    note = f"{verdict}；{head_zh}；{events} 条事件 ({head_en}, {events} events)"
     pack.add_file(
         f"audit/{Path(export.path).name}",
         export.path,
