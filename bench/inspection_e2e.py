@@ -239,11 +239,11 @@ def one_round(
 
 
 def render(inv: Any, repo: Any, run_pk: int, outcomes: list[dict[str, Any]]) -> Path:
-    from hisops.airflow.inspection_tasks import _system_infos, trend_keys, trend_samples
+    from hisops.inspect.reporting import system_infos, trend_keys, trend_samples
     from hisops.report import ReportData, render_report, report_day, save_report
 
     now = datetime.now().astimezone()
-    infos = _system_infos(inv, [s.id for s in inv.systems])
+    infos = system_infos(inv, [s.id for s in inv.systems])
     data = ReportData(
         hospital=inv.hospital,
         timezone=inv.timezone,

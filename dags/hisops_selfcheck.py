@@ -6,25 +6,28 @@ from airflow.sdk import dag, task
 from hisops.airflow import access, dagkit
 from hisops.airflow import selfcheck_tasks as t  # light: drivers are imported inside the tasks
 
-INVENTORY = (
-    dagkit.parse_time_inventory()
-)  # invalid inventory → import error naming file, field, problem
+# invalid inventory → import error naming file, field, problem
+INVENTORY = dagkit.parse_time_inventory()
 
 DOC = f"""
 ### 自检 Self-check
 
-**做什么 What it does** — 读取清单，连接每个数据库与主机，在运维目录库写一条自检记录，报告哪些目标可达。
+**做什么 What it does** — 读取清单，连接每个数据库与主机，在运维目录库写一条自检记录，报告哪些目标\
+可达。
 Reads the inventory, connects to every database (one light query) and every host (one command,
 locally or over SSH), writes a row and an audit event to the ops catalog (`hisops_catalog`) and
-reports which targets are reachable. Manual only; run it after any change of inventory or connections.
+reports which targets are reachable. Manual only; run it after any change of inventory or \
+connections.
 
 Inventory now: {INVENTORY.summary()}
 
 **失败时怎么办 When it fails**
-- *Read inventory* fails: fix the inventory file (`hisops inventory validate PATH` names file, field and problem).
+- *Read inventory* fails: fix the inventory file (`hisops inventory validate PATH` names file, \
+field and problem).
 - *Verdict* fails: the log of *Probe databases / Probe hosts* names each unreachable target and why
   (wrong password → fix the Airflow connection; refused/timeout → is the server up, firewall?).
-- *Record in catalog* fails: connection `hisops_catalog` is wrong or the schema is old → `hisops catalog upgrade`.
+- *Record in catalog* fails: connection `hisops_catalog` is wrong or the schema is old → `hisops \
+catalog upgrade`.
 """
 
 
@@ -56,7 +59,7 @@ def hisops_selfcheck():
 
     @task(task_display_name="写入运维目录 Record in catalog")
     def record(databases: list[dict], hosts: list[dict], **context) -> dict:
-        return t.record(databases, hosts, context["run_id"])
+        return t.record(databases, hosts, context)
 
     @task(task_display_name="结论 Verdict", retries=0)
     def verdict(summary: dict) -> str:

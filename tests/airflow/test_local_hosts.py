@@ -6,7 +6,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from hisops.airflow import runtime, selfcheck_tasks
+from hisops.airflow import runtime
+from hisops.selfcheck import service
 from hisops.targets.runner import LocalRunner
 
 HOST = SimpleNamespace(id="his-app-01", local=True, ssh_conn_id=None)
@@ -25,7 +26,7 @@ def test_refused_under_a_distributed_executor(monkeypatch, executor: str) -> Non
     with pytest.raises(runtime.LocalHostRefused, match="ssh_conn_id") as err:
         runtime.runner_for(HOST)
     assert "his-app-01" in str(err.value) and "local: true" in str(err.value)
-    probe = selfcheck_tasks._probe_host(SimpleNamespace(id="s1"), HOST)  # a finding, not a crash
+    probe = service.probe_one_host(SimpleNamespace(id="s1"), HOST, runtime.runner_for)  # a finding
     assert not probe.reachable and "LocalHostRefused" in probe.detail
 
 

@@ -269,10 +269,6 @@ def test_acknowledge_assign_and_open_incident_order(repo):
         "acknowledged",
         "张工",
     ) and acked.acknowledged_at is not None
-    repo.assign_incident(warn.incident.id, "dba-team")
-    assert repo.get_incident(warn.incident.id).owner == "dba-team"
-    with pytest.raises(CatalogError):
-        repo.assign_incident(10**9, "x")
 
     still, _ = record(repo, run, storage_finding("warn", 5, target_id="a"))
     assert still.action == "updated" and still.incident.state == "acknowledged"
@@ -465,13 +461,13 @@ def test_change_round_trip(repo):
         details={"ticket": "CHG-7"},
     )
     assert repo.get_change(change).state == "approved"
-    repo.start_change(change, pre_backup_id=backup)
+    repo.set_change_state(change, "running", pre_backup_id=backup, started=True)
     running = repo.get_change(change)
     assert (running.state, running.pre_backup_id) == (
         "running",
         backup,
     ) and running.started_at is not None
-    repo.finish_change(change, "completed", details={"verified": True})
+    repo.set_change_state(change, "completed", finished=True, details={"verified": True})
     done = repo.get_change(change)
     assert done.state == "completed" and done.finished_at is not None
     assert done.details == {"ticket": "CHG-7", "verified": True}

@@ -1,4 +1,5 @@
-"""hisops_selfcheck end to end with dag.test(): real Airflow, real PostgreSQL, real sshd, real catalog."""
+"""hisops_selfcheck end to end with dag.test(): real Airflow, real PostgreSQL, real sshd, real
+catalog."""
 
 from __future__ import annotations
 

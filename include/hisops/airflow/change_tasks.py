@@ -17,12 +17,6 @@ def _access() -> Any:
     return Access(dsn_for=runtime.dsn_for, runner_for=runtime.runner_for)
 
 
-def _channels(inventory: Any) -> list[Any]:
-    from hisops.airflow.notify_glue import channels_from_inventory
-
-    return channels_from_inventory(inventory.notifications, strict=False)
-
-
 def request(context: Mapping[str, Any]) -> int:
     from hisops.change.service import open_request
 
@@ -87,7 +81,7 @@ def apply(context: Mapping[str, Any], change_id: int) -> dict[str, Any]:
 
     inv = runtime.inventory()
     return apply_and_verify(
-        runtime.catalog(), inv, change_id, _access(), run_info(context), _channels(inv)
+        runtime.catalog(), inv, change_id, _access(), run_info(context), runtime.channels()
     ).as_dict()
 
 

@@ -1,8 +1,11 @@
-"""retention_cleanup task bodies: Airflow context → plain arguments → one cleanup service call."""
+"""retention_cleanup task bodies: Airflow context → plain arguments → one cleanup service call.
+
+The steps, their recording in the catalog and the report are in :mod:`hisops.cleanup.service`
+and :mod:`hisops.cleanup.finish`.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,116 +14,74 @@ from hisops.airflow.context import run_info
 
 DRY_RUN_CHOICES = ("auto", "yes", "no")
 #: the metadata DB connection for `airflow db clean` (a role with hisops.cleanup.airflow_meta.
-#: CLEANER_GRANTS); without it, the role lookup's `hisops_airflow_db` is tried (needs those grants too)
+#: CLEANER_GRANTS); without it, the role lookup's `hisops_airflow_db` is tried (needs those
+#: grants too)
 AIRFLOW_CLEAN_CONN_ID = "hisops_airflow_clean"
 AIRFLOW_DB_CONN_ID = "hisops_airflow_db"
-
-
-def _counts(steps: list[Any]) -> dict[str, Any]:
-    return {
-        "steps": len(steps),
-        "files": sum(s.files for s in steps),
-        "rows": sum(s.rows for s in steps),
-        "bytes_freed": sum(s.bytes_freed for s in steps),
-        "failed": sum(1 for s in steps if s.state in ("failed", "protected")),
-    }
 
 
 def start(context: dict) -> dict[str, Any]:
     from hisops.cleanup import service
 
-    run, inv = run_info(context), runtime.inventory()
-    dry_run = service.resolve_dry_run(
-        context["params"]["dry_run"], run, inv.maintenance_window, tz=inv.timezone
-    )
-    return {
-        "cleanup_run_id": service.start_run(runtime.catalog(), run, dry_run),
-        "dry_run": dry_run,
-    }
+    choice = context["params"]["dry_run"]
+    return service.open_run(runtime.catalog(), runtime.inventory(), run_info(context), choice)
 
 
 def host_files(started: dict[str, Any], context: dict) -> dict[str, Any]:
     from hisops.cleanup import service
 
-    inv = runtime.inventory()
-    extra, notes = service.server_data_directories(inv, runtime.dsn_for)
-    steps = service.clean_host_files(
+    return service.host_files(
         runtime.catalog(),
-        inv,
-        started["cleanup_run_id"],
-        dry_run=started["dry_run"],
+        runtime.inventory(),
+        started,
+        dsn_for=runtime.dsn_for,
         runner_for=runtime.runner_for,
-        extra_protected=extra,
-        notes=notes,
     )
-    return _counts(steps)
 
 
 def catalog_records(started: dict[str, Any], context: dict) -> dict[str, Any]:
-    from hisops.cleanup import records
+    from hisops.cleanup import service
 
-    repo = runtime.catalog()
-    steps = records.prune_records(repo, runtime.inventory(), dry_run=started["dry_run"])
-    repo.add_cleanup_steps(
-        started["cleanup_run_id"], [s.record() for s in steps], replace_scope="catalog"
-    )
-    return _counts(steps)
+    return service.catalog_records(runtime.catalog(), runtime.inventory(), started)
+
+
+def _metadata_url() -> str:
+    """SQLAlchemy URL of the metadata DB for `airflow db clean` (any postgres connection)."""
+    from hisops.airflow.connections import catalog_sqlalchemy_url
+
+    try:
+        return catalog_sqlalchemy_url(AIRFLOW_CLEAN_CONN_ID)
+    except Exception:  # noqa: BLE001 - not defined: fall back to the role lookup's connection
+        return catalog_sqlalchemy_url(AIRFLOW_DB_CONN_ID)
 
 
 def airflow_metadata(started: dict[str, Any], context: dict) -> dict[str, Any]:
-    from hisops.airflow.connections import catalog_sqlalchemy_url
-    from hisops.cleanup import airflow_meta
+    from hisops.cleanup import service
 
-    inv = runtime.inventory()
-    try:
-        url = catalog_sqlalchemy_url(
-            AIRFLOW_CLEAN_CONN_ID
-        )  # any postgres connection → SQLAlchemy URL
-    except Exception:  # noqa: BLE001 - not defined: fall back to the role lookup's connection
-        url = catalog_sqlalchemy_url(AIRFLOW_DB_CONN_ID)
-    before = datetime.now(UTC) - timedelta(days=inv.record_retention.airflow_metadata_days)
-    steps = airflow_meta.clean_metadata(
-        url, before, dry_run=started["dry_run"], batch_size=inv.record_retention.batch_rows
+    return service.airflow_metadata(
+        runtime.catalog(), runtime.inventory(), started, _metadata_url()
     )
-    runtime.catalog().add_cleanup_steps(
-        started["cleanup_run_id"], [s.record() for s in steps], replace_scope="airflow"
-    )
-    return _counts(steps)
 
 
 def task_logs(started: dict[str, Any], context: dict) -> dict[str, Any]:
     from airflow.configuration import conf
 
-    from hisops.cleanup import airflow_meta
-    from hisops.cleanup.hostfiles import FileSink
+    from hisops.cleanup import service
     from hisops.targets.runner import LocalRunner
 
-    inv, repo = runtime.inventory(), runtime.catalog()
-    cid = started["cleanup_run_id"]
-    repo.clear_cleanup_files(cid, ["airflow"])
-    sink = FileSink(lambda rows: repo.add_cleanup_files(cid, rows), print)
-    protected = inv.protected_paths()  # backup storage, reports and evidence
-    steps = airflow_meta.clean_task_logs(
-        Path(conf.get("logging", "base_log_folder")),
-        inv.record_retention.task_logs_days,
-        LocalRunner("airflow"),
-        dry_run=started["dry_run"],
-        sink=sink,
-        protected=protected,
+    folder = Path(conf.get("logging", "base_log_folder"))
+    return service.task_logs(
+        runtime.catalog(), runtime.inventory(), started, folder, LocalRunner("airflow")
     )
-    repo.add_cleanup_steps(cid, [s.record() for s in steps], replace_scope="task_logs")
-    return _counts(steps)
 
 
 def report(started: dict[str, Any], context: dict) -> dict[str, Any]:
-    from hisops.airflow.notify_glue import channels_from_inventory
     from hisops.cleanup.finish import finish_run
 
-    inv = runtime.inventory()
     return finish_run(
         runtime.catalog(),
-        inv,
+        runtime.inventory(),
         started["cleanup_run_id"],
         run_info(context),
-        channels=channels_from_inventory(inv.notifications, strict=False),
+        channels=runtime.channels(),
     )

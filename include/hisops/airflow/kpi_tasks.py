@@ -9,12 +9,6 @@ from hisops.airflow import runtime
 from hisops.airflow.context import run_info
 
 
-def _channels(inventory: Any) -> list[Any]:
-    from hisops.airflow.notify_glue import channels_from_inventory
-
-    return channels_from_inventory(inventory.notifications, strict=False)
-
-
 def _period(inventory: Any, run: Any, params: Mapping[str, Any]) -> Any:
     from hisops.kpi.service import period_for_run
 
@@ -29,7 +23,7 @@ def kpi_report(context: Mapping[str, Any]) -> dict[str, Any]:
 
     run, inv = run_info(context), runtime.inventory()
     period = _period(inv, run, context["params"])
-    return run_kpi_report(runtime.catalog(), inv, period, run, _channels(inv)).as_dict()
+    return run_kpi_report(runtime.catalog(), inv, period, run, runtime.channels()).as_dict()
 
 
 def evidence_pack(context: Mapping[str, Any]) -> dict[str, Any]:

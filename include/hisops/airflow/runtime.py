@@ -24,7 +24,8 @@ class LocalHostRefused(RuntimeError):
 
 
 def distributed_executor() -> str | None:
-    """The configured executor that may run tasks on other machines (Celery, Kubernetes…), if any."""
+    """The configured executor that may run tasks on other machines (Celery, Kubernetes…), if
+    any."""
     from airflow.configuration import conf
 
     names = [
@@ -37,8 +38,10 @@ def refuse_local_host_if_distributed(host: Any) -> None:
     executor = distributed_executor()
     if executor:
         raise LocalHostRefused(
-            f"主机 {host.id} 为 local: true，但 {executor} 可能在任一工作节点上运行任务，测到的将是那台机器；"
-            f"请为其配置 ssh_conn_id（可 SSH 到本机）— host {host.id} is `local: true` but {executor} runs "
+            f"主机 {host.id} 为 local: true，但 {executor} 可能在任一工作节点上运行任务，"
+            "测到的将是那台机器；"
+            f"请为其配置 ssh_conn_id（可 SSH 到本机）— host {host.id} is `local: true` but "
+            f"{executor} runs "
             "tasks on any worker, so it would measure whichever machine ran the task: give it an "
             "ssh_conn_id instead (SSH to itself works); README: Production"
         )

@@ -1,53 +1,14 @@
-"""Adapters for performance_review and db_maintenance: context → arguments → one service call."""
+"""Adapters for performance_review and db_maintenance: context → arguments → one service call.
+
+The services are in :mod:`hisops.tune.steps`; a refused request fails the task without retries.
+"""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from hisops.airflow import runtime
 from hisops.airflow.context import run_info, set_label
-
-log = logging.getLogger(__name__)
-
-
-def _channels() -> list[Any]:
-    from hisops.airflow.notify_glue import channels_from_inventory
-
-    return channels_from_inventory(runtime.inventory().notifications, strict=False)
-
-
-# --------------------------------------------------------------------------- performance_review
-
-
-def review_targets(params: dict[str, Any]) -> list[str]:
-    from hisops.tune.review import select_databases
-
-    return select_databases(runtime.inventory(), params.get("databases"))
-
-
-def review_database(database_id: str, context: dict[str, Any]) -> str:
-    """Review one database; returns the path of its stored result."""
-    from hisops.tune.review import review_database as review
-    from hisops.tune.review import save_result
-
-    set_label(context, database_id)
-    inv = runtime.inventory()
-    _, db = inv.locate_database(database_id)
-    run = run_info(context)
-    result = review(runtime.catalog(), inv, database_id, runtime.dsn_for(db), run)
-    return save_result(result, inv, run)
-
-
-def publish_review(paths: list[str], context: dict[str, Any]) -> dict[str, Any]:
-    from hisops.tune.review import load_results, publish
-
-    return publish(
-        load_results(list(paths)), runtime.inventory(), run_info(context), channels=_channels()
-    )
-
-
-# --------------------------------------------------------------------------- db_maintenance
 
 
 def _fail(message: str) -> Exception:
@@ -56,30 +17,45 @@ def _fail(message: str) -> Exception:
     return AirflowFailException(message)
 
 
+# --------------------------------------------------------------------------- performance_review
+
+
+def review_targets(params: dict[str, Any]) -> list[str]:
+    from hisops.tune.steps import review_targets as targets
+
+    return targets(runtime.inventory(), params.get("databases"))
+
+
+def review_database(database_id: str, context: dict[str, Any]) -> str:
+    """Review one database; returns the path of its stored result."""
+    from hisops.tune.steps import review_one
+
+    set_label(context, database_id)
+    return review_one(
+        runtime.catalog(), runtime.inventory(), database_id, runtime.dsn_for, run_info(context)
+    )
+
+
+def publish_review(paths: list[str], context: dict[str, Any]) -> dict[str, Any]:
+    from hisops.tune.steps import publish_review as publish
+
+    return publish(paths, runtime.inventory(), run_info(context), runtime.channels())
+
+
+# --------------------------------------------------------------------------- db_maintenance
+
+
 def maintenance_plan(params: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """The plan (XCom + task log) and whether a person must approve it."""
-    from hisops.tune import maintenance as m
+    from hisops.tune.steps import RequestRefused
+    from hisops.tune.steps import maintenance_plan as plan
 
-    inv, run = runtime.inventory(), run_info(context)
-    database_id = params.get("database_id") or ""
     try:
-        _, db = inv.locate_database(database_id)
-    except KeyError as exc:
-        runtime.catalog().add_audit_event(
-            run.actor,
-            m.ACTION,
-            database_id or "?",
-            "refused",
-            {"reason": str(exc)},
-            **run.audit_fields(),
+        return plan(
+            runtime.catalog(), runtime.inventory(), params, runtime.dsn_for, run_info(context)
         )
-        raise _fail(f"拒绝 refused: {exc}") from exc
-    plan = m.plan_database(
-        runtime.catalog(), inv, database_id, runtime.dsn_for(db), run, params.get("kinds") or None
-    )
-    dry_run = m.resolve_dry_run(params.get("dry_run") or "auto", run)
-    needed = m.approval_needed(plan, run, inv, dry_run)
-    return {**plan.as_dict(), "text": plan.text(), "dry_run": dry_run, "approval": needed.as_dict()}
+    except RequestRefused as exc:
+        raise _fail(str(exc)) from exc
 
 
 def maintenance_apply(
@@ -87,30 +63,24 @@ def maintenance_apply(
 ) -> str:
     """Gate + apply; a refused gate fails the run (already audited, nothing applied)."""
     from hisops.airflow.users import roles_of
-    from hisops.tune import maintenance as m
+    from hisops.tune.steps import RequestRefused
+    from hisops.tune.steps import maintenance_apply as apply
 
-    inv, run = runtime.inventory(), run_info(context)
-    _, db = inv.locate_database(plan["database_id"])
-    approval = m.approval_verdict(response or {}, run, roles_of)
     try:
-        result = m.apply_plan(
+        return apply(
             runtime.catalog(),
-            inv,
-            db.id,
-            runtime.dsn_for(db),
-            m.plan_from_dict(plan),
-            run,
-            approval=approval,
-            dry_run=plan["dry_run"],
+            runtime.inventory(),
+            plan,
+            response,
+            runtime.dsn_for,
+            run_info(context),
+            roles_of,
         )
-    except m.MaintenanceRefused as exc:
-        raise _fail(
-            f"维护被拒绝，未执行任何步骤 maintenance refused, nothing applied: {exc}"
-        ) from exc
-    return m.save_result(result, inv, run)
+    except RequestRefused as exc:
+        raise _fail(str(exc)) from exc
 
 
 def maintenance_report(path: str, context: dict[str, Any]) -> dict[str, Any]:
-    from hisops.tune import maintenance as m
+    from hisops.tune.steps import maintenance_report as report
 
-    return m.publish(path, runtime.inventory(), run_info(context), channels=_channels())
+    return report(path, runtime.inventory(), run_info(context), runtime.channels())

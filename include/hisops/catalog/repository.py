@@ -301,12 +301,6 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
         )
         return self._rowcount(stmt) == 1
 
-    def assign_incident(self, incident_id: int, owner: str | None) -> None:
-        t = T.incident
-        self._require(
-            update(t).where(t.c.id == incident_id).values(owner=owner), f"incident {incident_id}"
-        )
-
     # --- 备份 backups --------------------------------------------------------------------------
     def register_backup_start(
         self,
@@ -707,29 +701,6 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
             )
             .returning(t.c.id)
         )
-
-    def start_change(self, change_id: int, pre_backup_id: int | None = None) -> None:
-        t = T.change_record
-        stmt = (
-            update(t)
-            .where(t.c.id == change_id)
-            .values(state="running", started_at=func.now(), pre_backup_id=pre_backup_id)
-        )
-        self._require(stmt, f"change {change_id}")
-
-    def finish_change(
-        self, change_id: int, state: str, details: Mapping[str, Any] | None = None
-    ) -> None:
-        """End a change ('completed', 'failed', 'rolled_back'); ``details`` are merged into the stored ones."""
-        t = T.change_record
-        stmt = (
-            update(t)
-            .where(t.c.id == change_id)
-            .values(
-                state=state, finished_at=func.now(), details=t.c.details.concat(dict(details or {}))
-            )
-        )
-        self._require(stmt, f"change {change_id}")
 
     def get_change(self, change_id: int) -> ChangeRecord | None:
         t = T.change_record

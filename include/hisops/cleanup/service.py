@@ -8,9 +8,10 @@ is a failed step for its rules and the other hosts are still cleaned.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from hisops.cleanup.hostfiles import FileSink, clean_host
@@ -154,3 +155,101 @@ def clean_host_files(
         )
     repo.add_cleanup_steps(cleanup_run_id, [s.record() for s in steps], replace_scope="host")
     return steps
+
+
+# --------------------------------------------------------------------------- one call per DAG task
+
+
+def counts(steps: Sequence[StepResult]) -> dict[str, Any]:
+    """A task's small return value: how much its steps did."""
+    return {
+        "steps": len(steps),
+        "files": sum(s.files for s in steps),
+        "rows": sum(s.rows for s in steps),
+        "bytes_freed": sum(s.bytes_freed for s in steps),
+        "failed": sum(1 for s in steps if s.state in ("failed", "protected")),
+    }
+
+
+def open_run(
+    repo: CatalogRepository, inventory: Inventory, run: RunInfo, choice: str
+) -> dict[str, Any]:
+    """Decide dry run or not (see :func:`resolve_dry_run`) and open the run in the catalog."""
+    dry_run = resolve_dry_run(choice, run, inventory.maintenance_window, tz=inventory.timezone)
+    return {"cleanup_run_id": start_run(repo, run, dry_run), "dry_run": dry_run}
+
+
+def host_files(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    started: Mapping[str, Any],
+    *,
+    dsn_for: Callable[[Database], str] | None,
+    runner_for: Callable[[Host], CommandRunner],
+) -> dict[str, Any]:
+    """Every host's file rules, with the servers' own data directories protected too."""
+    extra, notes = server_data_directories(inventory, dsn_for)
+    steps = clean_host_files(
+        repo,
+        inventory,
+        started["cleanup_run_id"],
+        dry_run=started["dry_run"],
+        runner_for=runner_for,
+        extra_protected=extra,
+        notes=notes,
+    )
+    return counts(steps)
+
+
+def catalog_records(
+    repo: CatalogRepository, inventory: Inventory, started: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Prune the catalog's own old records; the steps are recorded (scope ``catalog``)."""
+    from hisops.cleanup.records import prune_records
+
+    steps = prune_records(repo, inventory, dry_run=started["dry_run"])
+    repo.add_cleanup_steps(
+        started["cleanup_run_id"], [s.record() for s in steps], replace_scope="catalog"
+    )
+    return counts(steps)
+
+
+def airflow_metadata(
+    repo: CatalogRepository, inventory: Inventory, started: Mapping[str, Any], url: str
+) -> dict[str, Any]:
+    """`airflow db clean` of the metadata DB at ``url`` (records older than the retention)."""
+    from hisops.cleanup.airflow_meta import clean_metadata
+
+    ret = inventory.record_retention
+    before = datetime.now(UTC) - timedelta(days=ret.airflow_metadata_days)
+    steps = clean_metadata(url, before, dry_run=started["dry_run"], batch_size=ret.batch_rows)
+    repo.add_cleanup_steps(
+        started["cleanup_run_id"], [s.record() for s in steps], replace_scope="airflow"
+    )
+    return counts(steps)
+
+
+def task_logs(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    started: Mapping[str, Any],
+    log_folder: Path,
+    runner: CommandRunner,
+) -> dict[str, Any]:
+    """Airflow's task log files older than the retention (never a protected path)."""
+    from hisops.cleanup.airflow_meta import clean_task_logs
+
+    cid = started["cleanup_run_id"]
+    repo.clear_cleanup_files(cid, ["airflow"])
+    sink = FileSink(lambda rows: repo.add_cleanup_files(cid, rows), print)
+    protected = inventory.protected_paths()  # backup storage, reports and evidence
+    steps = clean_task_logs(
+        log_folder,
+        inventory.record_retention.task_logs_days,
+        runner,
+        dry_run=started["dry_run"],
+        sink=sink,
+        protected=protected,
+    )
+    repo.add_cleanup_steps(cid, [s.record() for s in steps], replace_scope="task_logs")
+    return counts(steps)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from hisops import severity as ranking
 from hisops.catalog.records import FindingRecord, Severity, TargetKind
 from hisops.inventory.thresholds import Level, Thresholds, fmt_number
 
@@ -230,8 +231,8 @@ def classify(level: Level, value: float | None) -> Severity:
 
 
 def worst(*severities: Severity) -> Severity:
-    order = {"ok": 0, "check_error": 1, "warn": 2, "critical": 3}
-    return max(severities, key=lambda s: order[s], default="ok")
+    """The most severe of ``severities`` (ranking: :mod:`hisops.severity`)."""
+    return ranking.worst(severities)
 
 
 def threshold_text(level: Level, unit: str = "") -> str:

@@ -20,9 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hisops.catalog.records import FindingRecord, IncidentChange, MetricSample
+
+if TYPE_CHECKING:
+    from hisops.catalog.repository import CatalogRepository
+    from hisops.inventory.models import Database, Endpoint, Host, Inventory, System
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,8 @@ STARTED_METRIC = "server_started_epoch"
 INSPECTION_CHECK_PREFIXES = ("db.", "host.", "log.", "http.", "database.", "endpoint.")
 REMOVED_ZH = "目标已从清单中移除，事件关闭"
 REMOVED_EN = "target removed from the inventory; incident closed"
-# Findings that say the target could not be inspected at all (endpoints: http.status plays that role).
+# Findings that say the target could not be inspected at all (endpoints: http.status plays
+# that role).
 BLOCKING_CHECKS = frozenset(
     {"database.reachable", "host.reachable", "endpoint.reachable", "http.status"}
 )
@@ -123,9 +128,9 @@ class SystemOutcome:
 
 
 def inspect_system(
-    inventory: Any,
-    system: Any,
-    repo: Any,
+    inventory: Inventory,
+    system: System,
+    repo: CatalogRepository,
     run: RunContext,
     access: Access,
     *,
@@ -150,10 +155,12 @@ def inspect_system(
     )
 
 
-# --------------------------------------------------------------------------- planning (catalog reads)
+# ------------------------------------------------------------------- planning (catalog reads)
 
 
-def plan(inventory: Any, system: Any, repo: Any, access: Access, run: RunContext) -> list[Job]:
+def plan(
+    inventory: Inventory, system: System, repo: CatalogRepository, access: Access, run: RunContext
+) -> list[Job]:
     """One job per target; catalog facts are looked up here, in the calling thread."""
     jobs = [_database_job(inventory, system, db, repo, access, run) for db in system.databases]
     jobs += [_host_job(inventory, system, host, repo, access, run) for host in system.hosts]
@@ -164,12 +171,12 @@ def plan(inventory: Any, system: Any, repo: Any, access: Access, run: RunContext
 
 
 def catalog_facts(
-    repo: Any,
+    repo: CatalogRepository,
     database_id: str,
     now: datetime | None = None,
-    inventory: Any = None,
+    inventory: Inventory | None = None,
     *,
-    database: Any = None,
+    database: Database | None = None,
     inspection_run_id: int | None = None,
 ) -> dict[str, Any]:
     """What the database checks need from history (metric samples of earlier runs): last
@@ -200,7 +207,7 @@ def catalog_facts(
     return facts
 
 
-def data_place(inventory: Any, database: Any) -> tuple[str, str] | None:
+def data_place(inventory: Inventory, database: Database) -> tuple[str, str] | None:
     """(host id, disk path) where the database's files live, when the inventory says so."""
     host_id = getattr(database, "host", None)
     if inventory is None or not host_id:
@@ -211,7 +218,7 @@ def data_place(inventory: Any, database: Any) -> tuple[str, str] | None:
 
 
 def _last_sample(
-    repo: Any, target_id: str, metric: str, since: datetime, exclude_run: int | None
+    repo: CatalogRepository, target_id: str, metric: str, since: datetime, exclude_run: int | None
 ) -> Any:
     """The newest sample not taken by the run itself (a retried task must compare with before)."""
     series = [
@@ -222,7 +229,9 @@ def _last_sample(
     return series[-1] if series else None
 
 
-def reader_offsets(repo: Any, host: Any, run: RunContext) -> Callable[[str], Offsets]:
+def reader_offsets(
+    repo: CatalogRepository, host: Host, run: RunContext
+) -> Callable[[str], Offsets]:
     """Remembered (inode, offset) per log file of ``host`` as read by ``reader`` (the machine
     the host script ran on), looked up once the script named it; a retried run sees the
     offsets from before its first attempt."""
@@ -230,7 +239,10 @@ def reader_offsets(repo: Any, host: Any, run: RunContext) -> Callable[[str], Off
 
 
 def fs_previous(
-    repo: Any, host: Any, now: datetime | None = None, inspection_run_id: int | None = None
+    repo: CatalogRepository,
+    host: Host,
+    now: datetime | None = None,
+    inspection_run_id: int | None = None,
 ) -> dict[str, tuple[datetime, float]]:
     """Previous (observed_at, used bytes) per disk path of ``host``, for days-until-full."""
     since = (now or datetime.now().astimezone()) - SIZE_LOOKBACK
@@ -243,7 +255,12 @@ def fs_previous(
 
 
 def _database_job(
-    inventory: Any, system: Any, db: Any, repo: Any, access: Access, run: RunContext
+    inventory: Inventory,
+    system: System,
+    db: Database,
+    repo: CatalogRepository,
+    access: Access,
+    run: RunContext,
 ) -> Job:
     from hisops.inspect import engine
 
@@ -270,7 +287,12 @@ def _database_job(
 
 
 def _host_job(
-    inventory: Any, system: Any, host: Any, repo: Any, access: Access, run: RunContext
+    inventory: Inventory,
+    system: System,
+    host: Host,
+    repo: CatalogRepository,
+    access: Access,
+    run: RunContext,
 ) -> Job:
     from hisops.inspect import engine
 
@@ -301,7 +323,7 @@ def _host_job(
     return Job("host", host.id, system.id, call)
 
 
-def _endpoint_job(inventory: Any, system: Any, endpoint: Any) -> Job:
+def _endpoint_job(inventory: Inventory, system: System, endpoint: Endpoint) -> Job:
     from hisops.inspect import engine
 
     thresholds = inventory.thresholds_for(endpoint)
@@ -326,7 +348,8 @@ def _close(runner: Any) -> None:
 def run_jobs(
     jobs: Sequence[Job], max_workers: int, progress: Callable[[str], None]
 ) -> list[TargetResult]:
-    """Run the jobs in a bounded pool; results in job order. A crashing job becomes a check-error finding."""
+    """Run the jobs in a bounded pool; results in job order. A crashing job becomes a check-error
+    finding."""
     if not jobs:
         return []
     results: dict[int, TargetResult] = {}
@@ -389,13 +412,13 @@ def inspection_crashed(kind: str, target_id: str, system_id: str, exc: Exception
     return check_error(f"{kind}.inspection", kind, target_id, system_id, exc)  # type: ignore[arg-type]
 
 
-# --------------------------------------------------------------------------- recording (catalog writes)
+# ----------------------------------------------------------------- recording (catalog writes)
 
 
 def record(
     system_id: str,
     results: Sequence[TargetResult],
-    repo: Any,
+    repo: CatalogRepository,
     run: RunContext,
     known: KnownTargets | None = None,
 ) -> list[IncidentChange]:
@@ -418,7 +441,9 @@ def record(
     return changes + (close_removed(system_id, known, repo) if known is not None else [])
 
 
-def _store_offsets(repo: Any, results: Sequence[TargetResult], inspection_run_id: int) -> None:
+def _store_offsets(
+    repo: CatalogRepository, results: Sequence[TargetResult], inspection_run_id: int
+) -> None:
     from hisops.inspect.log_scan import LogOffsets
 
     for r in results:
@@ -443,7 +468,7 @@ class KnownTargets:
     targets: Mapping[str, frozenset[str]]
 
 
-def known_targets(inventory: Any) -> KnownTargets:
+def known_targets(inventory: Inventory) -> KnownTargets:
     targets = {}
     for s in inventory.systems:
         ids = {d.id for d in s.databases} | {e.id for e in s.endpoints}
@@ -453,7 +478,9 @@ def known_targets(inventory: Any) -> KnownTargets:
     return KnownTargets(frozenset(targets), targets)
 
 
-def close_removed(system_id: str, known: KnownTargets, repo: Any) -> list[IncidentChange]:
+def close_removed(
+    system_id: str, known: KnownTargets, repo: CatalogRepository
+) -> list[IncidentChange]:
     """Close inspection incidents whose target (or whole system) left the inventory, saying why.
 
     Nobody would ever inspect that target again, so nothing else would close them. This system's
@@ -490,7 +517,7 @@ def _owned(f: FindingRecord, system_id: str, run: RunContext) -> FindingRecord:
 
 
 def _store_metrics(
-    repo: Any, findings: Sequence[FindingRecord], inspection_run_id: int | None = None
+    repo: CatalogRepository, findings: Sequence[FindingRecord], inspection_run_id: int | None = None
 ) -> None:
     from hisops.inspect import engine
 
@@ -510,9 +537,13 @@ def _store_metrics(
 
 
 def resolve_stale(
-    system_id: str, results: Sequence[TargetResult], findings: Sequence[FindingRecord], repo: Any
+    system_id: str,
+    results: Sequence[TargetResult],
+    findings: Sequence[FindingRecord],
+    repo: CatalogRepository,
 ) -> list[IncidentChange]:
-    """Resolve open incidents of targets inspected completely this run whose check no longer reported.
+    """Resolve open incidents of targets inspected completely this run whose check no longer
+    reported.
 
     A check that stopped producing its finding (an 'inspection crashed' error, a replication
     check after the standby was retired) would otherwise keep its incident open forever.

@@ -115,22 +115,15 @@ def run_day(ctx: dict[str, Any], retry: bool = False) -> dict[str, Any]:
     ``retry`` runs every inspect_system twice (a retried task after a failure past recording)."""
     from hisops.airflow import inspection_tasks as t
 
-    plan = t.start(
-        ctx["run_id"],
-        ctx["dag_run"].run_type,
-        ctx.get("logical_date"),
-        ctx["dag_run"].run_after,
-        ctx["params"].get("systems"),
-    )
+    plan = t.start(ctx)
     outcomes = []
     for order in plan:
         if retry:
             t.inspect_system(**order)
         outcomes.append(t.inspect_system(**order))
     t.notify_incidents(outcomes)
-    period = (ctx.get("data_interval_start"), ctx.get("data_interval_end"))
-    info = t.report(plan, outcomes, ctx["run_id"], ctx.get("logical_date"), period)
-    t.send_report(plan, info, ctx["run_id"])
+    info = t.report(plan, outcomes, ctx)
+    t.send_report(plan, info, ctx)
     return {"plan": plan, "outcomes": outcomes, "report": info}
 
 

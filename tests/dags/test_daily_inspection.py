@@ -1,4 +1,5 @@
-"""daily_inspection end to end with dag.test(): real Airflow, PostgreSQL, sshd, catalog and SMTP receiver.
+"""daily_inspection end to end with dag.test(): real Airflow, PostgreSQL, sshd, catalog and SMTP
+receiver.
 
 Targets: a healthy database and SSH host (system s_ok), a database whose server is down and an SSH
 host nobody listens for (system s_bad). The run must succeed anyway, record findings and incidents,

@@ -1,8 +1,8 @@
 """hisops.inspect.run against a real catalog, with a scripted stand-in for the check engine.
 
 The engine itself is tested with real PostgreSQL/sshd elsewhere (and end to end in
-test_daily_inspection_dag.py); here the engine's answers are scripted so the orchestration rules
-can be driven exactly: crashes, unusable connections, incident folding, stale incidents,
+tests/dags/test_daily_inspection.py); here the engine's answers are scripted so the orchestration
+rules can be driven exactly: crashes, unusable connections, incident folding, stale incidents,
 backfills and late runs, log offsets, bounded concurrency.
 """
 
