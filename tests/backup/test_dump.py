@@ -385,3 +385,28 @@ def test_globals_saved_without_passwords_unless_encrypted(pg, his_db, catalog, t
     assert me.globals_.path == "globals/globals.sql.enc" and me.globals_.role_passwords
     decrypt_file(Path(enc.path) / me.globals_.path, tmp_path / "g.sql", key)
     assert "SCRAM-SHA-256" in (tmp_path / "g.sql").read_text()
+
+
+def test_files_hashed_while_written_are_rehashed_when_a_writer_came_back(tmp_path):
+    """ClosedFileHasher (checksums overlapping pg_dump): a digest taken at the first close is
+    dropped when the file is written again later; an untouched file keeps its digest."""
+    import hashlib
+
+    from hisops.backup.dump import hashing_closed_files
+
+    folder = tmp_path / "dump"
+    with hashing_closed_files(folder, True) as hasher:
+        assert hasher is not None and hasher.usable
+        (folder / "kept.dat").write_bytes(b"a" * 100_000)
+        (folder / "rewritten.dat").write_bytes(b"b" * 100_000)
+        deadline = time.monotonic() + 60
+        while len(hasher.done) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert set(hasher.done) == {"kept.dat", "rewritten.dat"}
+        with open(folder / "rewritten.dat", "r+b") as fh:  # same size, new content
+            fh.write(b"c" * 10)
+        hasher.finish()
+        digests = hasher.digests()
+    kept = folder / "kept.dat"
+    assert digests[kept] == (100_000, hashlib.sha256(kept.read_bytes()).hexdigest())
+    assert folder / "rewritten.dat" not in digests  # hashed again after the dump instead

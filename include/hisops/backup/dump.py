@@ -6,10 +6,13 @@ Steps (``backup_database``):
     older);
  3. preflight: backup directory writable and free space ≥ estimate from pg_database_size;
  4. open a REPEATABLE READ transaction, export its snapshot, read the schema fingerprint;
- 5. ``pg_dump --format=directory --jobs=N --compress=Z --snapshot=<id>``, while the same transaction
-    counts rows (exact up to ``exact_count_max_rows``, else estimated and flagged); then the cluster
-    globals (``pg_dumpall --globals-only``, passwords only when encrypted: ``cluster_globals``);
- 6. optionally encrypt every file (``.enc``); SHA-256 every file (parallel threads);
+ 5. ``pg_dump --format=directory --jobs=N --compress=Z --snapshot=<id> --no-sync``; while it runs,
+    the same transaction reads the schema and counts rows (exact up to ``exact_count_max_rows``,
+    else estimated and flagged), the cluster globals are saved (``pg_dumpall --globals-only``,
+    passwords only when encrypted: ``cluster_globals``) and each dump file is hashed as soon as
+    pg_dump closes it (``ClosedFileHasher``: inotify; a digest counts only if nothing wrote the
+    file afterwards); pg_dump's own sync is left to ``storage.fsync_tree`` before publishing;
+ 6. optionally encrypt every file (``.enc``); SHA-256 every file not hashed yet (parallel threads);
  7. write manifest.json last, rename ``.partial-<id>`` into place atomically;
  8. catalog: running → completed (manifest, its SHA-256, size, path) + audit event.
 Any failure: catalog → failed with the reason, work directory removed, the exception re-raised.
@@ -18,13 +21,17 @@ Any failure: catalog → failed with the reason, work directory removed, the exc
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
+import select
+import struct
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,6 +55,7 @@ from hisops.backup.manifest import (
     Tool,
     hash_files,
     manifest_sha256,
+    sha256_file,
 )
 from hisops.backup.snapshot import (
     ServerInfo,
@@ -195,6 +203,9 @@ def pg_dump_argv(
         f"--compress={compress}",
         f"--file={out_dir}",
         "--no-password",
+        # hisops syncs the whole work directory itself before publishing (storage.fsync_tree);
+        # pg_dump's own sync reopens every file for writing, which would spoil ClosedFileHasher
+        "--no-sync",
         f"--dbname={conninfo}",
     ]
     return argv + ([f"--snapshot={snapshot_id}"] if snapshot_id else [])
@@ -266,11 +277,141 @@ def wait_pg_dump(proc: subprocess.Popen, stderr_file: IO[bytes], database_id: st
         )
 
 
+# --- checksums while pg_dump writes ----------------------------------------------------------
+
+IN_CLOSE_WRITE, IN_Q_OVERFLOW = 0x00000008, 0x00004000
+IN_NONBLOCK, IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
+EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+class ClosedFileHasher:
+    """SHA-256 of each file in ``folder`` as soon as its writer closes it (Linux inotify
+    ``IN_CLOSE_WRITE``), in a thread beside pg_dump, so the checksum pass overlaps the dump.
+
+    Proves no less than hashing afterwards: a digest is used (``digests``) only if, after pg_dump
+    has exited and every queued event was read, the file was closed after writing exactly as many
+    times as when it was hashed (no writer came back: any open for writing ends in another
+    ``IN_CLOSE_WRITE``) and its inode, size, mtime and ctime are the ones seen before and after
+    hashing. Every other file — all of them when inotify is unavailable or its queue overflowed —
+    is hashed after the dump, as before."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.closes: dict[str, int] = {}
+        self.done: dict[str, tuple[int, tuple[int, int, int, int], int, str]] = {}
+        self.usable = False
+        self._pending: list[str] = []
+        self._stop = threading.Event()
+        self._fd = -1
+        self._thread = threading.Thread(target=self._run, name="sha256-closed", daemon=True)
+
+    def __enter__(self) -> ClosedFileHasher:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+            if fd < 0:
+                return self
+            if libc.inotify_add_watch(fd, os.fsencode(self.folder), IN_CLOSE_WRITE) < 0:
+                os.close(fd)
+                return self
+        except (OSError, AttributeError):  # no libc / no inotify: everything is hashed afterwards
+            return self
+        self._fd, self.usable = fd, True
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+    def finish(self) -> None:
+        """Stop after reading every queued event (call once the writers have exited)."""
+        if self._fd < 0:
+            return
+        self._stop.set()
+        self._thread.join()
+        os.close(self._fd)
+        self._fd = -1
+
+    def _read_events(self) -> bool:
+        try:
+            data = os.read(self._fd, 65536)
+        except BlockingIOError:
+            return False
+        offset = 0
+        while offset + EVENT.size <= len(data):
+            _wd, mask, _cookie, length = EVENT.unpack_from(data, offset)
+            raw = data[offset + EVENT.size : offset + EVENT.size + length]
+            offset += EVENT.size + length
+            if mask & IN_Q_OVERFLOW:
+                self.usable = False  # events were lost: trust none of the early digests
+            name = os.fsdecode(raw.rstrip(b"\0"))
+            if name and mask & IN_CLOSE_WRITE:
+                self.closes[name] = self.closes.get(name, 0) + 1
+                self._pending.append(name)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.is_set()
+            select.select([self._fd], [], [], 0.2)
+            while self._read_events():
+                pass
+            if stopping:
+                return  # the writers are gone and the queue is drained; the rest: afterwards
+            while self._pending and not self._stop.is_set():
+                self._hash(self._pending.pop(0))
+
+    def _hash(self, name: str) -> None:
+        path = self.folder / name
+        try:
+            before, generation = _stat_key(path), self.closes[name]
+            size, digest = sha256_file(path)
+            after = _stat_key(path)
+        except OSError:
+            return
+        if before == after and size == after[1]:
+            self.done[name] = (generation, after, size, digest)
+
+    def digests(self) -> dict[Path, tuple[int, str]]:
+        """The digests still valid now (see the class doc); call after ``finish``."""
+        if not self.usable:
+            return {}
+        out: dict[Path, tuple[int, str]] = {}
+        for name, (generation, key, size, digest) in self.done.items():
+            path = self.folder / name
+            with contextlib.suppress(OSError):
+                if self.closes.get(name) == generation and _stat_key(path) == key:
+                    out[path] = (size, digest)
+        return out
+
+
+@contextlib.contextmanager
+def hashing_closed_files(folder: Path, enabled: bool) -> Iterator[ClosedFileHasher | None]:
+    if not enabled:
+        yield None
+        return
+    folder.mkdir(mode=0o700)  # pg_dump -Fd accepts an existing empty directory
+    with ClosedFileHasher(folder) as hasher:
+        yield hasher
+
+
 # --- checksums and encryption -----------------------------------------------------------------
 
 
-def checksum_entries(root: Path, files: list[Path], workers: int) -> list[FileEntry]:
-    digests = hash_files(files, workers)
+def checksum_entries(
+    root: Path,
+    files: list[Path],
+    workers: int,
+    prehashed: dict[Path, tuple[int, str]] | None = None,
+) -> list[FileEntry]:
+    known = prehashed or {}
+    rest = [p for p in files if p not in known]
+    digests = {**known, **(hash_files(rest, workers) if rest else {})}
     return [
         FileEntry(path=p.relative_to(root).as_posix(), size=digests[p][0], sha256=digests[p][1])
         for p in files
@@ -306,10 +447,11 @@ def encryption_info(spec: DumpSpec, kdf_salt: bytes) -> Encryption:
     )
 
 
-def seal_files(spec: DumpSpec, work: Path) -> tuple[list[FileEntry], Encryption | None, float]:
-    """Encrypt (optional) and checksum everything under ``work/dump`` and ``work/globals``.
-
-    Returns (entries, encryption, seconds)."""
+def seal_files(
+    spec: DumpSpec, work: Path, prehashed: dict[Path, tuple[int, str]] | None = None
+) -> tuple[list[FileEntry], Encryption | None, float]:
+    """Encrypt (optional) and checksum everything under ``work/dump`` and ``work/globals``
+    (``prehashed``: digests taken while pg_dump ran); returns (entries, encryption, seconds)."""
     start = time.monotonic()
     files = sorted(p for d in (DUMP_DIR, GLOBALS_DIR) for p in (work / d).rglob("*") if p.is_file())
     workers = max(2, spec.jobs)
@@ -321,7 +463,8 @@ def seal_files(spec: DumpSpec, work: Path) -> tuple[list[FileEntry], Encryption 
             encryption_info(spec, salt),
             time.monotonic() - start,
         )
-    return checksum_entries(work, files, workers), None, time.monotonic() - start
+    entries = checksum_entries(work, files, workers, prehashed)
+    return entries, None, time.monotonic() - start
 
 
 # --- the whole backup -------------------------------------------------------------------------
@@ -340,31 +483,86 @@ def connect_source(dsn: str, database_id: str) -> PgConnection:
 def dump_in_snapshot(
     spec: DumpSpec, conn: PgConnection, tool: PgDump, work: Path
 ) -> dict[str, Any]:
-    """Export a snapshot, read schema + counts in it, pg_dump with --snapshot; returns the facts."""
+    """Export a snapshot, pg_dump with --snapshot and, while it runs, read schema + counts in the
+    same snapshot, save the globals and hash closed dump files; returns the facts."""
+    from concurrent.futures import Future
+
     conninfo, env = libpq_env(spec.dsn, application_name=LIBPQ_APP)
     out = work / DUMP_DIR
     proc = None
-    with exported_snapshot(conn) as snap, tempfile.TemporaryFile() as err:
-        tables = user_tables(conn)
-        schema = schema_info(conn, tables)
+    with (
+        exported_snapshot(conn) as snap,
+        tempfile.TemporaryFile() as err,
+        ThreadPoolExecutor(1, thread_name_prefix="globals") as side,
+        hashing_closed_files(out, not spec.encryption_secret) as hasher,
+    ):
         start = time.monotonic()
+        globals_saved: Future | None = None
         try:
             proc = start_pg_dump(
                 pg_dump_argv(tool, conninfo, out, spec.jobs, spec.compress, snap.snapshot_id),
                 env,
                 err,
             )
+            globals_saved = side.submit(save_globals, spec, tool, work)
             with Progress(
                 f"pg_dump {spec.database_id}",
                 lambda: storage.tree_size(out) if out.exists() else 0,
                 spec.progress_seconds,
             ):
-                counts = _count_while_dumping(conn, tables, spec, proc, err)
+                tables, schema, counts = _read_while_dumping(conn, spec, proc, err)
                 wait_pg_dump(proc, err, spec.database_id)
         finally:
             stop_process(proc)
+            if hasher is not None:
+                hasher.finish()
         seconds = time.monotonic() - start
-    return {"snapshot": snap, "tables": counts, "schema": schema, "dump_seconds": seconds}
+        saved = globals_saved.result()
+    prehashed = hasher.digests() if hasher is not None else {}
+    log.info(
+        "pg_dump %s: %.1fs; %d files hashed while it wrote them",
+        spec.database_id,
+        seconds,
+        len(prehashed),
+    )
+    return {
+        "snapshot": snap,
+        "tables": counts,
+        "schema": schema,
+        "dump_seconds": seconds,
+        "globals": saved,
+        "prehashed": prehashed,
+    }
+
+
+def _read_while_dumping(
+    conn: Any, spec: DumpSpec, proc: subprocess.Popen, err: Any
+) -> tuple[list, Any, list]:
+    """Tables, schema fingerprint and row counts in the snapshot transaction while pg_dump runs."""
+    import psycopg2
+
+    try:
+        tables = user_tables(conn)
+        schema = schema_info(conn, tables)
+    except psycopg2.Error as exc:
+        _prefer_pg_dump_error(proc, err, spec)
+        raise BackupError(
+            f"快照内读取结构失败 schema read in snapshot failed for {spec.database_id}: "
+            f"{_first_line(exc)}"
+        ) from exc
+    return tables, schema, _count_while_dumping(conn, tables, spec, proc, err)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _prefer_pg_dump_error(proc: subprocess.Popen, err: Any, spec: DumpSpec) -> None:
+    """When the source is gone, pg_dump's own error is the better message: raise it if any."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+    if proc.returncode not in (None, 0):
+        wait_pg_dump(proc, err, spec.database_id)
 
 
 def _count_while_dumping(
@@ -379,13 +577,10 @@ def _count_while_dumping(
     try:
         return count_rows(conn, tables, spec.exact_count_max_rows)
     except psycopg2.Error as exc:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
-        if proc.returncode not in (None, 0):
-            wait_pg_dump(proc, err, spec.database_id)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _prefer_pg_dump_error(proc, err, spec)
         raise BackupError(
-            f"快照内计数失败 row count in snapshot failed for {spec.database_id}: {first}"
+            f"快照内计数失败 row count in snapshot failed for {spec.database_id}: "
+            f"{_first_line(exc)}"
         ) from exc
 
 
@@ -569,8 +764,7 @@ def backup_database(spec: DumpSpec, repo: CatalogRepository) -> BackupOutcome:
             created_at = datetime.now(UTC)
             with storage.work_dir(root, backup_id) as work:
                 facts = dump_in_snapshot(spec, conn, tool, work)
-                facts["globals"] = save_globals(spec, tool, work)
-                entries, encryption, checksum_s = seal_files(spec, work)
+                entries, encryption, checksum_s = seal_files(spec, work, facts["prehashed"])
                 storage.tighten(work)
                 manifest = build_manifest(
                     spec,
