@@ -68,7 +68,9 @@ def _cmd_pools_sync(args: argparse.Namespace) -> int:
 
 
 def _cmd_evidence_list(args: argparse.Namespace) -> int:
-    """等保证据包 evidence packs in the catalog, newest month first (id, month, time, size, SHA-256, file)."""
+    """等保证据包 evidence packs in the catalog, newest month first.
+
+    One line each: id, month, time, size, SHA-256, file."""
     from hisops.catalog.repository import CatalogRepository
 
     repo = CatalogRepository.from_url(_catalog_url(args))
@@ -80,7 +82,8 @@ def _cmd_evidence_list(args: argparse.Namespace) -> int:
         print("没有证据包 no evidence pack yet (DAG kpi_report builds one per month)")
     for p in packs:
         print(
-            f"#{p.id}  {p.month}  {p.created_at:%Y-%m-%d %H:%M %Z}  {p.size_bytes} B  {len(p.items)} items  "
+            f"#{p.id}  {p.month}  {p.created_at:%Y-%m-%d %H:%M %Z}  {p.size_bytes} B  "
+            f"{len(p.items)} items  "
             f"sha256 {p.sha256}  {p.path}"
         )
     return 0

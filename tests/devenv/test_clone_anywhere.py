@@ -47,7 +47,7 @@ def test_cluster_starts_from_a_0700_parent(tmp_path: Path) -> None:
 
 @pytest.mark.long
 def test_test_sh_from_a_clone_in_a_0700_home(tmp_path: Path) -> None:
-    """`./test.sh` of a fresh clone inside a 0700 directory (the venv is shared to keep it short)."""
+    """`./test.sh` of a fresh clone inside a 0700 directory (the venv is shared: keeps it short)."""
     clone = _private_parent(tmp_path) / "hisops"
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(REPO), str(clone)], check=True)
     lock = hashlib.sha256(

@@ -11,6 +11,8 @@ from hisops.catalog import tables as T
 from hisops.catalog.records import ChangeRecord, ChangeStepRecord
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy import Engine
 
 
@@ -23,7 +25,7 @@ class ChangeSteps:
         step: str,
         state: str,
         details: Mapping[str, Any] | None = None,
-        started_at: Any = None,
+        started_at: datetime | None = None,
     ) -> int:
         """One finished step of a change (state: passed, failed, refused, cancelled, skipped)."""
         t = T.change_step

@@ -30,7 +30,8 @@ API_PORT = int(os.environ.get("HISOPS_DEMO_API_PORT", "8080"))
 MAIL_PORT = int(os.environ.get("HISOPS_DEMO_MAIL_PORT", "8025"))
 SCALE = float(os.environ.get("HISOPS_DEMO_SCALE", "0.02"))
 INVENTORY = REPO / "inventory" / "hospital.example.yaml"
-#: the example inventory with a maintenance window spanning the day, so db_maintenance can be shown at any hour
+#: the example inventory with a maintenance window spanning the day, so db_maintenance can be
+#: shown at any hour
 DEMO_INVENTORY = DEMO / "inventory.yaml"
 TUNING_DB = "his_outpatient"  # gets the planted tuning problems (hisops.devenv.tuning_plant)
 HIS_DATABASES = ("his_outpatient", "his_inpatient", "his_emr")
@@ -41,7 +42,7 @@ USERS = (
     ("viewer", "普通用户"),
     ("auditor", "审计管理员"),
 )
-#: the PostgreSQL role behind connection hisops_airflow_db: reads FAB's user/role tables, nothing else
+#: the PostgreSQL role behind connection hisops_airflow_db: reads FAB's user/role tables only
 ROLE_READER = "hisops_role_reader"
 ROLE_TABLES = ("ab_user", "ab_role", "ab_user_role")
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer", "mail-sink")
@@ -58,11 +59,12 @@ PITR_STANZA = "hisops-demo"
 
 
 def cluster() -> PgCluster:
-    """The demo's private cluster; it archives WAL to a local pgBackRest repository (.demo/pgbackrest,
-    0700), configured by the pitr_backup DAG from the inventory."""
+    """The demo's private cluster; it archives WAL to a local pgBackRest repository
+    (.demo/pgbackrest, 0700), configured by the pitr_backup DAG from the inventory."""
     archive = (
         f"wal_level = replica\narchive_mode = on\narchive_timeout = 60\n"
-        f"archive_command = 'pgbackrest --config={PITR_CONFIG} --stanza={PITR_STANZA} archive-push %p'\n"
+        f"archive_command = 'pgbackrest --config={PITR_CONFIG} --stanza={PITR_STANZA} "
+        "archive-push %p'\n"
     )
     return PgCluster(DEMO / "pg", PG_PORT, socket=True, extra_conf=archive)
 
@@ -121,7 +123,7 @@ def ensure_role_reader(pg: PgCluster, password: str) -> None:
 
 # --- data ---------------------------------------------------------------------------------------
 def write_demo_inventory() -> Path:
-    """inventory/hospital.example.yaml, maintenance window 00:00-23:59 (documented in the README)."""
+    """inventory/hospital.example.yaml, maintenance window 00:00-23:59 (README documents it)."""
     import re
 
     text = INVENTORY.read_text(encoding="utf-8")
@@ -160,9 +162,7 @@ def prepare_databases(pg: PgCluster) -> None:
 
 
 def _has_his_tables(pg: PgCluster, dbname: str) -> bool:
-    import psycopg2
-
-    conn = psycopg2.connect(pg.dsn(dbname))
+    conn = pg.connect(dbname, autocommit=False)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass('public.patient') IS NOT NULL")
@@ -449,7 +449,7 @@ def unpause(tok: str, dag_id: str) -> None:
 
 
 def trigger_and_wait(tok: str, dag_id: str, timeout: float = 600, conf: dict | None = None) -> str:
-    """Unpause, trigger and wait for one DAG run; returns its final state ('absent' if no such DAG)."""
+    """Unpause, trigger and wait for one DAG run; its final state ('absent' if no such DAG)."""
     unpause(tok, dag_id)
     code, body = _api(
         "POST", f"/api/v2/dags/{dag_id}/dagRuns", tok, {"logical_date": None, "conf": conf or {}}
@@ -492,7 +492,9 @@ def wait_for_verification(tok: str, timeout: float = 900) -> str:
 def seed_old_logs(
     folder: Path | None = None, days: tuple[int, ...] = (1, 3, 16, 20, 25, 30, 45, 60)
 ) -> list[Path]:
-    """Application logs with mtimes in the past for retention_cleanup (rule his-app-logs); kept when present."""
+    """Application logs with mtimes in the past for retention_cleanup (rule his-app-logs).
+
+    Kept when present."""
     folder = folder or DEMO / "hislogs"
     made = []
     for sub in ("outpatient", "inpatient"):
@@ -736,8 +738,9 @@ def _change_state(run_id: str) -> str:
 
 
 def tuning_runs(tok: str) -> dict[str, str]:
-    """The pharmacy's slow lookups, a performance_review, the proposal approved (as the demo's sysadmin,
-    audited), then a db_maintenance run triggered by admin that waits for a sysadmin in the UI."""
+    """The pharmacy's slow lookups, a performance_review, the proposal approved (as the demo's
+    sysadmin, audited), then a db_maintenance run triggered by admin that waits for a sysadmin in
+    the UI."""
     from hisops.catalog.repository import CatalogRepository
     from hisops.devenv.tuning_plant import run_workload
     from hisops.tune.proposals import decide
@@ -769,7 +772,8 @@ def tuning_runs(tok: str) -> dict[str, str]:
         },
     )
     states["db_maintenance"] = (
-        f"awaiting approval: log in as sysadmin → 需要操作 Required actions ({body.get('dag_run_id')})"
+        "awaiting approval: log in as sysadmin → 需要操作 Required actions "
+        f"({body.get('dag_run_id')})"
         if code in (200, 201)
         else f"not triggered: {code}"
     )
@@ -785,7 +789,8 @@ def _banner(
     for dag_id, dag_state in others.items():
         print(f"  {dag_id}: {dag_state}")
     print(
-        f"运维中心 O&M centre: http://localhost:{API_PORT}/hisops/  (报告、备份证据 reports, backup evidence)"
+        f"运维中心 O&M centre: http://localhost:{API_PORT}/hisops/  "
+        "(报告、备份证据 reports, backup evidence)"
     )
     for e in errors:
         print(f"  ! {e.get('filename')}: {e.get('stack_trace', '')[-300:]}")
@@ -828,7 +833,8 @@ def status() -> int:
     for name in SERVICES:
         print(f"{name:14s} {'running' if _alive(name) else 'stopped'}")
     print(
-        f"{'postgresql':14s} {'running' if cluster().running() else 'stopped'} (127.0.0.1:{PG_PORT})"
+        f"{'postgresql':14s} {'running' if cluster().running() else 'stopped'} "
+        f"(127.0.0.1:{PG_PORT})"
     )
     print(f"UI: http://localhost:{API_PORT}")
     return 0

@@ -10,7 +10,14 @@ lookups (enough calls for pghero's "slow": ≥ 100 calls of ≥ 20 ms on a few h
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
+from hisops.targets.postgres import connect
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+APP = "hisops-tuning-plant"  # application_name of the plant's and the workload's sessions
 TABLE = "pharmacy_dispense_log"
 SLOW_QUERY = f"SELECT log_id, dispensed_at, quantity FROM {TABLE} WHERE prescription_no = %s"
 MISSING_INDEX_COLUMN = "prescription_no"
@@ -29,26 +36,26 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     dispensed_at    timestamp(0) NOT NULL,
     remark          text
 ) WITH (autovacuum_enabled = false);
-COMMENT ON TABLE {TABLE} IS '药房发药记录（演示/基准的预埋问题）Pharmacy dispensing log (planted tuning problems)';
-INSERT INTO {TABLE} (prescription_no, drug_id, window_no, pharmacist, quantity, dispensed_at, remark)
-SELECT 'CF' || lpad(((g::bigint * 7919) %% %(rows)s + 1)::text, 12, '0'), g %% 60 + 1, g %% 8 + 1, '药师' || (g %% 20),
-       (g %% 9) + 1, timestamp '2026-01-01' + make_interval(secs => g * 37), repeat('备注', 8)
+COMMENT ON TABLE {TABLE} IS '药房发药记录（演示/基准的预埋问题）'
+    'Pharmacy dispensing log (planted tuning problems)';
+INSERT INTO {TABLE}
+       (prescription_no, drug_id, window_no, pharmacist, quantity, dispensed_at, remark)
+SELECT 'CF' || lpad(((g::bigint * 7919) %% %(rows)s + 1)::text, 12, '0'), g %% 60 + 1,
+       g %% 8 + 1, '药师' || (g %% 20), (g %% 9) + 1,
+       timestamp '2026-01-01' + make_interval(secs => g * 37), repeat('备注', 8)
 FROM generate_series(1, %(rows)s) g;
 CREATE INDEX IF NOT EXISTS ix_dispense_time ON {TABLE} (dispensed_at, window_no);   -- never used
 CREATE INDEX IF NOT EXISTS ix_dispense_drug ON {TABLE} (drug_id);
 CREATE INDEX IF NOT EXISTS ix_dispense_drug_dup ON {TABLE} (drug_id);               -- duplicate
-UPDATE {TABLE} SET drug_id = drug_id, remark = repeat('改', 8) WHERE log_id %% 3 = 0;  -- bloat (non-HOT)
+UPDATE {TABLE} SET drug_id = drug_id, remark = repeat('改', 8)
+ WHERE log_id %% 3 = 0;  -- bloat (non-HOT)
 DELETE FROM {TABLE} WHERE log_id %% 5 = 0;
 ANALYZE {TABLE};
 """
 
 
-def _connect(dsn: str):
-    import psycopg2
-
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    return conn
+def _connect(dsn: str) -> PgConnection:
+    return connect(dsn, application_name=APP, autocommit=True)
 
 
 def planted(dsn: str) -> bool:

@@ -122,7 +122,7 @@ def write_command(cfg: ServerConfig) -> str:
 
 
 def ensure_repo_dir(server: PgServer) -> None:
-    """A local repository path: create it 0700 for the PostgreSQL OS user (pgBackRest writes there)."""
+    """A local repository path: create it 0700 for the PostgreSQL OS user (pgBackRest writes)."""
     pitr = server.pitr
     if pitr is None or pitr.repo.kind != "path":
         return

@@ -10,9 +10,10 @@ Steps (:func:`run_pitr_drill`), the scratch cluster stopped and removed whatever
    stops early (a WAL segment missing or corrupt) the failure names the segment from the log;
 4. proof — the "before" marker present, the "after" marker absent;
 5. checks — per inventory database on the server: the same Great Expectations suite as logical
-   drills (tables and columns as on production at the target, primary keys, critical columns, foreign
-   keys, inventory expectations; row counts are not compared — no snapshot count exists for a point in
-   time) and ``amcheck``; then ``pgbackrest verify`` of the repository (a corrupt file is named).
+   drills (tables and columns as on production at the target, primary keys, critical columns,
+   foreign keys, inventory expectations; row counts are not compared — no snapshot count exists
+   for a point in time) and ``amcheck``; then ``pgbackrest verify`` of the repository (a corrupt
+   file is named).
 
 The measured RTO is restore + recovery (until the copy accepts writes). Result: the logical drills'
 :class:`hisops.verify.drill.DrillResult`, so recording, evidence and alerts are shared.
@@ -32,12 +33,24 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from hisops.pitr import markers
+from hisops.targets.postgres import (
+    as_os_user,
+    connect,
+    dsn_dbname,
+    dsn_with,
+    pg_ctl_stop_argv,
+    pg_session,
+    server_bindir,
+)
 from hisops.verify.drill import DrillResult, DrillStop, evidence_dir, write_evidence
 
 if TYPE_CHECKING:
+    from hisops.backup.snapshot import SchemaInfo
+    from hisops.inventory.models import Database
     from hisops.pitr.pgbackrest import PgBackRest
 
 log = logging.getLogger(__name__)
@@ -45,6 +58,7 @@ SCRATCH_PREFIX = "hisops_pitr_"
 SCRATCH_RE = re.compile(r"hisops_pitr_[a-z0-9_-]+_\d+_[0-9a-f]{6}")
 SEGMENT_RE = re.compile(r"\b([0-9A-F]{24})\b")
 RECOVERY_TIMEOUT = 3600.0
+APP = "hisops-pitr-drill"  # application_name of the drill's sessions
 
 
 @dataclass(frozen=True)
@@ -57,7 +71,9 @@ class PitrDrillRequest:
     pgbr: PgBackRest
     scratch_root: Path
     evidence_root: Path
-    databases: tuple[tuple[Any, str], ...] = ()  # (inventory Database, its dbname) on this server
+    databases: tuple[
+        tuple[Database, str], ...
+    ] = ()  # (inventory Database, its dbname) on this server
     target_kind: str = "name"  # name (hisops-made restore point) | latest | time
     target_value: str | None = None
     pg_bindir: Path | None = None
@@ -101,7 +117,7 @@ def scratch_dir(root: Path, server_id: str, backup_id: int) -> Path:
 
 
 def assert_scratch(path: Path, production_datadir: str) -> None:
-    """Never the production data directory, never anything not named like a PITR scratch directory."""
+    """Never the production data directory, nor anything not named like a PITR scratch dir."""
     if Path(production_datadir).resolve() == path.resolve() or not SCRATCH_RE.fullmatch(path.name):
         raise DrillStop(
             "configuration", [f"拒绝使用该目录 refusing to use {path} as a scratch data directory"]
@@ -112,17 +128,11 @@ def assert_scratch(path: Path, production_datadir: str) -> None:
 
 
 def _bindir(req: PitrDrillRequest) -> Path:
-    if req.pg_bindir:
-        return Path(req.pg_bindir)
-    from hisops.devenv.pgcluster import find_pg_bindir
-
-    return find_pg_bindir()
+    return Path(req.pg_bindir) if req.pg_bindir else server_bindir()
 
 
 def _as_owner(req: PitrDrillRequest, argv: list[str]) -> list[str]:
-    if os.geteuid() == 0 and req.os_user != "root":
-        return ["runuser", "-u", req.os_user, "--", *argv]
-    return argv
+    return as_os_user(argv, req.os_user)
 
 
 def _make_scratch(run: _Run) -> None:
@@ -234,11 +244,7 @@ def _missing_segments(log_file: Path) -> list[str]:
 
 
 def _dsn(run: _Run, dbname: str) -> str:
-    from psycopg2.extensions import make_dsn, parse_dsn
-
-    params = parse_dsn(run.req.production_dsn)
-    params.update(host="127.0.0.1", port=str(run.port), dbname=dbname)
-    return make_dsn(**params)
+    return dsn_with(run.req.production_dsn, dbname, host="127.0.0.1", port=str(run.port))
 
 
 def _wait_promoted(run: _Run) -> None:
@@ -252,8 +258,8 @@ def _wait_promoted(run: _Run) -> None:
             missing = _missing_segments(log_file)
             lines = (
                 [
-                    f"恢复提前结束，缺少或损坏的 WAL 段 recovery stopped early: WAL segment(s) {', '.join(missing)} "
-                    "missing or corrupt in the archive"
+                    "恢复提前结束，缺少或损坏的 WAL 段 recovery stopped early: "
+                    f"WAL segment(s) {', '.join(missing)} missing or corrupt in the archive"
                 ]
                 if missing
                 else []
@@ -267,7 +273,7 @@ def _wait_promoted(run: _Run) -> None:
                 ],
             )
         try:
-            conn = psycopg2.connect(dsn, connect_timeout=3, application_name="hisops-pitr-drill")
+            conn = connect(dsn, application_name=APP, connect_timeout=3)
             try:
                 with conn.cursor() as cur:
                     cur.execute("SELECT pg_is_in_recovery()")
@@ -286,15 +292,7 @@ def _wait_promoted(run: _Run) -> None:
 
 def _stop_and_remove(run: _Run) -> None:
     if (run.scratch / "postmaster.pid").exists():
-        argv = [
-            str(_bindir(run.req) / "pg_ctl"),
-            "stop",
-            "-D",
-            str(run.scratch),
-            "-m",
-            "immediate",
-            "-w",
-        ]
+        argv = pg_ctl_stop_argv(run.scratch, mode="immediate", bindir=_bindir(run.req))
         subprocess.run(_as_owner(run.req, argv), capture_output=True, text=True, timeout=120)
     if SCRATCH_RE.fullmatch(run.scratch.name):
         shutil.rmtree(run.scratch, ignore_errors=True)
@@ -313,7 +311,7 @@ def remove_stale(root: Path, older_than_seconds: float = 12 * 3600) -> list[str]
             pid = path / "postmaster.pid"
             if pid.exists():
                 subprocess.run(
-                    ["pg_ctl", "stop", "-D", str(path), "-m", "immediate"], capture_output=True
+                    pg_ctl_stop_argv(path, mode="immediate", wait=False), capture_output=True
                 )
             shutil.rmtree(path, ignore_errors=True)
             removed.append(str(path))
@@ -336,29 +334,28 @@ def _prove(run: _Run) -> None:
 
 
 def _dbname(dsn: str) -> str:
-    from psycopg2.extensions import parse_dsn
-
-    return parse_dsn(dsn).get("dbname", "postgres")
+    return dsn_dbname(dsn) or "postgres"
 
 
-def _manifest_like(run: _Run, database: Any, dbname: str, production_schema: Any) -> Any:
-    from types import SimpleNamespace
-
+def _manifest_like(
+    run: _Run, database: Database, dbname: str, production_schema: SchemaInfo
+) -> SimpleNamespace:
     return SimpleNamespace(
         schema_=production_schema, tables=[], backup_id=run.req.backup_id, database_id=database.id
     )
 
 
-def production_schema(dsn: str) -> Any:
+def production_schema(dsn: str) -> SchemaInfo:
     """Tables/columns/keys of a production database now (at the target, for hisops-made targets)."""
     from hisops.backup.snapshot import schema_info, user_tables
-    from hisops.targets.postgres import pg_session
 
     with pg_session(dsn, target="pitr-schema", statement_timeout_ms=60_000) as conn:
         return schema_info(conn, user_tables(conn))
 
 
-def _check_database(run: _Run, database: Any, dbname: str, schema: Any, docs_root: Path) -> None:
+def _check_database(
+    run: _Run, database: Database, dbname: str, schema: SchemaInfo, docs_root: Path
+) -> None:
     from hisops.verify import amcheck, gx_runner
     from hisops.verify.expectations import build_plan
 
@@ -426,7 +423,7 @@ def _steps(run: _Run, docs_root: Path) -> None:
         )
         # after the markers: the heartbeat table is part of the target state too
         schemas = {
-            db.id: production_schema(_replace_db(req.production_dsn, dbname))
+            db.id: production_schema(dsn_with(req.production_dsn, dbname))
             for db, dbname in req.databases
         }
     start = time.monotonic()
@@ -443,12 +440,6 @@ def _steps(run: _Run, docs_root: Path) -> None:
             _check_database(run, database, dbname, schemas[database.id], docs_root)
     if req.verify_repo:
         _verify_repo(run)
-
-
-def _replace_db(dsn: str, dbname: str) -> str:
-    from psycopg2.extensions import make_dsn, parse_dsn
-
-    return make_dsn(**{**parse_dsn(dsn), "dbname": dbname})
 
 
 class _timed:  # noqa: N801 - a context manager like open()

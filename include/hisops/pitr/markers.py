@@ -15,14 +15,19 @@ in the unarchived segment (it must be absent: recovery replays archived WAL only
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
 
 SCHEMA, TABLE = "hisops_pitr", "heartbeat"
 DDL = (
     f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
-    f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{TABLE} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{TABLE} "
+    "(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
     "marker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())",
 )
 
@@ -64,7 +69,7 @@ class Target:
         }
 
 
-def _conn(dsn: str) -> Any:
+def _conn(dsn: str) -> AbstractContextManager[PgConnection]:
     from hisops.targets.postgres import pg_session
 
     return pg_session(
@@ -107,7 +112,8 @@ def switch_and_wait(dsn: str, timeout: float = 120.0) -> str:
                 return segment
             if time.monotonic() > deadline:
                 raise MarkerError(
-                    f"WAL 段 {segment} 未在 {timeout:.0f}s 内归档 segment {segment} was not archived "
+                    f"WAL 段 {segment} 未在 {timeout:.0f}s 内归档 "
+                    f"segment {segment} was not archived "
                     f"within {timeout:.0f}s (last archived {archived}, last failed {failed})"
                 )
             time.sleep(0.5)
@@ -153,7 +159,7 @@ def _around(dsn: str, when: datetime) -> tuple[Marker | None, Marker | None]:
 
 
 def _around_point(dsn: str, name: str) -> tuple[Marker | None, Marker | None]:
-    """Markers around a restore point hisops created earlier (``before <drill>`` / ``after <drill>``)."""
+    """Markers around a restore point hisops created earlier (``before/after <drill>``)."""
     drill = name.removeprefix("hisops_")
     with _conn(dsn) as conn, conn.cursor() as cur:
         for statement in DDL:

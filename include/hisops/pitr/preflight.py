@@ -90,7 +90,8 @@ def check_settings(server: PgServer, settings: dict[str, str], where: str = "") 
     if other and other.group(1) != server.pitr.stanza:
         problems.append(
             f"{where}pitr.stanza: 清单写的是 inventory says {server.pitr.stanza!r}, 服务器归档到 "
-            f"the server archives to stanza {other.group(1)!r} (archive_command) — correct the inventory"
+            f"the server archives to stanza {other.group(1)!r} (archive_command) — "
+            "correct the inventory"
         )
     elif current != wanted:
         problems.append(
@@ -110,7 +111,10 @@ def stanza_problem(server: PgServer, message: str, where: str = "") -> str:
             f"{pitr.stanza!r} ({message})"
         )
     if "pg1-path" in lowered or "data_directory" in lowered or "does not match" in lowered:
-        return f"{where}data_directory: pgBackRest 不认可数据目录 pgBackRest rejects the data directory: {message}"
+        return (
+            f"{where}data_directory: pgBackRest 不认可数据目录 "
+            f"pgBackRest rejects the data directory: {message}"
+        )
     return f"pgbackrest check 失败 failed: {message}"
 
 

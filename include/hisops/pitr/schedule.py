@@ -40,7 +40,8 @@ def choose_type(
     choice: str, schedule: PitrSchedule, when: datetime | None, tz: tzinfo, scheduled: bool
 ) -> str | None:
     """The form's choice (full/diff/incr), else for a scheduled run the type due at its logical
-    time (None: nothing due for this server), else ``incr`` (pgBackRest takes a full when none exists)."""
+    time (None: nothing due for this server), else ``incr`` (pgBackRest takes a full when none
+    exists)."""
     if choice in STRENGTH:
         return choice
     if choice != "auto":

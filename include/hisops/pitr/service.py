@@ -25,6 +25,7 @@ from hisops.pitr.pgbackrest import PgBackRestError, PhysicalBackup, StanzaInfo, 
 from hisops.timeouts import STALE_PITR_BACKUP
 
 if TYPE_CHECKING:
+    from hisops.backup.trust import StorageCheck
     from hisops.catalog.records import BackupRecord
     from hisops.catalog.repository import CatalogRepository
     from hisops.inventory.models import PgServer
@@ -226,7 +227,7 @@ def sync_catalog(
     ]
 
 
-def check_record(record: BackupRecord) -> Any:
+def check_record(record: BackupRecord) -> StorageCheck:
     """trust's storage check for a physical row: its backup.manifest in a repository this machine
     can read; a repository out of reach is checked by ``sync_catalog`` (pgbackrest info) instead."""
     from hisops.backup.trust import StorageCheck

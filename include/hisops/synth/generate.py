@@ -22,6 +22,8 @@ from importlib import resources
 import psycopg2
 from psycopg2.extensions import connection as PgConnection
 
+from hisops.targets.postgres import connect
+
 Log = Callable[[str], None]
 
 #: rows at scale 1 of the tables that grow with the scale, in load order
@@ -38,6 +40,7 @@ BASE_ROWS: dict[str, int] = {
 }
 #: lower bounds so that tiny scales still give a few rows per table (a doctor per department)
 MIN_ROWS: dict[str, int] = {"doctor": 24}
+APP = "hisops-synth"  # application_name of the generator's sessions
 DEFAULT_MIN_ROWS = 5
 #: dictionary tables (dictionaries.sql), the same at every scale
 FIXED_COUNTS: dict[str, int] = {
@@ -108,7 +111,7 @@ def expected_counts(scale: float = 1.0) -> dict[str, int]:
     return counts
 
 
-# --- SQL files -------------------------------------------------------------------------------------
+# --- SQL files ------------------------------------------------------------------------------------
 def sql_text(name: str) -> str:
     return resources.files("hisops.synth").joinpath(name).read_text(encoding="utf-8")
 
@@ -133,8 +136,7 @@ def render(sql: str, params: Mapping[str, int]) -> str:
 
 # --- connections ---------------------------------------------------------------------------------
 def _connect(dsn: str) -> PgConnection:
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
+    conn = connect(dsn, application_name=APP, autocommit=True)
     with conn.cursor() as cur:
         for setting in SESSION_SETTINGS:
             cur.execute(setting)
@@ -310,7 +312,8 @@ class Progress:
         seconds = max(elapsed, 1e-6)
         return (
             f"synth: {100 * self.done_weight / self.total:5.1f}% loaded, {self.rows:,} rows in "
-            f"{elapsed:.1f}s ({self.rows / seconds:,.0f} rows/s, {(size - self.base_size) / 1e6 / seconds:.1f} "
+            f"{elapsed:.1f}s ({self.rows / seconds:,.0f} rows/s, "
+            f"{(size - self.base_size) / 1e6 / seconds:.1f} "
             f"MB/s), database {size / 1e6:,.0f} MB; last chunk {chunk.table} {chunk.lo}-{chunk.hi}"
         )
 
@@ -384,7 +387,8 @@ def _log_done(
 ) -> None:
     grown = (size - base_size) / 1e6
     log(
-        f"synth: done in {elapsed:.1f}s: {sum(counts.values()):,} rows, database {size / 1e6:,.0f} MB "
+        f"synth: done in {elapsed:.1f}s: {sum(counts.values()):,} rows, "
+        f"database {size / 1e6:,.0f} MB "
         f"(+{grown:,.0f} MB, {grown / max(elapsed, 1e-6):.1f} MB/s)"
     )
 

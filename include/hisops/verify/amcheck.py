@@ -12,9 +12,15 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from hisops.targets.postgres import connect
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
 
 log = logging.getLogger(__name__)
+APP = "hisops-amcheck"  # application_name of the check's sessions
 
 BTREE_INDEXES = """
     SELECT c.oid, n.nspname || '.' || c.relname, tn.nspname || '.' || t.relname
@@ -25,7 +31,8 @@ BTREE_INDEXES = """
       JOIN pg_namespace tn ON tn.oid = t.relnamespace
       JOIN pg_am am ON am.oid = c.relam
      WHERE am.amname = 'btree' AND i.indisready AND i.indisvalid AND c.relpersistence <> 't'
-       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%%'
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+       AND n.nspname NOT LIKE 'pg\\_toast%%'
      ORDER BY pg_relation_size(c.oid) DESC
 """
 
@@ -57,12 +64,8 @@ class AmcheckResult:
         }
 
 
-def _connect(dsn: str) -> Any:
-    import psycopg2
-
-    conn = psycopg2.connect(dsn, connect_timeout=15, application_name="hisops-amcheck")
-    conn.autocommit = True
-    return conn
+def _connect(dsn: str) -> PgConnection:
+    return connect(dsn, application_name=APP, autocommit=True)
 
 
 def ensure_extension(dsn: str) -> str | None:
