@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from typing import Any
 
 from airflow.listeners import hookimpl
@@ -23,6 +24,8 @@ from airflow.listeners import hookimpl
 from hisops.audit.lifecycle import RunChange, TaskChange, run_events, task_events
 
 log = logging.getLogger(__name__)
+#: how long a state change waits for its audit row (the catalog's connect timeout is shorter)
+WRITE_TIMEOUT_S = 20
 
 
 def _value(x: Any) -> str | None:
@@ -45,8 +48,34 @@ def _in_api_request() -> bool:
 
 
 def _record(events: list[Any]) -> None:
+    """Append ``events`` from a short-lived thread of its own, waited for.
+
+    Airflow's ORM session is thread-local: a connection lookup made on the scheduler's own thread
+    (the metastore secrets backend) shares the session of the scheduler loop and broke its
+    transaction (runs stayed ``queued``). Another thread has a session of its own.
+    """
     if not events:
         return
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            _write(events)
+        except BaseException as exc:  # noqa: BLE001 - reported below, on the caller's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=write, name="hisops-audit-listener", daemon=True)
+    worker.start()
+    worker.join(WRITE_TIMEOUT_S)
+    if worker.is_alive():
+        log.error(
+            "hisops audit listener: writing %d event(s) takes > %s s", len(events), WRITE_TIMEOUT_S
+        )
+    elif errors:
+        raise errors[0]
+
+
+def _write(events: list[Any]) -> None:
     from hisops.airflow import runtime
 
     repo = runtime.catalog()
