@@ -80,6 +80,7 @@ from hisops.timeouts import STALE_BACKUP, hours
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as PgConnection
 
+    from hisops.backup.snapshot import SchemaInfo, UserTable
     from hisops.catalog.repository import CatalogRepository
 
 log = logging.getLogger(__name__)
@@ -536,8 +537,8 @@ def dump_in_snapshot(
 
 
 def _read_while_dumping(
-    conn: Any, spec: DumpSpec, proc: subprocess.Popen, err: Any
-) -> tuple[list, Any, list]:
+    conn: PgConnection, spec: DumpSpec, proc: subprocess.Popen, err: IO[bytes]
+) -> tuple[list[UserTable], SchemaInfo, list]:
     """Tables, schema fingerprint and row counts in the snapshot transaction while pg_dump runs."""
     import psycopg2
 
@@ -557,7 +558,7 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _prefer_pg_dump_error(proc: subprocess.Popen, err: Any, spec: DumpSpec) -> None:
+def _prefer_pg_dump_error(proc: subprocess.Popen, err: IO[bytes], spec: DumpSpec) -> None:
     """When the source is gone, pg_dump's own error is the better message: raise it if any."""
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=30)
