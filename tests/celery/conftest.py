@@ -354,8 +354,10 @@ def celery_stack(pg, sshd, celery_mailbox, redis_db, tmp_path_factory) -> Iterat
             "extra": {"key_file": str(sshd.client_key), "conn_timeout": 5},
         }
     )
+    # hisops_catalog lives in the metadata database, as an ops team adds it in the UI (the audit
+    # listener resolves it inside the scheduler); the others come from the environment
+    catalog_conn = pg_conn_json(pg, catalog_db)
     conns = {
-        "hisops_catalog": pg_conn_json(pg, catalog_db),
         "cel_db": pg_conn_json(pg, his_db),
         "cel_ssh": ssh,
         "cel_smtp": smtp,
@@ -370,6 +372,14 @@ def celery_stack(pg, sshd, celery_mailbox, redis_db, tmp_path_factory) -> Iterat
     stack.env["HISOPS_TEST_HIS_DB"] = his_db
     stack.env["HISOPS_TEST_STORAGE"] = str(tmp_path / "shared" / "backups")
     _bootstrap(stack.env, password)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "connections", "add", "hisops_catalog"]
+        + ["--conn-json", catalog_conn],
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     try:
         _start(stack, "api-server", ["api-server", "--port", str(port), "--workers", "1"])
         _start(stack, "scheduler", ["scheduler"])
