@@ -164,3 +164,67 @@ def test_report_is_chinese_grouped_by_clause(tmp_path, pg, weak_db, catalog):
     text = path.read_text()
     assert "安全审计报告" in text and "8.1.4.2 访问控制" in text and "public.peek()" in text
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def _pg_fail(user: str, host: str | None = None) -> str:
+    where = (
+        f'no pg_hba.conf entry for host "{host}", user "{user}", database "y"'
+        if host
+        else f'password authentication failed for user "{user}"'
+    )
+    return f"2026-12-01 08:00:00 CST [1] FATAL:  {where}\n"
+
+
+def test_failed_logins_are_read_from_the_last_offset_through_the_log_scanner(tmp_path, catalog):
+    """Each audit counts only the lines added since the last one (offsets in the catalog),
+    including the rest of a file rotated away since (found by its inode)."""
+    logs = tmp_path / "pg"
+    logs.mkdir()
+    log = logs / "server.log"
+    log.write_text(_pg_fail("his") * 12)
+    host = _Host("h_off", [str(logs / "*.log")])
+
+    def failed(run_id: int) -> FindingRecord:
+        found = audit_host(catalog, host, "s1", LocalRunner("h_off"), "t", [], run_id=run_id)
+        return _by_check(found)["security.failed_logins"]
+
+    first = failed(1)
+    assert first.severity == "warn" and first.details["by_user_source"] == {"his@?": 12}
+    assert failed(2).details["by_user_source"] == {}  # nothing new: nothing counted twice
+    assert failed(2).details["by_user_source"] == {}  # a retry of run 2 re-reads the same (none)
+    with log.open("a") as fh:
+        fh.write(_pg_fail("x", "10.9.9.9") * 3 + "2026-12-01 LOG:  checkpoint starting\n")
+    assert failed(3).details["by_user_source"] == {"?@10.9.9.9": 3}
+    assert failed(3).details["by_user_source"] == {"?@10.9.9.9": 3}  # retried run: same lines
+    with log.open("a") as fh:
+        fh.write(_pg_fail("late") * 2)
+    log.rename(logs / "server.log.1")  # rotated: *.log no longer lists it
+    log.write_text(_pg_fail("new"))
+    assert failed(4).details["by_user_source"] == {"late@?": 2, "new@?": 1}
+    assert catalog.log_offsets("security:h_off", catalog_reader(catalog, "security:h_off"))
+
+
+def catalog_reader(catalog, key: str) -> str:
+    from sqlalchemy import text
+
+    with catalog.engine.connect() as conn:
+        return conn.execute(
+            text("SELECT reader FROM hisops.log_offset WHERE host_id = :h LIMIT 1"), {"h": key}
+        ).scalar_one()
+
+
+def test_failed_ssh_logins_by_user_and_source(tmp_path):
+    auth = tmp_path / "auth.log"
+    auth.write_text(
+        "Dec  1 08:00:01 his-app sshd[9]: Failed password for root from 203.0.113.7 port 2 ssh2\n"
+        * 11
+        + "Dec  1 08:00:02 his-app sshd[9]: Invalid user admin from 198.51.100.2 port 4\n"
+        + "Dec  1 08:00:03 his-app sshd[9]: Accepted publickey for ops from 10.0.0.5 port 5\n"
+    )
+    snap, offsets = host_checks.collect(LocalRunner("h"), "h", [], [], None, [str(auth)])
+    assert snap.ssh_failed == {"root@203.0.113.7": 11, "admin@198.51.100.2": 1}
+    assert offsets[str(auth)][1] == auth.stat().st_size  # remembered: the next audit starts here
+    found = _by_check(host_checks.evaluate(snap))["security.ssh_failed_logins"]
+    assert found.severity == "warn" and found.value == 11
+    again, _ = host_checks.collect(LocalRunner("h"), "h", [], [], offsets, [str(auth)])
+    assert again.ssh_failed == {}

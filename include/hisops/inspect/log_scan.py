@@ -362,15 +362,18 @@ seg() {  # seg ID FILE INODE START END
   # grep's exit status travels as a last line (no pipefail in POSIX sh): 2 = grep failed
   { dd bs=1 skip="$4" count=0 2>/dev/null; grep -a -b -E @GREP_ARGS@; echo "__rc=$?"; } < "$2" |
     awk -v id="$1" -v base="$4" -v stop="$stop" -v np="$NP" -v ms="$MS" -v sb="$SB" '
+      @KEY_FUNCS@
       /^__rc=/ { rc = substr($0, 6) + 0; next }
       { i = index($0, ":"); off = base + substr($0, 1, i - 1); if (off >= stop) next
         line = substr($0, i + 1)
         for (k = 1; k <= np; k++) if (line ~ ENVIRON["HISOPS_P" k]) {
-          c[k]++; s[k, c[k] % ms] = substr(line, 1, sb) } }
+          c[k]++; s[k, c[k] % ms] = substr(line, 1, sb); @KEY_COUNT@ } }
       END { if (rc > 1) { printf "segerr\t%s\tgrep exit %d\n", id, rc; exit }
             for (k = 1; k <= np; k++) { printf "cnt\t%s\t%d\t%d\n", id, k, c[k]
               for (j = (c[k] > ms ? c[k] - ms + 1 : 1); j <= c[k]; j++)
-                printf "smp\t%s\t%d\t%s\n", id, k, s[k, j % ms] } }'
+                printf "smp\t%s\t%d\t%s\n", id, k, s[k, j % ms] }
+            for (kk in kc) { split(kk, a, SUBSEP); gsub(/\t/, " ", a[2])
+              printf "key\t%s\t%d\t%d\t%s\n", id, a[1], kc[kk], a[2] } }'
 }
 # rot ID FILE OLD_INODE OLD_OFFSET: the rest of the rotated-away file, found by its inode
 # beside FILE
@@ -394,21 +397,39 @@ done
 """
 
 
-def scan_script(plans: list[ReadPlan], eres: list[str]) -> str:
-    """sh script scanning every planned segment; segment ids: 'f<i>'
-    (file) and 'r<i>' (rotated tail)."""
+def _key_code(keys: Mapping[int, str]) -> tuple[str, str]:
+    """awk functions ``hk<k>(line)`` and the statement counting each matched line by its key."""
+    for body in keys.values():
+        if "'" in body:
+            raise ValueError("a key extractor is awk code inside '...': no single quotes")
+    funcs = " ".join(f"function hk{k + 1}(line, u, h, t) {{ {body} }}" for k, body in keys.items())
+    count = " ".join(f"if (k == {k + 1}) kc[k, hk{k + 1}(line)]++;" for k in keys)
+    return funcs, count
+
+
+def scan_script(
+    plans: list[ReadPlan], eres: list[str], keys: Mapping[int, str] | None = None
+) -> str:
+    """sh script scanning every planned segment; segment ids: 'f<i>' (file), 'r<i>' (rotated tail).
+
+    ``keys``: pattern index (0-based) → body of an awk function of ``line`` (locals ``u h t``)
+    returning a key (e.g. user@source); matched lines of that pattern are also counted per key
+    (memory: one counter per distinct key)."""
     env = "".join(
         f"HISOPS_P{k}={shlex.quote(p)}; export HISOPS_P{k}\n" for k, p in enumerate(eres, 1)
     )
     head = f"{env}NP={len(eres)}; MS={MAX_SAMPLES}; SB={SAMPLE_BYTES}; BW={BOUNDARY_WINDOW}\n"
     grep_args = " ".join(f'-e "$HISOPS_P{k}"' for k in range(1, len(eres) + 1))
+    funcs, count = _key_code(keys or {})
+    sh = _SCAN_SH.replace("@GREP_ARGS@", grep_args)
+    sh = sh.replace("@KEY_FUNCS@", funcs).replace("@KEY_COUNT@", count)
     body = ""
     for i, plan in enumerate(plans):
         q = shlex.quote(plan.path)
         if plan.rotated_from:
             body += f"rot r{i} {q} {plan.rotated_from[0]} {plan.rotated_from[1]}\n"
         body += f"seg f{i} {q} {plan.inode} {plan.start} {plan.end}\n"
-    return "sh -c " + shlex.quote(head + _SCAN_SH.replace("@GREP_ARGS@", grep_args) + body)
+    return "sh -c " + shlex.quote(head + sh + body)
 
 
 @dataclass
@@ -418,6 +439,7 @@ class SegmentResult:
     counts: dict[int, int] = field(default_factory=dict)  # pattern index (0-based) → lines
     samples: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
     error: str | None = None  # the host reported a failure (e.g. grep exit 2)
+    keys: dict[int, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
 
 
 def parse_scan(records: dict[str, list[list[str]]]) -> dict[str, SegmentResult]:
@@ -432,6 +454,10 @@ def parse_scan(records: dict[str, list[list[str]]]) -> dict[str, SegmentResult]:
         out[r[0]].counts[int(r[1]) - 1] = int(r[2])
     for r in records.get("smp", []):
         out[r[0]].samples[int(r[1]) - 1].append("\t".join(r[2:]))
+    for r in records.get("key", []):
+        if len(r) >= 4:
+            per = out[r[0]].keys[int(r[1]) - 1]
+            per[r[3]] = per.get(r[3], 0) + int(r[2])
     return out
 
 
@@ -471,13 +497,18 @@ class Scan:
     stderr: str = ""
 
 
-def run_scan(runner: Any, plans: list[ReadPlan], patterns: PatternSet) -> Scan:
-    """Run the scan script for all planned files in one command (raises TargetUnreachable)."""
+def run_scan(
+    runner: Any, plans: list[ReadPlan], patterns: PatternSet, keys: Mapping[str, str] | None = None
+) -> Scan:
+    """Run the scan script for all planned files in one command (raises TargetUnreachable).
+
+    ``keys``: Python regex → awk key extractor (see :func:`scan_script`)."""
     from hisops.inspect.host_checks import parse_output
 
     if not plans or not patterns.eres:
         return Scan(plans, {}, {})
-    res = runner.run(scan_script(plans, patterns.eres), timeout=SCAN_TIMEOUT_S)
+    by_index = {patterns.index[r]: body for r, body in (keys or {}).items() if r in patterns.index}
+    res = runner.run(scan_script(plans, patterns.eres, by_index), timeout=SCAN_TIMEOUT_S)
     records = parse_output(res.stdout).records
     perr = {int(r[0]) - 1: r[1] for r in records.get("perr", []) if len(r) >= 2}
     stderr = res.stderr.strip()[-500:] if res.rc else ""

@@ -1,17 +1,21 @@
-"""Per host, one POSIX sh script (locally or over SSH): sshd, failed SSH logins, sudoers,
-world-writable files, failed PostgreSQL logins in the server logs of the inventory. Read-only;
-every scan streams through grep/awk (memory bounded by the number of distinct users/sources, not
-the log size) and reads at most the last ``MAX_LOG_BYTES`` of each log.
+"""Per host, one POSIX sh script (locally or over SSH): sshd, sudoers, world-writable files and the
+listing of the logs to read; then failed SSH logins (auth log) and failed PostgreSQL logins (the
+host's inventory logs) counted per user@source by the inspection's log scanner
+(:mod:`hisops.inspect.log_scan`): only the lines added since the last security audit (offsets per
+file in the catalog, keyed ``security:<host>``; rotation and truncation handled there), streamed
+through grep/awk on the host — memory bounded by the number of distinct users/sources, not the
+log size. A first scan reads at most the last ``MAX_LOG_BYTES`` of each file. Read-only.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hisops.catalog.records import FindingRecord
+from hisops.inspect import log_scan
 from hisops.security.findings import finding
 
 if TYPE_CHECKING:
@@ -22,45 +26,43 @@ AUTH_LOGS = ("/var/log/auth.log", "/var/log/secure")
 SUDOERS = "/etc/sudoers /etc/sudoers.d/*"
 PG_FAILED = "password authentication failed for user|no pg_hba.conf entry for host"
 SSH_FAILED = "Failed password|Invalid user|authentication failure"
+#: log offsets of the security audit are its own (the inspection reads the same files)
+OFFSETS_PREFIX = "security:"
 
-# awk: key = user@source of each failed login line (PostgreSQL and sshd wording)
-_AWK_PG = (
-    r"""{u="?"; h="?"; if (match($0, /for user "[^"]*"/)) u=substr($0, RSTART+10, RLENGTH-11);"""
-    r""" if (match($0, /host "[^"]*"/)) h=substr($0, RSTART+6, RLENGTH-7);"""
-    r""" else if (match($0, /\[[0-9a-f.:]+\(/)) h=substr($0, RSTART+1, RLENGTH-2);"""
-    r""" c[u "@" h]++} END {for (k in c) print "PGFAIL", c[k], k}"""
+# awk key extractors (body of a function of `line`): user@source of a failed login line
+_KEY_PG = (
+    r"""u="?"; h="?"; if (match(line, /for user "[^"]*"/)) u=substr(line, RSTART+10, RLENGTH-11);"""
+    r""" if (match(line, /host "[^"]*"/)) h=substr(line, RSTART+6, RLENGTH-7);"""
+    r""" else if (match(line, /\[[0-9a-f.:]+\(/)) h=substr(line, RSTART+1, RLENGTH-2);"""
+    r""" return u "@" h"""
 )
-_AWK_SSH = (
-    r"""{u="?"; h="?"; if (match($0, /for (invalid user )?[^ ]+ from/)) {s=substr($0, RSTART+4,"""
-    r""" RLENGTH-9); sub(/^invalid user /, "", s); u=s}"""
-    r""" if (match($0, /from [0-9a-f.:]+/)) h=substr($0, RSTART+5, RLENGTH-5);"""
-    r""" c[u "@" h]++} END {for (k in c) print "SSHFAIL", c[k], k}"""
+_KEY_SSH = (
+    r"""u="?"; h="?"; if (match(line, /for (invalid user )?[^ ]+ from/)) {"""
+    r""" t=substr(line, RSTART+4, RLENGTH-9); sub(/^invalid user /, "", t); u=t }"""
+    r""" else if (match(line, /Invalid user [^ ]+ from/)) u=substr(line, RSTART+13, RLENGTH-18);"""
+    r""" if (match(line, /from [0-9a-f.:]+/)) h=substr(line, RSTART+5, RLENGTH-5);"""
+    r""" return u "@" h"""
 )
 
 
-def script(pg_logs: list[str], paths: list[str]) -> str:
-    """The host script; each output line starts with a tag."""
+def script(
+    pg_logs: list[str], paths: list[str], auth_logs: tuple[str, ...] | list[str] = AUTH_LOGS
+) -> str:
+    """The host script; its own lines start with a tag and a space, the log listing's with a tab."""
     q = shlex.quote
     lines = [
         "export LC_ALL=C",
-        "( sshd -T 2>/dev/null || cat /etc/ssh/sshd_config 2>/dev/null ) | awk "
-        "'tolower($1) ~ /^(permitrootlogin|passwordauthentication)$/ "
-        '{print "SSHD", tolower($1), $2}\'',
-        f'for f in {" ".join(AUTH_LOGS)}; do [ -r "$f" ] && tail -c {MAX_LOG_BYTES} "$f" | '
-        f"grep -aE {q(SSH_FAILED)} | awk {q(_AWK_SSH)}; done",
-        f'for f in {SUDOERS}; do [ -f "$f" ] && [ -r "$f" ] && echo SUDO $(sha256sum "$f"); done '
-        "2>/dev/null",
+        "( sshd -T 2>/dev/null || cat /etc/ssh/sshd_config 2>/dev/null ) | awk 'tolower($1) ~ "
+        '/^(permitrootlogin|passwordauthentication)$/ {print "SSHD", tolower($1), $2}\'',
+        f'for f in {SUDOERS}; do [ -f "$f" ] && [ -r "$f" ] && echo SUDO $(sha256sum "$f"); '
+        "done 2>/dev/null",
     ]
-    for glob in pg_logs:
-        lines.append(
-            f'for f in {glob}; do [ -r "$f" ] && tail -c {MAX_LOG_BYTES} "$f" | '
-            f"grep -aE {q(PG_FAILED)} | awk {q(_AWK_PG)}; done"
-        )
     for path in paths:
         lines.append(
             f"[ -e {q(path)} ] && find {q(path)} -xdev \\( -type f -o -type d \\) -perm -0002 "
             "! -perm -1000 2>/dev/null | head -n 50 | sed 's/^/WW /'"
         )
+    lines.append(log_scan.listing_snippet([*auth_logs, *pg_logs]).rstrip("\n"))
     lines.append("echo DONE")
     return "\n".join(lines)
 
@@ -74,6 +76,9 @@ class HostSnapshot:
     sudoers: dict[str, str] = field(default_factory=dict)
     world_writable: list[str] = field(default_factory=list)
     complete: bool = False
+    #: log files that could not be scanned this time (their failed logins are unknown)
+    ssh_problems: list[str] = field(default_factory=list)
+    pg_problems: list[str] = field(default_factory=list)
 
 
 def parse(host_id: str, output: str) -> HostSnapshot:
@@ -98,10 +103,60 @@ def parse(host_id: str, output: str) -> HostSnapshot:
 
 
 def collect(
-    runner: CommandRunner, host_id: str, pg_logs: list[str], paths: list[str]
-) -> HostSnapshot:
-    result = runner.run(script(pg_logs, paths), timeout=120)
-    return parse(host_id, result.stdout)
+    runner: CommandRunner,
+    host_id: str,
+    pg_logs: list[str],
+    paths: list[str],
+    remembered: log_scan.OffsetSource = None,
+    auth_logs: tuple[str, ...] | list[str] = AUTH_LOGS,
+) -> tuple[HostSnapshot, log_scan.LogOffsets]:
+    """The host's snapshot and where reading of each log stopped (to remember for next time).
+
+    ``remembered``: path → (inode, offset) of the last audit, or a function of the reader."""
+    from hisops.inspect.host_checks import parse_output
+
+    result = runner.run(script(pg_logs, paths, auth_logs), timeout=120)
+    snap = parse(host_id, result.stdout)
+    records = parse_output(result.stdout).records
+    files, _none = log_scan.parse_listing(records)
+    reader = log_scan.reader_of(records)
+    for f in files:
+        if f.error:
+            kind = snap.ssh_problems if f.glob_index < len(auth_logs) else snap.pg_problems
+            kind.append(f"{f.path}: {f.error}")
+    readable = [f for f in files if f.error is None]
+    plans = [
+        replace(p, start=p.end - MAX_LOG_BYTES)
+        if p.reason == "new" and p.end - p.start > MAX_LOG_BYTES
+        else p
+        for p in log_scan.plan_reads(readable, log_scan.remembered_for(remembered, reader))
+    ]
+    patterns = log_scan.PatternSet()
+    patterns.add(SSH_FAILED)
+    patterns.add(PG_FAILED)
+    scan = log_scan.run_scan(
+        runner, plans, patterns, keys={SSH_FAILED: _KEY_SSH, PG_FAILED: _KEY_PG}
+    )
+    ssh_files = {f.path for f in readable if f.glob_index < len(auth_logs)}
+    for i, plan in enumerate(scan.plans):
+        is_ssh = plan.path in ssh_files
+        k = patterns.index[SSH_FAILED if is_ssh else PG_FAILED]
+        into = snap.ssh_failed if is_ssh else snap.pg_failed
+        problems = snap.ssh_problems if is_ssh else snap.pg_problems
+        for seg_id in (f"r{i}", f"f{i}"):
+            seg = scan.results.get(seg_id)
+            if seg_id.startswith("r") and not plan.rotated_from:
+                continue
+            start = (
+                plan.rotated_from[1] if seg_id.startswith("r") and plan.rotated_from else plan.start
+            )
+            if seg is None or seg.error or (seg.stop or 0) > start and not seg.counts:
+                problems.append(f"{plan.path}: {(seg and seg.error) or 'no counts from the host'}")
+                continue
+            for key, n in seg.keys.get(k, {}).items():
+                into[key] = into.get(key, 0) + n
+    offsets = log_scan.new_offsets(scan)
+    return snap, log_scan.LogOffsets(offsets, reader, frozenset(f.path for f in files))
 
 
 def _f(snap: HostSnapshot, check: str, sev: str, zh: str, en: str, **kw: Any) -> FindingRecord:
@@ -116,21 +171,27 @@ def _failed(
     what_en: str,
     warn: int,
     critical: int,
+    problems: list[str] | None = None,
 ) -> FindingRecord:
     by_source: dict[str, int] = defaultdict(int)
     for key, n in counts.items():
         by_source[key.rsplit("@", 1)[-1]] += n
     worst = max(by_source.values(), default=0)
     sev = "critical" if worst >= critical else "warn" if worst >= warn else "ok"
+    if problems and sev == "ok":
+        sev = "check_error"  # some log could not be read: "no failed login" would be a guess
     top = sorted(counts.items(), key=lambda kv: -kv[1])[:10]
     listing = ", ".join(f"{k} ×{n}" for k, n in top) or "—"
+    unread = f"；未能读取 unread: {'; '.join(problems[:3])}" if problems else ""
     return _f(
         snap,
         check,
         sev,
-        f"{what_zh}失败 {sum(counts.values())} 次（用户@来源）：{listing}",
-        f"{sum(counts.values())} failed {what_en} (user@source): {listing}",
+        f"{what_zh}失败 {sum(counts.values())} 次（用户@来源，自上次审计）：{listing}{unread}",
+        f"{sum(counts.values())} failed {what_en} since the last audit (user@source): "
+        f"{listing}{unread}",
         value=float(worst),
+        unread_logs=(problems or [])[:10],
         threshold=f"每来源 per source ≥ {warn} warn / ≥ {critical} critical",
         by_user_source=dict(top),
         suggestion_zh="核实来源地址；封禁暴力破解来源（fail2ban/防火墙）" if sev != "ok" else None,
@@ -176,6 +237,7 @@ def evaluate(snap: HostSnapshot, *, warn: int = 10, critical: int = 50) -> list[
             "SSH logins",
             warn,
             critical,
+            snap.ssh_problems,
         ),
         _failed(
             snap,
@@ -185,6 +247,7 @@ def evaluate(snap: HostSnapshot, *, warn: int = 10, critical: int = 50) -> list[
             "database logins",
             warn,
             critical,
+            snap.pg_problems,
         ),
     ]
     ww = snap.world_writable

@@ -153,11 +153,20 @@ def audit_host(
     actor: str,
     paths: list[str],
     tz: str = "Asia/Shanghai",
+    run_id: int | None = None,
 ) -> list[FindingRecord]:
+    """``run_id``: the security audit's inspection run (a retried run re-reads the same lines)."""
     from hisops.targets.errors import TargetUnreachable
 
+    key = host_checks.OFFSETS_PREFIX + host.id
     try:
-        snap = host_checks.collect(runner, host.id, [log.path for log in host.logs], paths)
+        snap, offsets = host_checks.collect(
+            runner,
+            host.id,
+            [log.path for log in host.logs],
+            paths,
+            lambda reader: repo.log_offsets(key, reader, run_id),
+        )
     except TargetUnreachable as exc:
         return [
             finding(
@@ -174,6 +183,7 @@ def audit_host(
         runner.close()
     out = host_checks.evaluate(snap)
     if snap.complete:
+        repo.save_log_offsets(key, offsets.reader, run_id, dict(offsets), listed=offsets.listed)
         out.append(
             _drift_finding(
                 "security.sudoers",
@@ -235,7 +245,7 @@ def run_security_audit(
             found += (
                 runner
                 if isinstance(runner, list)
-                else audit_host(repo, host, system.id, runner, run.actor, paths, tz)
+                else audit_host(repo, host, system.id, runner, run.actor, paths, tz, run_id)
             )
     ids = repo.add_findings(run_id, found)
     changes = [repo.upsert_incident_for(f, i) for f, i in zip(found, ids, strict=True)]
