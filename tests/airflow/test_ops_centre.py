@@ -145,3 +145,65 @@ def test_home_shows_times_in_the_inventory_zone_and_links_to_runs(login, seeded)
     local = run.started_at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
     assert local in page and f"/dags/daily_inspection/runs/{run.run_id}" in page
     assert "小时 h" not in page or 'class="nw"' in page
+
+
+@pytest.fixture(scope="module")
+def change_and_pack(seeded, tmp_path_factory):
+    """A recorded change (two steps), a KPI report file and an evidence pack file."""
+    repo = seeded["repo"]
+    change = repo.create_change(
+        "新增病区床位表",
+        "operator1",
+        description="床位管理",
+        details={"request": {"kind": "sql", "reason": "床位管理", "impact": "无停机"}},
+        kind="sql",
+        targets=["his_inpatient"],
+        dag_run_id="manual__chg",
+    )
+    from hisops.change.results import passed
+
+    step = passed("request", "申请 change-marker", "request change-marker")
+    repo.add_change_step(change, "request", "passed", step.as_dict())
+    repo.set_change_state(change, "completed", finished=True)
+    folder = tmp_path_factory.mktemp("kpi")
+    kpi = folder / "kpi-2026-11.html"
+    kpi.write_text("<html>运维考核 kpi-marker</html>")
+    pack = folder / "evidence-2026-11.tar.gz"
+    pack.write_bytes(b"pack-marker")
+    from datetime import UTC, datetime
+
+    kpi_id = repo.record_kpi_report(
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 12, 1, tzinfo=UTC),
+        "2026-11",
+        str(kpi),
+        "0" * 64,
+        {},
+    )
+    pack_id = repo.record_evidence_pack("2026-11", str(pack), "1" * 64, 11, [], "admin")
+    return {"change": change, "kpi": kpi_id, "pack": pack_id}
+
+
+def test_changes_kpi_reports_and_evidence_packs_are_in_the_centre(api, login, change_and_pack):
+    ids = change_and_pack
+    for path in (
+        f"/hisops/changes/{ids['change']}",
+        f"/hisops/kpi/{ids['kpi']}",
+        f"/hisops/evidence-packs/{ids['pack']}",
+    ):
+        assert httpx.get(api + path).status_code == 401, path
+    viewer = login(USER)
+    home = viewer.get("/hisops/").text
+    assert f'href="changes/{ids["change"]}"' in home and "新增病区床位表" in home
+    assert f'href="kpi/{ids["kpi"]}"' in home
+    assert "2026-11" in home and f'href="evidence-packs/{ids["pack"]}"' not in home
+    page = viewer.get(f"/hisops/changes/{ids['change']}")
+    assert page.status_code == 200 and "change-marker" in page.text and "成功" in page.text
+    assert "kpi-marker" in viewer.get(f"/hisops/kpi/{ids['kpi']}").text
+    assert viewer.get("/hisops/changes/999999").status_code == 404
+    # the pack holds the audit trail: audit readers only
+    assert viewer.get(f"/hisops/evidence-packs/{ids['pack']}").status_code == 403
+    auditor = login(AUDITOR)
+    assert f'href="evidence-packs/{ids["pack"]}"' in auditor.get("/hisops/").text
+    download = auditor.get(f"/hisops/evidence-packs/{ids['pack']}")
+    assert download.status_code == 200 and download.content == b"pack-marker"
