@@ -477,10 +477,10 @@ def test_change_round_trip(repo):
 # --- log offsets and metrics -----------------------------------------------------------------
 def test_log_offset_round_trip(repo):
     assert repo.get_log_offset("his-app-01", "/var/log/his/app.log") is None
-    repo.set_log_offset("his-app-01", "/var/log/his/app.log", 1234, 100)
+    repo.save_log_offsets("his-app-01", "", None, {"/var/log/his/app.log": (1234, 100)})
     first = repo.get_log_offset("his-app-01", "/var/log/his/app.log")
     assert (first.inode, first.offset) == (1234, 100) and first.updated_at is not None
-    repo.set_log_offset("his-app-01", "/var/log/his/app.log", 5678, 0)  # rotated
+    repo.save_log_offsets("his-app-01", "", None, {"/var/log/his/app.log": (5678, 0)})  # rotated
     assert repo.get_log_offset("his-app-01", "/var/log/his/app.log") == LogOffset(
         "his-app-01",
         "/var/log/his/app.log",
@@ -490,7 +490,7 @@ def test_log_offset_round_trip(repo):
         prev_inode=1234,
         prev_offset=100,
     )
-    repo.set_log_offset("his-app-02", "/var/log/his/app.log", None, 7)
+    repo.save_log_offsets("his-app-02", "", None, {"/var/log/his/app.log": (None, 7)})
     assert repo.get_log_offset("his-app-02", "/var/log/his/app.log").offset == 7
     with repo.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(T.log_offset)).scalar_one() == 2

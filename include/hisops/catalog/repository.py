@@ -854,11 +854,6 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
             select(t).where(t.c.host_id == host_id, t.c.reader == reader, t.c.path == path),
         )
 
-    def set_log_offset(
-        self, host_id: str, path: str, inode: int | None, offset: int, reader: str = ""
-    ) -> None:
-        self.save_log_offsets(host_id, reader, None, {path: (inode, offset)})
-
     def log_offsets(
         self, host_id: str, reader: str, inspection_run_id: int | None = None
     ) -> dict[str, tuple[int | None, int]]:
