@@ -1,4 +1,4 @@
-"""Task bodies of restore_database (数据恢复); the DAG file only wires them.
+"""Task bodies of restore_database (数据恢复) and restore_pitr (时间点恢复); the DAGs wire them.
 
 Each body: :func:`hisops.airflow.context.run_info` → plain arguments → one call of
 :mod:`hisops.restore.service` → a small return value. What the service needs from Airflow
@@ -36,6 +36,7 @@ def _env(context: dict) -> Any:
         dump_spec=lambda database_id: runtime.dump_spec(
             database_id, dag_id=info.dag_id, run_id=info.run_id, who=info.actor
         ),
+        pgbackrest_for=runtime.pgbackrest_for,
     )
 
 
@@ -82,3 +83,26 @@ def drop_restore_staging(plan: dict[str, Any] | None, context: dict) -> bool:
     from hisops.restore.service import drop_restore_staging as drop
 
     return drop(_env(context), plan)
+
+
+# --- restore_pitr ---------------------------------------------------------------------------------
+
+
+def authorize_pitr_restore(params: dict[str, Any], context: dict) -> dict[str, Any]:
+    """Form, typed server id, role, backup set; a refusal fails the run without retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from hisops.restore.errors import Refused
+    from hisops.restore.pitr import authorize_pitr_restore as authorize
+
+    try:
+        return authorize(_env(context), params)
+    except Refused as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def run_pitr_restore(plan: dict[str, Any], context: dict) -> dict[str, Any]:
+    """pgbackrest restore to the point into a new cluster that keeps running; small result."""
+    from hisops.restore.pitr import run_pitr_restore as restore
+
+    return restore(_env(context), plan)

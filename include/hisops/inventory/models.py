@@ -371,6 +371,8 @@ class Pitr(_Model):
     scratch_path: Text | None = (
         None  # PITR drills restore here (room for one copy); default: beside config
     )
+    #: restore_pitr's new clusters go here (room for whole copies); default: beside config
+    restore_path: Text | None = None
 
 
 class PgServer(_Model):
@@ -778,6 +780,8 @@ class Inventory(_Model):
             }
             if pitr.scratch_path:
                 paths["scratch_path"] = str(self.resolve_path(pitr.scratch_path))
+            if pitr.restore_path:
+                paths["restore_path"] = str(self.resolve_path(pitr.restore_path))
             repo = (
                 pitr.repo
                 if pitr.repo.kind == "sftp"

@@ -501,3 +501,27 @@ def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
     write_evidence(directory, result)
     log.info("%s", result.summary())
     return result
+
+
+# --- a copy that stays: PITR restore on demand (hisops.restore.pitr) ----------------------------
+
+
+def restore_into(req: PitrDrillRequest, datadir: Path, target: markers.Target) -> None:
+    """``pgbackrest restore --set=<req.label>`` into ``datadir`` (new, made by the caller) to
+    ``target``, with the drill's options (``--archive-mode=off``); DrillStop naming the cause."""
+    run = _Run(req, datadir, 0)
+    run.target = target
+    _restore(run)
+
+
+def start_and_wait(req: PitrDrillRequest, datadir: Path, port: int) -> None:
+    """Start a restored data directory on loopback ``port`` and wait until recovery promoted it
+    (DrillStop naming a missing WAL segment when recovery stops early)."""
+    run = _Run(req, datadir, port)
+    _start(run)
+    _wait_promoted(run)
+
+
+def stop_cluster(req: PitrDrillRequest, datadir: Path) -> None:
+    """Stop a cluster started by :func:`start_and_wait` (removes nothing that is not a drill's)."""
+    _stop_and_remove(_Run(req, datadir, 0))

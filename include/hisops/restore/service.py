@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from hisops.backup.dump import DumpSpec
     from hisops.catalog.records import BackupRecord
     from hisops.catalog.repository import CatalogRepository
-    from hisops.inventory.models import Database, Inventory
+    from hisops.inventory.models import Database, Inventory, PgServer
     from hisops.notify.channels import Channel
+    from hisops.pitr.pgbackrest import PgBackRest
     from hisops.runinfo import RunInfo
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class RestoreEnv:
     check_storage: Callable[[], object] = lambda: None
     #: DumpSpec of a database for the safety backup (who/which run filled in)
     dump_spec: Callable[[str], DumpSpec] | None = None
+    #: pgBackRest of an inventory server (point-in-time restores)
+    pgbackrest_for: Callable[[PgServer], PgBackRest] | None = None
 
     def audit(self, action: str, target: str, result: str, details: dict[str, Any]) -> None:
         self.repo.add_audit_event(
@@ -158,7 +161,8 @@ class RolesUnreadable(RuntimeError):
     """The roles of the triggering user could not be read (the overwrite is then refused)."""
 
 
-def _roles(env: RestoreEnv, user: str | None) -> frozenset[str]:
+def roles_of_user(env: RestoreEnv, user: str | None) -> frozenset[str]:
+    """The roles of ``user`` through the env's lookup; RolesUnreadable when it cannot tell."""
     try:
         return frozenset(env.roles_of(user))
     except Exception as exc:  # noqa: BLE001 - whatever the lookup raises, the answer is "refused"
@@ -178,7 +182,7 @@ def authorize_restore(env: RestoreEnv, params: dict[str, Any]) -> dict[str, Any]
         req = request_from_form(params, env.run.triggering_user)
         check_confirmation(req)  # before asking anyone about roles
         if req.target == "overwrite":
-            req = replace(req, roles=_roles(env, req.user))
+            req = replace(req, roles=roles_of_user(env, req.user))
         authorize(req)
         plan = _plan(env, req, db)
     except (RestoreRefused, RolesUnreadable, LookupError, ValueError) as exc:
