@@ -95,7 +95,8 @@ def test_downgrade_to_base_and_up_again(catalog_url):
 
 
 def test_concurrent_upgrades_take_turns(pg, new_db):
-    """Workers that start at once (processes: advisory lock; threads: in-process lock) all succeed."""
+    """Workers that start at once (processes: advisory lock; threads:
+    in-process lock) all succeed."""
     urls = [pg.sqlalchemy_url(new_db("catalog")) for _ in range(2)]
     with ProcessPoolExecutor(3, mp_context=get_context("spawn")) as pool:
         list(pool.map(migrate.upgrade, [urls[0]] * 3))
@@ -113,7 +114,8 @@ def test_cli_catalog_upgrade(pg, new_db, capsys):
 
 def test_tables_module_matches_migrations(catalog_url):
     """tables.py (what the code uses) and the migrations (what the database has) agree."""
-    # search_path=public: the test user is called hisops, and "$user" would make hisops the default schema
+    # search_path=public: the test user is called hisops, and "$user" would
+    # make hisops the default schema
     engine = create_engine(catalog_url, connect_args={"options": "-csearch_path=public"})
     with engine.connect() as conn:
         ctx = MigrationContext.configure(

@@ -1,4 +1,5 @@
-"""End of a run: the 保留清理报告, alerts, notification through a real SMTP receiver, the audit event."""
+"""End of a run: the 保留清理报告, alerts, notification through a real
+SMTP receiver, the audit event."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def _paths(catalog, run_id, outcomes):
     return sorted(f.path for f in catalog.cleanup_files(run_id, outcomes, limit=100_000))
 
 
-# --- validation ------------------------------------------------------------------------------------
+# --- validation -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_rule_next_to_protected_paths_is_fine(tmp_path):
     assert inv.find_host("h1").cleanup[0].roots() == [f"{tmp_path}/logs"]
 
 
-# --- dry run vs real run ---------------------------------------------------------------------------
+# --- dry run vs real run --------------------------------------------------------------------------
 
 
 def _mixed_tree(root: Path) -> None:
@@ -156,7 +156,7 @@ def test_compress_instead_of_delete(catalog, tmp_path):
     assert _paths(catalog, run_id, ["compressed"]) == [str(old)]
 
 
-# --- faults ----------------------------------------------------------------------------------------
+# --- faults ---------------------------------------------------------------------------------------
 
 
 def test_symlinks_are_not_followed_out_of_the_root(catalog, tmp_path):
@@ -170,7 +170,8 @@ def test_symlinks_are_not_followed_out_of_the_root(catalog, tmp_path):
         tmp_path,
         (
             f'    - {{name: logs, paths: ["{tmp_path}/logs/**/*.log"], older_than_days: 7}}\n'
-            f'    - {{name: via-link, paths: ["{tmp_path}/linked-root/*.log"], older_than_days: 7}}\n'
+            f'    - {{name: via-link, paths: ["{tmp_path}/linked-root/*.log"], '
+            "older_than_days: 7}\n"
         ),
     )
     run_id, steps = _run(catalog, inv, dry_run=False)
@@ -261,7 +262,8 @@ def test_streamed_over_ssh(catalog, tmp_path, sshd):
         f"""\
         - id: h-ssh
           ssh_conn_id: loopback
-          cleanup: [{{name: logs, paths: ["{tmp_path}/logs/**/*.log"], older_than_days: 7, keep_newest: 2}}]
+          cleanup: [{{name: logs, paths: ["{tmp_path}/logs/**/*.log"], older_than_days: 7, \
+keep_newest: 2}}]
         """,
     )
     run_id, steps = _run(catalog, inv, dry_run=False, runner_for=lambda h: ssh_runner(sshd, h.id))

@@ -137,8 +137,9 @@ def test_old_reports_and_drill_evidence_are_removed_inside_the_reports_folder_on
         for run_id, path in (("r-old", report), ("r-outside", outside)):
             conn.execute(
                 text(
-                    "INSERT INTO hisops.inspection_run (dag_id, run_id, started_at, state, report_path) "
-                    "VALUES ('daily_inspection', :r, now() - interval '60 days', 'success', :p)"
+                    "INSERT INTO hisops.inspection_run (dag_id, run_id, started_at, state, "
+                    "report_path) VALUES ('daily_inspection', :r, now() - interval '60 days', "
+                    "'success', :p)"
                 ),
                 {"r": run_id, "p": str(path)},
             )

@@ -1,4 +1,5 @@
-"""retention_cleanup end to end with dag.test(): real Airflow, catalog, files, metadata DB, SMTP receiver."""
+"""retention_cleanup end to end with dag.test(): real Airflow, catalog,
+files, metadata DB, SMTP receiver."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The inventory: the example loads, thresholds merge, and every malformed file gets one precise line."""
+"""The inventory: the example loads, thresholds merge, and every
+malformed file gets one precise line."""
 
 from __future__ import annotations
 
@@ -27,17 +28,19 @@ THRESHOLD_NAMES = (
     "uptime_minutes, connections_pct, idle_in_tx_seconds, idle_in_tx_count, long_query_seconds, "
     "long_transaction_seconds, "
     "lock_wait_seconds, xid_age_pct, xid_age, cache_hit_pct, dead_tuples_min, dead_tuples_pct, "
-    "vacuum_age_hours, analyze_age_hours, bloat_bytes, index_bloat_pct, replication_lag_seconds, replication_lag_bytes, "
-    "inactive_slot_minutes, wal_ready_files, sequence_used_pct, invalid_indexes, filesystem_used_pct, "
-    "days_until_full, inodes_free_pct, load_per_cpu, memory_available_pct, swap_free_pct, failed_units, "
-    "clock_offset_seconds, http_latency_seconds, tls_days_left, backup_age_hours"
+    "vacuum_age_hours, analyze_age_hours, bloat_bytes, index_bloat_pct, replication_lag_seconds, "
+    "replication_lag_bytes, inactive_slot_minutes, wal_ready_files, sequence_used_pct, "
+    "invalid_indexes, filesystem_used_pct, days_until_full, inodes_free_pct, load_per_cpu, "
+    "memory_available_pct, swap_free_pct, failed_units, clock_offset_seconds, "
+    "http_latency_seconds, tls_days_left, backup_age_hours"
 )
 
 # file in tests/inventory/bad → the exact line after "<file>: "
 BAD_CASES = {
     "keep_daily_zero.yaml": "systems[1].databases[0].backup.keep_daily: must be >= 1",
-    "unknown_key.yaml": "systems[0].databases[0].schema: unknown key (allowed: id, conn_id, conn_id_shared, engine, "
-    "critical_tables, critical_columns, backup, expectations, thresholds, pg_bindir, host, data_path, server)",
+    "unknown_key.yaml": "systems[0].databases[0].schema: unknown key (allowed: id, conn_id, "
+    "conn_id_shared, engine, critical_tables, critical_columns, backup, "
+    "expectations, thresholds, pg_bindir, host, data_path, server)",
     "threshold_typo.yaml": f"thresholds.conections_pct: unknown key (allowed: {THRESHOLD_NAMES}); "
     "did you mean connections_pct?",
     "warn_above_critical.yaml": "thresholds.connections_pct: warn must be <= critical",
@@ -45,39 +48,44 @@ BAD_CASES = {
     "warn must be >= critical (lower is worse)",
     "inherited_level_clash.yaml": "systems[0].databases[0].thresholds.connections_pct: "
     "warn must be <= critical (effective warn 96, critical 95)",
-    "host_ssh_and_local.yaml": "systems[0].hosts[0]: ssh_conn_id and local: true are mutually exclusive "
-    "(set exactly one)",
+    "host_ssh_and_local.yaml": "systems[0].hosts[0]: ssh_conn_id and local: true are mutually "
+    "exclusive (set exactly one)",
     "host_no_access.yaml": "systems[0].hosts[0]: set exactly one of ssh_conn_id (remote host) "
     "or local: true (this machine)",
     "duplicate_id.yaml": "systems[1].databases[0].id: duplicate database id 'his_outpatient' "
     "(first at systems[0].databases[0].id)",
     "bad_cron.yaml": "schedules.inspection: not a valid cron expression: '0 25 * * *' "
     "(minute hour day month weekday, e.g. '0 7 * * *')",
-    "bad_timezone.yaml": "timezone: unknown time zone 'Asia/Beijing' (IANA name, e.g. Asia/Shanghai)",
+    "bad_timezone.yaml": "timezone: unknown time zone 'Asia/Beijing' "
+    "(IANA name, e.g. Asia/Shanghai)",
     "bad_log_regex.yaml": "systems[0].hosts[0].logs[0].patterns.error: "
     "invalid regular expression: unterminated character set at position 5",
-    "password_key.yaml": "systems[0].databases[0].password: secrets are not allowed in the inventory: "
-    "put it in the Airflow connection 'his_outpatient'",
-    "url_credentials.yaml": "systems[0].endpoints[0].url: secrets are not allowed in the inventory: "
-    "remove user:password@ from the URL and put it in an Airflow connection",
+    "password_key.yaml": "systems[0].databases[0].password: secrets are not allowed in the "
+    "inventory: put it in the Airflow connection 'his_outpatient'",
+    "url_credentials.yaml": "systems[0].endpoints[0].url: secrets are not allowed in the "
+    "inventory: remove user:password@ from the URL and put it in an "
+    "Airflow connection",
     "yaml_syntax.yaml": "line 9, column 4: invalid YAML: expected <block end>, but found "
     "'<block mapping start>' (while parsing a block collection at line 7)",
-    "duplicate_yaml_key.yaml": "line 13, column 5: invalid YAML: duplicate key 'name' (first at line 8)",
+    "duplicate_yaml_key.yaml": "line 13, column 5: invalid YAML: duplicate key 'name' "
+    "(first at line 8)",
     "empty.yaml": "(file): empty file: expected a mapping (version, hospital, systems, ...)",
     "top_level_list.yaml": "(file): top level must be a mapping (key: value), got a list",
     "wrong_type.yaml": "systems[0].databases[0].critical_tables: must be a list",
-    "bad_notification_kind.yaml": "notifications[0].kind: must be one of: email, wecom, dingtalk, webhook",
+    "bad_notification_kind.yaml": "notifications[0].kind: must be one of: "
+    "email, wecom, dingtalk, webhook",
     "email_without_to.yaml": "notifications[0].to: required for kind email (list of addresses)",
     "bad_conn_id.yaml": "systems[1].databases[0].conn_id: not a valid Airflow connection id "
     "(allowed: letters, digits, _ . -)",
-    "encrypt_without_key.yaml": "systems[0].databases[0].backup.encryption_conn_id: required when encrypt is true",
+    "encrypt_without_key.yaml": "systems[0].databases[0].backup.encryption_conn_id: "
+    "required when encrypt is true",
     "missing_hospital.yaml": "hospital: required",
     "unquoted_time.yaml": 'maintenance_window.start: must be a quoted "HH:MM" string '
     "(YAML reads unquoted 22:00 as a number)",
     "timeout_zero.yaml": "systems[0].endpoints[0].timeout_s: must be > 0",
     "no_systems.yaml": "systems: must have at least 1 item",
-    "bad_slug.yaml": "systems[0].id: must be a slug: lowercase letters, digits, _ and - (at most 64), "
-    "e.g. his_outpatient",
+    "bad_slug.yaml": "systems[0].id: must be a slug: lowercase letters, digits, _ and - (at most "
+    "64), e.g. his_outpatient",
 }
 
 
@@ -275,8 +283,8 @@ def test_secrets_nested_and_table_names_allowed(tmp_path: Path) -> None:
     raw["systems"][0]["hosts"][0]["ssh_private_key"] = "/root/.ssh/id_rsa"
     path = write(tmp_path, raw)
     assert problems_of(path) == [
-        f"{path}: systems[0].databases[0].expectations.patient[0].api_key: secrets are not allowed in the "
-        "inventory: put it in the Airflow connection this entry names (conn_id)",
+        f"{path}: systems[0].databases[0].expectations.patient[0].api_key: secrets are not "
+        "allowed in the inventory: put it in the Airflow connection this entry names (conn_id)",
         f"{path}: systems[0].hosts[0].ssh_private_key: secrets are not allowed in the inventory: "
         "put it in the Airflow connection this entry names (conn_id)",
     ]

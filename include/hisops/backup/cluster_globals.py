@@ -69,7 +69,10 @@ def save(
     note = None
     proc = _run(pg_dumpall_argv(tool, conninfo, out, encrypted), env)
     if proc.returncode != 0 and encrypted and "permission denied" in proc.stderr.lower():
-        note = "源库用户无权读取口令，未保存口令 source user may not read password hashes: saved without them"
+        note = (
+            "源库用户无权读取口令，未保存口令 source user may not read password hashes: saved "
+            "without them"
+        )
         encrypted = False
         proc = _run(pg_dumpall_argv(tool, conninfo, out, False), env)
     if proc.returncode != 0:

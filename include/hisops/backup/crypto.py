@@ -2,20 +2,22 @@
 
 File format ``AES-256-GCM-STREAM/1`` (suffix ``.enc``)::
 
-    header  = b"HISOPSE1" | kdf_salt (16) | file_salt (16) | chunk_size (4, big endian)     44 bytes
+    header  = b"HISOPSE1" | kdf_salt (16) | file_salt (16) | chunk_size (4, big endian)
+              → 44 bytes
     chunk i = AES-256-GCM(file_key, nonce = i (11 bytes, big endian) | last (1 byte: 0/1),
-                          plaintext[i*chunk_size : (i+1)*chunk_size], aad = header)         ≤ chunk_size+16
+                          plaintext[i*chunk_size : (i+1)*chunk_size], aad = header)
+              → ≤ chunk_size+16 bytes
 
 Keys
-- The secret is the *password* of an Airflow connection (``encryption_conn_id`` in the inventory); it
-  never appears in the inventory, the manifest, logs or XCom.
+- The secret is the *password* of an Airflow connection (``encryption_conn_id`` in the inventory);
+  it never appears in the inventory, the manifest, logs or XCom.
 - A password of exactly 64 hex digits is used as the raw 256-bit master key (kdf ``raw``); any other
   password is a passphrase stretched with scrypt(n=2^15, r=8, p=1) over the backup's ``kdf_salt``.
 - Each file gets its own key: HKDF-SHA256(master, salt=file_salt). Chunk counters and the "last"
   flag make reordering, truncation and appending detectable; any change fails the GCM tag.
-- The manifest records ``key_conn_id`` and a non-secret ``key_id`` (to tell which key a backup needs).
-  When the key is rotated, keep the old one (e.g. a connection ``hisops_backup_key_2025``): backups
-  encrypted with it can only be restored with it. Losing the key means losing the backups.
+- The manifest records ``key_conn_id`` and a non-secret ``key_id`` (to tell which key a backup
+  needs). When the key is rotated, keep the old one (e.g. a connection ``hisops_backup_key_2025``):
+  backups encrypted with it can only be restored with it. Losing the key means losing the backups.
 - Without hisops: ``python -c 'from hisops.backup.crypto import decrypt_file ...'`` or any AES-GCM
   implementation following the format above; unencrypted backups need only stock ``pg_restore``.
 """
@@ -182,8 +184,8 @@ class DecryptingReader(io.RawIOBase):
             plain = self._aead.decrypt(_nonce(self._index, last), sealed, self._header)
         except InvalidTag:
             raise DecryptionError(
-                f"解密失败（密钥错误或文件被篡改/截断）decryption failed (wrong key, or file altered/truncated): "
-                f"{self._name} chunk {self._index}"
+                "解密失败（密钥错误或文件被篡改/截断）decryption failed (wrong key, or file "
+                f"altered/truncated): {self._name} chunk {self._index}"
             ) from None
         self._pending, self._index, self._done = following, self._index + 1, last
         return plain
@@ -204,7 +206,8 @@ class DecryptingReader(io.RawIOBase):
 
 
 def open_decrypted(path: str | Path, key: str | bytes) -> io.BufferedReader:
-    """Open an ``.enc`` file for reading its plaintext (streamed, bounded memory). ``key`` = the password."""
+    """Open an ``.enc`` file for reading its plaintext (streamed, bounded
+    memory). ``key`` = the password."""
     raw = open(path, "rb")  # noqa: SIM115 - owned by the returned reader
     try:
         return io.BufferedReader(DecryptingReader(raw, key, str(path)), buffer_size=DEFAULT_CHUNK)

@@ -1,4 +1,5 @@
-"""系统文件备份 File backup: a host's ``backup_paths`` as tar archives, streamed (never held in memory).
+"""系统文件备份 File backup: a host's ``backup_paths`` as tar archives,
+streamed (never held in memory).
 
 For each configured path the host runs ``tar`` with its own compressor (zstd when the host has it,
 else gzip) and writes the archive to stdout; we read the stream in 1 MiB pieces — over the SSH
@@ -40,6 +41,7 @@ from hisops.backup.manifest import (
     CHUNK,
     FILES_DIR,
     MANIFEST_NAME,
+    MISSING_FILE,
     FileEntry,
     Manifest,
     Options,
@@ -81,7 +83,8 @@ class StreamResult:
 
 @contextmanager
 def local_stream(command: str) -> Iterator[tuple[BinaryIO, Any]]:
-    """stdout of ``sh -c command`` as a binary stream; the second value returns (rc, stderr) at the end."""
+    """stdout of ``sh -c command`` as a binary stream; the second value
+    returns (rc, stderr) at the end."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
             ["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
@@ -147,8 +150,9 @@ def tar_command(path: str, compressor: str) -> str:
     parent, name = (str(p.parent), p.name) if p.name else ("/", ".")
     program = COMPRESSORS[compressor][0]
     return (
-        f"tar --create --file=- --directory={shlex.quote(parent)} --use-compress-program={shlex.quote(program)}"
-        f" --warning=no-file-changed -- {shlex.quote(name)}"
+        f"tar --create --file=- --directory={shlex.quote(parent)} "
+        f"--use-compress-program={shlex.quote(program)} --warning=no-file-changed -- "
+        f"{shlex.quote(name)}"
     )
 
 
@@ -332,7 +336,8 @@ def verify_archive(backup_dir: Path, entry: FileEntry) -> tuple[list[str], int]:
 
 
 def verify_file_backup(backup_dir: str | Path) -> tuple[list[str], int]:
-    """All archives of a file backup: present, checksums equal, decompress and list; (problems, members)."""
+    """All archives of a file backup: present, checksums equal, decompress
+    and list; (problems, members)."""
     from hisops.backup.manifest import load_manifest
 
     root = Path(backup_dir)
@@ -340,7 +345,7 @@ def verify_file_backup(backup_dir: str | Path) -> tuple[list[str], int]:
     problems, members = [], 0
     for entry in manifest.files:
         if not (root / entry.path).is_file():
-            problems.append(f"文件缺失 missing file: {entry.path}")
+            problems.append(f"{MISSING_FILE}: {entry.path}")
             continue
         found, count = verify_archive(root, entry)
         problems += found

@@ -1,4 +1,5 @@
-"""The backup manifest (``manifest.json``, format ``hisops-backup/1``): what a backup contains and proves.
+"""The backup manifest (``manifest.json``, format ``hisops-backup/1``):
+what a backup contains and proves.
 
 Layout of one backup (database)::
 
@@ -9,7 +10,8 @@ Layout of one backup (database)::
 Layout of one file backup (hosts' ``backup_paths``)::
 
     <storage>/_files/<host_id>/<YYYYmmddTHHMMSSZ>-<backup id>/
-        files/           one tar archive per configured path (``NN-<name>.tar.gz|.tar.zst``, maybe .enc)
+        files/           one tar archive per configured path
+                         (``NN-<name>.tar.gz|.tar.zst``, maybe .enc)
         manifest.json
 
 While a backup runs, it is built in ``<parent>/.partial-<backup id>/`` and renamed into place after
@@ -17,7 +19,8 @@ the manifest is written; a directory without a complete, parseable manifest is n
 ``.partial-*`` leftovers of crashed runs are removed by the next run (``storage.py``).
 
 The verification side reads this module: ``load_manifest``, ``manifest_sha256``, ``verify_files``.
-Compatibility rule: fields may be added (with defaults); none is removed or renamed within format /1.
+Compatibility rule: fields may be added (with defaults); none is
+removed or renamed within format /1.
 """
 
 from __future__ import annotations
@@ -43,17 +46,20 @@ PARTIAL_PREFIX = ".partial-"
 FILES_PREFIX = "_files"  # not a valid slug start, so never clashes with a database id
 ENC_SUFFIX = ".enc"
 TS_FORMAT = "%Y%m%dT%H%M%SZ"
+MISSING_FILE = "文件缺失 missing file"  # a problem line: a file the manifest lists is not there
 CHUNK = 1024 * 1024
 ASSET_URI_PREFIX = "hisops://backup/"
 
 
 class _M(BaseModel):
-    # extra="ignore": a reader of /1 accepts manifests written by a newer /1 writer with added fields
+    # extra="ignore": a reader of /1 accepts manifests written by a
+    # newer /1 writer with added fields
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class Source(_M):
-    """Where the data came from. Database backups: host/port/dbname/versions; file backups: host + paths."""
+    """Where the data came from. Database backups:
+    host/port/dbname/versions; file backups: host + paths."""
 
     host: str
     port: int | None = None
@@ -120,7 +126,8 @@ class SchemaInfo(_M):
 
 
 class FileEntry(_M):
-    """One file of the backup as stored (after encryption): path relative to the backup directory."""
+    """One file of the backup as stored (after encryption): path
+    relative to the backup directory."""
 
     path: str
     size: int
@@ -248,7 +255,8 @@ def manifest_sha256(backup_dir: str | Path) -> str:
 
 
 def sha256_file(path: str | Path, chunk: int = CHUNK) -> tuple[int, str]:
-    """(size, hex sha256), streamed in ``chunk`` pieces; hashlib releases the GIL, so threads scale."""
+    """(size, hex sha256), streamed in ``chunk`` pieces; hashlib
+    releases the GIL, so threads scale."""
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb", buffering=0) as fh:
@@ -277,12 +285,13 @@ def list_data_files(backup_dir: Path) -> list[Path]:
 def verify_files(
     backup_dir: str | Path, manifest: Manifest, workers: int | None = None
 ) -> list[str]:
-    """Problems (empty = all good): each missing, resized, altered or unexpected file, by relative path."""
+    """Problems (empty = all good): each missing, resized, altered or
+    unexpected file, by relative path."""
     root = Path(backup_dir)
     problems: list[str] = []
     expected = {f.path: f for f in manifest.files}
     present = {p for p in expected if (root / p).is_file()}
-    problems += [f"文件缺失 missing file: {p}" for p in sorted(set(expected) - present)]
+    problems += [f"{MISSING_FILE}: {p}" for p in sorted(set(expected) - present)]
     actual = hash_files([root / p for p in sorted(present)], workers)
     for rel in sorted(present):
         size, digest = actual[root / rel]
@@ -291,7 +300,8 @@ def verify_files(
             problems.append(f"文件大小不符 size mismatch: {rel} ({size} ≠ {entry.size} bytes)")
         elif digest != entry.sha256:
             problems.append(
-                f"校验和不符 checksum mismatch: {rel} (sha256 {digest[:16]}… ≠ {entry.sha256[:16]}…)"
+                f"校验和不符 checksum mismatch: {rel} (sha256 {digest[:16]}… ≠ "
+                f"{entry.sha256[:16]}…)"
             )
     extra = {p.relative_to(root).as_posix() for p in list_data_files(root)} - set(expected)
     problems += [f"多余文件 unexpected file: {p}" for p in sorted(extra)]

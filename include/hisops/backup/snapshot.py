@@ -40,10 +40,12 @@ COLUMNS = """
 CONSTRAINTS = """
     SELECT con.conrelid, con.contype,
            ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
-                 JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord)::text[],
+                 JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num
+                 ORDER BY k.ord)::text[],
            rn.nspname || '.' || rc.relname,
            ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
-                 JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord)::text[]
+                 JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num
+                 ORDER BY k.ord)::text[]
       FROM pg_constraint con
       LEFT JOIN pg_class rc ON rc.oid = con.confrelid
       LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
@@ -52,9 +54,11 @@ CONSTRAINTS = """
 """
 INDEXES = """
     SELECT i.indrelid, ic.relname, i.indisunique, i.indisprimary,
-           EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u')),
+           EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid
+             AND c.contype IN ('p', 'u')),
            ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(num, ord)
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num ORDER BY k.ord)::text[],
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num
+                 ORDER BY k.ord)::text[],
            i.indexprs IS NULL AND i.indpred IS NULL
       FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
      WHERE i.indrelid = ANY(%s)

@@ -1,9 +1,9 @@
 """Backup storage on disk: layout, preflight checks, work directories, atomic publish, leftovers.
 
 A backup is built in ``<root>/.partial-<id>/`` while ``<root>/.partial-<id>.lock`` is held (flock);
-after its manifest is written it is renamed to ``<root>/<YYYYmmddTHHMMSSZ>-<id>/`` (same file system,
-atomic). A ``.partial-*`` whose lock nobody holds belongs to a crashed run: the next run removes it.
-Directories are 0700 and files 0600 (backups hold patient data).
+after its manifest is written it is renamed to ``<root>/<YYYYmmddTHHMMSSZ>-<id>/`` (same file
+system, atomic). A ``.partial-*`` whose lock nobody holds belongs to a crashed run: the next run
+removes it. Directories are 0700 and files 0600 (backups hold patient data).
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def estimate_bytes(database_size: int, compress: int, encrypt: bool) -> int:
 
 
 def preflight(root: Path, needed_bytes: int, reserve_bytes: int = DEFAULT_RESERVE_BYTES) -> int:
-    """Check before pg_dump starts: ``root`` is a writable directory with room; returns free bytes."""
+    """Check before pg_dump starts: ``root`` is a writable directory
+    with room; returns free bytes."""
     ensure_writable(root)
     return check_space(root, needed_bytes, reserve_bytes)
 

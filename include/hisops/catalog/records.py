@@ -406,7 +406,8 @@ class PruneBatch:
 
 @dataclass(frozen=True, slots=True)
 class StatementSnapshot:
-    """pg_stat_statements of one database at one review: cumulative counters and deltas per query."""
+    """pg_stat_statements of one database at one review: cumulative
+    counters and deltas per query."""
 
     id: int
     database_id: str
@@ -418,7 +419,8 @@ class StatementSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class ProposalRecord:
-    """A tuning suggestion (create/drop an index) on its way proposed → approved → applied → measured."""
+    """A tuning suggestion (create/drop an index) on its way proposed →
+    approved → applied → measured."""
 
     id: int
     database_id: str

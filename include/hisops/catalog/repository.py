@@ -251,7 +251,8 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
             return _touch(conn, current, finding, finding_id)
 
     def close_incident(self, incident_id: int, resolution: str) -> IncidentChange | None:
-        """Resolve an open incident without a finding (its target left the inventory), saying why."""
+        """Resolve an open incident without a finding (its target left
+        the inventory), saying why."""
         t = T.incident
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -292,7 +293,8 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
         )
 
     def acknowledge_incident(self, incident_id: int, by: str) -> bool:
-        """open → acknowledged; False when the incident is not open (already acked, resolved, unknown)."""
+        """open → acknowledged; False when the incident is not open
+        (already acked, resolved, unknown)."""
         t = T.incident
         stmt = (
             update(t)
@@ -403,7 +405,8 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
         return self._first(BackupRecord, select(t).where(t.c.id == backup_id))
 
     def latest_verified_backup(self, database_id: str) -> BackupRecord | None:
-        """The newest verified backup whose files still exist (the restore source, the maintenance gate)."""
+        """The newest verified backup whose files still exist (the restore source, the
+        maintenance gate)."""
         t = T.backup
         stmt = (
             select(t)
@@ -927,7 +930,8 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
     def claim_storage_location(
         self, name: str, storage_id: str, path: str, by: str | None
     ) -> StorageLocation:
-        """Record ``storage_id`` for ``name`` unless one is recorded already; returns the one that is."""
+        """Record ``storage_id`` for ``name`` unless one is recorded
+        already; returns the one that is."""
         t = T.storage_location
         stmt = pg_insert(t).values(name=name, storage_id=storage_id, path=path, created_by=by)
         self._rowcount(stmt.on_conflict_do_nothing(index_elements=[t.c.name]))
@@ -1028,7 +1032,8 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
         steps: Sequence[Mapping[str, Any]],
         replace_scope: str | None = None,
     ) -> None:
-        """Store step results; ``replace_scope`` first removes that scope's earlier rows (task retry)."""
+        """Store step results; ``replace_scope`` first removes that
+        scope's earlier rows (task retry)."""
         t = T.cleanup_step
         rows = [{**dict(s), "cleanup_run_id": cleanup_run_id} for s in steps]
         with self.engine.begin() as conn:
@@ -1049,7 +1054,8 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
         )
 
     def add_cleanup_files(self, cleanup_run_id: int, files: Sequence[Mapping[str, Any]]) -> int:
-        """One multi-row insert for a batch of file actions (hisops.cleanup.results.FileAction rows)."""
+        """One multi-row insert for a batch of file actions
+        (hisops.cleanup.results.FileAction rows)."""
         if files:
             rows = [{**dict(f), "cleanup_run_id": cleanup_run_id} for f in files]
             with self.engine.begin() as conn:
@@ -1057,7 +1063,8 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
         return len(files)
 
     def clear_cleanup_files(self, cleanup_run_id: int, host_ids: Sequence[str]) -> None:
-        """Forget an earlier attempt's file rows for these hosts (a retried host task records anew)."""
+        """Forget an earlier attempt's file rows for these hosts (a
+        retried host task records anew)."""
         t = T.cleanup_file
         self._rowcount(
             delete(t).where(t.c.cleanup_run_id == cleanup_run_id, t.c.host_id.in_(list(host_ids)))
@@ -1075,8 +1082,9 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
     def rollup_metric_batch(
         self, before: datetime, tz: str, batch: int, after: tuple[datetime, int] | None = None
     ) -> PruneBatch:
-        """Fold the oldest ≤ ``batch`` samples older than ``before`` into ``metric_daily`` and delete
-        them, in one short transaction (rolled up and deleted together: never counted twice)."""
+        """Fold the oldest ≤ ``batch`` samples older than ``before`` into ``metric_daily`` and
+        delete them, in one short transaction (rolled up and deleted together: never counted
+        twice)."""
         return self._rollup(_METRIC_ROLLUP, before, tz, batch, after)
 
     def rollup_finding_batch(
@@ -1353,8 +1361,8 @@ WITH doomed AS (
     RETURNING m.target_id, m.metric, m.value, m.observed_at
 ), folded AS (
     INSERT INTO hisops.metric_daily AS t (day, target_id, metric, n, min, max, sum)
-    SELECT (observed_at AT TIME ZONE :tz)::date, target_id, metric, count(*), min(value), max(value),
-           sum(value)
+    SELECT (observed_at AT TIME ZONE :tz)::date, target_id, metric, count(*), min(value),
+           max(value), sum(value)
     FROM gone GROUP BY 1, 2, 3
     ON CONFLICT (day, target_id, metric) DO UPDATE SET
         n = t.n + EXCLUDED.n, min = LEAST(t.min, EXCLUDED.min), max = GREATEST(t.max, EXCLUDED.max),
@@ -1376,21 +1384,26 @@ WITH doomed AS (
     ORDER BY f.observed_at, f.id LIMIT :batch
 ), gone AS (
     DELETE FROM hisops.finding f USING doomed d WHERE f.id = d.id
-    RETURNING f.target_kind, f.target_id, f.check_id, f.system_id, f.severity, f.value, f.observed_at
+    RETURNING f.target_kind, f.target_id, f.check_id, f.system_id, f.severity, f.value,
+              f.observed_at
 ), folded AS (
-    INSERT INTO hisops.finding_daily AS t (day, target_kind, target_id, check_id, system_id, n, n_ok,
-        n_warn, n_critical, n_check_error, value_n, value_min, value_max, value_sum)
+    INSERT INTO hisops.finding_daily AS t (day, target_kind, target_id, check_id, system_id,
+        n, n_ok, n_warn, n_critical, n_check_error, value_n, value_min, value_max, value_sum)
     SELECT (observed_at AT TIME ZONE :tz)::date, target_kind, target_id, check_id, max(system_id),
-           count(*), count(*) FILTER (WHERE severity = 'ok'), count(*) FILTER (WHERE severity = 'warn'),
-           count(*) FILTER (WHERE severity = 'critical'), count(*) FILTER (WHERE severity = 'check_error'),
+           count(*), count(*) FILTER (WHERE severity = 'ok'),
+           count(*) FILTER (WHERE severity = 'warn'),
+           count(*) FILTER (WHERE severity = 'critical'),
+           count(*) FILTER (WHERE severity = 'check_error'),
            count(value), min(value), max(value), sum(value)
     FROM gone GROUP BY 1, 2, 3, 4
     ON CONFLICT (day, target_kind, target_id, check_id) DO UPDATE SET
         system_id = COALESCE(EXCLUDED.system_id, t.system_id), n = t.n + EXCLUDED.n,
         n_ok = t.n_ok + EXCLUDED.n_ok, n_warn = t.n_warn + EXCLUDED.n_warn,
         n_critical = t.n_critical + EXCLUDED.n_critical,
-        n_check_error = t.n_check_error + EXCLUDED.n_check_error, value_n = t.value_n + EXCLUDED.value_n,
-        value_min = LEAST(t.value_min, EXCLUDED.value_min), value_max = GREATEST(t.value_max, EXCLUDED.value_max),
+        n_check_error = t.n_check_error + EXCLUDED.n_check_error,
+        value_n = t.value_n + EXCLUDED.value_n,
+        value_min = LEAST(t.value_min, EXCLUDED.value_min),
+        value_max = GREATEST(t.value_max, EXCLUDED.value_max),
         value_sum = COALESCE(t.value_sum, 0) + COALESCE(EXCLUDED.value_sum, 0)
     RETURNING 1
 )

@@ -62,7 +62,8 @@ class ChangeSteps:
         incident_id: int | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> None:
-        """Move a change on; the flags stamp started_at / failed_at (first failure) / finished_at."""
+        """Move a change on; the flags stamp started_at / failed_at
+        (first failure) / finished_at."""
         t = T.change_record
         values: dict[str, Any] = {"state": state}
         if approved_by is not None:

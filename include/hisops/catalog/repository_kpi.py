@@ -69,9 +69,11 @@ SELECT coalesce(system_id, '') AS system_id, GROUPING(system_id) = 1 AS total,
        count(acknowledged_at) AS acknowledged,
        count(resolved_at) AS resolved,
        avg(extract(epoch FROM acknowledged_at - opened_at)) AS mtta_s,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at - opened_at)) AS mtta_p50_s,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at - opened_at))
+         AS mtta_p50_s,
        avg(extract(epoch FROM resolved_at - opened_at)) AS mttr_s,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - opened_at)) AS mttr_p50_s
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - opened_at))
+         AS mttr_p50_s
 FROM hisops.incident
 WHERE opened_at >= :start AND opened_at < :end
 GROUP BY GROUPING SETS ((system_id), ())
@@ -83,7 +85,8 @@ SELECT database_id, coalesce(system_id, '') AS system_id, kind,
        count(*) AS attempted,
        count(*) FILTER (WHERE state = 'verified') AS verified,
        count(*) FILTER (WHERE state IN ('failed', 'missing')) AS failed,
-       count(DISTINCT (started_at AT TIME ZONE :tz)::date) FILTER (WHERE state = 'verified') AS verified_days
+       count(DISTINCT (started_at AT TIME ZONE :tz)::date) FILTER (WHERE state = 'verified')
+         AS verified_days
 FROM hisops.backup
 WHERE kind IN ('database', 'physical') AND started_at >= :start AND started_at < :end
 GROUP BY database_id, system_id, kind ORDER BY system_id, database_id, kind
@@ -94,7 +97,8 @@ SELECT coalesce(b.system_id, '') AS system_id, GROUPING(b.system_id) = 1 AS tota
        count(*) AS drills, count(*) FILTER (WHERE v.ok) AS ok,
        avg(v.restore_seconds) FILTER (WHERE v.ok) AS rto_avg_s,
        max(v.restore_seconds) FILTER (WHERE v.ok) AS rto_max_s,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY v.restore_seconds) FILTER (WHERE v.ok) AS rto_p50_s
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY v.restore_seconds) FILTER (WHERE v.ok)
+         AS rto_p50_s
 FROM hisops.backup_verification v JOIN hisops.backup b ON b.id = v.backup_id
 WHERE v.started_at >= :start AND v.started_at < :end
 GROUP BY GROUPING SETS ((b.system_id), ())
@@ -129,7 +133,8 @@ LOGICAL_GAP_SQL = """
 SELECT coalesce(system_id, '') AS system_id, database_id,
        extract(epoch FROM max(gap)) AS max_gap_s, count(*) AS backups
 FROM (SELECT system_id, database_id, finished_at,
-             finished_at - lag(finished_at) OVER (PARTITION BY database_id ORDER BY finished_at) AS gap
+             finished_at - lag(finished_at) OVER (PARTITION BY database_id ORDER BY finished_at)
+               AS gap
       FROM hisops.backup
       WHERE kind = 'database' AND state = 'verified' AND finished_at < :end) g
 WHERE finished_at >= :start
@@ -144,8 +149,10 @@ WITH run AS (
     WHERE dag_id = :dag_id AND run_id NOT LIKE 'backfill%'
       AND coalesce(logical_date, started_at) >= :start AND coalesce(logical_date, started_at) < :end
 ), day AS (
-    SELECT day, bool_or(state = 'success' AND finished_local < day + CAST(:deadline AS time)) AS punctual,
-           bool_or(state = 'success') AS finished, min(finished_local) FILTER (WHERE state = 'success') AS first_done
+    SELECT day, bool_or(state = 'success' AND finished_local < day + CAST(:deadline AS time))
+             AS punctual,
+           bool_or(state = 'success') AS finished,
+           min(finished_local) FILTER (WHERE state = 'success') AS first_done
     FROM run GROUP BY day
 )
 SELECT count(*) AS days_run, count(*) FILTER (WHERE punctual) AS punctual,
@@ -173,7 +180,8 @@ OPERATORS_SQL = """
 SELECT actor, sum(acks)::int AS acknowledgements, avg(ack_s) AS mtta_s,
        sum(requested)::int AS changes_requested, sum(approved)::int AS changes_approved
 FROM (
-    SELECT acknowledged_by AS actor, 1 AS acks, extract(epoch FROM acknowledged_at - opened_at) AS ack_s,
+    SELECT acknowledged_by AS actor, 1 AS acks, extract(epoch FROM acknowledged_at - opened_at)
+             AS ack_s,
            0 AS requested, 0 AS approved
     FROM hisops.incident
     WHERE acknowledged_by IS NOT NULL AND acknowledged_at >= :start AND acknowledged_at < :end
@@ -316,7 +324,8 @@ class KpiQueries:
 
     def kpi_availability(self, start: datetime, end: datetime) -> list[AvailabilityRow]:
         """Reachability/endpoint samples per system (``per_system``) and per target: how many found
-        the target up, how many were taken during a maintenance operation or change on it (excluded)."""
+        the target up, how many were taken during a maintenance operation
+        or change on it (excluded)."""
         return self._rows(AvailabilityRow, AVAILABILITY_SQL, start=start, end=end)
 
     def kpi_incidents(self, start: datetime, end: datetime) -> list[IncidentKpiRow]:
@@ -324,11 +333,13 @@ class KpiQueries:
         return self._rows(IncidentKpiRow, INCIDENTS_SQL, start=start, end=end)
 
     def kpi_backups(self, start: datetime, end: datetime, tz: str) -> list[BackupKpiRow]:
-        """Per database and tier: backups started in the period and local days with a verified one."""
+        """Per database and tier: backups started in the period and
+        local days with a verified one."""
         return self._rows(BackupKpiRow, BACKUPS_SQL, start=start, end=end, tz=tz)
 
     def kpi_drills(self, start: datetime, end: datetime) -> list[DrillKpiRow]:
-        """Restore drills per system (then a total row): count, passed, restore time of passed ones."""
+        """Restore drills per system (then a total row): count, passed,
+        restore time of passed ones."""
         return self._rows(DrillKpiRow, DRILLS_SQL, start=start, end=end)
 
     def kpi_rto_trend(
@@ -344,7 +355,8 @@ class KpiQueries:
         return self._rows(PitrKpiRow, PITR_SQL, start=start, end=end)[0]
 
     def kpi_logical_gaps(self, start: datetime, end: datetime) -> list[LogicalGapRow]:
-        """Per database: the longest time between two verified logical backups ending in the period."""
+        """Per database: the longest time between two verified logical
+        backups ending in the period."""
         return self._rows(LogicalGapRow, LOGICAL_GAP_SQL, start=start, end=end)
 
     def kpi_inspections(
@@ -355,7 +367,8 @@ class KpiQueries:
         deadline: str = "08:00",
         dag_id: str = "daily_inspection",
     ) -> InspectionKpiRow:
-        """Local days with a (non-backfill) inspection run, and how many finished before ``deadline``."""
+        """Local days with a (non-backfill) inspection run, and how many
+        finished before ``deadline``."""
         return self._rows(
             InspectionKpiRow,
             INSPECTIONS_SQL,
@@ -484,9 +497,11 @@ class ReportArchive:
 
     # --- what one month's evidence pack exports ----------------------------------------------
     def drills_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        """Restore drills started in [start, end) with their backup's database and tier, oldest first."""
+        """Restore drills started in [start, end) with their backup's
+        database and tier, oldest first."""
         sql = """
-            SELECT v.id, v.backup_id, b.database_id, b.system_id, b.kind, v.started_at, v.finished_at,
+            SELECT v.id, v.backup_id, b.database_id, b.system_id, b.kind, v.started_at,
+                   v.finished_at,
                    v.ok, v.restore_seconds, v.evidence_path, v.error
             FROM hisops.backup_verification v JOIN hisops.backup b ON b.id = v.backup_id
             WHERE v.started_at >= :start AND v.started_at < :end ORDER BY v.started_at, v.id"""
@@ -502,7 +517,8 @@ class ReportArchive:
         """Changes requested or finished in [start, end), oldest first, with their steps."""
         sql = """
             SELECT c.*, coalesce((SELECT jsonb_agg(to_jsonb(s) - 'change_id' ORDER BY s.id)
-                                  FROM hisops.change_step s WHERE s.change_id = c.id), '[]'::jsonb) AS steps
+                                  FROM hisops.change_step s
+                                  WHERE s.change_id = c.id), '[]'::jsonb) AS steps
             FROM hisops.change_record c
             WHERE (c.requested_at >= :start AND c.requested_at < :end)
                OR (c.finished_at >= :start AND c.finished_at < :end)
@@ -510,9 +526,11 @@ class ReportArchive:
         return self._dicts(sql, start=start, end=end)
 
     def inspection_runs_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        sql = """SELECT id, dag_id, run_id, logical_date, started_at, finished_at, state, report_path
+        sql = """SELECT id, dag_id, run_id, logical_date, started_at, finished_at, state,
+                  report_path
                  FROM hisops.inspection_run
-                 WHERE coalesce(logical_date, started_at) >= :start AND coalesce(logical_date, started_at) < :end
+                 WHERE coalesce(logical_date, started_at) >= :start
+                         AND coalesce(logical_date, started_at) < :end
                  ORDER BY coalesce(logical_date, started_at), id"""
         return self._dicts(sql, start=start, end=end)
 

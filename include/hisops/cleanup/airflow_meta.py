@@ -99,7 +99,8 @@ def clean_metadata(
     batch_size: int = 5000,
     timeout: float = 3600,
 ) -> list[StepResult]:
-    """One step per metadata table with the rows ``db clean`` found (and, unless dry run, deleted)."""
+    """One step per metadata table with the rows ``db clean`` found
+    (and, unless dry run, deleted)."""
     env = {k: v for k, v in os.environ.items() if k not in BLOCKED_ENV}
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sqlalchemy_url
     try:

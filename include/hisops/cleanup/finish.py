@@ -60,7 +60,8 @@ def finish_run(
     channels: Sequence[Channel] = (),
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Render and save the report, close the run, audit it, notify when there is something to say."""
+    """Render and save the report, close the run, audit it, notify
+    when there is something to say."""
     record = repo.get_cleanup_run(cleanup_run_id)
     if record is None:
         raise ValueError(f"cleanup run {cleanup_run_id} does not exist")

@@ -54,7 +54,8 @@ root={root}
 real=$(readlink -f -- "$root" 2>/dev/null)
 printf 'R\0%s\0' "$real"
 [ -n "$real" ] && [ -d "$real" ] || exit 0
-find -P "$root" -xdev -mindepth 1 {depth} -type f -name {name} {filters} -printf 'F\0%T@\0%s\0%n\0%p\0'
+find -P "$root" -xdev -mindepth 1 {depth} -type f -name {name} {filters} \
+  -printf 'F\0%T@\0%s\0%n\0%p\0'
 """
 
 IN_DIR = r"""hisops_in() { cd -P -- "$1" 2>/dev/null && [ "$(pwd -P)" = "$1" ]; }
@@ -63,7 +64,8 @@ IN_DIR = r"""hisops_in() { cd -P -- "$1" 2>/dev/null && [ "$(pwd -P)" = "$1" ]; 
 DELETE_DIR = r"""
 if hisops_in {dir}; then
   printf 'C\0%s\0' {dir}
-  {{ err=$(find -P {names} -maxdepth 0 -type f {filters} -printf 'T\0%s\0%p\0' -delete 2>&1 1>&3 3>&-); }} 3>&1
+  {{ err=$(find -P {names} -maxdepth 0 -type f {filters} -printf 'T\0%s\0%p\0' -delete \
+    2>&1 1>&3 3>&-); }} 3>&1
   printf 'E\0%s\0' "$err"
   for n in {bare}; do if [ -e "./$n" ] || [ -L "./$n" ]; then printf 'X\0%s\0' "$n"; fi; done
 else
@@ -74,7 +76,8 @@ fi
 COMPRESS_DIR = r"""
 if hisops_in {dir}; then
   printf 'C\0%s\0' {dir}
-  {{ err=$(find -P {names} -maxdepth 0 -type f {filters} -printf 'T\0%s\0%p\0' -exec gzip -- {{}} + 2>&1 1>&3 3>&-); }} 3>&1
+  {{ err=$(find -P {names} -maxdepth 0 -type f {filters} -printf 'T\0%s\0%p\0' \
+    -exec gzip -- {{}} + 2>&1 1>&3 3>&-); }} 3>&1
   printf 'E\0%s\0' "$err"
   for n in {bare}; do if [ -e "./$n" ] || [ -L "./$n" ]; then printf 'X\0%s\0' "$n"; fi; done
   find -P {gz} -maxdepth 0 -type f -printf 'Z\0%s\0%p\0' 2>/dev/null
@@ -164,7 +167,8 @@ def _fnmatch_escape(text: str) -> str:
 
 
 def writers_command(roots: Iterable[str]) -> str:
-    """Open-for-writing snapshot, limited to descriptors pointing under ``roots`` (cheap on busy hosts)."""
+    """Open-for-writing snapshot, limited to descriptors pointing under
+    ``roots`` (cheap on busy hosts)."""
     match = " -o ".join(f"-lname {q(_fnmatch_escape(r.rstrip('/')) + '/*')}" for r in roots)
     return WRITERS.format(match=match or "-false")
 

@@ -1,4 +1,5 @@
-"""When retention cleanup runs: inside the inventory's maintenance window (import-cheap: DAG files use it)."""
+"""When retention cleanup runs: inside the inventory's maintenance window
+(import-cheap: DAG files use it)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ OFFSET_MINUTES = 30  # after the window opens: night backups and their drills ha
 
 
 def cron_in_window(window: MaintenanceWindow, offset_minutes: int = OFFSET_MINUTES) -> str:
-    """A daily cron expression: window start + offset when that is still inside the window, else the start."""
+    """A daily cron expression: window start + offset when that is still
+    inside the window, else the start."""
     start = time.fromisoformat(window.start)
     moment = (
         datetime.combine(datetime(2000, 1, 1), start) + timedelta(minutes=offset_minutes)

@@ -94,7 +94,8 @@ class _Walk:
 
 
 def check_events(text: str, loader: type[yaml.SafeLoader]) -> None:
-    """Raise BoundsExceeded at the first limit the document passes (yaml.YAMLError on bad syntax)."""
+    """Raise BoundsExceeded at the first limit the document passes
+    (yaml.YAMLError on bad syntax)."""
     walk = _Walk()
     for event in yaml.parse(text, Loader=loader):
         walk.event(event)

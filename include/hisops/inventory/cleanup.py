@@ -1,4 +1,5 @@
-"""Inventory models for 保留清理 retention cleanup: host file rules, record retention, protected paths.
+"""Inventory models for 保留清理 retention cleanup: host file rules,
+record retention, protected paths.
 
 A rule names path globs on one host; nothing outside the glob's fixed prefix (the rule's root)
 is ever touched. Protected paths (database data directories, backup storage, pgBackRest
@@ -20,7 +21,8 @@ Loc = tuple[str | int, ...]
 GLOB_CHARS = re.compile(r"[*?\[]")
 SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-#: 网络安全法 第二十一条 / 等保 2.0: network logs kept at least six months. Configurable only upwards.
+#: 网络安全法 第二十一条 / 等保 2.0: network logs kept at least six
+#: months. Configurable only upwards.
 AUDIT_FLOOR_DAYS = 180
 
 

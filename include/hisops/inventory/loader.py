@@ -1,4 +1,5 @@
-"""Load and validate the inventory YAML; every problem becomes one line `<file>: <field path>: <problem>`."""
+"""Load and validate the inventory YAML; every problem becomes one line
+`<file>: <field path>: <problem>`."""
 
 from __future__ import annotations
 
@@ -23,14 +24,15 @@ SECRET_KEY_RE = re.compile(r"passw(or)?d|secret|token|private[_-]?key|api[_-]?ke
 URL_CREDENTIALS_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@:]*:[^/\s@]*@")
 NAME_KEYED = {"critical_columns", "expectations", "patterns"}  # keys there are table/pattern names
 SECRETS = "secrets are not allowed in the inventory"
+MAPPING = "must be a mapping (key: value)"
 
 PHRASES = {
     "missing": "required",
     "string_type": "must be a string",
     "list_type": "must be a list",
-    "dict_type": "must be a mapping (key: value)",
-    "model_type": "must be a mapping (key: value)",
-    "model_attributes_type": "must be a mapping (key: value)",
+    "dict_type": MAPPING,
+    "model_type": MAPPING,
+    "model_attributes_type": MAPPING,
     "int_type": "must be an integer",
     "int_parsing": "must be an integer",
     "int_from_float": "must be a whole number",
@@ -50,7 +52,8 @@ BOUNDS = {
 
 
 class InventoryError(Exception):
-    """The inventory is unusable; `.problems` holds one `<file>: <field path>: <problem>` line each."""
+    """The inventory is unusable; `.problems` holds one `<file>: <field
+    path>: <problem>` line each."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
@@ -194,7 +197,8 @@ def find_secrets(data: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
         return [
             (
                 loc,
-                f"{SECRETS}: remove user:password@ from the URL and put it in an Airflow connection",
+                f"{SECRETS}: remove user:password@ from the URL and put it in an Airflow "
+                "connection",
             )
         ]
     return []

@@ -99,7 +99,8 @@ def _cron(value: str) -> str:
         valid = False
     if not valid:
         raise ValueError(
-            f"not a valid cron expression: {value!r} (minute hour day month weekday, e.g. '0 7 * * *')"
+            f"not a valid cron expression: {value!r} "
+            "(minute hour day month weekday, e.g. '0 7 * * *')"
         )
     return value
 
@@ -343,7 +344,8 @@ class PitrRepo(_Model):
 
 
 class PitrSchedule(_Model):
-    """When pitr_backup takes which backup type (cron, inventory time zone); the strongest due wins."""
+    """When pitr_backup takes which backup type (cron, inventory time
+    zone); the strongest due wins."""
 
     full: Cron = "0 1 * * 0"
     diff: Cron | None = "0 1 * * 1-6"
@@ -590,9 +592,9 @@ class Inventory(_Model):
                 out.append(
                     (
                         (*loc, "conn_id"),
-                        f"conn_id {item.conn_id!r} is also used by {format_loc(seen[0])} (both entries would "
-                        "inspect and back up the same database); if intended, set conn_id_shared: true "
-                        "on both",
+                        f"conn_id {item.conn_id!r} is also used by {format_loc(seen[0])} (both "
+                        "entries would inspect and back up the same database); if intended, set "
+                        "conn_id_shared: true on both",
                     )
                 )
         return out
@@ -767,7 +769,8 @@ class Inventory(_Model):
         return [(s, d) for s in self.systems for d in s.databases]
 
     def all_servers(self) -> list[tuple[System, PgServer]]:
-        """Servers with their paths (data directory, pgBackRest repository, config) made absolute."""
+        """Servers with their paths (data directory, pgBackRest
+        repository, config) made absolute."""
         return [(s, self._resolved_server(srv)) for s in self.systems for srv in s.servers]
 
     def _resolved_server(self, srv: PgServer) -> PgServer:

@@ -160,7 +160,10 @@ class Thresholds(BaseModel):
             level: Level = getattr(merged, name)
             problem = level.order_problem()
             if problem and level.warn is not None and level.critical is not None:
-                effective = f"effective warn {fmt_number(level.warn)}, critical {fmt_number(level.critical)}"
+                effective = (
+                    f"effective warn {fmt_number(level.warn)}, critical "
+                    f"{fmt_number(level.critical)}"
+                )
                 out.append((name, f"{problem} ({effective})"))
         return out
 

@@ -1,4 +1,5 @@
-"""维护前备份 A verified backup of the database, young enough, whose files exist (第八条: back up first).
+"""维护前备份 A verified backup of the database, young enough, whose files
+exist (第八条: back up first).
 
 Which backup counts is decided by the backup capability (``last_restorable``: verified, files and
 manifest present — vanished ones are marked ``missing`` there); this module only judges its age.
@@ -56,7 +57,8 @@ def check_fresh_backup(
         return Verdict(
             SAFEGUARD,
             False,
-            f"{database_id} 最近的已校验备份 #{record.id} 已有 {age_h:.1f} 小时（上限 {hours:g} 小时）",
+            f"{database_id} 最近的已校验备份 #{record.id} 已有 {age_h:.1f} 小时（上限 {hours:g} "
+            "小时）",
             f"the newest verified backup #{record.id} of {database_id} is {age_h:.1f} h old "
             f"(limit {hours:g} h); run db_backup and backup_verification first",
             details,

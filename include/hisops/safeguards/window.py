@@ -50,7 +50,8 @@ class WindowClock:
 
 
 def check_window(window: MaintenanceWindow, tz: ZoneInfo, now: datetime | None = None) -> Verdict:
-    """Inside the window now? details: opens/closes (local ISO text) for the message and the clock."""
+    """Inside the window now? details: opens/closes (local ISO text)
+    for the message and the clock."""
     now = now or datetime.now(UTC)
     opens, closes = window_bounds(window, now, tz)
     inside = opens <= now.astimezone(tz) < closes

@@ -34,7 +34,8 @@ def upgrade() -> None:
     op.execute(
         "UPDATE hisops.incident i SET last_finding_id = NULL WHERE last_finding_id IN ("
         "SELECT f.id FROM hisops.finding f JOIN hisops.finding g ON f.inspection_run_id = "
-        "g.inspection_run_id AND f.target_id = g.target_id AND f.check_id = g.check_id AND f.id < g.id)"
+        "g.inspection_run_id AND f.target_id = g.target_id AND f.check_id = g.check_id "
+        "AND f.id < g.id)"
     )
     op.execute(DEDUPE_FINDINGS)
     op.create_index(

@@ -4,10 +4,11 @@ Revision ID: 0700_change_kpi
 Revises: 0500_cleanup
 Create Date: 2026-12-01
 
-- ``change_record`` gains ``requested_at`` and what change control (第十条) needs to be queried: ``kind`` (sql, pg_config,
-  package, config_file), ``targets`` (database/host ids it touches — the KPI report excludes their
-  checks while the change ran), ``dag_run_id``, ``failed_at`` (first failed verification; DORA's
-  recovery time runs from here to ``finished_at`` of a reverted change) and ``incident_id``.
+- ``change_record`` gains ``requested_at`` and what change control (第十条) needs to be queried:
+  ``kind`` (sql, pg_config, package, config_file), ``targets`` (database/host ids it touches — the
+  KPI report excludes their checks while the change ran), ``dag_run_id``, ``failed_at`` (first
+  failed verification; DORA's recovery time runs from here to ``finished_at`` of a reverted change)
+  and ``incident_id``.
 - ``change_step``: one row per step of a change (request, assessment, backup, approval, apply,
   verify, revert, verify_after_revert) with its typed result.
 - ``kpi_report``: every 运维考核月报 written (period, file, checksum, headline figures).
