@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from hisops.targets.postgres import as_os_user
 from hisops.targets.runner import CommandResult
 
 if TYPE_CHECKING:
@@ -128,10 +129,7 @@ class PgBackRest:
         ]
 
     def local_argv(self, command: str, *options: str) -> list[str]:
-        argv = self.argv(command, *options)
-        if os.geteuid() == 0 and self.os_user != "root":
-            return ["runuser", "-u", self.os_user, "--", *argv]
-        return argv
+        return as_os_user(self.argv(command, *options), self.os_user)
 
     def env(self) -> dict[str, str]:
         env = {**os.environ, "PGAPPNAME": "hisops-pgbackrest"}
