@@ -71,13 +71,12 @@ def report(
 ) -> dict[str, Any]:
     from hisops.airflow.shared_storage import reports_root
     from hisops.inspect.reporting import write_report
-    from hisops.inspect.service import run_of
 
     inv, run = runtime.inventory(), run_info(context)
     period = (context.get("data_interval_start"), context.get("data_interval_end"))
     folder = reports_root(inv, REPORTS_TASK)
     return write_report(
-        runtime.catalog(), inv, run_of(plan), outcomes, run.run_id, run.logical_date, period, folder
+        runtime.catalog(), inv, plan, outcomes, run.run_id, run.logical_date, period, folder
     )
 
 

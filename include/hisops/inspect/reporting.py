@@ -104,16 +104,18 @@ def report_data(
 def write_report(
     repo: CatalogRepository,
     inv: Inventory,
-    run: Mapping[str, Any],
+    plan: Sequence[Mapping[str, Any]],
     outcomes: Sequence[Mapping[str, Any]],
     run_id: str,
     logical_date: datetime | None,
     period: tuple[datetime | None, datetime | None],
     folder: Path,
 ) -> dict[str, Any]:
-    """Render the 巡检报告, save it (0600) under ``folder/<day>/``, finish the run in the catalog
-    with its path. A report too big to read in a mail gets a summary variant for the mail body
-    (saved beside it). Returns what sending it needs (paths, counts, subject, text summary)."""
+    """Render the 巡检报告 of the run of ``plan`` (the work orders), save it (0600) under
+    ``folder/<day>/``, finish the run in the catalog with its path. A report too big to read in a
+    mail gets a summary variant for the mail body (saved beside it). Returns what sending it
+    needs (paths, counts, subject, text summary)."""
+    from hisops.inspect.service import run_of
     from hisops.report import (
         render_report,
         report_day,
@@ -123,7 +125,7 @@ def write_report(
         text_summary,
     )
 
-    data = report_data(repo, inv, run, outcomes, run_id, logical_date, period)
+    data = report_data(repo, inv, run_of(plan), outcomes, run_id, logical_date, period)
     day = report_day(data)
     html = render_report(data)
     path = save_report(html, folder, day, run_id)
