@@ -5,9 +5,9 @@ from __future__ import annotations
 
 def table_checksums(dsn: str) -> dict[str, str]:
     """md5 of every user table's rows (sorted): compare production before/after (tests, ops)."""
-    import psycopg2
+    from hisops.targets.postgres import connect
 
-    conn = psycopg2.connect(dsn, connect_timeout=15, application_name="hisops-restore")
+    conn = connect(dsn, application_name="hisops-restore", connect_timeout=15)
     try:
         with conn.cursor() as cur:
             cur.execute(

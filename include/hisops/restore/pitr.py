@@ -374,13 +374,9 @@ def pin_settings(datadir: Path, port: int) -> None:
 
 def copy_dsn(production_dsn: str, port: int, dbname: str | None = None) -> str:
     """The production credentials, pointed at the copy on loopback."""
-    from psycopg2.extensions import make_dsn, parse_dsn
+    from hisops.targets.postgres import dsn_with
 
-    params = parse_dsn(production_dsn)
-    params.update(host="127.0.0.1", port=str(port))
-    if dbname:
-        params["dbname"] = dbname
-    return make_dsn(**params)
+    return dsn_with(production_dsn, dbname, host="127.0.0.1", port=str(port))
 
 
 def remove_copy(req: Any, datadir: Path) -> None:

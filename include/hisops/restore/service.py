@@ -88,9 +88,9 @@ class RestoreEnv:
 
 def production_db(dsn: str) -> str:
     """The database name a connection points at (production for this inventory database)."""
-    from psycopg2.extensions import parse_dsn
+    from hisops.targets.postgres import dsn_dbname
 
-    return parse_dsn(dsn).get("dbname", "")
+    return dsn_dbname(dsn) or ""
 
 
 # --- 1. authorize ---------------------------------------------------------------------------------

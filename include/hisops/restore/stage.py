@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hisops.restore.names import STAGING_RE
 from hisops.restore.request import RestorePlan
+from hisops.targets.postgres import dsn_with
 from hisops.verify import scratch
 
 
@@ -40,7 +41,7 @@ def stage(
     if manifest.encryption is not None:
         return _restore_encrypted(plan, server_dsn, dump, tool, jobs, encryption_key)
     run = scratch.run_pg_restore(
-        dump, scratch.dsn_with(server_dsn, plan.staging_db), jobs=jobs, tool=tool, keep_owners=True
+        dump, dsn_with(server_dsn, plan.staging_db), jobs=jobs, tool=tool, keep_owners=True
     )
     return run.seconds
 
@@ -64,7 +65,7 @@ def _restore_encrypted(
         decrypt_seconds = time.monotonic() - start
         run = scratch.run_pg_restore(
             work / "dump",
-            scratch.dsn_with(server_dsn, plan.staging_db),
+            dsn_with(server_dsn, plan.staging_db),
             jobs=jobs,
             tool=tool,
             keep_owners=True,
