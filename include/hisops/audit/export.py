@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -143,3 +143,79 @@ def verified_export_covering(repo: CatalogRepository, until: datetime) -> AuditE
     if covered_to < (last or 0):
         return None
     return max(exports, key=lambda e: e.last_seq or 0)
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """What may go: chained events ``seq <= through_seq``, vouched for by ``exports``."""
+
+    through_seq: int
+    rows: int
+    exports: tuple[AuditExportRecord, ...]
+
+    @property
+    def last(self) -> AuditExportRecord:
+        return self.exports[-1]
+
+
+def prune_plan(repo: CatalogRepository, before: datetime) -> PrunePlan | None:
+    """Whole exported months older than ``before``, contiguous from the chain's first event.
+
+    Only intact, chain-verified exports count (:func:`verified_export_covering` first: every
+    event before ``before`` must be in one). The plan ends exactly at an export's chain head, so
+    ``hisops audit verify`` still starts the shortened chain from that head. None: nothing may
+    be pruned."""
+    if verified_export_covering(repo, before) is None:
+        return None
+    first, _last, _count = repo.audit_seq_range(None, None)
+    if first is None:
+        return None
+    exports = sorted(
+        (
+            e
+            for e in repo.audit_exports()
+            if _intact(e) and e.first_seq is not None and e.last_seq is not None
+        ),
+        key=lambda e: e.first_seq or 0,
+    )
+    through, used = first - 1, []
+    for e in exports:
+        if e.period_end > before or (e.first_seq or 0) > through + 1:
+            break
+        if (e.last_seq or 0) > through:
+            through = e.last_seq or through
+            used.append(e)
+    if not used:
+        return None
+    return PrunePlan(through, _count_through(repo, through), tuple(used))
+
+
+def _count_through(repo: CatalogRepository, through: int) -> int:
+    first, _last, _count = repo.audit_seq_range(None, None)
+    return max(0, through - (first or 1) + 1)  # seq is gapless (verify checks it)
+
+
+def prune_exported(
+    repo: CatalogRepository, before: datetime, *, actor: str, dry_run: bool = False
+) -> PrunePlan | None:
+    """Delete the events :func:`prune_plan` allows and append an ``audit.prune`` event saying
+    which seq range went and which export (month, chain head, file) vouches for it."""
+    plan = prune_plan(repo, before)
+    if plan is None or dry_run:
+        return plan
+    deleted = repo.prune_audit_events(plan.through_seq, before)
+    repo.add_audit_event(
+        actor,
+        "audit.prune",
+        f"audit:..{plan.through_seq}",
+        "success",
+        details={
+            "through_seq": plan.through_seq,
+            "rows": deleted,
+            "months": [e.month for e in plan.exports],
+            "head_hash": plan.last.head_hash,
+            "export": plan.last.path,
+            "before": before.isoformat(),
+        },
+    )
+    return PrunePlan(plan.through_seq, deleted, plan.exports)

@@ -808,6 +808,17 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
         t = T.audit_export
         return self._all(AuditExportRecord, select(t).order_by(t.c.period_start, t.c.id))
 
+    def prune_audit_events(self, through_seq: int, before: datetime) -> int:
+        """Delete chained events ``seq <= through_seq`` older than ``before``, in ONE transaction
+        (the chain then starts right after an export's head). The table's trigger allows it only
+        for events a chain-verified export covers and older than the 180-day floor."""
+        t = T.audit_event
+        with self.engine.begin() as conn:
+            conn.execute(text("SET LOCAL hisops.audit_prune = 'on'"))
+            return conn.execute(
+                delete(t).where(t.c.seq.is_not(None), t.c.seq <= through_seq, t.c.at < before)
+            ).rowcount
+
     # --- 安全基线 security baselines -----------------------------------------------------------
     def security_baseline(self, target_id: str, item: str) -> SecurityBaselineRecord | None:
         t = T.security_baseline

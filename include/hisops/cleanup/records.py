@@ -8,8 +8,11 @@ inserts (the inspection) never wait on these deletes: they touch other rows, and
 sets ``lock_timeout`` so a stuck lock fails the batch instead of queueing the writers behind it.
 
 Audit events: never younger than ``AUDIT_FLOOR_DAYS`` (180, 网络安全法 第二十一条), and never
-without a prior export whose hash chain verifies. That export belongs to the security work
-(issue 10); until it exists the audit step always reports "skipped" and deletes nothing.
+without a prior export whose hash chain verifies (``hisops.audit.export.verified_export_covering``
+by default): then whole exported months older than the cutoff go, in one transaction each run,
+ending at an export's chain head (``hisops audit verify`` goes on from there), and an
+``audit.prune`` event records what went and which export vouches for it. Without such an
+export the step is "skipped" with :data:`NO_EXPORT` and nothing is deleted.
 """
 
 from __future__ import annotations
@@ -28,12 +31,16 @@ if TYPE_CHECKING:
     from hisops.catalog.repository import CatalogRepository
     from hisops.inventory.models import Inventory
 
-#: (cutoff) → a description of a verified export covering every event before cutoff, or None
-ExportCheck = Callable[[datetime], str | None]
+#: (cutoff) → the verified export covering every event before cutoff, or None
+ExportCheck = Callable[[datetime], object | None]
 
 NO_EXPORT = (
     "无覆盖该时段且哈希链校验通过的审计导出 no audit export whose hash chain verifies covers "
     "the events before the cutoff — audit events are never pruned without one"
+)
+NO_WHOLE_MONTH = (
+    "已有校验通过的导出，但没有整月早于保留期 verified exports exist, but no whole exported month "
+    "is older than the cutoff yet — nothing pruned"
 )
 OUTSIDE = "路径不在报告目录内，拒绝删除 path is outside the reports folder: refused"
 EVIDENCE_NOTE = "保留期满，证据文件已删除 retention reached: evidence files removed"
@@ -57,8 +64,17 @@ def prune_records(
     now: datetime | None = None,
     export_check: ExportCheck | None = None,
     log: Callable[[str], None] = print,
+    actor: str = "retention_cleanup",
 ) -> list[StepResult]:
-    """Every catalog retention step; one failing step is recorded and the others still run."""
+    """Every catalog retention step; one failing step is recorded and the others still run.
+
+    ``export_check``: default :func:`hisops.audit.export.verified_export_covering`."""
+    if export_check is None:
+        from hisops.audit.export import verified_export_covering
+
+        def export_check(before: datetime) -> object | None:
+            return verified_export_covering(repo, before)
+
     now = now or datetime.now(UTC)
     ret = inventory.record_retention
     days = timedelta(days=1)
@@ -115,7 +131,9 @@ def prune_records(
         ),
         _guarded(
             "audit_event",
-            lambda s: _audit(repo, s, audit_cutoff(now, ret.audit_events_days), export_check),
+            lambda s: _audit(
+                repo, s, audit_cutoff(now, ret.audit_events_days), export_check, dry_run, actor
+            ),
         ),
     ]
     for step in steps:
@@ -272,21 +290,34 @@ def _cleanup_runs(
 
 
 def _audit(
-    repo: CatalogRepository, step: StepResult, before: datetime, export_check: ExportCheck | None
+    repo: CatalogRepository,
+    step: StepResult,
+    before: datetime,
+    export_check: ExportCheck,
+    dry_run: bool,
+    actor: str,
 ) -> None:
+    from hisops.audit.export import prune_exported
+
     step.details["before"] = before.isoformat()
     step.details["floor_days"] = AUDIT_FLOOR_DAYS
     older = repo.count_audit_events_before(before)
     step.details["older_than_retention"] = older
-    export = export_check(before) if export_check is not None else None
-    if export is None:
+    if export_check(before) is None:
         step.state, step.reason = "skipped", NO_EXPORT
         step.skipped = older
         return
-    # A verified export exists: pruning is issue 10's append-only table's business (its trigger
-    # refuses DELETE); until its API lands this stays a report-only step.
-    step.state, step.reason = (
-        "skipped",
-        f"已有导出 export {export}; 审计表仅追加 the audit table is append-only",
+    plan = prune_exported(repo, before, actor=actor, dry_run=dry_run)
+    if plan is None:
+        step.state, step.reason = "skipped", NO_WHOLE_MONTH
+        step.skipped = older
+        return
+    step.rows = plan.rows
+    step.skipped = max(0, older - plan.rows)
+    step.details.update(
+        through_seq=plan.through_seq,
+        months=[e.month for e in plan.exports],
+        head_hash=plan.last.head_hash,
     )
-    step.skipped = older
+    if dry_run:
+        step.state = "dry_run"
