@@ -18,8 +18,8 @@ from hisops.catalog.repository import CatalogRepository
 from hisops.roles import SUPER_ADMIN
 
 from tests.conftest import pg_conn_json
-from tests.selfcheck.test_selfcheck_dag import _run as run_selfcheck
-from tests.selfcheck.test_selfcheck_dag import selfcheck_env  # noqa: F401 - a fixture
+from tests.dags.test_hisops_selfcheck import _run as run_selfcheck
+from tests.dags.test_hisops_selfcheck import selfcheck_env  # noqa: F401 - a fixture
 
 ROUTINE = "hisops_selfcheck"
 
