@@ -1,4 +1,5 @@
-"""Headless Chromium with the network blocked: what a page shows on a hospital LAN without internet."""
+"""Headless Chromium with the network blocked: what a page shows on a
+hospital LAN without internet."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A real Airflow api-server (FAB auth, hisops plugin) and logins per role, for this folder's tests."""
+"""A real Airflow api-server (FAB auth, hisops plugin) and logins per
+role, for this folder's tests."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def api(airflow_db, catalog_url, pg, tmp_path_factory):
     env = {
         **os.environ,
         "AIRFLOW_CONN_HISOPS_CATALOG": (
-            f'{{"conn_type": "postgres", "host": "{pg.host}", "port": {pg.port}, "login": "{pg.user}", '
-            f'"password": "{pg.password}", "schema": "{dbname}"}}'
+            f'{{"conn_type": "postgres", "host": "{pg.host}", "port": {pg.port}, "login": '
+            f'"{pg.user}", "password": "{pg.password}", "schema": "{dbname}"}}'
         ),
     }
     proc = subprocess.Popen(

@@ -60,7 +60,8 @@ def _redis_ping(db: int = 0) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_db() -> Iterator[int]:
-    """A private database number on the machine's loopback Redis (started when it is not running)."""
+    """A private database number on the machine's loopback Redis
+    (started when it is not running)."""
     import redis
 
     if not _redis_ping():

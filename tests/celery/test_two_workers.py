@@ -1,5 +1,6 @@
 """The production path for real: CeleryExecutor with two workers, Redis, the real scheduler,
-dag-processor and api-server. Long: `./test.sh -m long` (.ci/run runs it after the default suite)."""
+dag-processor and api-server. Long: `./test.sh -m long` (.ci/run
+runs it after the default suite)."""
 
 from __future__ import annotations
 
@@ -66,8 +67,8 @@ def _blocked_dump(pg, dbname: str) -> bool:
     try:
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'"
-                " AND application_name LIKE 'hisops-backup%%'",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                "AND wait_event_type = 'Lock' AND application_name LIKE 'hisops-backup%%'",
                 (dbname,),
             )
             return cur.fetchone()[0] > 0
@@ -79,7 +80,8 @@ def test_a_worker_killed_mid_backup_leaves_one_drilled_backup_and_no_orphan(
     celery_stack: Stack, pg
 ) -> None:
     """SIGKILL of the worker running db_backup: its orphaned task process must not register the
-    backup after Airflow gave up on that try; the retry's backup is the only one, and it is drilled."""
+    backup after Airflow gave up on that try; the retry's backup is the
+    only one, and it is drilled."""
     stack = celery_stack
     repo = CatalogRepository.from_url(stack.env["HISOPS_TEST_CATALOG_URL"])
     his_db, storage = stack.env["HISOPS_TEST_HIS_DB"], Path(stack.env["HISOPS_TEST_STORAGE"])
@@ -107,13 +109,15 @@ def test_a_worker_killed_mid_backup_leaves_one_drilled_backup_and_no_orphan(
     finally:
         blocker.rollback()
         blocker.close()
-    # the orphan resumes and reaches the publish step: it must refuse, not register backup #orphan_id
+    # the orphan resumes and reaches the publish step: it must refuse,
+    # not register backup #orphan_id
     stack.wait("the orphan to give up", lambda: repo.get_backup(orphan_id).state != "running", 120)
     orphan = repo.get_backup(orphan_id)
     print(f"orphaned backup #{orphan_id}: {orphan.state}: {orphan.error}")
     assert orphan.state == "failed" and "superseded" in (orphan.error or ""), orphan
 
-    # the retry (cleared now instead of waiting the retry delay) makes the one backup, then the drill
+    # the retry (cleared now instead of waiting the retry delay) makes
+    # the one backup, then the drill
     resp = stack.api(
         "POST",
         "/api/v2/dags/db_backup/clearTaskInstances",
@@ -136,5 +140,6 @@ def test_a_worker_killed_mid_backup_leaves_one_drilled_backup_and_no_orphan(
     stack.wait("the drill of the retry's backup", drilled, 400)
 
     # not asserted (not observed within 180 s in the first run): the killed worker's unacknowledged
-    # message coming back after the visibility timeout; the try it carried is refused by Airflow anyway
+    # message coming back after the visibility timeout; the try it
+    # carried is refused by Airflow anyway
     repo.dispose()

@@ -1,4 +1,5 @@
-"""db_maintenance end to end with dag.test() and Airflow's human-in-the-loop API on a real api-server.
+"""db_maintenance end to end with dag.test() and Airflow's
+human-in-the-loop API on a real api-server.
 
 The approval is answered through the api-server's HITL endpoint (the Required actions page calls
 the same one) by real FAB users: the requester itself (refused), an 运维人员 (refused), then a
@@ -117,7 +118,8 @@ def _dag():
 
 
 def _answer(client: httpx.Client, option: str, box: dict, done: threading.Event) -> None:
-    """Wait for the approval request, then answer it through the HITL REST API as ``client``'s user."""
+    """Wait for the approval request, then answer it through the HITL
+    REST API as ``client``'s user."""
     while not done.is_set():
         listed = (
             client.get("/api/v2/dags/db_maintenance/dagRuns/~/hitlDetails")
@@ -160,9 +162,10 @@ def _index_exists(dsn: str) -> bool:
 
 
 def test_approval_by_requester_is_refused_then_a_sysadmin_applies(env, api):  # noqa: F811
-    """The requester (a 系统管理员 itself) answers: refused and audited. An 运维人员 cannot even answer
-    in our run (Airflow recorded no answer from that role) — the role floor of the gate is proven in
-    tests/tune/test_maintenance.py. Then a 系统管理员 other than the requester approves: applied."""
+    """The requester (a 系统管理员 itself) answers: refused and audited. An 运维人员 cannot even
+    answer in our run (Airflow recorded no answer from that role) — the role floor of the gate is
+    proven in tests/tune/test_maintenance.py. Then a 系统管理员 other than the requester approves:
+    applied."""
     repo, dsn = env
     run = _run_answered_by(_client(api, "dag_test", SYSTEM_ADMIN))
     assert run.state == "failed"

@@ -1,4 +1,5 @@
-"""pitr_backup and the PITR drill of backup_verification with dag.test(): real Airflow, PostgreSQL, pgBackRest."""
+"""pitr_backup and the PITR drill of backup_verification with dag.test(): real Airflow,
+PostgreSQL, pgBackRest."""
 
 from __future__ import annotations
 

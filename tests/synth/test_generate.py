@@ -186,22 +186,37 @@ def test_patients_are_obviously_fake_and_well_formed(pg: PgCluster, generated: G
 
 def test_rows_are_consistent_across_tables(pg: PgCluster, generated: Generated) -> None:
     checks = {
-        "prescription patient = visit patient": "SELECT count(*) FROM prescription p JOIN outpatient_visit v USING (visit_id) "
-        "WHERE p.patient_id <> v.patient_id OR p.prescribed_at < v.visit_time",
-        "visit department = doctor department": "SELECT count(*) FROM outpatient_visit v JOIN doctor d USING (doctor_id) "
-        "WHERE v.department_id <> d.department_id",
-        "order patient and times within the stay": "SELECT count(*) FROM medical_order o JOIN admission a USING (admission_id) "
-        "WHERE o.patient_id <> a.patient_id OR o.start_time < a.admit_time "
-        "OR o.stop_time > coalesce(a.discharge_time, timestamp '2026-01-01')",
-        "lab result patient matches its visit or admission": "SELECT count(*) FROM lab_result r LEFT JOIN outpatient_visit v USING (visit_id) "
-        "LEFT JOIN admission a USING (admission_id) "
-        "WHERE r.patient_id <> coalesce(v.patient_id, a.patient_id)",
-        "document patient = admission patient": "SELECT count(*) FROM medical_record_document d JOIN admission a USING (admission_id) "
-        "WHERE d.patient_id <> a.patient_id",
-        "patients born before their visits": "SELECT count(*) FROM outpatient_visit v JOIN patient p USING (patient_id) "
-        "WHERE v.visit_time < p.birth_date",
-        "every admission has an admission note": "SELECT count(*) FROM admission a WHERE NOT EXISTS (SELECT FROM medical_record_document d "
-        "WHERE d.admission_id = a.admission_id AND d.doc_type = '入院记录')",
+        "prescription patient = visit patient": (
+            "SELECT count(*) FROM prescription p JOIN outpatient_visit v USING (visit_id) "
+            "WHERE p.patient_id <> v.patient_id OR p.prescribed_at < v.visit_time"
+        ),
+        "visit department = doctor department": (
+            "SELECT count(*) FROM outpatient_visit v JOIN doctor d USING (doctor_id) "
+            "WHERE v.department_id <> d.department_id"
+        ),
+        "order patient and times within the stay": (
+            "SELECT count(*) FROM medical_order o JOIN admission a USING (admission_id) "
+            "WHERE o.patient_id <> a.patient_id OR o.start_time < a.admit_time "
+            "OR o.stop_time > coalesce(a.discharge_time, timestamp '2026-01-01')"
+        ),
+        "lab result patient matches its visit or admission": (
+            "SELECT count(*) FROM lab_result r LEFT JOIN outpatient_visit v USING (visit_id) "
+            "LEFT JOIN admission a USING (admission_id) "
+            "WHERE r.patient_id <> coalesce(v.patient_id, a.patient_id)"
+        ),
+        "document patient = admission patient": (
+            "SELECT count(*) FROM medical_record_document d JOIN admission a USING (admission_id) "
+            "WHERE d.patient_id <> a.patient_id"
+        ),
+        "patients born before their visits": (
+            "SELECT count(*) FROM outpatient_visit v JOIN patient p USING (patient_id) "
+            "WHERE v.visit_time < p.birth_date"
+        ),
+        "every admission has an admission note": (
+            "SELECT count(*) FROM admission a WHERE NOT EXISTS ("
+            "SELECT FROM medical_record_document d "
+            "WHERE d.admission_id = a.admission_id AND d.doc_type = '入院记录')"
+        ),
     }
     for what, sql in checks.items():
         assert scalar(pg, generated.dbname, sql) == 0, what
@@ -225,7 +240,7 @@ def test_documents_are_chinese_text(pg: PgCluster, generated: Generated) -> None
     )
 
 
-# --- determinism and safety ------------------------------------------------------------------------
+# --- determinism and safety -----------------------------------------------------------------------
 def test_same_seed_same_data_regardless_of_chunking(
     pg: PgCluster, generated: Generated, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -51,8 +51,8 @@ def _indexes(dsn: str) -> dict[str, bool]:
     return dict(
         _sql(
             dsn,
-            "SELECT c.relname, x.indisvalid FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
-            "WHERE x.indrelid = 'visit'::regclass",
+            "SELECT c.relname, x.indisvalid FROM pg_index x JOIN pg_class c "
+            "ON c.oid = x.indexrelid WHERE x.indrelid = 'visit'::regclass",
         )
     )
 

@@ -1,10 +1,10 @@
 """索引建议 Index advice proven with hypothetical indexes (hypopg), after Dexter.
 
-For each slow statement (mean ≥ ``slow_mean_ms`` and ≥ ``slow_min_calls`` calls): plan it generically
-(``PREPARE`` + ``plan_cache_mode = force_generic_plan``, so the normalised ``$1`` text is enough),
-take candidate columns from the plan — columns of sequentially scanned tables used in their
-``Filter`` or in join conditions — and EXPLAIN again with each hypothetical single- and two-column
-btree index. An index is suggested only when the plan's total cost drops by at least
+For each slow statement (mean ≥ ``slow_mean_ms`` and ≥ ``slow_min_calls`` calls): plan it
+generically (``PREPARE`` + ``plan_cache_mode = force_generic_plan``, so the normalised ``$1`` text
+is enough), take candidate columns from the plan — columns of sequentially scanned tables used in
+their ``Filter`` or in join conditions — and EXPLAIN again with each hypothetical single- and
+two-column btree index. An index is suggested only when the plan's total cost drops by at least
 ``min_drop_pct`` and no existing valid btree index has the same leading columns. Nothing is
 created: hypothetical indexes live in the session's memory only.
 
@@ -33,6 +33,7 @@ PARAM = re.compile(r"\$(\d+)")
 JOIN_KEYS = ("Hash Cond", "Merge Cond", "Join Filter", "Index Cond", "Recheck Cond")
 MAX_QUERIES = 20
 MAX_COLUMNS = 4
+HYPOPG_RESET = "SELECT hypopg_reset()"  # forget this session's hypothetical indexes
 PREFER_SINGLE_WITHIN = 0.10  # a 2-column index must beat the best 1-column one by ≥ 10 points
 
 
@@ -103,8 +104,8 @@ class Advice:
 def _unavailable(database_id: str) -> Advice:
     return Advice(
         False,
-        f"未安装 hypopg，无法验证索引建议：请以超级用户在 {database_id} 执行 CREATE EXTENSION hypopg"
-        "（Debian 软件包 postgresql-15-hypopg）",
+        f"未安装 hypopg，无法验证索引建议：请以超级用户在 {database_id} 执行 CREATE EXTENSION "
+        "hypopg（Debian 软件包 postgresql-15-hypopg）",
         f"hypopg is not installed, so no index advice could be proven: as a superuser run "
         f"CREATE EXTENSION hypopg in {database_id} (Debian package postgresql-15-hypopg)",
     )
@@ -134,8 +135,8 @@ def _nodes(plan: dict[str, Any]):
 
 
 def candidate_columns(plan: dict[str, Any]) -> dict[str, list[str]]:
-    """{schema.table: [columns…]} for sequentially scanned tables: Filter columns (equalities first),
-    then columns of that table in join conditions anywhere in the plan."""
+    """{schema.table: [columns…]} for sequentially scanned tables: Filter columns (equalities
+    first), then columns of that table in join conditions anywhere in the plan."""
     scans = {
         n.get("Alias"): f"{n.get('Schema', 'public')}.{n['Relation Name']}"
         for n in _nodes(plan)
@@ -188,7 +189,7 @@ def _hypothetical_cost(cur: Any, query: str, table: str, columns: tuple[str, ...
     try:
         return float(explain(cur, query)["Total Cost"])
     finally:
-        cur.execute("SELECT hypopg_reset()")
+        cur.execute(HYPOPG_RESET)
 
 
 def _best_for(
@@ -318,7 +319,7 @@ def _advise_one(
 def _deallocate(cur: Any) -> None:
     try:
         cur.execute("DEALLOCATE ALL")
-        cur.execute("SELECT hypopg_reset()")
+        cur.execute(HYPOPG_RESET)
     except Exception:  # noqa: BLE001 - best effort cleanup of session state
         log.debug("cleanup after a failed plan", exc_info=True)
 
@@ -333,7 +334,7 @@ def _hypothetical_plan(cur: Any, query: str, table: str, columns: tuple[str, ...
     try:
         return explain(cur, query, "TEXT")
     finally:
-        cur.execute("SELECT hypopg_reset()")
+        cur.execute(HYPOPG_RESET)
 
 
 def _without_prefixes(suggestions: list[Suggestion]) -> list[Suggestion]:

@@ -96,7 +96,8 @@ class TableInfo:
 
 @dataclass(frozen=True)
 class Redundant:
-    """``index`` is made redundant by ``covered_by`` (its key columns are a prefix of the other's)."""
+    """``index`` is made redundant by ``covered_by`` (its key columns
+    are a prefix of the other's)."""
 
     index: str
     covered_by: str
@@ -181,8 +182,9 @@ def read_objects(conn: Any) -> tuple[list[IndexInfo], list[TableInfo]]:
 
 
 def redundant_indexes(indexes: list[IndexInfo]) -> list[Redundant]:
-    """Valid btree indexes whose key columns are a leading prefix of another valid btree index of the
-    same table (equal columns: the later-named one is redundant). Unique/constraint indexes are kept."""
+    """Valid btree indexes whose key columns are a leading prefix of another valid btree index of
+    the same table (equal columns: the later-named one is redundant). Unique/constraint indexes are
+    kept."""
     btrees = [
         i
         for i in indexes

@@ -1,4 +1,5 @@
-"""数据库维护 db_maintenance for one database: plan, gate, apply one object at a time, record, check.
+"""数据库维护 db_maintenance for one database: plan, gate, apply one
+object at a time, record, check.
 
 The gate (``hisops.safeguards``) must pass as a whole before the first step: inside the maintenance
 window, a verified backup younger than ``tuning.backup_max_age_hours`` whose files exist, and an
@@ -169,8 +170,8 @@ def _execute(
                     "skipped" if exc.pgcode == LOCK_NOT_AVAILABLE else "failed",
                     attempt,
                     (
-                        f"{str(exc).strip().splitlines()[0][:200]}; 无效残留索引留待下次删除 invalid leftover "
-                        f"{', '.join(left)} is dropped by the next run"
+                        f"{str(exc).strip().splitlines()[0][:200]}; 无效残留索引留待下次删除 "
+                        f"invalid leftover {', '.join(left)} is dropped by the next run"
                     ),
                 )
             if exc.pgcode != LOCK_NOT_AVAILABLE:
@@ -188,9 +189,9 @@ def _execute(
 
 
 def _cleanup_after_failure(conn: Any, step: Step, lock_timeout_ms: int) -> list[str]:
-    """A failed CREATE/REINDEX CONCURRENTLY leaves an invalid index: try to drop it now, with the same
-    short lock_timeout (DROP INDEX CONCURRENTLY also waits for old transactions). What cannot be
-    dropped now is returned; the next run's plan drops it (``drop_invalid``)."""
+    """A failed CREATE/REINDEX CONCURRENTLY leaves an invalid index: try to drop it now, with the
+    same short lock_timeout (DROP INDEX CONCURRENTLY also waits for old transactions). What cannot
+    be dropped now is returned; the next run's plan drops it (``drop_invalid``)."""
     import psycopg2
 
     if step.kind not in ("create_index", "reindex"):
@@ -199,7 +200,8 @@ def _cleanup_after_failure(conn: Any, step: Step, lock_timeout_ms: int) -> list[
     pattern = name if step.kind == "create_index" else name + "\\_cc%"
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT n.nspname || '.' || c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+            """SELECT n.nspname || '.' || c.relname FROM pg_index x
+                JOIN pg_class c ON c.oid = x.indexrelid
                        JOIN pg_namespace n ON n.oid = c.relnamespace
                        WHERE NOT x.indisvalid AND n.nspname = %s AND c.relname LIKE %s""",
             (schema, pattern),
@@ -407,7 +409,8 @@ def post_checks(conn: Any, result: RunResult) -> dict[str, Any]:
 
     with conn.cursor() as cur:
         cur.execute("SET lock_timeout = 0")
-        cur.execute("""SELECT n.nspname || '.' || c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+        cur.execute("""SELECT n.nspname || '.' || c.relname FROM pg_index x
+                        JOIN pg_class c ON c.oid = x.indexrelid
                        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT x.indisvalid""")
         invalid = sorted(r[0] for r in cur.fetchall())
         cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'")
@@ -466,7 +469,8 @@ def resolve_dry_run(choice: str, run: RunInfo) -> bool:
 
 
 def approval_needed(plan: Plan, run: RunInfo, inventory: Inventory, dry_run: bool) -> Verdict:
-    """ok = no person needs to approve (dry run, nothing to do, or scheduled + all kinds pre-approved)."""
+    """ok = no person needs to approve (dry run, nothing to do, or
+    scheduled + all kinds pre-approved)."""
     from hisops.safeguards.approval import auto_approval
 
     if dry_run:
@@ -542,6 +546,7 @@ def publish(path: str, inventory: Inventory, run: RunInfo, *, channels: Any = ()
     from pathlib import Path
 
     from hisops.notify import send
+    from hisops.report.render import REPORT_FILE
     from hisops.report.tune_render import render_maintenance, save_html
 
     result = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -560,6 +565,6 @@ def publish(path: str, inventory: Inventory, run: RunInfo, *, channels: Any = ()
         f"{'演练 dry run' if result['dry_run'] else '执行 applied'} · "
         + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     )
-    text = subject + f"\n报告文件 report file: {out}"
+    text = subject + f"\n{REPORT_FILE}: {out}"
     sent = send(list(channels), subject, text, severity="warn", html=html) if channels else None
     return {"path": str(out), "subject": subject, "sent": [] if sent is None else sent.sent}

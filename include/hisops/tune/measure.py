@@ -72,7 +72,8 @@ def _affected(conn: Any, table: str) -> list[dict[str, Any]]:
 
 
 def snapshot(conn: Any, obj: str, table: str) -> dict[str, Any]:
-    """What the catalog keeps before and after a step (an object that is gone has ``exists: False``)."""
+    """What the catalog keeps before and after a step (an object that is
+    gone has ``exists: False``)."""
     with conn.cursor() as cur:
         cur.execute(OBJECT, (quoted(obj),))
         row = cur.fetchone()

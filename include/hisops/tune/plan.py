@@ -1,11 +1,12 @@
-"""维护计划 What db_maintenance would do to one database, decided from its statistics and the catalog.
+"""维护计划 What db_maintenance would do to one database, decided from
+its statistics and the catalog.
 
 Step kinds (the inventory's ``tuning.pre_approved`` names them): ``drop_invalid`` (leftover
 ``_ccnew``/``_ccold`` of an interrupted REINDEX CONCURRENTLY), ``drop_index`` and ``create_index``
 (approved proposals), ``reindex`` (bloated or amcheck-failing btree, other invalid indexes),
 ``vacuum_analyze`` (dead tuples past thresholds), ``analyze`` (stale statistics). Every statement is
-one of five shapes, all online (CONCURRENTLY or VACUUM/ANALYZE); :func:`assert_safe` refuses anything
-else — table data is never deleted or truncated.
+one of five shapes, all online (CONCURRENTLY or VACUUM/ANALYZE); :func:`assert_safe` refuses
+anything else — table data is never deleted or truncated.
 """
 
 from __future__ import annotations

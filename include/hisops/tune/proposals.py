@@ -1,6 +1,6 @@
-"""调优提案 Tuning proposals: suggestions kept and tracked (proposed → approved → applied → measured,
-or rejected). performance_review proposes, a person approves or rejects (CLI ``hisops proposals``,
-audited), db_maintenance applies approved ones, the next review measures the effect."""
+"""调优提案 Tuning proposals: suggestions kept and tracked (proposed → approved → applied →
+measured, or rejected). performance_review proposes, a person approves or rejects (CLI ``hisops
+proposals``, audited), db_maintenance applies approved ones, the next review measures the effect."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def record_suggestions(
     suggestions: Sequence[Suggestion],
     health: Health | None,
 ) -> list[dict[str, Any]]:
-    """Proposals for proven indexes and for unused or redundant indexes; [{id, kind, object, new}]."""
+    """Proposals for proven indexes and for unused or redundant
+    indexes; [{id, kind, object, new}]."""
     out = []
     for s in suggestions:
         pid, new = repo.propose(database_id, CREATE_INDEX, s.name, s.definition, s.as_details())

@@ -26,7 +26,8 @@ BTREE_KEYS = (
     TAG
     + """
 SELECT n.nspname AS schema, t.relname AS table, i.relname AS index,
-       array(SELECT a.attname FROM unnest(x.indkey[0:x.indnkeyatts - 1]) WITH ORDINALITY k(attnum, ord)
+       array(SELECT a.attname FROM unnest(x.indkey[0:x.indnkeyatts - 1])
+         WITH ORDINALITY k(attnum, ord)
              LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
              ORDER BY k.ord) AS columns,
        x.indisunique OR x.indisprimary AS is_unique, x.indpred IS NOT NULL AS partial
@@ -77,18 +78,21 @@ TABLES = (
     + """
 SELECT s.schemaname || '.' || s.relname AS table, pg_table_size(s.relid)::bigint AS bytes,
        c.relpages::bigint AS pages, greatest(c.reltuples, 0)::float8 AS tuples,
-       s.n_live_tup::bigint AS live, s.n_dead_tup::bigint AS dead, s.n_mod_since_analyze::bigint AS modified,
+       s.n_live_tup::bigint AS live, s.n_dead_tup::bigint AS dead,
+       s.n_mod_since_analyze::bigint AS modified,
        s.seq_scan::bigint AS seq_scan, s.seq_tup_read::bigint AS seq_tup_read,
        coalesce(s.idx_scan, 0)::bigint AS idx_scan,
        greatest(s.last_vacuum, s.last_autovacuum) AS last_vacuum,
        greatest(s.last_analyze, s.last_autoanalyze) AS last_analyze,
        current_setting('autovacuum_vacuum_threshold')::float8
-         + current_setting('autovacuum_vacuum_scale_factor')::float8 * greatest(c.reltuples, 0) AS av_threshold,
+         + current_setting('autovacuum_vacuum_scale_factor')::float8 * greatest(c.reltuples, 0)
+           AS av_threshold,
        (SELECT 24 + sum(coalesce(st.avg_width, 8)) FROM pg_attribute a
           LEFT JOIN pg_stats st ON st.schemaname = s.schemaname AND st.tablename = s.relname
                                AND st.attname = a.attname AND NOT st.inherited
          WHERE a.attrelid = s.relid AND a.attnum > 0 AND NOT a.attisdropped)::float8 AS row_width,
-       coalesce(substring(array_to_string(c.reloptions, ' ') FROM 'fillfactor=([0-9]+)')::int, 100) AS ff
+       coalesce(substring(array_to_string(c.reloptions, ' ') FROM 'fillfactor=([0-9]+)')::int, 100)
+         AS ff
 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
 ORDER BY s.schemaname, s.relname"""
 )

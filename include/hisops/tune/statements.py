@@ -95,8 +95,8 @@ def _missing(db: str, preloaded: str, installed: bool) -> tuple[str, str]:
         return (
             f"pg_stat_statements 未加载：在 postgresql.conf 设置 {SETTING}，重启后在 {db} 执行 "
             "CREATE EXTENSION pg_stat_statements",
-            f"pg_stat_statements is not loaded: set {SETTING} in postgresql.conf, restart, then run "
-            f"CREATE EXTENSION pg_stat_statements in {db}",
+            f"pg_stat_statements is not loaded: set {SETTING} in postgresql.conf, restart, then "
+            f"run CREATE EXTENSION pg_stat_statements in {db}",
         )
     assert not installed
     return (
