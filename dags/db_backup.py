@@ -16,32 +16,47 @@ DATABASES = [d.id for _, d in INVENTORY.all_databases()]
 DOC = f"""
 ### 数据库备份 Database backup (第十一条)
 
-**做什么 What it does** — 每晚 `{INVENTORY.schedules.backup}`（{INVENTORY.timezone}）为清单中每个数据库做一次
+**做什么 What it does** — 每晚 \
+`{INVENTORY.schedules.backup}`（{INVENTORY.timezone}）为清单中每个数据库做一次
 `pg_dump` 目录格式备份（并行 jobs、压缩级别按清单 `backup:` 策略），数据来自一个导出的快照；
-同一快照内记录每张表的行数与表结构指纹，写入 `manifest.json`（每个文件的大小与 SHA-256、工具与服务器版本、耗时）。
+同一快照内记录每张表的行数与表结构指纹，写入 `manifest.json`（每个文件的大小与 \
+SHA-256、工具与服务器版本、耗时）。
 清单最后写入，然后整个目录原子改名到位；运维目录库登记 running → completed，并更新资产
-`hisops://backup/<database_id>`，由此触发恢复演练（备份校验 DAG）。可选：静态加密、异地副本（复制后按校验和核对）。
+`hisops://backup/<database_id>`，由此触发恢复演练（备份校验 \
+DAG）。可选：静态加密、异地副本（复制后按校验和核对）。
 
-Backs up every database of the inventory (`pg_dump --format=directory`, jobs and compression from the
-database's `backup:` policy) from an exported snapshot; row counts and a schema fingerprint are read in
-that same snapshot. Files are checksummed (SHA-256), the manifest is written last, the directory is renamed
-into place atomically, the catalog row goes running → completed and the asset `hisops://backup/<id>` is
+Backs up every database of the inventory (`pg_dump --format=directory`, jobs and compression from \
+the
+database's `backup:` policy) from an exported snapshot; row counts and a schema fingerprint are \
+read in
+that same snapshot. Files are checksummed (SHA-256), the manifest is written last, the directory \
+is renamed
+into place atomically, the catalog row goes running → completed and the asset \
+`hisops://backup/<id>` is
 updated (this triggers the restore drill). Backups live in `{INVENTORY.backup_storage.path}` as
-`<database_id>/<UTC stamp>-<backup id>/{{dump/, manifest.json}}`; they restore with stock `pg_restore`
+`<database_id>/<UTC stamp>-<backup id>/{{dump/, manifest.json}}`; they restore with stock \
+`pg_restore`
 (`pg_restore -l DIR/dump`). Each mapped task is labelled with its database. Pool `hisops_backup`.
 
-Databases now: {", ".join(DATABASES) or "none"}. Trigger manually with `databases` = ["his_emr"] to back up
+Databases now: {", ".join(DATABASES) or "none"}. Trigger manually with `databases` = ["his_emr"] \
+to back up
 only some (e.g. before maintenance, 第八条).
 
 **失败时怎么办 When it fails** — the failed mapped task's log says which database and why:
-- *无法连接 cannot connect*: is the database up? is its Airflow connection right? Then clear the task.
-- *pg_dump 版本低于服务器 older than the server*: install the matching client tools and set `pg_bindir`.
-- *备份目录不可写 / 空间不足 not writable / not enough space*: detected before pg_dump starts — free space
+- *无法连接 cannot connect*: is the database up? is its Airflow connection right? Then clear the \
+task.
+- *pg_dump 版本低于服务器 older than the server*: install the matching client tools and set \
+`pg_bindir`.
+- *备份目录不可写 / 空间不足 not writable / not enough space*: detected before pg_dump starts — \
+free space
   (run `backup_retention`), fix permissions or mount, then clear the task.
-- *pg_dump 失败 failed* (e.g. the server stopped mid-backup): the catalog row is `failed`, the half-written
+- *pg_dump 失败 failed* (e.g. the server stopped mid-backup): the catalog row is `failed`, the \
+half-written
   directory was removed; fix the cause and clear the task — the retry starts clean.
-- *Off-site copy* failed: the local backup is fine; check the offsite SSH connection / path and clear it.
-Nothing counts as a backup until its manifest is complete; no completed backup for 26 h raises a finding
+- *Off-site copy* failed: the local backup is fine; check the offsite SSH connection / path and \
+clear it.
+Nothing counts as a backup until its manifest is complete; no completed backup for 26 h raises a \
+finding
 in the daily inspection.
 """
 

@@ -15,12 +15,16 @@ DOC = f"""
 ### 系统文件备份 System file backup (第十一条)
 
 **做什么 What it does** — 每晚 `{INVENTORY.schedules.backup}`（{INVENTORY.timezone}）把清单中主机的
-`backup_paths` 目录打包（tar + 主机上的 zstd 或 gzip 压缩），经 SSH（或本机管道）流式传回，边写边算 SHA-256，
-不在内存中保存整个归档；与数据库备份相同的规则：运维目录库登记、清单最后写入、原子改名、0600/0700 权限、
+`backup_paths` 目录打包（tar + 主机上的 zstd 或 gzip 压缩），经 \
+SSH（或本机管道）流式传回，边写边算 SHA-256，
+不在内存中保存整个归档；与数据库备份相同的规则：运维目录库登记、清单最后写入、原子改名、0600/0700 \
+权限、
 失败时不留残留。随后重新读取每个归档（校验和、解压、列出成员），通过则标记为 verified。
 
-For every host with `backup_paths`, the host runs `tar` with its own compressor and streams the archive
-over SSH (or a local pipe); we write it to `{INVENTORY.backup_storage.path}/_files/<host_id>/<stamp>-<id>/files/`
+For every host with `backup_paths`, the host runs `tar` with its own compressor and streams the \
+archive
+over SSH (or a local pipe); we write it to \
+`{INVENTORY.backup_storage.path}/_files/<host_id>/<stamp>-<id>/files/`
 in 1 MiB pieces while hashing — never the whole archive in memory. Manifest last, atomic rename, a
 catalog row (kind `files`) and the asset `hisops://backup/<host_id>`. Then every archive is re-read
 (checksum, decompress, list members) and the backup is marked verified. Pool `hisops_backup`.
@@ -30,9 +34,11 @@ Hosts now: {", ".join(HOSTS) or "none (add backup_paths to a host)"}.
 **失败时怎么办 When it fails**
 - *备份路径不存在或不可读 paths missing or unreadable*: fix `backup_paths` in the inventory or the
   permissions of the SSH user on the host.
-- *tar 失败 failed* / SSH errors: the host or its connection is down; the catalog row is `failed` and no
+- *tar 失败 failed* / SSH errors: the host or its connection is down; the catalog row is `failed` \
+and no
   half-written archive is left; clear the task when the host is back.
-- *文件备份校验失败 verification failed*: the archive on disk is damaged — check the backup volume, then
+- *文件备份校验失败 verification failed*: the archive on disk is damaged — check the backup \
+volume, then
   re-run the DAG for that host (`hosts` = ["host-id"]).
 """
 

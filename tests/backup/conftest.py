@@ -1,4 +1,5 @@
-"""Fixtures for the backup tests: a migrated catalog, a small synthetic HIS database, throwaway clusters."""
+"""Fixtures for the backup tests: a migrated catalog, a small synthetic HIS database, throwaway
+clusters."""
 
 from __future__ import annotations
 

@@ -148,7 +148,8 @@ def test_counts_come_from_the_dumped_snapshot_under_concurrent_writes(
             while not stop.is_set():
                 cur.execute("INSERT INTO ward_event (note) VALUES ('查房 ward round')")
                 cur.execute(
-                    "UPDATE patient SET name = name WHERE patient_id = (SELECT min(patient_id) FROM patient)"
+                    "UPDATE patient SET name = name "
+                    "WHERE patient_id = (SELECT min(patient_id) FROM patient)"
                 )
                 inserted[0] += 1
         conn.close()

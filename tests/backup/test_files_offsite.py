@@ -1,4 +1,5 @@
-"""File backups streamed over SSH / a local pipe, and off-site copies (second path, SFTP), verified."""
+"""File backups streamed over SSH / a local pipe, and off-site copies (second path, SFTP),
+verified."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""GFS retention: selection (pure, computed expectations) and the safety rules, then apply() on disk + catalog."""
+"""GFS retention: selection (pure, computed expectations) and the safety rules, then apply() on
+disk + catalog."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -195,3 +197,52 @@ def test_apply_never_deletes_outside_the_root(catalog, tmp_path):
     with pytest.raises(ValueError, match="refusing"):
         apply(p, root, catalog, actor="tester")
     assert victim.is_dir()
+
+
+# --- which targets, and whether a run deletes (moved out of the Airflow adapter) ----------------
+
+
+def test_targets_are_every_database_and_every_host_with_backup_paths(tmp_path):
+    from hisops.backup.retention import targets
+    from hisops.inventory.loader import load_inventory
+
+    repo_root = Path(__file__).resolve().parents[2]
+    inv = load_inventory(repo_root / "inventory" / "hospital.example.yaml")
+    found = {t.key: t for t in targets(inv, tmp_path)}
+    dbs = [d for _, d in inv.all_databases()]
+    hosts = [h for _, h in inv.all_hosts() if h.backup_paths]
+    assert list(found) == [f"database:{d.id}" for d in dbs] + [f"files:{h.id}" for h in hosts]
+    for db in dbs:
+        t = found[f"database:{db.id}"]
+        b = db.backup
+        assert t.policy == Policy(b.keep_daily, b.keep_weekly, b.keep_monthly)
+        assert t.root.parent == tmp_path
+    r = inv.retention
+    for host in hosts:
+        t = found[f"files:{host.id}"]
+        assert t.policy == Policy(r.keep_daily, r.keep_weekly, r.keep_monthly)
+        assert t.root.is_relative_to(tmp_path) and t.root != tmp_path / host.id
+
+
+@pytest.mark.parametrize(
+    ("choice", "run_type", "dry"),
+    [
+        ("auto", "scheduled", False),
+        ("auto", "DagRunType.SCHEDULED", False),
+        ("auto", "manual", True),
+        ("auto", "asset_triggered", True),
+        ("yes", "scheduled", True),
+        ("no", "manual", False),
+    ],
+)
+def test_auto_dry_run_deletes_only_on_scheduled_runs(choice, run_type, dry):
+    from hisops.backup.retention import resolve_dry_run
+
+    assert resolve_dry_run(choice, run_type) is dry
+
+
+def test_an_unknown_dry_run_choice_is_refused():
+    from hisops.backup.retention import resolve_dry_run
+
+    with pytest.raises(ValueError, match="dry_run must be one of"):
+        resolve_dry_run("maybe", "scheduled")

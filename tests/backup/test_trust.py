@@ -1,4 +1,5 @@
-"""Catalog and storage agree: vanished backups become missing, retention and reconcile follow storage."""
+"""Catalog and storage agree: vanished backups become missing, retention and reconcile follow
+storage."""
 
 from __future__ import annotations
 

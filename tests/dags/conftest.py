@@ -11,6 +11,10 @@ from types import SimpleNamespace
 import pytest
 
 from tests.conftest import pg_conn_json
+from tests.dags.backup_kit import (  # noqa: F401 - fixtures of the backup DAG tests
+    backup_dag_env,
+    backup_his_db,
+)
 from tests.pitr.conftest import pitr_env  # noqa: F401 - the archiving cluster of the PITR tests
 from tests.verify.conftest import his_db, make_backup  # noqa: F401 - HIS database, real backups
 

@@ -1,4 +1,5 @@
-"""Fixtures for the restore-drill and restore tests: a synthetic HIS database, real backups, a catalog."""
+"""Fixtures for the restore-drill and restore tests: a synthetic HIS database, real backups, a
+catalog."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from hisops.backup.dump import BackupOutcome, DumpSpec, backup_database
 SMALL_SCALE = 0.02  # a few hundred to a few thousand rows per table: a drill takes seconds
 #: a table with a compound primary key (the synthetic schema has only single-column keys)
 EXTRA_SQL = """
-CREATE TABLE ward_bed (ward text NOT NULL, bed integer NOT NULL, patient_id integer REFERENCES patient,
+CREATE TABLE ward_bed (ward text NOT NULL, bed integer NOT NULL,
+                       patient_id integer REFERENCES patient,
                        note text, PRIMARY KEY (ward, bed));
 INSERT INTO ward_bed SELECT 'W' || (i % 5), i, (SELECT min(patient_id) FROM patient) + i, NULL
   FROM generate_series(1, 40) AS i;
@@ -58,7 +60,8 @@ def _databases_like(pg, pattern: str) -> list[str]:
 
 @pytest.fixture
 def make_backup(pg, catalog, tmp_path) -> Callable[..., BackupOutcome]:
-    """Factory: a real hisops backup (pg_dump -Fd, manifest, catalog row 'completed') of a database."""
+    """Factory: a real hisops backup (pg_dump -Fd, manifest, catalog row 'completed') of a
+    database."""
 
     def make(dbname: str, database_id: str = "d1", secret: str | None = None) -> BackupOutcome:
         spec = DumpSpec(

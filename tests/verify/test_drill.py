@@ -134,7 +134,8 @@ def test_orphans_duplicates_and_nulls_are_found_when_constraints_do_not_guarante
                 "ALTER TABLE ward_bed DROP CONSTRAINT ward_bed_pkey",
                 "UPDATE ward_bed SET ward = 'W0', bed = 5 WHERE bed = 10",
                 "ALTER TABLE patient ALTER COLUMN name DROP NOT NULL",
-                "UPDATE patient SET name = NULL WHERE patient_id = (SELECT min(patient_id) FROM patient)",
+                "UPDATE patient SET name = NULL "
+                "WHERE patient_id = (SELECT min(patient_id) FROM patient)",
             ],
         )
 
@@ -203,7 +204,8 @@ def test_deep_drill_restores_owners_and_grants_creating_missing_roles(
     pg.execute(f"CREATE ROLE {owner} NOLOGIN; CREATE ROLE {reader} NOLOGIN")
     pg.execute(
         f"CREATE TABLE ward_note (id int PRIMARY KEY, note text); INSERT INTO ward_note "
-        f"SELECT i, 'n' || i FROM generate_series(1, 50) i; ALTER TABLE ward_note OWNER TO {owner}; "
+        "SELECT i, 'n' || i FROM generate_series(1, 50) i; "
+        f"ALTER TABLE ward_note OWNER TO {owner}; "
         f"GRANT SELECT ON ward_note TO {reader}",
         dbname=name,
     )

@@ -105,7 +105,8 @@ def test_plan_from_manifest_and_inventory(source_db, make_backup):
     assert any("no_such_table" in p for p in plan.problems)
     assert any("public.patient.ghost" in p for p in plan.problems)
     assert [e.kind for e in plan.database] == ["tables"]
-    # every SQL check contains a JOIN, so GX substitutes {batch} as a bare "(subquery)" we alias ourselves
+    # every SQL check contains a JOIN, so GX substitutes {batch} as a bare "(subquery)" we alias
+    # ourselves
     queries = [
         e.kwargs["unexpected_rows_query"]
         for t in plan.tables

@@ -3,13 +3,15 @@
 - catalog rows without files: every ``completed``/``verified`` backup (not deleted) is checked with
   :func:`hisops.backup.trust.check_storage`; vanished ones become ``missing`` (audit event, incident
   ``backup.storage``, notification), damaged ones ``failed``;
-- directories without catalog rows: a published backup directory whose id the catalog does not know
-  for that target, or knows as deleted, is an orphan: finding/incident ``backup.orphan`` (warn) and an
-  audit event. Orphans are never deleted automatically — someone must look (it may be a restored copy
-  of an old backup, or a retention run that died between deleting and recording).
+- directories without catalog rows: a published backup directory whose id the catalog does not
+  know for that target, or knows as deleted, is an orphan: finding/incident ``backup.orphan``
+  (warn) and an audit event. Orphans are never deleted automatically — someone must look (it may
+  be a restored copy of an old backup, or a retention run that died between deleting and
+  recording).
 - physical tier: rows are checked against their pgBackRest repository (``hisops.pitr.service``);
   labels the catalog lacks are found by ``pitr.service.sync_catalog`` (``pgbackrest info``), which
-  the reconcile task runs for every server with a ``pitr:`` block and passes in as ``physical_orphans``.
+  the reconcile task runs for every server with a ``pitr:`` block and passes in as
+  ``physical_orphans``.
 
 The incident ``backup.storage`` of a database is resolved once a restorable verified backup newer
 than every missing one exists (the resolution note names it).
@@ -138,14 +140,15 @@ def _orphan_finding(r: TargetReconcile) -> Any:
         system_id=r.system_id,
         value=float(len(r.orphans)),
         suggestion_zh="确认这些目录的来历；确属无用再手工删除（hisops 不会自动删除）。",
-        suggestion_en="Find out where these came from; delete by hand only if they are really unneeded "
-        "(hisops never deletes them automatically).",
+        suggestion_en="Find out where these came from; delete by hand only if they are really "
+        "unneeded (hisops never deletes them automatically).",
         details={"orphans": r.orphans[:50]},
     )
 
 
 def _storage_resolution(repo: CatalogRepository, inventory: Inventory, r: TargetReconcile) -> Any:
-    """An ok finding for ``backup.storage`` once a restorable backup newer than every missing one exists."""
+    """An ok finding for ``backup.storage`` once a restorable backup newer than every missing one
+    exists."""
     from hisops.catalog.records import FindingRecord
 
     missing = [b for b in repo.backups_for(r.target_id, states=("missing",)) if b.kind == r.kind]
@@ -178,7 +181,8 @@ def reconcile(
     physical_orphans: dict[str, list[str]] | None = None,
 ) -> list[TargetReconcile]:
     """Reconcile every target of the inventory; findings fold into incidents; one audit event.
-    ``physical_orphans``: per server, what ``pitr.service.sync_catalog`` found (the caller ran it)."""
+    ``physical_orphans``: per server, what ``pitr.service.sync_catalog`` found (the caller ran
+    it)."""
     record_kw = {"channels": channels, "actor": actor, "dag_id": dag_id, "run_id": run_id}
     results = []
     for kind, target_id, system_id, root in targets(inventory):
@@ -211,6 +215,6 @@ def describe(results: Sequence[TargetReconcile]) -> str:
     vanished = sum(len(r.vanished) for r in results)
     orphans = sum(len(r.orphans) for r in results)
     return (
-        f"对账 reconcile: {sum(r.checked for r in results)} backups checked, {vanished} vanished → missing, "
-        f"{orphans} orphan(s) in storage"
+        f"对账 reconcile: {sum(r.checked for r in results)} backups checked, "
+        f"{vanished} vanished → missing, {orphans} orphan(s) in storage"
     )

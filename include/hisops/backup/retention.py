@@ -135,8 +135,8 @@ def plan(
 ) -> Plan:
     """Decide for every backup of one target: keep (with the reasons) or delete (with the reason).
 
-    ``protect``: the id of the newest restorable verified backup (``trust.last_restorable``; 0 = none):
-    when given, it is what "last verified" means, whatever the candidates' states say."""
+    ``protect``: the id of the newest restorable verified backup (``trust.last_restorable``;
+    0 = none): when given, it is what "last verified" means, whatever the candidates' states say."""
     slots = gfs_slots(candidates, policy, tz)
     verified = _newest_first(c for c in candidates if c.state == "verified")
     if protect is None:
@@ -151,15 +151,16 @@ def plan(
                 Decision(c.id, False, tuple(reasons), c.state, c.taken_at, c.path)
             )
         else:
+            newer = newest_verified.id
             why = (
                 (
-                    f"超出保留策略且已有更新的已校验备份 #{newest_verified.id} beyond GFS policy, newer verified "
-                    f"backup #{newest_verified.id} exists"
+                    f"超出保留策略且已有更新的已校验备份 #{newer} beyond GFS policy, "
+                    f"newer verified backup #{newer} exists"
                 )
                 if c.state in USABLE
                 else (
-                    f"{STATE_ZH.get(c.state, c.state)}的备份，已有更新的已校验备份 #{newest_verified.id} {c.state} "
-                    f"backup, newer verified backup #{newest_verified.id} exists"
+                    f"{STATE_ZH.get(c.state, c.state)}的备份，已有更新的已校验备份 #{newer} "
+                    f"{c.state} backup, newer verified backup #{newer} exists"
                 )
             )
             result.decisions.append(Decision(c.id, True, (why,), c.state, c.taken_at, c.path))
@@ -186,7 +187,8 @@ def _keep_reasons(
 
 
 def safe_backup_dir(path: str | None, root: Path, backup_id: int) -> Path | None:
-    """The backup directory if it really is backup ``backup_id`` under ``root`` (never follow links)."""
+    """The backup directory if it really is backup ``backup_id`` under ``root`` (never follow
+    links)."""
     if not path:
         return None
     p = Path(path)
@@ -257,7 +259,8 @@ def describe(plan_: Plan) -> list[str]:
     for d in plan_.decisions:
         verb = "删除 DELETE" if d.delete else "保留 keep"
         lines.append(
-            f"{plan_.target_id} #{d.backup_id} {d.state} {d.taken_at:%Y-%m-%d %H:%M} {verb}: {d.reason}"
+            f"{plan_.target_id} #{d.backup_id} {d.state} {d.taken_at:%Y-%m-%d %H:%M} "
+            f"{verb}: {d.reason}"
         )
     return lines
 
@@ -272,7 +275,8 @@ def plan_checked(
     **record_kw: Any,
 ) -> Plan:
     """The plan after storage was asked: vanished backups are recorded ``missing`` first, then the
-    newest restorable verified backup is protected (recomputed, never the catalog's belief alone)."""
+    newest restorable verified backup is protected (recomputed, never the catalog's belief
+    alone)."""
     from hisops.backup import trust
 
     for record in repo.backups_for(target_id, states=("completed", "verified")):
@@ -288,3 +292,52 @@ def plan_checked(
 def candidates_from(records: Iterable[Any], kind: str) -> list[Candidate]:
     """Catalog BackupRecords (not deleted) of one kind → candidates."""
     return [Candidate(r.id, r.state, r.started_at, r.path) for r in records if r.kind == kind]
+
+
+# --- which targets, and whether this run deletes ------------------------------------------------
+
+DRY_RUN_CHOICES = ("auto", "yes", "no")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One retention target: a database's logical backups or a host's file backups."""
+
+    kind: str  # "database" | "files"
+    target_id: str
+    policy: Policy
+    root: Path  # the target's directory under the storage root
+
+    @property
+    def key(self) -> str:
+        """How plans name the target (``database:<id>``, ``files:<host>``)."""
+        return f"{self.kind}:{self.target_id}"
+
+
+def targets(inventory: Inventory, storage_root: Path) -> list[Target]:
+    """Every database (its ``backup:`` policy) and every host with backup_paths (the global
+    ``retention:`` policy)."""
+    from hisops.backup.storage import target_root
+
+    out = []
+    for _, db in inventory.all_databases():
+        b = db.backup
+        policy = Policy(b.keep_daily, b.keep_weekly, b.keep_monthly)
+        out.append(Target("database", db.id, policy, target_root(storage_root, db.id)))
+    r = inventory.retention
+    for _, host in inventory.all_hosts():
+        if host.backup_paths:
+            policy = Policy(r.keep_daily, r.keep_weekly, r.keep_monthly)
+            root = target_root(storage_root, host.id, "files")
+            out.append(Target("files", host.id, policy, root))
+    return out
+
+
+def resolve_dry_run(choice: str, run_type: str) -> bool:
+    """'yes' → dry run, 'no' → delete; 'auto' → scheduled runs delete, anything manual only
+    previews (``run_type``: Airflow's DagRunType value or name)."""
+    if choice not in DRY_RUN_CHOICES:
+        raise ValueError(f"dry_run must be one of {DRY_RUN_CHOICES}, not {choice!r}")
+    return choice == "yes" or (
+        choice == "auto" and str(run_type).split(".")[-1].lower() != "scheduled"
+    )

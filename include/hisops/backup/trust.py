@@ -103,7 +103,8 @@ def check_files(record: BackupRecord) -> StorageCheck:
 
 
 def check_storage(record: BackupRecord) -> StorageCheck:
-    """Storage check for any kind (physical → its pgBackRest repository, ``hisops.pitr.service``)."""
+    """Storage check for any kind (physical → its pgBackRest repository,
+    ``hisops.pitr.service``)."""
     if record.kind == "physical":
         from hisops.pitr.service import check_record
 
@@ -128,9 +129,10 @@ def _finding(record: BackupRecord, check: StorageCheck) -> Any:
         f"backup #{record.id}: {what_en}; it no longer counts as restorable: {check.summary}"[:500],
         system_id=record.system_id,
         value_text=check.verdict,
-        suggestion_zh="查明存储为何丢失/改动文件（误删、换盘、挂载失败）；立即触发 db_backup 做一次新备份并演练。",
-        suggestion_en="Find out why storage lost or changed the files (deleted by hand, replaced disk, "
-        "unmounted volume); trigger db_backup now and let the drill verify the new backup.",
+        suggestion_zh="查明存储为何丢失/改动文件（误删、换盘、挂载失败）；"
+        "立即触发 db_backup 做一次新备份并演练。",
+        suggestion_en="Find out why storage lost or changed the files (deleted by hand, replaced "
+        "disk, unmounted volume); trigger db_backup now and let the drill verify the new backup.",
         details={
             "backup_id": record.id,
             "path": record.path,
@@ -199,7 +201,8 @@ def _notify(
 
     title = f"备份文件丢失 Backup files vanished · {record.database_id} · 备份 backup #{record.id}"
     lines = [
-        f"数据库 database: {record.database_id}; 备份 backup #{record.id} ({record.kind}, was {record.state})",
+        f"数据库 database: {record.database_id}; "
+        f"备份 backup #{record.id} ({record.kind}, was {record.state})",
         f"路径 path: {record.path}",
         *[f"- {p}" for p in check.problems[:10]],
         f"事件 incident: #{change.incident.id if change else '—'}",
@@ -251,7 +254,8 @@ def _fresh(record: BackupRecord, max_age: timedelta | None, now: datetime | None
 
 
 def ensure_present(repo: CatalogRepository, record: BackupRecord, **record_kw: Any) -> StorageCheck:
-    """Check one backup before using it (restore of a chosen id, a drill); records it if vanished."""
+    """Check one backup before using it (restore of a chosen id, a drill); records it if
+    vanished."""
     check = check_storage(record)
     if not check.ok and record.state in ("completed", "verified"):
         record_vanished(repo, record, check, **record_kw)

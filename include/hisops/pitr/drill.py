@@ -46,7 +46,13 @@ from hisops.targets.postgres import (
     pg_session,
     server_bindir,
 )
-from hisops.verify.drill import DrillResult, DrillStop, evidence_dir, write_evidence
+from hisops.verify.drill import (
+    DrillResult,
+    DrillStop,
+    evidence_dir,
+    worse_fault,
+    write_evidence,
+)
 
 if TYPE_CHECKING:
     from hisops.backup.snapshot import SchemaInfo
@@ -100,9 +106,7 @@ class _Run:
     target: markers.Target | None = None
 
     def fail(self, fault: str, lines: list[str]) -> None:
-        rank = {"none": 0, "configuration": 1, "infrastructure": 2, "backup": 3}
-        if rank[fault] > rank[self.fault]:
-            self.fault = fault
+        self.fault = worse_fault(self.fault, fault)
         self.failures += lines
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from hisops.backup.trust import StorageCheck
     from hisops.catalog.records import BackupRecord
     from hisops.catalog.repository import CatalogRepository
-    from hisops.inventory.models import PgServer
+    from hisops.inventory.models import Inventory, PgServer
     from hisops.notify.channels import Channel
     from hisops.pitr.pgbackrest import PgBackRest
     from hisops.runinfo import RunInfo
@@ -247,3 +247,101 @@ def check_record(record: BackupRecord) -> StorageCheck:
     return StorageCheck(
         record.id, "missing", (f"pgBackRest 备份清单不存在 backup.manifest is gone: {manifest}",)
     )
+
+
+# --- pitr_backup as the DAG runs it -------------------------------------------------------------
+
+PREFLIGHT_ACTION = "pitr_preflight"
+
+
+class NothingDue(Exception):
+    """A scheduled run at a time no cron of this server's ``pitr.schedule`` fires (skipped)."""
+
+
+def server_ids(inventory: Inventory, wanted: Sequence[str] | None) -> list[str]:
+    """The servers with a pitr: block, or the subset the form names (unknown ones: an error)."""
+    from hisops.inventory.selection import select_ids
+    from hisops.pitr.schedule import pitr_server_ids
+
+    ids = select_ids(pitr_server_ids(inventory), wanted, "配置了 pitr 的服务器 servers with pitr")
+    log.info("本次物理备份 servers: %s", ", ".join(ids) or "none (no server has a pitr: block)")
+    return ids
+
+
+def inventory_path(inventory: Inventory, server_id: str) -> str:
+    """Where the server sits in the inventory (``systems[i].servers[j].``) for messages."""
+    for i, system in enumerate(inventory.systems):
+        for j, srv in enumerate(system.servers):
+            if srv.id == server_id:
+                return f"systems[{i}].servers[{j}]."
+    return ""
+
+
+def write_config(server: PgServer, pgbr: PgBackRest) -> None:
+    """The hisops-owned pgBackRest config: written locally (and the repository directory), or on
+    the server's host through its runner."""
+    from hisops.pitr.config import ensure_repo_dir, write_command, write_local
+
+    if pgbr.runner is None:
+        write_local(pgbr.cfg, server.pitr.os_user)
+        ensure_repo_dir(server)
+        return
+    result = pgbr.runner.run(write_command(pgbr.cfg), timeout=60)
+    if not result.ok:
+        raise RuntimeError(
+            f"无法写入 pgBackRest 配置 cannot write {pgbr.cfg.path} on {server.host}: "
+            f"{result.stderr.strip()[:300]}"
+        )
+
+
+def prepare_server(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    server_id: str,
+    pgbr: PgBackRest,
+    dsn: str,
+    run: RunInfo,
+) -> dict[str, Any]:
+    """Write the config, create/check the stanza, verify archiving (never edits the server);
+    audited; PreflightError naming every problem."""
+    from hisops.pitr.preflight import preflight
+
+    system, server = inventory.locate_server(server_id)
+    write_config(server, pgbr)
+    result = preflight(server, dsn, pgbr, where=inventory_path(inventory, server_id))
+    repo.add_audit_event(
+        actor=run.actor,
+        action=PREFLIGHT_ACTION,
+        target=server_id,
+        result="success" if result.ok else "failure",
+        details={"problems": list(result.problems)},
+        **run.audit_fields(),
+    )
+    result.raise_for_problems()
+    return {"server_id": server_id, "system_id": system.id, "config": str(pgbr.cfg.path)}
+
+
+def run_backup(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    prepared: dict[str, Any],
+    choice: str,
+    pgbackrest_for: Callable[[PgServer], PgBackRest],
+    run: RunInfo,
+    *,
+    channels: Sequence[Channel] | None = None,
+) -> dict[str, Any]:
+    """The backup type the form or the schedule asks for, then :func:`backup_server`.
+    NothingDue when a scheduled run finds no type due at its logical time."""
+    from zoneinfo import ZoneInfo
+
+    from hisops.pitr.schedule import choose_type
+
+    _, server = inventory.locate_server(prepared["server_id"])
+    tz = ZoneInfo(inventory.timezone)
+    kind = choose_type(choice, server.pitr.schedule, run.logical_date, tz, run.is_scheduled)
+    if kind is None:
+        raise NothingDue(f"{server.id}: 此时无计划的备份 no backup type due at {run.logical_date}")
+    return backup_server(
+        repo, server, prepared["system_id"], pgbackrest_for(server), kind, run, channels=channels
+    ).as_dict()

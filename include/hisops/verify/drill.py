@@ -6,8 +6,8 @@ Steps (:func:`run_drill`), each stopping the drill only when what follows cannot
 2. files — every file's size and SHA-256 as in the manifest (and decryptable, when encrypted);
 3. restore — ``pg_restore --jobs`` into a scratch database (``hisops_drill_…``); its duration is the
    measured RTO (decryption included);
-4. checks — the Great Expectations suite (``expectations.build_plan``) inside PostgreSQL, the restored
-   schema compared with the manifest's, ``amcheck`` on every btree index;
+4. checks — the Great Expectations suite (``expectations.build_plan``) inside PostgreSQL, the
+   restored schema compared with the manifest's, ``amcheck`` on every btree index;
 5. evidence — GX Data Docs + ``drill.json`` under ``<reports>/verification/<db>/<time>-backup<id>/``
    (0700/0600); the scratch database is dropped whatever happened (try/finally here, plus the DAG's
    teardown task for a killed worker).
@@ -41,6 +41,9 @@ from hisops.verify.expectations import Mode, build_plan
 log = logging.getLogger(__name__)
 
 Fault = Literal["none", "backup", "infrastructure", "configuration"]
+#: whose fault wins when a drill finds several (not a severity: ``verify.record`` maps faults to
+#: ``hisops.severity``); the backup's own fault outranks what kept us from drilling
+FAULT_RANK: dict[str, int] = {"none": 0, "configuration": 1, "infrastructure": 2, "backup": 3}
 EVIDENCE_JSON = "drill.json"
 _INFRA_MARKERS = (
     "could not connect",
@@ -52,6 +55,11 @@ _INFRA_MARKERS = (
     "permission denied to create",
     "timeout expired",
 )
+
+
+def worse_fault(current: Fault, found: Fault) -> Fault:
+    """The fault a drill reports once ``found`` adds to ``current`` (see :data:`FAULT_RANK`)."""
+    return found if FAULT_RANK[found] > FAULT_RANK[current] else current
 
 
 class DrillStop(Exception):
@@ -84,7 +92,8 @@ class DrillRequest:
 
 @dataclass(frozen=True)
 class DrillResult:
-    """The typed outcome: stored in the catalog (details), rendered in reports, returned to the DAG."""
+    """The typed outcome: stored in the catalog (details), rendered in reports, returned to the
+    DAG."""
 
     backup_id: int
     database_id: str
@@ -111,9 +120,10 @@ class DrillResult:
     def summary(self) -> str:
         if self.ok:
             return (
-                f"备份 #{self.backup_id} ({self.database_id}) 恢复演练通过：{self.checks_total} 项检查全部通过，"
-                f"恢复用时 {self.restore_seconds or 0:.1f}s / restore drill passed: all {self.checks_total} "
-                f"checks, restore {self.restore_seconds or 0:.1f}s"
+                f"备份 #{self.backup_id} ({self.database_id}) 恢复演练通过："
+                f"{self.checks_total} 项检查全部通过，"
+                f"恢复用时 {self.restore_seconds or 0:.1f}s / restore drill passed: "
+                f"all {self.checks_total} checks, restore {self.restore_seconds or 0:.1f}s"
             )
         return (
             f"备份 #{self.backup_id} ({self.database_id}) 恢复演练失败 restore drill FAILED "
@@ -156,10 +166,8 @@ class _State:
     )  # deep drills: dropped after the scratch db
 
     def fail(self, fault: Fault, lines: list[str]) -> None:
-        rank = {"none": 0, "configuration": 1, "infrastructure": 2, "backup": 3}
         with self.lock:
-            if rank[fault] > rank[self.fault]:
-                self.fault = fault
+            self.fault = worse_fault(self.fault, fault)
             self.failures += lines
 
     @contextmanager
@@ -238,7 +246,8 @@ def _checksums(state: _State, manifest: Any) -> None:
 
 @contextmanager
 def _dump_dir(state: _State, manifest: Any) -> Iterator[Path]:
-    """The pg_dump directory to restore from: as stored, or a decrypted private copy (removed after)."""
+    """The pg_dump directory to restore from: as stored, or a decrypted private copy (removed
+    after)."""
     dump = state.req.backup_dir / "dump"
     if manifest.encryption is None:
         yield dump
@@ -397,10 +406,13 @@ def _fallback_page(result: DrillResult) -> str:
     items = "".join(f"<li>{html.escape(line)}</li>" for line in result.failures) or "<li>—</li>"
     return (
         f'<!doctype html><html lang="zh"><meta charset="utf-8"><title>恢复演练 Restore drill '
-        f"#{result.backup_id}</title><body><h1>恢复演练 Restore drill — {html.escape(result.database_id)} "
-        f"备份 backup #{result.backup_id}</h1><p>结果 Result: <b>{'通过 passed' if result.ok else '失败 FAILED'}"
+        f"#{result.backup_id}</title><body><h1>恢复演练 Restore drill — "
+        f"{html.escape(result.database_id)} "
+        f"备份 backup #{result.backup_id}</h1><p>结果 Result: "
+        f"<b>{'通过 passed' if result.ok else '失败 FAILED'}"
         f"</b> ({html.escape(result.fault)})</p><p>时间 Time: {result.started_at.isoformat()} → "
-        f"{result.finished_at.isoformat()}</p><h2>问题 Problems</h2><ul>{items}</ul></body></html>\n"
+        f"{result.finished_at.isoformat()}</p><h2>问题 Problems</h2><ul>{items}</ul>"
+        "</body></html>\n"
     )
 
 
@@ -478,7 +490,8 @@ def _steps(state: _State, docs_dir: Path) -> None:
 
 
 def run_drill(req: DrillRequest) -> DrillResult:
-    """Run one restore drill end to end (never raises for what it finds: see ``DrillResult.fault``)."""
+    """Run one restore drill end to end (never raises for what it finds: see
+    ``DrillResult.fault``)."""
     name = req.scratch_name or scratch.scratch_name(req.database_id, req.backup_id)
     state = _State(req, name)
     gx_runner.preload()

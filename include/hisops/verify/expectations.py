@@ -1,10 +1,12 @@
-"""演练检查计划 The Great Expectations suite of a restore drill, planned from the manifest + inventory.
+"""演练检查计划 The Great Expectations suite of a restore drill, planned from the manifest and
+the inventory.
 
-Plain data (no GX import): ``gx_runner`` turns each :class:`PlannedExpectation` into a GX expectation.
-Per table of the manifest's schema:
+Plain data (no GX import): ``gx_runner`` turns each :class:`PlannedExpectation` into a GX
+expectation. Per table of the manifest's schema:
 
 - ``expect_table_columns_to_match_ordered_list``   columns (and their order) as in the backup;
-- ``expect_table_row_count_to_equal``               the manifest's exact count (estimates are noted, not compared);
+- ``expect_table_row_count_to_equal``               the manifest's exact count (estimates are
+  noted, not compared);
 - primary key unique, foreign keys without orphans (see *modes* below);
 - ``expect_column_values_to_not_be_null``           the inventory's ``critical_columns``;
 - the inventory's per-table ``expectations``.
@@ -49,7 +51,8 @@ DATABASE_BATCH_SQL = "SELECT 1 AS database_level"
 
 @dataclass(frozen=True)
 class PlannedExpectation:
-    """One GX expectation: its type name (snake_case, as in the inventory), kwargs and what it proves."""
+    """One GX expectation: its type name (snake_case, as in the inventory), kwargs and what it
+    proves."""
 
     kind: CheckKind
     type: str
@@ -129,12 +132,14 @@ def fk_guaranteed(
         "EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contype = 'f' AND k.convalidated "
         f"AND k.conrelid = to_regclass({quote_literal(qualified_ident(table))}) "
         f"AND k.confrelid = to_regclass({quote_literal(qualified_ident(ref_table))}) "
-        f"AND k.conkey = {_attnums(table, columns)} AND k.confkey = {_attnums(ref_table, ref_columns)})"
+        f"AND k.conkey = {_attnums(table, columns)} "
+        f"AND k.confkey = {_attnums(ref_table, ref_columns)})"
     )
 
 
 def key_guaranteed(table: str, columns: Sequence[str]) -> str:
-    """SQL condition: a primary key / unique constraint on exactly these columns with a valid index."""
+    """SQL condition: a primary key / unique constraint on exactly these columns with a valid
+    index."""
     return (
         "EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_index i ON i.indexrelid = k.conindid "
         "WHERE k.contype IN ('p', 'u') AND i.indisunique AND i.indisvalid AND i.indpred IS NULL "
@@ -151,10 +156,11 @@ BATCH = "{batch} AS c"
 def orphan_query(
     columns: Sequence[str], ref_table: str, ref_columns: Sequence[str], unless: str | None = None
 ) -> str:
-    """Rows of ``{batch}`` whose foreign key points nowhere (MATCH SIMPLE: a NULL part is no reference).
+    """Rows of ``{batch}`` whose foreign key points nowhere (MATCH SIMPLE: a NULL part is no
+    reference).
 
-    An anti-join (LEFT JOIN … IS NULL). ``unless``: an SQL condition that, when true, proves there are
-    none — the planner then skips the scan (one-time filter)."""
+    An anti-join (LEFT JOIN … IS NULL). ``unless``: an SQL condition that, when true, proves there
+    are none — the planner then skips the scan (one-time filter)."""
     cols = ", ".join(f"c.{quote_ident(c)}" for c in columns)
     not_null = " AND ".join(f"c.{quote_ident(c)} IS NOT NULL" for c in columns)
     join = " AND ".join(
@@ -169,10 +175,12 @@ def orphan_query(
 
 
 def duplicate_query(columns: Sequence[str], unless: str) -> str:
-    """Key values of ``{batch}`` present more than once (with their count), unless ``unless`` proves none."""
+    """Key values of ``{batch}`` present more than once (with their count), unless ``unless``
+    proves none."""
     cols = ", ".join(f"c.{quote_ident(c)}" for c in columns)
     return (
-        f"SELECT {cols}, count(*) AS copies FROM {BATCH} CROSS JOIN (SELECT NOT {unless} AS needed) AS g "
+        f"SELECT {cols}, count(*) AS copies FROM {BATCH} "
+        f"CROSS JOIN (SELECT NOT {unless} AS needed) AS g "
         f"WHERE g.needed GROUP BY {cols} HAVING count(*) > 1"
     )
 
@@ -182,7 +190,8 @@ def table_set_query(expected: Iterable[str]) -> str:
     values = ", ".join(f"({quote_literal(t)})" for t in sorted(expected)) or "(NULL)"
     return (
         "SELECT d.table_name, d.problem FROM ("
-        f"WITH expected(name) AS (VALUES {values}), actual AS ({USER_TABLES_SQL.replace('{', '{{')}) "
+        f"WITH expected(name) AS (VALUES {values}), "
+        f"actual AS ({USER_TABLES_SQL.replace('{', '{{')}) "
         "SELECT e.name AS table_name, 'missing 缺失' AS problem FROM expected e "
         "WHERE e.name IS NOT NULL AND e.name NOT IN (SELECT name FROM actual) "
         "UNION ALL SELECT a.name, 'unexpected 多余' FROM actual a "
@@ -306,7 +315,8 @@ def _table_expectations(
         checks.append(_row_count_check(qualified, count.rows))
     elif count is not None:
         notes.append(
-            f"{qualified}: 行数为估计值，不比较 row count is an estimate ({count.rows:,}), not compared"
+            f"{qualified}: 行数为估计值，不比较 "
+            f"row count is an estimate ({count.rows:,}), not compared"
         )
     if schema.primary_key:
         checks.append(_primary_key_check(qualified, schema.primary_key, mode))
@@ -333,13 +343,15 @@ def _inventory_expectations(
                 extra.setdefault(qualified, []).append(_not_null_check(qualified, column))
             else:
                 problems.append(
-                    f"关键列不在备份中 critical column missing from the backup: {qualified}.{column}"
+                    "关键列不在备份中 critical column missing from the backup: "
+                    f"{qualified}.{column}"
                 )
     for name, specs in inv.expectations.items():
         qualified = resolve_table(name, tables)
         if qualified is None:
             problems.append(
-                f"清单检查的表不在备份中 table of inventory expectations missing from the backup: {name}"
+                "清单检查的表不在备份中 "
+                f"table of inventory expectations missing from the backup: {name}"
             )
             continue
         extra.setdefault(qualified, []).extend(_inventory_check(qualified, s) for s in specs)

@@ -1,11 +1,12 @@
 """Great Expectations 1.x, our way: an ephemeral context on the restored scratch database.
 
-- one SQL datasource (the scratch DB), one table asset + whole-table batch per table, one suite and one
-  validation definition per table, plus a one-row query batch for database-level checks;
+- one SQL datasource (the scratch DB), one table asset + whole-table batch per table, one suite
+  and one validation definition per table, plus a one-row query batch for database-level checks;
 - every expectation is pushed down to PostgreSQL as SQL (no rows are pulled into Python beyond the
   handful of unexpected values a failing check shows);
 - one checkpoint run *without* actions, then Data Docs built once (the per-validation
-  UpdateDataDocsAction would rebuild the whole site once per table): index, validation results, suites;
+  UpdateDataDocsAction would rebuild the whole site once per table): index, validation results,
+  suites;
 - the database password never enters GX configuration: the connection string is a ``${VAR}``
   reference resolved from this process's environment while the run lasts.
 
@@ -87,7 +88,8 @@ class GxRun:
 
 
 def preload() -> threading.Thread:
-    """Start importing great_expectations in a daemon thread (the GIL is free while we wait on pg_restore)."""
+    """Start importing great_expectations in a daemon thread (the GIL is free while we wait on
+    pg_restore)."""
 
     def load() -> None:
         try:
@@ -328,8 +330,9 @@ def build_docs(context: Any, docs_dir: Path) -> Path | None:
 
 def session_options(mode: str) -> str:
     """GX sends many short statements: JIT compilation and (in fast mode, where the big scans are
-    row counts only) parallel-worker start-up cost more than they save — 1.6 s instead of 2.7 s for the
-    whole suite on a 2.3 GB database — and a drill then takes one core per session on a shared server."""
+    row counts only) parallel-worker start-up cost more than they save — 1.6 s instead of 2.7 s for
+    the whole suite on a 2.3 GB database — and a drill then takes one core per session on a shared
+    server."""
     return "-c jit=off" + (" -c max_parallel_workers_per_gather=0" if mode == "fast" else "")
 
 

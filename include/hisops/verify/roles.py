@@ -57,7 +57,8 @@ def ensure_roles(server_dsn: str, roles: list[str]) -> list[str]:
                 created.append(role)
     if created:
         log.info(
-            "演练服务器缺少角色，已按备份的全局对象创建 created roles from the backup's globals: %s",
+            "演练服务器缺少角色，已按备份的全局对象创建 "
+            "created roles from the backup's globals: %s",
             created,
         )
     return created

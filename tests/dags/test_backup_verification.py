@@ -2,105 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from hisops.verify import scratch
 
-from tests.conftest import pg_conn_json
+from tests.dags.backup_kit import flip_a_byte
+from tests.dags.conftest import REPO, load_dag, logical_inventory
 from tests.verify.conftest import scratch_databases
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _inventory(tmp_path: Path) -> Path:
-    text = textwrap.dedent(f"""\
-        version: 1
-        hospital: 测试医院
-        maintenance_window: {{start: "01:00", end: "05:00"}}
-        backup_storage: {{path: {tmp_path}/backups}}
-        reports: {{path: {tmp_path}/reports}}
-        notifications:
-          - name: 信息科主管
-            kind: email
-            conn_id: vf_smtp
-            to: [supervisor@hospital.example]
-        systems:
-          - id: emr
-            name: 病案管理系统
-            name_en: Medical records
-            databases:
-              - id: d1
-                conn_id: vf_db
-                critical_tables: [patient]
-                critical_columns: {{patient: [patient_id, name]}}
-                backup: {{keep_daily: 1, keep_weekly: 0, keep_monthly: 0, jobs: 2, compress: 1}}
-        """)
-    path = tmp_path / "inventory.yaml"
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture
-def dag_env(pg, catalog, his_db, airflow_db, mailbox, monkeypatch, tmp_path):
-    monkeypatch.setenv("AIRFLOW_CONN_HISOPS_CATALOG", pg_conn_json(pg, catalog.engine.url.database))
-    monkeypatch.setenv("AIRFLOW_CONN_VF_DB", pg_conn_json(pg, his_db))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_VF_SMTP",
-        json.dumps(
-            {
-                "conn_type": "smtp",
-                "host": "127.0.0.1",
-                "port": mailbox.port,
-                "extra": {
-                    "from_email": "hisops@hospital.example",
-                    "disable_tls": True,
-                    "disable_ssl": True,
-                },
-            }
-        ),
-    )
-    monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path)))
-    monkeypatch.delenv("AIRFLOW_CONN_HISOPS_AIRFLOW_DB", raising=False)
-    from hisops.airflow.pools import ensure_pools
-
-    ensure_pools()
-    return SimpleNamespace(catalog=catalog, db=his_db, mailbox=mailbox, tmp=tmp_path)
-
-
-def _dag(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f"{name}_under_test", REPO / "dags" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    dag = getattr(module, name)()
-    for task in dag.tasks:
-        task.retries = 0
-    return dag
-
-
-def _flip_a_byte(backup_path: str) -> str:
-    victim = max(
-        (p for p in (Path(backup_path) / "dump").iterdir() if p.suffix == ".gz"),
-        key=lambda p: p.stat().st_size,
-    )
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 3] ^= 0x40
-    victim.write_bytes(bytes(data))
-    return victim.name
-
-
-# --- backup_verification ------------------------------------------------------------------------
+def dag_env(logical_dag_env):
+    return logical_dag_env  # tests/dags/conftest.py
 
 
 def test_verification_dag_verifies_and_records_evidence(dag_env, make_backup, pg):
     outcome = make_backup(dag_env.db)
-    run = _dag("backup_verification").test(run_conf={"backup_id": outcome.backup_id})
+    run = load_dag("backup_verification").test(run_conf={"backup_id": outcome.backup_id})
 
     assert run.state == "success"
     repo = dag_env.catalog
@@ -123,12 +43,13 @@ def test_verification_dag_verifies_and_records_evidence(dag_env, make_backup, pg
 def test_flipped_byte_fails_the_run_marks_the_backup_and_alerts(dag_env, make_backup):
     good = make_backup(dag_env.db)
     assert (
-        _dag("backup_verification").test(run_conf={"backup_id": good.backup_id}).state == "success"
+        load_dag("backup_verification").test(run_conf={"backup_id": good.backup_id}).state
+        == "success"
     )
     bad = make_backup(dag_env.db)
-    name = _flip_a_byte(bad.path)
+    name = flip_a_byte(bad.path)
 
-    run = _dag("backup_verification").test(run_conf={"backup_id": bad.backup_id})
+    run = load_dag("backup_verification").test(run_conf={"backup_id": bad.backup_id})
 
     assert run.state == "failed"
     repo = dag_env.catalog
@@ -164,7 +85,7 @@ def test_missing_row_in_restored_copy_fails_naming_the_table(dag_env, make_backu
         ),
     )
 
-    run = _dag("backup_verification").test(run_conf={"backup_id": outcome.backup_id})
+    run = load_dag("backup_verification").test(run_conf={"backup_id": outcome.backup_id})
 
     assert run.state == "failed"
     (verification,) = dag_env.catalog.verifications_for(outcome.backup_id)
@@ -175,7 +96,8 @@ def test_missing_row_in_restored_copy_fails_naming_the_table(dag_env, make_backu
 
 
 def test_asset_events_select_the_backups_to_drill():
-    from hisops.airflow.verify_tasks import _event_backup_ids, verification_schedule
+    from hisops.airflow.verify_tasks import asset_event_extras, verification_schedule
+    from hisops.verify.plan import backup_ids_from_events
 
     run = SimpleNamespace(
         consumed_asset_events=[
@@ -188,7 +110,7 @@ def test_asset_events_select_the_backups_to_drill():
             SimpleNamespace(extra={"backup_id": 10, "kind": "physical"}),
         ]
     )
-    assert _event_backup_ids({"dag_run": run}) == [7, 8, 10]
+    assert backup_ids_from_events(asset_event_extras({"dag_run": run})) == [7, 8, 10]
     from hisops.airflow.backup_tasks import backup_asset
     from hisops.inventory.loader import load_inventory
 
@@ -224,7 +146,7 @@ def test_a_completed_backup_event_queues_the_verification_dag(airflow_db, monkey
     from airflow.utils.session import create_session
     from sqlalchemy import delete
 
-    monkeypatch.setenv("HISOPS_INVENTORY", str(_inventory(tmp_path)))
+    monkeypatch.setenv("HISOPS_INVENTORY", str(logical_inventory(tmp_path)))
     DagBundlesManager().sync_bundles_to_db()
     bag = DagBag(dag_folder=str(REPO / "dags" / "backup_verification.py"))
     assert not bag.import_errors
@@ -266,7 +188,7 @@ def test_every_undrilled_backup_is_drilled_and_a_vanished_one_fails_the_run(dag_
 
     shutil.rmtree(vanished.path)
 
-    run = _dag("backup_verification").test()  # as the asset trigger does: no backup_id
+    run = load_dag("backup_verification").test()  # as the asset trigger does: no backup_id
 
     assert run.state == "failed"  # never green while a backup's files are gone
     repo = dag_env.catalog
@@ -276,18 +198,24 @@ def test_every_undrilled_backup_is_drilled_and_a_vanished_one_fails_the_run(dag_
     (incident,) = [i for i in repo.open_incidents() if i.check_id == "backup.storage"]
     assert f"#{vanished.backup_id}" in incident.title_zh
     assert any(f"#{vanished.backup_id}" in m for m in dag_env.mailbox.raw)
-    assert _dag("backup_verification").test().state == "success"  # nothing pending: no second drill
+    assert (
+        load_dag("backup_verification").test().state == "success"
+    )  # nothing pending: no second drill
     assert len(repo.verifications_for(second.backup_id)) == 1
 
 
 def test_incident_resolution_names_the_passing_backup_and_keeps_failed_ones(dag_env, make_backup):
     bad = make_backup(dag_env.db)
-    _flip_a_byte(bad.path)
-    assert _dag("backup_verification").test(run_conf={"backup_id": bad.backup_id}).state == "failed"
+    flip_a_byte(bad.path)
+    assert (
+        load_dag("backup_verification").test(run_conf={"backup_id": bad.backup_id}).state
+        == "failed"
+    )
     good = make_backup(dag_env.db)
 
     assert (
-        _dag("backup_verification").test(run_conf={"backup_id": good.backup_id}).state == "success"
+        load_dag("backup_verification").test(run_conf={"backup_id": good.backup_id}).state
+        == "success"
     )
 
     repo = dag_env.catalog
