@@ -17,14 +17,19 @@ from tests.conftest import TEST_HOME, free_port
 SMALL_SCALE = 0.02  # ~2 MB: a few hundred to a few thousand rows per table
 
 
-@pytest.fixture
-def his_db(pg, new_db) -> str:
+def small_his_db(pg, new_db) -> str:
     """A new database with the synthetic HIS schema and a little data; returns its name."""
     from hisops.synth.generate import generate
 
     name = new_db("his")
     generate(pg.dsn(name), SMALL_SCALE, seed=7, log=lambda _m: None)
     return name
+
+
+@pytest.fixture
+def his_db(pg, new_db) -> str:
+    """A new database with the synthetic HIS schema and a little data; returns its name."""
+    return small_his_db(pg, new_db)
 
 
 @pytest.fixture

@@ -56,13 +56,9 @@ def backup_inventory(tmp_path: Path) -> Path:
 @pytest.fixture
 def backup_his_db(pg, new_db) -> str:
     """A new database with the synthetic HIS schema and a little data (as tests/backup's)."""
-    from hisops.synth.generate import generate
+    from tests.backup.conftest import small_his_db
 
-    from tests.backup.conftest import SMALL_SCALE
-
-    name = new_db("his")
-    generate(pg.dsn(name), SMALL_SCALE, seed=7, log=lambda _m: None)
-    return name
+    return small_his_db(pg, new_db)
 
 
 @pytest.fixture
