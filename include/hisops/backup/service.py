@@ -21,6 +21,7 @@ from hisops.inventory.selection import select_ids
 
 if TYPE_CHECKING:
     from hisops.backup.offsite import Destination
+    from hisops.backup.retention import Plan, Target
     from hisops.catalog.repository import CatalogRepository
     from hisops.inventory.models import Host, Inventory, Offsite
     from hisops.notify.channels import Channel
@@ -270,7 +271,12 @@ def reconcile_storage(
     }
 
 
-def _plan(repo: CatalogRepository, inventory: Inventory, target: Any, channels: Any) -> Any:
+def _plan(
+    repo: CatalogRepository,
+    inventory: Inventory,
+    target: Target,
+    channels: Sequence[Channel],
+) -> Plan:
     from zoneinfo import ZoneInfo
 
     from hisops.backup.retention import plan_checked

@@ -33,10 +33,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hisops.verify import amcheck, evidence, gx_runner, scratch
 from hisops.verify.expectations import Mode, build_plan
+
+if TYPE_CHECKING:
+    from hisops.backup.manifest import Manifest
+    from hisops.inventory.models import Database
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +84,7 @@ class DrillRequest:
     server_dsn: str  # any database on the server that hosts the scratch database
     evidence_root: Path  # <reports.path>/verification
     scratch_name: str | None = None  # planned by the DAG's setup task so its teardown can drop it
-    database: Any = None  # the inventory's Database (critical columns, expectations)
+    database: Database | None = None  # the inventory's (critical columns, expectations)
     jobs: int = 2
     mode: Mode = "fast"
     pg_bindir: str | None = None
@@ -205,7 +209,7 @@ class _State:
 # --- steps ---------------------------------------------------------------------------------------
 
 
-def _manifest(state: _State) -> Any:
+def _manifest(state: _State) -> Manifest:
     from hisops.backup.manifest import ManifestError, load_manifest, manifest_sha256
 
     try:
@@ -232,7 +236,7 @@ def _manifest(state: _State) -> Any:
     return manifest
 
 
-def _checksums(state: _State, manifest: Any) -> None:
+def _checksums(state: _State, manifest: Manifest) -> None:
     from hisops.backup.manifest import verify_files
 
     with state.timed("checksums"):
@@ -245,7 +249,7 @@ def _checksums(state: _State, manifest: Any) -> None:
 
 
 @contextmanager
-def _dump_dir(state: _State, manifest: Any) -> Iterator[Path]:
+def _dump_dir(state: _State, manifest: Manifest) -> Iterator[Path]:
     """The pg_dump directory to restore from: as stored, or a decrypted private copy (removed
     after)."""
     dump = state.req.backup_dir / "dump"
@@ -283,7 +287,7 @@ def _restore_fault(message: str) -> Fault:
     return "infrastructure" if any(m in lowered for m in _INFRA_MARKERS) else "backup"
 
 
-def _restore(state: _State, manifest: Any, dump: Path, dsn: str) -> None:
+def _restore(state: _State, manifest: Manifest, dump: Path, dsn: str) -> None:
     with state.timed("restore"):
         try:
             tool = scratch.find_pg_restore(state.req.pg_bindir, manifest.tool.pg_dump_version)
@@ -306,7 +310,7 @@ def _restore(state: _State, manifest: Any, dump: Path, dsn: str) -> None:
     )
 
 
-def _prepare_owners(state: _State, manifest: Any) -> bool:
+def _prepare_owners(state: _State, manifest: Manifest) -> bool:
     """deep mode: restore owners and privileges, creating roles the drill server lacks from the
     backup's globals (dropped after the drill). Backups without globals: data only, with a note."""
     from hisops.verify import roles
@@ -340,12 +344,11 @@ def _schema_differences(expected: dict[str, Any], restored: dict[str, Any]) -> l
     return out
 
 
-def _schema(state: _State, manifest: Any, dsn: str) -> None:
-    import psycopg2
-
+def _schema(state: _State, manifest: Manifest, dsn: str) -> None:
     from hisops.backup.snapshot import schema_info, user_tables
+    from hisops.targets.postgres import connect
 
-    conn = psycopg2.connect(dsn, connect_timeout=15, application_name="hisops-drill")
+    conn = connect(dsn, application_name="hisops-drill", connect_timeout=15)
     try:
         restored = schema_info(conn, user_tables(conn)).tables
     finally:
@@ -355,7 +358,7 @@ def _schema(state: _State, manifest: Any, dsn: str) -> None:
         state.fail("backup", diffs)
 
 
-def _checks(state: _State, manifest: Any, dsn: str, docs_dir: Path) -> None:
+def _checks(state: _State, manifest: Manifest, dsn: str, docs_dir: Path) -> None:
     from hisops.backup.storage import make_dirs
 
     make_dirs(
@@ -467,7 +470,7 @@ def _drop_created_roles(state: _State) -> None:
         )
 
 
-def _inside_scratch(state: _State, manifest: Any, docs_dir: Path) -> None:
+def _inside_scratch(state: _State, manifest: Manifest, docs_dir: Path) -> None:
     with _dump_dir(state, manifest) as dump, _scratch(state) as dsn:
         _restore(state, manifest, dump, dsn)
         if state.req.before_checks is not None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hisops.catalog.records import FindingRecord
+    from hisops.catalog.records import FindingRecord, IncidentChange
     from hisops.catalog.repository import CatalogRepository
     from hisops.inventory.models import Inventory
     from hisops.notify.channels import Channel
@@ -133,7 +133,7 @@ def alert_text(result: Mapping[str, Any], incident_id: int | None) -> tuple[str,
 
 def notify_failure(
     result: Mapping[str, Any],
-    incident: Any,
+    incident: IncidentChange | None,
     channels: Sequence[Channel],
     *,
     expected: bool,
