@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hisops.restore.errors import Refused, RestoreRefused
+from hisops.restore.errors import RestoreRefused
 from hisops.restore.request import RESTORABLE_STATES, check_role
 
 if TYPE_CHECKING:
@@ -279,29 +279,9 @@ def _bound(env: RestoreEnv, server: PgServer, req: PitrRestoreRequest) -> dateti
     return found.before.at if found.before else None
 
 
-def _reason(exc: Exception) -> str:
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-
-
-def _refuse(env: RestoreEnv, server_id: str, params: dict[str, Any], reason: str) -> Refused:
-    env.audit(
-        ACTION,
-        server_id or "?",
-        "refused",
-        {
-            "reason": reason,
-            "params": {k: v for k, v in params.items() if k != "confirm"},
-            "confirm_given": bool(params.get("confirm")),
-            "user": env.run.triggering_user,
-        },
-    )
-    log.error("%s", reason)
-    return Refused(reason)
-
-
 def authorize_pitr_restore(env: RestoreEnv, params: dict[str, Any]) -> dict[str, Any]:
     """Form, typed confirmation, role, backup set; the plan as a dict (refusals audited)."""
-    from hisops.restore.service import RolesUnreadable, roles_of_user
+    from hisops.restore.service import RolesUnreadable, reason_of, refuse, roles_of_user
 
     server_id = params.get("server_id") or ""
     try:
@@ -313,7 +293,7 @@ def authorize_pitr_restore(env: RestoreEnv, params: dict[str, Any]) -> dict[str,
         datadir = copy_dir(restore_root(server), server.id)
         assert_new_datadir(datadir, server.data_directory)
     except (RestoreRefused, RolesUnreadable, LookupError, ValueError) as exc:
-        raise _refuse(env, server_id, params, _reason(exc)) from exc
+        raise refuse(env, server_id, params, reason_of(exc), ACTION) from exc
     plan = PitrRestorePlan(
         server_id=server.id,
         backup_id=record.id,

@@ -140,11 +140,18 @@ def _plan(env: RestoreEnv, req: Any, db: Database) -> RestorePlan:
     )
 
 
-def refuse(env: RestoreEnv, database_id: str, params: dict[str, Any], reason: str) -> Refused:
-    """Audit a refused attempt (result "refused"); the returned exception fails the run."""
+def refuse(
+    env: RestoreEnv,
+    target: str,
+    params: dict[str, Any],
+    reason: str,
+    action: str = RESTORE_ACTION,
+) -> Refused:
+    """Audit a refused attempt (result "refused", the form without 'confirm'); the returned
+    exception fails the run."""
     env.audit(
-        RESTORE_ACTION,
-        database_id or "?",
+        action,
+        target or "?",
         "refused",
         {
             "reason": reason,
@@ -169,7 +176,8 @@ def roles_of_user(env: RestoreEnv, user: str | None) -> frozenset[str]:
         raise RolesUnreadable(str(exc)) from exc
 
 
-def _reason(exc: Exception) -> str:
+def reason_of(exc: Exception) -> str:
+    """The refusal's text (a KeyError's message without the quotes ``str()`` adds)."""
     return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
@@ -186,7 +194,7 @@ def authorize_restore(env: RestoreEnv, params: dict[str, Any]) -> dict[str, Any]
         authorize(req)
         plan = _plan(env, req, db)
     except (RestoreRefused, RolesUnreadable, LookupError, ValueError) as exc:
-        raise refuse(env, database_id, params, _reason(exc)) from exc
+        raise refuse(env, database_id, params, reason_of(exc)) from exc
     log.info(
         "已授权 authorized: %s restores backup #%s of %s → %s (%s)",
         plan.user,
