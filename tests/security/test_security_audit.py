@@ -228,3 +228,13 @@ def test_failed_ssh_logins_by_user_and_source(tmp_path):
     assert found.severity == "warn" and found.value == 11
     again, _ = host_checks.collect(LocalRunner("h"), "h", [], [], offsets, [str(auth)])
     assert again.ssh_failed == {}
+
+
+def test_an_unreadable_log_is_a_check_error_not_no_failed_logins():
+    snap = host_checks.parse("h", "DONE\n")
+    snap.pg_problems.append("/var/log/postgresql/x.log: not readable")  # as the listing says
+    found = _by_check(host_checks.evaluate(snap))["security.failed_logins"]
+    assert found.severity == "check_error" and found.details["unread_logs"]
+    assert "adm" in found.suggestion_en and "not readable" in found.message_en
+    ssh = _by_check(host_checks.evaluate(snap))["security.ssh_failed_logins"]
+    assert ssh.severity == "ok"  # the auth log was read: none failed

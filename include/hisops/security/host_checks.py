@@ -194,11 +194,21 @@ def _failed(
         unread_logs=(problems or [])[:10],
         threshold=f"每来源 per source ≥ {warn} warn / ≥ {critical} critical",
         by_user_source=dict(top),
-        suggestion_zh="核实来源地址；封禁暴力破解来源（fail2ban/防火墙）" if sev != "ok" else None,
-        suggestion_en="check the sources; block brute-force sources (fail2ban/firewall)"
-        if sev != "ok"
-        else None,
+        suggestion_zh=_SUGGEST_ZH.get(sev),
+        suggestion_en=_SUGGEST_EN.get(sev),
     )
+
+
+_SUGGEST_ZH = {
+    "warn": "核实来源地址；封禁暴力破解来源（fail2ban/防火墙）",
+    "critical": "核实来源地址；封禁暴力破解来源（fail2ban/防火墙）",
+    "check_error": "让审计所用账号可读该日志（如加入 adm 组）",
+}
+_SUGGEST_EN = {
+    "warn": "check the sources; block brute-force sources (fail2ban/firewall)",
+    "critical": "check the sources; block brute-force sources (fail2ban/firewall)",
+    "check_error": "let the audit's login read the log (e.g. group adm)",
+}
 
 
 def evaluate(snap: HostSnapshot, *, warn: int = 10, critical: int = 50) -> list[FindingRecord]:
