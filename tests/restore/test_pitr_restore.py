@@ -42,6 +42,14 @@ def test_the_server_id_must_be_typed_exactly_and_the_target_well_formed():
             pitr.check_request(bad)
 
 
+def test_backup_field_is_auto_or_a_positive_id():
+    assert pitr.parse_backup(None) == pitr.parse_backup("") == pitr.parse_backup("auto") == "auto"
+    assert pitr.parse_backup("7") == pitr.parse_backup(7) == 7
+    for bad in ("0", -1, "latest_verified", True, "x"):
+        with pytest.raises(RestoreRefused):
+            pitr.parse_backup(bad)
+
+
 def _rec(ident, state, finished, kind="physical", deleted=None):
     manifest = {"label": f"L{ident}", "finished_at": finished.isoformat()}
     return SimpleNamespace(

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hisops.restore.errors import RestoreRefused
-from hisops.restore.request import RESTORABLE_STATES, check_role
+from hisops.restore.request import RESTORABLE_STATES, backup_id_or, check_role
 
 if TYPE_CHECKING:
     from hisops.catalog.records import BackupRecord
@@ -124,18 +124,8 @@ def check_target(kind: str, value: str | None) -> None:
 
 
 def parse_backup(value: Any) -> int | str:
-    """``auto`` or a positive backup id."""
-    if value in (None, "", AUTO):
-        return AUTO
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1 or isinstance(value, bool):
-        raise RestoreRefused(
-            f"备份编号无效：{value!r}", f"backup must be {AUTO!r} or a positive id"
-        )
-    return number
+    """``auto`` (also when empty) or a positive backup id."""
+    return AUTO if value in (None, "") else backup_id_or(value, AUTO)
 
 
 def request_from_form(params: dict[str, Any], user: str | None) -> PitrRestoreRequest:

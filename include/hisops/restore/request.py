@@ -64,19 +64,24 @@ class RestorePlan:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-def parse_backup_param(value: Any) -> int | str:
-    """The form's backup field: a positive integer (also as text) or "latest_verified"."""
-    if isinstance(value, str) and value.strip() == LATEST_VERIFIED:
-        return LATEST_VERIFIED
+def backup_id_or(value: Any, keyword: str) -> int | str:
+    """A form's backup field: a positive integer (also as text) or ``keyword``."""
+    if isinstance(value, str) and value.strip() == keyword:
+        return keyword
     try:
         number = int(str(value).strip())
     except (TypeError, ValueError):
         number = 0
     if number < 1 or isinstance(value, bool):
         raise RestoreRefused(
-            f"备份编号无效：{value!r}", f"backup must be a positive id or {LATEST_VERIFIED!r}"
+            f"备份编号无效：{value!r}", f"backup must be a positive id or {keyword!r}"
         )
     return number
+
+
+def parse_backup_param(value: Any) -> int | str:
+    """restore_database's backup field: a positive id or "latest_verified"."""
+    return backup_id_or(value, LATEST_VERIFIED)
 
 
 def request_from_form(params: dict[str, Any], user: str | None) -> RestoreRequest:
