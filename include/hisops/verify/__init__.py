@@ -1,4 +1,4 @@
-"""恢复演练与数据恢复 Restore drills and restores: the proof that a backup really restores.
+"""恢复演练 Restore drills: the proof that a backup really restores.
 
 - ``plan``         which backups a run drills, and each one's job (scratch name, depth)
 - ``jobs``         one job → its drill (logical here, PITR in ``hisops.pitr``); scratch cleanup
@@ -10,8 +10,8 @@
   evidence
 - ``amcheck``      bt_index_check on every restored btree index
 - ``drill``        the whole drill → :class:`hisops.verify.drill.DrillResult`
-- ``restore``      restore on demand: into a new database, or overwrite with safety backup and swap
 
-Pure domain logic: no Airflow here (adapter: ``hisops.airflow.verify_tasks``). Heavy imports
-(great_expectations, psycopg2, sqlalchemy) happen inside functions.
+Restore on demand is ``hisops.restore`` (it reuses ``scratch``'s pg_restore). Pure domain logic:
+no Airflow here (adapter: ``hisops.airflow.verify_tasks``). Heavy imports (great_expectations,
+psycopg2, sqlalchemy) happen inside functions.
 """
