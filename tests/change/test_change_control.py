@@ -233,6 +233,7 @@ def test_failing_verify_reverts_and_verifies_again(catalog, inv, access, pg, tar
         "change.failed",
         f"change:{change_id}",
     )
+    assert incident.system_id == "outpatient"  # the target's system: the KPI report attributes it
 
 
 def test_failed_revert_is_critical_and_supervisors_are_told(

@@ -490,7 +490,9 @@ def apply_and_verify(
         else reverted
     )
     state = "rolled_back" if again.ok else "failed_revert"
-    return _failed_change(repo, change_id, run, request, state, channels)
+    return _failed_change(
+        repo, change_id, run, request, state, channels, _system_of(inventory, request)
+    )
 
 
 def _restart_if_pending(
@@ -566,6 +568,15 @@ def _pending_restart(
     return Outcome(change_id, "pending_restart", notified=result.sent)
 
 
+def _system_of(inventory: Inventory, request: ChangeRequest) -> str | None:
+    """The system the change's target belongs to (the incident and the KPI report say so)."""
+    if request.database_id:
+        return inventory.locate_database(request.database_id)[0].id
+    if request.host_id:
+        return inventory.locate_host(request.host_id)[0].id
+    return None
+
+
 def _failed_change(
     repo: CatalogRepository,
     change_id: int,
@@ -573,6 +584,7 @@ def _failed_change(
     request: ChangeRequest,
     state: str,
     channels: list[Channel],
+    system_id: str | None = None,
 ) -> Outcome:
     from hisops.catalog.records import FindingRecord
     from hisops.notify import send
@@ -592,6 +604,7 @@ def _failed_change(
         check_id=INCIDENT_CHECK,
         target_kind="system",
         target_id=TARGET.format(change_id),
+        system_id=system_id,
         severity=severity,
         message_zh=f"变更 #{change_id}「{request.title}」：{zh}",  # type: ignore[arg-type]
         message_en=f"change #{change_id} {request.title!r}: {en}",
