@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-Severity = Literal["ok", "warn", "critical", "check_error"]
+from hisops.severity import RANK, Severity, worse  # noqa: F401 - re-exported: one home
+
 TargetKind = Literal["database", "host", "log", "endpoint", "system"]
 IncidentState = Literal["open", "acknowledged", "resolved"]
 IncidentAction = Literal["opened", "escalated", "updated", "resolved"]
@@ -34,14 +35,8 @@ PROPOSAL_STATES: tuple[ProposalState, ...] = (
     "rejected",
 )
 
-# How bad a severity is. A check that could not run (check_error) is worth an incident, but a
-# real warning about the target outranks it, and critical outranks everything.
-SEVERITY_RANK: Mapping[str, int] = {"ok": 0, "check_error": 1, "warn": 2, "critical": 3}
-
-
-def worse(a: Severity, b: Severity) -> Severity:
-    """The more severe of two severities (``a`` on a tie)."""
-    return b if SEVERITY_RANK[b] > SEVERITY_RANK[a] else a
+# How bad a severity is: the one ranking lives in hisops.severity (re-exported for the catalog).
+SEVERITY_RANK: Mapping[str, int] = RANK
 
 
 def _now() -> datetime:
