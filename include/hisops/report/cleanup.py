@@ -7,7 +7,6 @@ Chinese first with English alongside. Pure: no Airflow, no database access.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hisops.report.render import REPORT_FILE, fmt_bytes, fmt_time
+from hisops.kpi.files import private_dir, write_private
+from hisops.report.render import REPORT_FILE, fmt_bytes, fmt_time, jinja_environment
 
 MAX_FILES = 50  # skipped/failed files listed in the page; the catalog holds all of them
 SCOPES = {
@@ -100,15 +100,7 @@ def text_summary(r: CleanupReport, path: str | None = None) -> str:
 
 
 def render(r: CleanupReport) -> str:
-    import jinja2  # only when a report is rendered
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("hisops.report", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = jinja_environment()
     env.filters.update(bytes=fmt_bytes, time=fmt_time)
     tz = ZoneInfo(r.timezone)
     return env.get_template("cleanup_report.html.j2").render(
@@ -125,15 +117,7 @@ def render(r: CleanupReport) -> str:
 def save(html: str, reports_dir: Path, r: CleanupReport) -> Path:
     """reports/cleanup/<YYYY-MM-DD>/cleanup-<run>.html (dir 0700, file 0600), atomically."""
     day = r.generated_at.astimezone(ZoneInfo(r.timezone)).date().isoformat()
-    folder = Path(reports_dir) / "cleanup" / day
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for d in (folder, folder.parent):
-        d.chmod(0o700)
+    folder = private_dir(Path(reports_dir) / "cleanup") / day
     path = folder / f"cleanup-{_UNSAFE.sub('-', r.run_id).strip('-.') or 'run'}.html"
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(html)
-    os.replace(tmp, path)
+    write_private(path, html.encode("utf-8"))
     return path

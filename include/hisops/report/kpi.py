@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from hisops.kpi.charts import BLUE, ORANGE, Bar, Series, line_chart, pct_bars
-from hisops.report.render import REPORT_FILE
+from hisops.report.render import REPORT_FILE, jinja_environment
 
 if TYPE_CHECKING:
     from hisops.kpi.figures import KpiReport
@@ -172,15 +172,7 @@ def _pretty(value: Any) -> str:
 
 
 def _environment():
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("hisops.report", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "html.j2"], default_for_string=True),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = jinja_environment()
     env.filters.update(dur=fmt_duration, clock=fmt_clock, pretty=_pretty)
     env.globals.update(NO_DATA=NO_DATA, DEFINITIONS=DEFINITIONS, fmt_time=fmt_time)
     return env

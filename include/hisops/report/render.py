@@ -10,7 +10,6 @@ Pure domain: no Airflow, no database access (the caller loads the records).
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hisops.catalog.records import SEVERITY_RANK, FindingRecord, IncidentRecord, MetricSample
+from hisops.kpi.files import write_private
 
 PRESENT_STATE = "当前状态，非历史 present state, not historical"
 REPORT_FILE = "报告文件 report file"  # the saved page's path, last line of every text summary
@@ -448,16 +448,22 @@ def report_day(data: ReportData) -> date:
 # --------------------------------------------------------------------------- rendering
 
 
-def _environment():
+def jinja_environment():
+    """The Jinja2 environment of every hisops report template (``hisops/report/templates``):
+    HTML autoescaped, undefined names an error, block tags trimmed."""
     import jinja2  # heavy-ish: only when a report is rendered, never at DAG parse time
 
-    env = jinja2.Environment(
+    return jinja2.Environment(
         loader=jinja2.PackageLoader("hisops.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "html.j2"], default_for_string=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+def _environment():
+    env = jinja_environment()
     env.filters.update(value=finding_value, time=fmt_time, num=fmt_value, wbr=breakable)
     env.globals.update(
         LIGHTS=LIGHTS,
@@ -534,14 +540,6 @@ def report_filename(run_id: str) -> str:
 
 def save_report(html: str, reports_dir: Path, day: date, run_id: str) -> Path:
     """Write under reports_dir/<YYYY-MM-DD>/ (dir 0700, file 0600), atomically; returns the path."""
-    folder = Path(reports_dir) / day.isoformat()
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    folder.chmod(0o700)
-    path = folder / report_filename(run_id)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # also when a stale tmp file existed with other bits
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(html)
-    os.replace(tmp, path)
+    path = Path(reports_dir) / day.isoformat() / report_filename(run_id)
+    write_private(path, html.encode("utf-8"))
     return path

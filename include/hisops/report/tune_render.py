@@ -6,7 +6,6 @@ results); no database access here.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -14,7 +13,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hisops.report.render import REPORT_FILE, fmt_bytes
+from hisops.kpi.files import write_private
+from hisops.report.render import REPORT_FILE, fmt_bytes, jinja_environment
 
 SEVERITY = {"critical": ("严重", "#d93025"), "warn": ("警告", "#f9ab00"), "ok": ("正常", "#1e8e3e")}
 STEP_STATE = {
@@ -38,15 +38,7 @@ def _local(moment: str | datetime | None, tz: ZoneInfo) -> str:
 
 
 def _env():
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("hisops.report", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = jinja_environment()
     env.filters.update(bytes=lambda v: "—" if v is None else fmt_bytes(float(v)), ms=_ms)
     env.globals.update(SEVERITY=SEVERITY, STEP_STATE=STEP_STATE)
     return env
@@ -101,13 +93,6 @@ def render_maintenance(result: Mapping[str, Any], *, hospital: str, tz: ZoneInfo
 def save_html(html: str, reports_dir: Path, day: date, name: str) -> Path:
     """Write reports_dir/<YYYY-MM-DD>/<name>.html (dir 0700, file 0600) atomically."""
     folder = Path(reports_dir) / day.isoformat()
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    folder.chmod(0o700)
     path = folder / f"{re.sub(r'[^A-Za-z0-9._-]+', '-', name).strip('-.') or 'report'}.html"
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(html)
-    os.replace(tmp, path)
+    write_private(path, html.encode("utf-8"))
     return path
