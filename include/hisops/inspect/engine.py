@@ -22,7 +22,13 @@ from typing import Any
 
 from hisops.catalog.records import FindingRecord
 from hisops.inspect import db_checks, host_checks, http_checks, log_scan
-from hisops.inspect.findings import Target, check_error, finding, now_utc, unreachable
+from hisops.inspect.findings import (
+    Target,
+    check_error,
+    now_utc,
+    reachability,
+    unreachable,
+)
 from hisops.inventory.thresholds import Thresholds
 from hisops.targets.errors import TargetUnreachable
 from hisops.targets.runner import CommandRunner
@@ -38,22 +44,6 @@ def _aware(moment: datetime | None) -> datetime:
     if moment is None:
         return now_utc()
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _reachable_ok(
-    kind: Any, target_id: str, system_id: str, zh: str, en: str, **details: Any
-) -> FindingRecord:
-    return finding(
-        f"{kind}.reachable",
-        kind,
-        target_id,
-        system_id,
-        "ok",
-        value_text="reachable",
-        zh=zh,
-        en=en,
-        **details,
-    )
 
 
 def inspect_database(
@@ -91,10 +81,11 @@ def inspect_database(
         ]
     seconds = round(time.monotonic() - started, 3)
     version = (data.get("instance") or {}).get("version", "")
-    ok = _reachable_ok(
+    ok = reachability(
         "database",
         database.id,
         system.id,
+        True,
         f"可以连接（{seconds} 秒完成检查）",
         f"reachable (checks took {seconds} s)",
         seconds=seconds,
@@ -175,10 +166,11 @@ def _host_part(
     res = runner.run(script, timeout=HOST_SCRIPT_TIMEOUT_S)
     received = time.time()
     out = [
-        _reachable_ok(
+        reachability(
             "host",
             host.id,
             t.system_id,
+            True,
             f"可以连接（脚本 {res.seconds:.2f} 秒）",
             f"reachable (script took {res.seconds:.2f} s)",
             seconds=round(res.seconds, 3),

@@ -302,21 +302,36 @@ def finding(
     )
 
 
-def unreachable(
-    kind: TargetKind, target_id: str, system_id: str | None, reason: str
+def reachability(
+    kind: TargetKind,
+    target_id: str,
+    system_id: str | None,
+    reached: bool,
+    zh: str,
+    en: str,
+    **details: Any,
 ) -> FindingRecord:
-    """The target could not be reached at all: one critical `<kind>.reachable` finding."""
+    """The target's `<kind>.reachable` finding: ok when it answered (that resolves the incident
+    of an outage), critical when it could not be reached at all."""
     return finding(
         f"{kind}.reachable",
         kind,
         target_id,
         system_id,
-        "critical",
-        value_text="unreachable",
-        zh=f"无法连接，未能巡检：{reason}",
-        en=f"unreachable, not inspected: {reason}",
-        reason=reason,
+        "ok" if reached else "critical",
+        value_text="reachable" if reached else "unreachable",
+        zh=zh,
+        en=en,
+        **details,
     )
+
+
+def unreachable(
+    kind: TargetKind, target_id: str, system_id: str | None, reason: str
+) -> FindingRecord:
+    """The target could not be reached at all: one critical `<kind>.reachable` finding."""
+    zh, en = f"无法连接，未能巡检：{reason}", f"unreachable, not inspected: {reason}"
+    return reachability(kind, target_id, system_id, False, zh, en, reason=reason)
 
 
 def check_error(

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import permutations
 from typing import TYPE_CHECKING, Any
@@ -179,7 +181,9 @@ def existing_btrees(cur: Any) -> dict[str, list[tuple[str, ...]]]:
     return out
 
 
-def _hypothetical_cost(cur: Any, query: str, table: str, columns: tuple[str, ...]) -> float:
+@contextmanager
+def _hypothetical_index(cur: Any, table: str, columns: tuple[str, ...]) -> Iterator[None]:
+    """A hypopg btree index on ``table (columns)`` for the plans made inside; reset after."""
     schema, name = table.split(".", 1)
     cols = ", ".join(f'"{c}"' for c in columns)
     cur.execute(
@@ -187,9 +191,14 @@ def _hypothetical_cost(cur: Any, query: str, table: str, columns: tuple[str, ...
         (f'CREATE INDEX ON "{schema}"."{name}" USING btree ({cols})',),
     )
     try:
-        return float(explain(cur, query)["Total Cost"])
+        yield
     finally:
         cur.execute(HYPOPG_RESET)
+
+
+def _hypothetical_cost(cur: Any, query: str, table: str, columns: tuple[str, ...]) -> float:
+    with _hypothetical_index(cur, table, columns):
+        return float(explain(cur, query)["Total Cost"])
 
 
 def _best_for(
@@ -325,16 +334,8 @@ def _deallocate(cur: Any) -> None:
 
 
 def _hypothetical_plan(cur: Any, query: str, table: str, columns: tuple[str, ...]) -> str:
-    schema, name = table.split(".", 1)
-    cols = ", ".join(f'"{c}"' for c in columns)
-    cur.execute(
-        "SELECT indexrelid FROM hypopg_create_index(%s)",
-        (f'CREATE INDEX ON "{schema}"."{name}" USING btree ({cols})',),
-    )
-    try:
+    with _hypothetical_index(cur, table, columns):
         return explain(cur, query, "TEXT")
-    finally:
-        cur.execute(HYPOPG_RESET)
 
 
 def _without_prefixes(suggestions: list[Suggestion]) -> list[Suggestion]:

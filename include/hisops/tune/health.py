@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hisops.tune import queries as Q
+
+if TYPE_CHECKING:
+    from hisops.inventory.models import Tuning
 
 BLOCK = 8192
 MB = 1024 * 1024
@@ -229,3 +232,14 @@ def assess(
         key=lambda t: -t.seq_tup_read,
     )[:10]
     return h
+
+
+def read_and_assess(conn: Any, cfg: Tuning) -> Health:
+    """:func:`read_objects` of the database, assessed with the inventory's tuning thresholds."""
+    indexes, tables = read_objects(conn)
+    return assess(
+        indexes,
+        tables,
+        unused_min_bytes=cfg.unused_index_min_mb * MB,
+        big_table_bytes=cfg.big_table_mb * MB,
+    )

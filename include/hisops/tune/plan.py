@@ -34,7 +34,6 @@ SAFE_SQL = (
     re.compile(rf"^VACUUM \(ANALYZE\) {_IDENT}$"),
     re.compile(rf"^ANALYZE {_IDENT}$"),
 )
-MB = 1024 * 1024
 
 
 class UnsafeStatement(ValueError):
@@ -91,6 +90,12 @@ class Plan:
         return "\n".join(lines)
 
 
+def _reindex(i: health.IndexInfo, zh: str, en: str) -> Step:
+    return Step(
+        "reindex", i.index, i.table, f"REINDEX INDEX CONCURRENTLY {quoted(i.index)}", zh, en
+    )
+
+
 def _index_steps(h: health.Health, cfg: Tuning, failing: set[str]) -> list[Step]:
     steps = []
     for i in h.indexes:
@@ -106,34 +111,13 @@ def _index_steps(h: health.Health, cfg: Tuning, failing: set[str]) -> list[Step]
                 )
             )
         elif not i.valid:
-            steps.append(
-                Step(
-                    "reindex",
-                    i.index,
-                    i.table,
-                    f"REINDEX INDEX CONCURRENTLY {quoted(i.index)}",
-                    "重建无效索引",
-                    "rebuild an invalid index",
-                )
-            )
+            steps.append(_reindex(i, "重建无效索引", "rebuild an invalid index"))
         elif i.index in failing:
+            steps.append(_reindex(i, "amcheck 检查失败，重建", "amcheck failed: rebuild"))
+        elif i.bloat_pct >= cfg.reindex_bloat_pct and i.bytes >= cfg.reindex_min_mb * health.MB:
             steps.append(
-                Step(
-                    "reindex",
-                    i.index,
-                    i.table,
-                    f"REINDEX INDEX CONCURRENTLY {quoted(i.index)}",
-                    "amcheck 检查失败，重建",
-                    "amcheck failed: rebuild",
-                )
-            )
-        elif i.bloat_pct >= cfg.reindex_bloat_pct and i.bytes >= cfg.reindex_min_mb * MB:
-            steps.append(
-                Step(
-                    "reindex",
-                    i.index,
-                    i.table,
-                    f"REINDEX INDEX CONCURRENTLY {quoted(i.index)}",
+                _reindex(
+                    i,
                     f"索引膨胀约 {i.bloat_pct:.0f}%（阈值 {cfg.reindex_bloat_pct:g}%）",
                     f"estimated bloat {i.bloat_pct:.0f} % (threshold {cfg.reindex_bloat_pct:g} %)",
                 )
@@ -232,14 +216,8 @@ def make_plan(
     kinds: list[str] | None = None,
 ) -> Plan:
     """The ordered steps (one object each) for one database; ``kinds`` limits the step kinds."""
-    indexes, tables = health.read_objects(conn)
-    h = health.assess(
-        indexes,
-        tables,
-        unused_min_bytes=cfg.unused_index_min_mb * MB,
-        big_table_bytes=cfg.big_table_mb * MB,
-    )
-    failing, note = amcheck_failures(conn, indexes)
+    h = health.read_and_assess(conn, cfg)
+    failing, note = amcheck_failures(conn, h.indexes)
     plan = Plan(database_id, notes=[note] if note else [])
     steps = (
         _index_steps(h, cfg, failing) + _proposal_steps(repo, database_id, h) + _table_steps(h, cfg)

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACTION = "performance_review"
-MB = 1024 * 1024
 STATEMENT_TIMEOUT_MS = 30_000
 TREND_DAYS = 60
 
@@ -93,14 +92,7 @@ def _read(conn: Any, database_id: str, previous: Any, cfg: Tuning) -> tuple:
             "未启用 pg_stat_statements，无慢查询可分析",
             "pg_stat_statements is not available, so there are no slow queries to advise on",
         )
-    indexes, tables = health.read_objects(conn)
-    h = health.assess(
-        indexes,
-        tables,
-        unused_min_bytes=cfg.unused_index_min_mb * MB,
-        big_table_bytes=cfg.big_table_mb * MB,
-    )
-    return read, advice, h
+    return read, advice, health.read_and_assess(conn, cfg)
 
 
 def review_database(
