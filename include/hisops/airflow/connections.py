@@ -57,11 +57,13 @@ def catalog_sqlalchemy_url(conn_id: str = CATALOG_CONN_ID) -> str:
     auth = quote(c.login or "", safe="")
     if c.password:
         auth += ":" + quote(c.password, safe="")
-    return f"postgresql+psycopg2://{auth}@{c.host or 'localhost'}:{c.port or 5432}/{c.schema or 'hisops_catalog'}"
+    where = f"{c.host or 'localhost'}:{c.port or 5432}/{c.schema or 'hisops_catalog'}"
+    return f"postgresql+psycopg2://{auth}@{where}"
 
 
 def ssh_params(conn_id: str):
-    """SshParams from an SSH connection (key_file / private key path in extra, password in password)."""
+    """SshParams from an SSH connection (key file / private key path in extra, password in
+    password)."""
     from hisops.targets.runner import SshParams
 
     c = get_connection(conn_id)
