@@ -1,19 +1,26 @@
-"""Backup throughput benchmark (issue 3): hisops db backup vs `pg_dump -Fc` vs raw `pg_dump -Fd -j2`.
+"""Backup throughput benchmark (issues 3 and 8): hisops db backup vs raw pg_dump, same level.
 
     .venv/bin/python bench/backup_throughput.py --scale 22 --rounds 3
+    .venv/bin/python bench/backup_throughput.py --small            # quick check (< 2 min)
+    .venv/bin/python bench/backup_throughput.py --baseline-include /tmp/old/include  # old code too
 
 Builds a throwaway PostgreSQL cluster (port 55621, under bench/out/backup/), generates a synthetic
-hospital database (scale 22 ≈ 2.1 GB), then in each round measures, side by side on the same warm cache
-(the order rotates every round; the machine's 1-minute load is recorded before each run):
+hospital database (scale 22 ≈ 2.1 GB), reads it once (warm cache), then in each round measures, side
+by side, interleaved (the order is reversed every other round: A B C D / D C B A, so hisops and the
+raw command at its level always run next to each other):
 
-- ``pg_dump -Fc``               (what a hospital's cron script does: custom format, default compression)
-- ``pg_dump -Fd -j2``           (raw directory format, 2 jobs, default compression)
 - hisops ``run_database_backup`` (the db_backup task body: exported snapshot, row counts, schema
-  fingerprint, pg_dump -Fd -j2, SHA-256 of every file, manifest, atomic rename, catalog row) — run in a
-  child process whose process tree (python + pg_dump workers) is sampled for peak RSS.
+  fingerprint, pg_dump -Fd -j2, SHA-256 of every file, globals, manifest, fsync, atomic rename,
+  catalog row) at each ``--compress`` level — in a child process whose process tree (python +
+  pg_dump workers) is sampled for peak RSS;
+- ``pg_dump -Fd -j2 -Z<level>`` at each of those levels: **the equal-level comparison that counts**;
+- ``pg_dump -Fd -j2`` at its default level (gzip 6): the old headline row;
+- with ``--baseline-include``: the same hisops task body from another checkout's ``include/``;
+- with ``--with-fc``: ``pg_dump -Fc`` (what a hospital's cron script does).
 
-Throughput = pg_database_size / wall seconds. Results: bench/out/backup/results.json and a Markdown
-table on stdout. The cluster is destroyed at the end unless --keep (reuse it with the same --scale).
+Throughput = pg_database_size / wall seconds; ratio = raw seconds / hisops seconds. Results:
+bench/out/backup/results.json and a Markdown table on stdout. The cluster is destroyed at the end
+unless --keep (reuse it with the same --scale).
 """
 
 from __future__ import annotations
@@ -95,7 +102,7 @@ def dir_size(path: Path) -> int:
 def run_tree(
     argv: list[str], env: dict[str, str], stdout: int | None = subprocess.DEVNULL
 ) -> tuple[float, int, str]:
-    """Run a command; (wall seconds, peak RSS of its process tree in bytes sampled every 50 ms, stdout)."""
+    """Run a command; (wall seconds, peak tree RSS in bytes sampled every 50 ms, stdout)."""
     import psutil
 
     start = time.monotonic()
@@ -124,7 +131,9 @@ def _rss(p) -> int:
         return 0
 
 
-def hisops_child_env(pg, catalog_db: str, store: Path, compress: int) -> dict[str, str]:
+def hisops_child_env(
+    pg, catalog_db: str, store: Path, compress: int, include: str | None = None
+) -> dict[str, str]:
     inv = OUT / f"inventory-z{compress}.yaml"
     inv.write_text(
         textwrap.dedent(f"""\
@@ -143,6 +152,7 @@ def hisops_child_env(pg, catalog_db: str, store: Path, compress: int) -> dict[st
                 backup: {{jobs: 2, compress: {compress}}}
         """)
     )
+    extra = {"PYTHONPATH": include} if include else {}
 
     def conn(db: str) -> str:
         return json.dumps(
@@ -161,6 +171,7 @@ def hisops_child_env(pg, catalog_db: str, store: Path, compress: int) -> dict[st
         "HISOPS_INVENTORY": str(inv),
         "AIRFLOW_CONN_BENCH_DB": conn(DBNAME),
         "AIRFLOW_CONN_HISOPS_CATALOG": conn(catalog_db),
+        **extra,
     }
 
 
@@ -182,52 +193,68 @@ print(json.dumps(result))
 
 
 def measure_round(
-    pg, catalog_db: str, size: int, work: Path, compress_levels: list[int], shift: int
+    pg,
+    catalog_db: str,
+    size: int,
+    work: Path,
+    compress_levels: list[int],
+    index: int,
+    baseline: str | None = None,
+    with_fc: bool = False,
 ) -> list[dict]:
-    """One measurement of every contender; the order rotates by ``shift`` so none always runs first."""
+    """One measurement of every contender, interleaved: A B C D in even rounds, D C B A in odd."""
     env = pg_env(pg)
-    work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # a failed earlier run's leftovers
+    work.mkdir(parents=True)
 
     def pg_dump(name: str, args: list[str], out: Path) -> dict:
         secs, rss, _ = run_tree([str(PG_BIN / "pg_dump"), *args, "-f", str(out), DBNAME], env)
         return row(name, secs, rss, size, dir_size(out))
 
-    def hisops(z: int) -> dict:
-        store = work / f"hisops-z{z}"
+    def hisops(z: int, include: str | None = None) -> dict:
+        # one store for every hisops run (its storage marker is checked against the catalog's)
+        store = OUT / "store"
         wall, rss, out = run_tree(
             [sys.executable, "-c", HISOPS_CHILD],
-            hisops_child_env(pg, catalog_db, store, z),
+            hisops_child_env(pg, catalog_db, store, z, include),
             stdout=subprocess.PIPE,
         )
         task = json.loads(out.strip().splitlines()[-1])
-        r = row(
-            f"hisops db backup (jobs 2, compress {z})",
-            task["task_seconds"],
-            rss,
-            size,
-            dir_size(store),
-        )
+        r = row(hisops_name(z, bool(include)), task["task_seconds"], rss, size, task["size_bytes"])
+        shutil.rmtree(task["path"])
         return {**r, "process_wall_seconds": round(wall, 2), "backup_id": task["backup_id"]}
 
-    contenders = [
-        lambda: pg_dump(FC, ["-Fc"], work / "cron.dump"),
-        lambda: pg_dump(FD, ["-Fd", "-j2"], work / "raw-fd"),
-        lambda: pg_dump(FD_Z1, ["-Fd", "-j2", "-Z1"], work / "raw-fd-z1"),
-        *[(lambda z=z: hisops(z)) for z in compress_levels],
-    ]
-    k = shift % len(contenders)
+    contenders = []
+    for z in compress_levels:
+        contenders.append(lambda z=z: hisops(z))
+        contenders.append(
+            lambda z=z: pg_dump(raw_name(z), ["-Fd", "-j2", f"-Z{z}"], work / f"z{z}")
+        )
+        if baseline:
+            contenders.append(lambda z=z: hisops(z, baseline))
+    contenders.append(lambda: pg_dump(FD, ["-Fd", "-j2"], work / "raw-fd"))
+    if with_fc:
+        contenders.append(lambda: pg_dump(FC, ["-Fc"], work / "cron.dump"))
+    if index % 2:
+        contenders.reverse()
     results = []
-    for run in contenders[k:] + contenders[:k]:
+    for position, run in enumerate(contenders):
         load = os.getloadavg()[0]
-        results.append({**run(), "load_1min_before": round(load, 2)})
+        results.append({**run(), "load_1min_before": round(load, 2), "position": position})
     shutil.rmtree(work, ignore_errors=True)
-    return sorted(results, key=lambda r: ORDER.get(r["name"], 9))
+    return results
 
 
 FC = "pg_dump -Fc (default compression)"
-FD = "pg_dump -Fd -j2 (default compression)"
-FD_Z1 = "pg_dump -Fd -j2 -Z1 (reference: hisops' dump step at compress 1)"
-ORDER = {FC: 0, FD: 1, FD_Z1: 2}
+FD = "pg_dump -Fd -j2 (default compression, gzip 6)"
+
+
+def raw_name(z: int) -> str:
+    return f"pg_dump -Fd -j2 -Z{z}"
+
+
+def hisops_name(z: int, baseline: bool = False) -> str:
+    return f"hisops db backup (jobs 2, compress {z}){' — baseline code' if baseline else ''}"
 
 
 def row(name: str, secs: float, rss: int, size: int, out_bytes: int) -> dict:
@@ -241,90 +268,71 @@ def row(name: str, secs: float, rss: int, size: int, out_bytes: int) -> dict:
 
 
 def ratios(rounds: list[list[dict]]) -> list[dict]:
+    """Per round and hisops run: raw at the same level / hisops (counts), raw default / hisops."""
     out = []
     for i, res in enumerate(rounds, 1):
         by = {r["name"]: r for r in res}
-        fc, fd = by[FC]["seconds"], by[FD]["seconds"]
         for r in res:
-            if r["name"].startswith("hisops"):
-                out.append(
-                    {
-                        "round": i,
-                        "name": r["name"],
-                        "vs_pg_dump_Fc": round(fc / r["seconds"], 2),
-                        "vs_pg_dump_Fd_j2": round(fd / r["seconds"], 2),
-                        "peak_rss_mb": r["peak_rss_mb"],
-                    }
-                )
+            if not r["name"].startswith("hisops"):
+                continue
+            z = int(r["name"].split("compress ")[1].split(")")[0])
+            same = by.get(raw_name(z))
+            entry = {
+                "round": i,
+                "name": r["name"],
+                "vs_same_level": round(same["seconds"] / r["seconds"], 3) if same else None,
+                "vs_pg_dump_Fd_j2_default": round(by[FD]["seconds"] / r["seconds"], 3),
+                "peak_rss_mb": r["peak_rss_mb"],
+            }
+            if FC in by:
+                entry["vs_pg_dump_Fc"] = round(by[FC]["seconds"] / r["seconds"], 3)
+            out.append(entry)
     return out
 
 
 def medians(rounds: list[list[dict]]) -> list[dict]:
     from statistics import median
 
-    names = sorted({r["name"] for r in ratios(rounds)})
-    return [
-        {
-            "name": n,
-            "vs_pg_dump_Fc": round(
-                median(r["vs_pg_dump_Fc"] for r in ratios(rounds) if r["name"] == n), 2
-            ),
-            "vs_pg_dump_Fd_j2": round(
-                median(r["vs_pg_dump_Fd_j2"] for r in ratios(rounds) if r["name"] == n), 2
-            ),
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in ratios(rounds) if r["name"] == n),
-        }
-        for n in names
-    ]
-
-
-def best_of(rounds: list[list[dict]]) -> list[dict]:
-    """Ratios of each contender's fastest round: the least disturbed by other load on a shared machine."""
-    fastest: dict[str, float] = {}
-    for res in rounds:
-        for r in res:
-            fastest[r["name"]] = min(fastest.get(r["name"], float("inf")), r["seconds"])
-    return [
-        {
-            "name": n,
-            "seconds": s,
-            "vs_pg_dump_Fc": round(fastest[FC] / s, 2),
-            "vs_pg_dump_Fd_j2": round(fastest[FD] / s, 2),
-        }
-        for n, s in fastest.items()
-        if n.startswith("hisops")
-    ]
+    rs = ratios(rounds)
+    out = []
+    for n in sorted({r["name"] for r in rs}):
+        mine = [r for r in rs if r["name"] == n]
+        entry = {"name": n, "peak_rss_mb": max(r["peak_rss_mb"] for r in mine)}
+        for key in ("vs_same_level", "vs_pg_dump_Fd_j2_default", "vs_pg_dump_Fc"):
+            values = [r[key] for r in mine if r.get(key) is not None]
+            if values:
+                entry[key] = round(median(values), 3)
+        out.append(entry)
+    return out
 
 
 def markdown(size: int, rounds: list[list[dict]]) -> str:
     lines = [
         f"database: {size / 1e9:.2f} GB (pg_database_size)",
         "",
-        "| round | run | seconds | MB/s | peak RSS (MB) | output (MB) | load before |",
-        "|---|---|---|---|---|---|---|",
+        "| round | position | run | seconds | MB/s | peak RSS (MB) | output (MB) | load before |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for i, res in enumerate(rounds, 1):
         lines += [
-            f"| {i} | {r['name']} | {r['seconds']} | {r['mb_per_s']} | {r['peak_rss_mb']} | {r['output_mb']} "
-            f"| {r['load_1min_before']} |"
+            f"| {i} | {r['position'] + 1} | {r['name']} | {r['seconds']} | {r['mb_per_s']} "
+            f"| {r['peak_rss_mb']} | {r['output_mb']} | {r['load_1min_before']} |"
             for r in res
         ]
     lines += [
         "",
-        "| round | hisops run | × pg_dump -Fc | × pg_dump -Fd -j2 | peak RSS (MB) |",
-        "|---|---|---|---|---|",
+        "| round | hisops run | × raw same level | × pg_dump -Fd -j2 default | × -Fc | RSS (MB) |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['round']} | {r['name']} | {r['vs_pg_dump_Fc']} | {r['vs_pg_dump_Fd_j2']} | {r['peak_rss_mb']} |"
+        f"| {r['round']} | {r['name']} | {r['vs_same_level']} | {r['vs_pg_dump_Fd_j2_default']} "
+        f"| {r.get('vs_pg_dump_Fc', '')} | {r['peak_rss_mb']} |"
         for r in ratios(rounds)
     ]
     lines += [
-        f"| median | {r['name']} | {r['vs_pg_dump_Fc']} | {r['vs_pg_dump_Fd_j2']} | {r['peak_rss_mb']} (max) |"
+        f"| median | {r['name']} | {r.get('vs_same_level')} | {r.get('vs_pg_dump_Fd_j2_default')} "
+        f"| {r.get('vs_pg_dump_Fc', '')} | {r['peak_rss_mb']} (max) |"
         for r in medians(rounds)
-    ]
-    lines += [
-        f"| best of {len(rounds)} | {r['name']} ({r['seconds']} s) | {r['vs_pg_dump_Fc']} | {r['vs_pg_dump_Fd_j2']} | |"
-        for r in best_of(rounds)
     ]
     return "\n".join(lines)
 
@@ -349,13 +357,21 @@ def main() -> None:
         "--compress",
         type=int,
         nargs="+",
-        default=[1, 5],
-        help="hisops policy compress levels to measure (default: 1 and the inventory default 5)",
+        default=[1],
+        help="hisops policy compress levels (each also raw at that level; default: the policy's 1)",
     )
+    ap.add_argument(
+        "--baseline-include",
+        help="another checkout's include/ (e.g. a worktree of an older commit): its hisops too",
+    )
+    ap.add_argument("--with-fc", action="store_true", help="also pg_dump -Fc (issue 3's row)")
+    ap.add_argument("--small", action="store_true", help="quick check: scale 0.2, one round")
     ap.add_argument(
         "--keep", action="store_true", help="keep the cluster (and its data) for another run"
     )
     args = ap.parse_args()
+    if args.small:
+        args.scale, args.rounds = 0.2, 1
     OUT.mkdir(parents=True, exist_ok=True)
     os.chmod(OUT, 0o755)
     pg = cluster(args.port)
@@ -369,10 +385,19 @@ def main() -> None:
         rounds = []
         for i in range(args.rounds):
             rounds.append(
-                measure_round(pg, catalog_db, size, OUT / f"round-{i + 1}", args.compress, i)
+                measure_round(
+                    pg,
+                    catalog_db,
+                    size,
+                    OUT / f"round-{i + 1}",
+                    args.compress,
+                    i,
+                    args.baseline_include,
+                    args.with_fc,
+                )
             )
             print(json.dumps(rounds[-1], ensure_ascii=False), flush=True)
-        (OUT / "results.json").write_text(
+        (OUT / ("results-small.json" if args.small else "results.json")).write_text(
             json.dumps(
                 {
                     "size_bytes": size,
@@ -380,7 +405,6 @@ def main() -> None:
                     "rounds": rounds,
                     "ratios": ratios(rounds),
                     "medians": medians(rounds),
-                    "best_of": best_of(rounds),
                 },
                 indent=2,
                 ensure_ascii=False,
