@@ -201,6 +201,7 @@ def measure_round(
     index: int,
     baseline: str | None = None,
     with_fc: bool = False,
+    with_default: bool = True,
 ) -> list[dict]:
     """One measurement of every contender, interleaved: A B C D in even rounds, D C B A in odd."""
     env = pg_env(pg)
@@ -232,7 +233,8 @@ def measure_round(
         )
         if baseline:
             contenders.append(lambda z=z: hisops(z, baseline))
-    contenders.append(lambda: pg_dump(FD, ["-Fd", "-j2"], work / "raw-fd"))
+    if with_default:
+        contenders.append(lambda: pg_dump(FD, ["-Fd", "-j2"], work / "raw-fd"))
     if with_fc:
         contenders.append(lambda: pg_dump(FC, ["-Fc"], work / "cron.dump"))
     if index % 2:
@@ -281,7 +283,9 @@ def ratios(rounds: list[list[dict]]) -> list[dict]:
                 "round": i,
                 "name": r["name"],
                 "vs_same_level": round(same["seconds"] / r["seconds"], 3) if same else None,
-                "vs_pg_dump_Fd_j2_default": round(by[FD]["seconds"] / r["seconds"], 3),
+                "vs_pg_dump_Fd_j2_default": (
+                    round(by[FD]["seconds"] / r["seconds"], 3) if FD in by else None
+                ),
                 "peak_rss_mb": r["peak_rss_mb"],
             }
             if FC in by:
@@ -365,6 +369,11 @@ def main() -> None:
         help="another checkout's include/ (e.g. a worktree of an older commit): its hisops too",
     )
     ap.add_argument("--with-fc", action="store_true", help="also pg_dump -Fc (issue 3's row)")
+    ap.add_argument(
+        "--no-default-level",
+        action="store_true",
+        help="leave out pg_dump -Fd -j2 at its default level (the slowest row)",
+    )
     ap.add_argument("--small", action="store_true", help="quick check: scale 0.2, one round")
     ap.add_argument(
         "--keep", action="store_true", help="keep the cluster (and its data) for another run"
@@ -394,10 +403,12 @@ def main() -> None:
                     i,
                     args.baseline_include,
                     args.with_fc,
+                    not args.no_default_level,
                 )
             )
             print(json.dumps(rounds[-1], ensure_ascii=False), flush=True)
-        (OUT / ("results-small.json" if args.small else "results.json")).write_text(
+        name = "results-small.json" if args.small else f"results-{time.strftime('%H%M')}.json"
+        (OUT / name).write_text(
             json.dumps(
                 {
                     "size_bytes": size,
