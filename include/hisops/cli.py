@@ -23,6 +23,19 @@ def _cmd_inventory_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+CATALOG_URL_HELP = "SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)"
+
+
+def _url_option(parser: argparse.ArgumentParser) -> None:
+    """``--url``: the catalog's SQLAlchemy URL (read by :func:`_catalog_url`)."""
+    parser.add_argument("--url", help=CATALOG_URL_HELP)
+
+
+def _group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """A command group, ``hisops <name> <cmd>``."""
+    return sub.add_parser(name, help=help).add_subparsers(dest="cmd", required=True)
+
+
 def _catalog_url(args: argparse.Namespace) -> str:
     url = args.url or os.environ.get("HISOPS_CATALOG_URL")
     if url:
@@ -112,9 +125,7 @@ def _cmd_proposals(args: argparse.Namespace) -> int:
 
 
 def _proposals_parser(sub: argparse._SubParsersAction) -> None:
-    props = sub.add_parser("proposals", help="调优提案 tuning proposals").add_subparsers(
-        dest="cmd", required=True
-    )
+    props = _group(sub, "proposals", "调优提案 tuning proposals")
     ls = props.add_parser("list", help="list proposals (default: open ones)")
     ls.add_argument("--database")
     ls.add_argument(
@@ -128,10 +139,7 @@ def _proposals_parser(sub: argparse._SubParsersAction) -> None:
         d.add_argument("--by", required=True, help="who decides (named in the audit trail)")
         d.add_argument("--note")
     for p in props.choices.values():
-        p.add_argument(
-            "--url",
-            help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)",
-        )
+        _url_option(p)
         p.set_defaults(func=_cmd_proposals)
 
 
@@ -236,69 +244,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="group", required=True)
 
-    inv = sub.add_parser("inventory", help="清单 inventory").add_subparsers(
-        dest="cmd", required=True
-    )
+    inv = _group(sub, "inventory", "清单 inventory")
     v = inv.add_parser("validate", help="validate an inventory file (exit 1 on error)")
     v.add_argument("path")
     v.set_defaults(func=_cmd_inventory_validate)
 
-    cat = sub.add_parser("catalog", help="运维目录库 ops catalog").add_subparsers(
-        dest="cmd", required=True
-    )
+    cat = _group(sub, "catalog", "运维目录库 ops catalog")
     u = cat.add_parser("upgrade", help="apply Alembic migrations to the catalog database")
-    u.add_argument(
-        "--url", help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)"
-    )
+    _url_option(u)
     u.add_argument("--revision", default="head")
     u.set_defaults(func=_cmd_catalog_upgrade)
 
-    syn = sub.add_parser("synth", help="合成医院数据 synthetic hospital data").add_subparsers(
-        dest="cmd", required=True
-    )
+    syn = _group(sub, "synth", "合成医院数据 synthetic hospital data")
     g = syn.add_parser("generate", help="create the synthetic HIS schema and data in a database")
     g.add_argument("--dsn", required=True, help="libpq DSN of the (empty) target database")
     g.add_argument("--scale", type=float, default=1.0, help="scale factor; 1 ≈ 100 MB")
     g.add_argument("--seed", type=int, default=42)
     g.set_defaults(func=_cmd_synth_generate)
 
-    roles = sub.add_parser("roles", help="角色 roles").add_subparsers(dest="cmd", required=True)
+    roles = _group(sub, "roles", "角色 roles")
     r = roles.add_parser("sync", help="create/update the five hisops roles in Airflow (idempotent)")
     r.set_defaults(func=_cmd_roles_sync)
 
-    pools = sub.add_parser("pools", help="资源池 Airflow pools").add_subparsers(
-        dest="cmd", required=True
-    )
+    pools = _group(sub, "pools", "资源池 Airflow pools")
     ps = pools.add_parser(
         "sync", help="create the pools hisops DAGs use (existing ones keep their slots)"
     )
     ps.set_defaults(func=_cmd_pools_sync)
 
-    ev = sub.add_parser("evidence", help="等保证据包 evidence packs").add_subparsers(
-        dest="cmd", required=True
-    )
+    ev = _group(sub, "evidence", "等保证据包 evidence packs")
     el = ev.add_parser("list", help="list the monthly evidence packs with their SHA-256")
-    el.add_argument(
-        "--url", help="SQLAlchemy URL (default: $HISOPS_CATALOG_URL or connection hisops_catalog)"
-    )
+    _url_option(el)
     el.add_argument("--limit", type=int, default=24)
     el.set_defaults(func=_cmd_evidence_list)
 
     _proposals_parser(sub)
-    aud = sub.add_parser("audit", help="审计 audit trail").add_subparsers(dest="cmd", required=True)
+    aud = _group(sub, "audit", "审计 audit trail")
     av = aud.add_parser("verify", help="check the audit trail's hash chain (exit 1 when changed)")
-    av.add_argument("--url", help="catalog SQLAlchemy URL (default as for catalog upgrade)")
+    _url_option(av)
     av.set_defaults(func=_cmd_audit_verify)
     ae = aud.add_parser("export", help="export one month with its chain head (file 0600)")
     ae.add_argument("--month", required=True, help="YYYY-MM, in the inventory's timezone")
     ae.add_argument("--out", help="folder (default: <inventory reports.path>/audit)")
     ae.add_argument("--tz", help="timezone of the month (default: the inventory's)")
-    ae.add_argument("--url", help="catalog SQLAlchemy URL (default as for catalog upgrade)")
+    _url_option(ae)
     ae.set_defaults(func=_cmd_audit_export)
 
-    sec = sub.add_parser("security", help="安全审计 security audit").add_subparsers(
-        dest="cmd", required=True
-    )
+    sec = _group(sub, "security", "安全审计 security audit")
     sa = sec.add_parser(
         "accept-drift", help="accept a target's drift as its new baseline (audited)"
     )
@@ -306,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--item", required=True, choices=["roles", "grants", "sudoers"])
     sa.add_argument("--reason", required=True, help="why (e.g. the change request number)")
     sa.add_argument("--by", help="the person accepting (default: cli:<login>)")
-    sa.add_argument("--url", help="catalog SQLAlchemy URL (default as for catalog upgrade)")
+    _url_option(sa)
     sa.set_defaults(func=_cmd_security_accept)
 
     demo = sub.add_parser("demo", help="演示环境 the one-command demo")
