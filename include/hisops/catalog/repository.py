@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -26,7 +26,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.sql import Executable
 
 from hisops.catalog import auditchain
 from hisops.catalog import tables as T
@@ -61,14 +60,9 @@ from hisops.catalog.records import (
     VerificationRecord,
     worse,
 )
+from hisops.catalog.repository_base import CatalogError
 from hisops.catalog.repository_change import ChangeSteps
 from hisops.catalog.repository_kpi import KpiQueries, ReportArchive
-
-R = TypeVar("R")
-
-
-class CatalogError(RuntimeError):
-    """The catalog refused an operation (unknown id, impossible state change)."""
 
 
 class BackupStateError(CatalogError):
@@ -96,27 +90,6 @@ class CatalogRepository(KpiQueries, ReportArchive, ChangeSteps):
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-    # --- plumbing -----------------------------------------------------------------------------
-    def _scalar(self, stmt: Executable) -> Any:
-        with self.engine.begin() as conn:
-            return conn.execute(stmt).scalar_one()
-
-    def _rowcount(self, stmt: Executable) -> int:
-        with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount
-
-    def _all(self, cls: type[R], stmt: Executable) -> list[R]:
-        with self.engine.connect() as conn:
-            return [cls(**row._mapping) for row in conn.execute(stmt)]
-
-    def _first(self, cls: type[R], stmt: Executable) -> R | None:
-        found = self._all(cls, stmt.limit(1))  # type: ignore[attr-defined]
-        return found[0] if found else None
-
-    def _require(self, stmt: Executable, what: str) -> None:
-        if self._rowcount(stmt) == 0:
-            raise CatalogError(f"{what} does not exist")
 
     # --- 自检 selfcheck -----------------------------------------------------------------------
     def record_selfcheck(

@@ -9,16 +9,13 @@ from sqlalchemy import func, insert, select, update
 
 from hisops.catalog import tables as T
 from hisops.catalog.records import ChangeRecord, ChangeStepRecord
+from hisops.catalog.repository_base import Statements
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sqlalchemy import Engine
 
-
-class ChangeSteps:
-    engine: Engine
-
+class ChangeSteps(Statements):
     def add_change_step(
         self,
         change_id: int,
@@ -29,25 +26,24 @@ class ChangeSteps:
     ) -> int:
         """One finished step of a change (state: passed, failed, refused, cancelled, skipped)."""
         t = T.change_step
-        with self.engine.begin() as conn:
-            return conn.execute(
-                insert(t)
-                .values(
-                    change_id=change_id,
-                    step=step,
-                    state=state,
-                    details=dict(details or {}),
-                    started_at=started_at or func.now(),
-                    finished_at=func.now(),
-                )
-                .returning(t.c.id)
-            ).scalar_one()
+        return self._scalar(
+            insert(t)
+            .values(
+                change_id=change_id,
+                step=step,
+                state=state,
+                details=dict(details or {}),
+                started_at=started_at or func.now(),
+                finished_at=func.now(),
+            )
+            .returning(t.c.id)
+        )
 
     def change_steps(self, change_id: int) -> list[ChangeStepRecord]:
         t = T.change_step
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(t).where(t.c.change_id == change_id).order_by(t.c.id))
-            return [ChangeStepRecord(**r._mapping) for r in rows]
+        return self._all(
+            ChangeStepRecord, select(t).where(t.c.change_id == change_id).order_by(t.c.id)
+        )
 
     def set_change_state(
         self,
@@ -80,16 +76,10 @@ class ChangeSteps:
             values["incident_id"] = incident_id
         if details:
             values["details"] = t.c.details.concat(dict(details))
-        with self.engine.begin() as conn:
-            if conn.execute(update(t).where(t.c.id == change_id).values(**values)).rowcount == 0:
-                from hisops.catalog.repository import CatalogError
-
-                raise CatalogError(f"change {change_id} does not exist")
+        self._require(update(t).where(t.c.id == change_id).values(**values), f"change {change_id}")
 
     def recent_changes(self, limit: int = 50) -> list[ChangeRecord]:
         t = T.change_record
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t).order_by(t.c.requested_at.desc(), t.c.id.desc()).limit(limit)
-            )
-            return [ChangeRecord(**r._mapping) for r in rows]
+        return self._all(
+            ChangeRecord, select(t).order_by(t.c.requested_at.desc(), t.c.id.desc()).limit(limit)
+        )

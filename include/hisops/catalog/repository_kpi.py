@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import text
 
 from hisops.catalog.records import EvidencePackRecord, KpiReportRecord
+from hisops.catalog.repository_base import Statements
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -388,11 +389,9 @@ class KpiQueries:
         return self._rows(OperatorKpiRow, OPERATORS_SQL, start=start, end=end)
 
 
-class ReportArchive:
+class ReportArchive(Statements):
     """KPI reports and evidence packs written, and the period exports the evidence pack holds
     (mixed into CatalogRepository)."""
-
-    engine: Engine
 
     def record_kpi_report(
         self,
@@ -409,20 +408,19 @@ class ReportArchive:
         from hisops.catalog import tables as T
 
         t = T.kpi_report
-        with self.engine.begin() as conn:
-            return conn.execute(
-                insert(t)
-                .values(
-                    period_start=period_start,
-                    period_end=period_end,
-                    label=label,
-                    path=path,
-                    sha256=sha256,
-                    summary=summary,
-                    dag_run_id=dag_run_id,
-                )
-                .returning(t.c.id)
-            ).scalar_one()
+        return self._scalar(
+            insert(t)
+            .values(
+                period_start=period_start,
+                period_end=period_end,
+                label=label,
+                path=path,
+                sha256=sha256,
+                summary=summary,
+                dag_run_id=dag_run_id,
+            )
+            .returning(t.c.id)
+        )
 
     def kpi_reports(
         self,
@@ -439,8 +437,7 @@ class ReportArchive:
         stmt = select(t).order_by(t.c.generated_at.desc(), t.c.id.desc()).limit(limit)
         if period_start is not None and period_end is not None:
             stmt = stmt.where(t.c.period_start == period_start, t.c.period_end == period_end)
-        with self.engine.connect() as conn:
-            return [KpiReportRecord(**row._mapping) for row in conn.execute(stmt)]
+        return self._all(KpiReportRecord, stmt)
 
     def record_evidence_pack(
         self,
@@ -457,20 +454,19 @@ class ReportArchive:
         from hisops.catalog import tables as T
 
         t = T.evidence_pack
-        with self.engine.begin() as conn:
-            return conn.execute(
-                insert(t)
-                .values(
-                    month=month,
-                    path=path,
-                    sha256=sha256,
-                    size_bytes=size_bytes,
-                    items=items,
-                    created_by=created_by,
-                    dag_run_id=dag_run_id,
-                )
-                .returning(t.c.id)
-            ).scalar_one()
+        return self._scalar(
+            insert(t)
+            .values(
+                month=month,
+                path=path,
+                sha256=sha256,
+                size_bytes=size_bytes,
+                items=items,
+                created_by=created_by,
+                dag_run_id=dag_run_id,
+            )
+            .returning(t.c.id)
+        )
 
     def evidence_packs(self, limit: int = 50) -> list[EvidencePackRecord]:
         """Evidence packs, newest month first (the newest pack of a month first)."""
@@ -482,8 +478,7 @@ class ReportArchive:
         stmt = (
             select(t).order_by(t.c.month.desc(), t.c.created_at.desc(), t.c.id.desc()).limit(limit)
         )
-        with self.engine.connect() as conn:
-            return [EvidencePackRecord(**row._mapping) for row in conn.execute(stmt)]
+        return self._all(EvidencePackRecord, stmt)
 
     def get_evidence_pack(self, pack_id: int) -> EvidencePackRecord | None:
         from sqlalchemy import select
@@ -491,9 +486,7 @@ class ReportArchive:
         from hisops.catalog import tables as T
 
         t = T.evidence_pack
-        with self.engine.connect() as conn:
-            row = conn.execute(select(t).where(t.c.id == pack_id)).first()
-        return None if row is None else EvidencePackRecord(**row._mapping)
+        return self._first(EvidencePackRecord, select(t).where(t.c.id == pack_id))
 
     # --- what one month's evidence pack exports ----------------------------------------------
     def drills_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
