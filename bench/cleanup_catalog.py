@@ -1,4 +1,5 @@
-"""Benchmark: catalog pruning (roll-up + batched delete) of many metric rows while an inspection-like
+"""Benchmark: catalog pruning (roll-up + batched delete) of many metric rows while an inspection-
+like
 inserter keeps writing.
 
 A private PostgreSQL cluster holds a migrated catalog with ``--rows`` metric samples older than the

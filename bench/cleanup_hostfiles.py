@@ -40,8 +40,10 @@ def free_port() -> int:
 DAY = 86400
 
 
-# (mode, dry run); dry runs share one tree, a real run ends it. At 100k files the tree takes minutes to
-# build on a loaded machine, so the large plan builds it once: the listings first, one real run last.
+# (mode, dry run); dry runs share one tree, a real run ends it. At 100k files the tree takes minutes
+# to
+# build on a loaded machine, so the large plan builds it once: the listings first, one real run
+# last.
 PLAN_SMALL = (
     ("find-baseline", True),
     ("hisops-local", True),

@@ -14,7 +14,8 @@ loaded machine.
 It starts its own throwaway cluster (default port 55601, under /tmp) and destroys it at the
 end unless --keep. Usage:
 
-    .venv/bin/python bench/inspect_checks.py [--runs 30] [--port 55601] [--scale 1] [--keep] [--baseline REV]
+    .venv/bin/python bench/inspect_checks.py [--runs 30] [--port 55601] [--scale 1] [--keep]
+    [--baseline REV]
 """
 
 from __future__ import annotations

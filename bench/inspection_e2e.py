@@ -8,8 +8,8 @@ metrics and incidents written to a real catalog; then the report is rendered and
 
     .venv/bin/python bench/inspection_e2e.py [--databases 50] [--hosts 50] [--systems 5] [--keep]
 
-Everything lives in bench/out/inspection-bench/ and is removed afterwards (cluster stopped, sshd stopped)
-unless --keep. Results are printed as a Markdown table for bench/README.md.
+Everything lives in bench/out/inspection-bench/ and is removed afterwards (cluster stopped, sshd
+stopped) unless --keep. Results are printed as a Markdown table for bench/README.md.
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def write_inventory(databases: list[str], hosts: int, systems: int) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- one system (worker process)
+# --------------------------------------------------------------------------- one system (worker
+# process)
 
 
 def inspect_one(

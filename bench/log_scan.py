@@ -9,7 +9,8 @@ Warm = file in the page cache; cold = evicted first with posix_fadvise(DONTNEED)
 Peak RSS: our Python process (ru_maxrss growth, tracemalloc peak) and the host-side command tree
 (GNU time's %M, when /usr/bin/time exists).
 
-    .venv/bin/python bench/log_scan.py [--size-mb 1100] [--dir /tmp/hisops-bench-inspect/logs] [--no-ssh]
+    .venv/bin/python bench/log_scan.py [--size-mb 1100] [--dir /tmp/hisops-bench-inspect/logs]
+    [--no-ssh]
 """
 
 from __future__ import annotations

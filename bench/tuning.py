@@ -1,24 +1,26 @@
-"""Tuning benchmark (issue 11): performance_review and db_maintenance on a scale-5 synthetic hospital.
+"""Tuning benchmark (issue 11): performance_review and db_maintenance on a scale-5 synthetic
+hospital.
 
     .venv/bin/python bench/tuning.py --scale 5 --rows 400000 --pgbench-seconds 40
 
 Builds a throwaway PostgreSQL 15 cluster (port 55611, under bench/out/tuning/), a synthetic hospital
 database (``hisops.synth.generate``) plus the planted problems of ``hisops.devenv.tuning_plant``
 (pharmacy_dispense_log: frequent lookup by prescription number without an index, an unused and a
-duplicate index, bloat by updates/deletes) and bloat on synthetic tables (updates of outpatient_visit,
-deletes of lab_result). Then, with a pgbench read/write workload on loopback:
+duplicate index, bloat by updates/deletes) and bloat on synthetic tables (updates of
+outpatient_visit, deletes of lab_result). Then, with a pgbench read/write workload on loopback:
 
 1. baseline TPS (pgbench alone) and the slow lookup's mean time;
 2. performance_review in a child process (peak RSS via getrusage), its session time, the planted
    suggestion with its cost drop, and a check that no suggestion duplicates an existing btree;
-3. the create-index and drop-index proposals approved, a verified backup registered (the backup itself is
-   not what is measured here), db_maintenance applied (lock_timeout 2 s, 3 retries) while pgbench runs;
-   a sampler (every 50 ms) records how long any workload backend waited on a lock held or queued by the
-   maintenance backend;
-4. TPS during vs before, bloat before/after per object, total maintenance time, the slow lookup's mean
-   after the index (ratio).
+3. the create-index and drop-index proposals approved, a verified backup registered (the backup
+   itself is not what is measured here), db_maintenance applied (lock_timeout 2 s, 3 retries) while
+   pgbench runs; a sampler (every 50 ms) records how long any workload backend waited on a lock held
+   or queued by the maintenance backend;
+4. TPS during vs before, bloat before/after per object, total maintenance time, the slow lookup's
+   mean after the index (ratio).
 
-Results: bench/out/tuning/results.json and Markdown on stdout. The cluster is destroyed unless --keep.
+Results: bench/out/tuning/results.json and Markdown on stdout. The cluster is destroyed unless
+--keep.
 """
 
 from __future__ import annotations

@@ -1,19 +1,21 @@
 """Benchmark: a full hisops restore drill vs a raw ``pg_restore -j2`` into an empty database.
 
-Goal (issue 3): verification (checksums, restore, all expectations, amcheck) ≤ 1.3 × the raw restore;
-peak memory (RSS of the process tree) < 300 MB whatever the database size.
+Goal (issue 3): verification (checksums, restore, all expectations, amcheck) ≤ 1.3 × the raw
+restore; peak memory (RSS of the process tree) < 300 MB whatever the database size.
 
 Builds its own PostgreSQL 15 cluster (port 55631, under ``bench/out/verification/``, git-ignored),
-generates the synthetic HIS database (``hisops.synth``, scale 24 ≈ 2.3 GB, seed 7; kept between runs),
-takes one real hisops backup of it (``hisops.backup.dump.backup_database``: pg_dump -Fd -j2 -Z5, manifest,
-catalog) and then, side by side in one run, for each round (order alternates):
+generates the synthetic HIS database (``hisops.synth``, scale 24 ≈ 2.3 GB, seed 7; kept between
+runs), takes one real hisops backup of it (``hisops.backup.dump.backup_database``: pg_dump -Fd -j2
+-Z5, manifest, catalog) and then, side by side in one run, for each round (order alternates):
 
 - raw:   ``pg_restore -j2 -d <empty database> <backup>/dump`` (what a DBA would type);
-- drill: a fresh Python process running ``hisops.verify.drill.run_drill`` on that backup — manifest and
-  SHA-256 of every file, scratch database, ``pg_restore -j2``, the GX suite (mode ``fast`` by default),
-  schema comparison, amcheck on every btree index, Data Docs evidence, DROP of the scratch database.
+- drill: a fresh Python process running ``hisops.verify.drill.run_drill`` on that backup — manifest
+  and SHA-256 of every file, scratch database, ``pg_restore -j2``, the GX suite (mode ``fast`` by
+  default), schema comparison, amcheck on every btree index, Data Docs evidence, DROP of the scratch
+  database.
 
-Both are timed as wall clock of the whole process tree; RSS of each tree is sampled every 50 ms (psutil).
+Both are timed as wall clock of the whole process tree; RSS of each tree is sampled every 50 ms
+(psutil).
 
     .venv/bin/python bench/verification.py [--rounds 2] [--scale 24] [--mode fast|deep] [--deep-too]
 """
@@ -39,7 +41,8 @@ SEED = 7
 CATALOG = "hisops_bench_catalog"
 
 
-# --- measuring -------------------------------------------------------------------------------------
+# --- measuring
+# -------------------------------------------------------------------------------------
 
 
 class TreeSampler:
@@ -109,7 +112,8 @@ def timed(
     }
 
 
-# --- setting up ------------------------------------------------------------------------------------
+# --- setting up
+# ------------------------------------------------------------------------------------
 
 
 def cluster(port: int):
@@ -190,7 +194,8 @@ def ensure_backup(pg, repo, fresh: bool) -> Any:
     return repo.get_backup(outcome.backup_id)
 
 
-# --- the two contenders ------------------------------------------------------------------------------
+# --- the two contenders
+# ------------------------------------------------------------------------------
 
 
 def raw_restore(pg, dump: Path) -> dict[str, Any]:
@@ -285,7 +290,8 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
-# --- reporting ---------------------------------------------------------------------------------------
+# --- reporting
+# ---------------------------------------------------------------------------------------
 
 
 def report(
