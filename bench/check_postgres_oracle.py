@@ -69,7 +69,8 @@ PAIRS = [
         ),
         ["--action=backends", "--warning=80%", "--critical=95%"],
         r"(\d+ of \d+ connections)",
-        "CP counts pg_stat_activity rows with a database (autovacuum workers too); we count client backends",
+        "CP counts pg_stat_activity rows with a database (autovacuum workers too); we count client "
+        "backends",
     ),
     Pair(
         "idle in transaction",
@@ -91,7 +92,8 @@ PAIRS = [
         lambda f: f"{f.details['waiting']} waiting, {f.value:.1f} s",
         ["--action=locks", "--warning=waiting=1", "--critical=waiting=100"],
         r"(waiting=\d+)",
-        "CP counts waiting locks; we measure how long the oldest waiter waits (and name its blocker)",
+        "CP counts waiting locks; we measure how long the oldest waiter waits (and name its "
+        "blocker)",
     ),
     Pair(
         "xid age (absolute)",
@@ -147,7 +149,8 @@ PAIRS = [
         lambda f: f"{f.value:.4f} h; never: {f.details['never'][:3]}",
         ["--action=last_vacuum", "--warning=1d", "--critical=2d"],
         r"(TABLE: \S+ [^|]*?)(?: \||$)",
-        "CP: the table with the oldest vacuum among all (incl. catalogs, never-vacuumed ignored); we: tables "
+        "CP: the table with the oldest vacuum among all (incl. catalogs, never-vacuumed ignored); "
+        "we: tables "
         "past autovacuum's trigger",
     ),
     Pair(
@@ -156,7 +159,8 @@ PAIRS = [
         lambda f: f.message_en[:70],
         ["--action=replication_slots", "--warning=0", "--critical=1 GB"],
         rf"({SLOT}: [\d.]+ \w+)",
-        "CP: WAL retained in bytes; we: inactive slot = warn (PG < 17 has no inactive_since), retained ≥ 1 GB = critical",
+        "CP: WAL retained in bytes; we: inactive slot = warn (PG < 17 has no inactive_since), "
+        "retained ≥ 1 GB = critical",
     ),
 ]
 
@@ -178,7 +182,8 @@ def prepare(cluster: PgCluster) -> None:
         "DROP TABLE IF EXISTS oracle_seq, oracle_seq2, oracle_bloat, oracle_lock",
         "CREATE TABLE oracle_seq (id serial PRIMARY KEY)",
         "SELECT setval('oracle_seq_id_seq', 1932735283)",  # 90 % of int4
-        "CREATE TABLE oracle_seq2 (id int); CREATE SEQUENCE oracle_seq2_seq AS bigint OWNED BY oracle_seq2.id",
+        "CREATE TABLE oracle_seq2 (id int); CREATE SEQUENCE oracle_seq2_seq AS bigint OWNED BY "
+        "oracle_seq2.id",
         "SELECT setval('oracle_seq2_seq', 2104533975)",  # 98 % of int4, 0 % of bigint
         "CREATE TABLE oracle_bloat (id int, pad text) WITH (autovacuum_enabled = false)",
         "INSERT INTO oracle_bloat SELECT g, repeat('x', 80) FROM generate_series(1, 200000) g",

@@ -44,8 +44,10 @@ def load(url: str, rows: int) -> float:
             conn.execute(
                 text(
                     "INSERT INTO hisops.metric_sample (target_id, metric, value, observed_at) "
-                    "SELECT 'db' || (g % 50), (ARRAY['connections_pct','cache_hit_pct','xid_age_pct','fs_used_pct'])"
-                    "[1 + g % 4], (g % 1000) / 10.0, now() - interval '100 days' - (g % 8640000) * interval '1 second'"
+                    "SELECT 'db' || (g % 50), "
+                    "(ARRAY['connections_pct','cache_hit_pct','xid_age_pct','fs_used_pct'])"
+                    "[1 + g % 4], (g % 1000) / 10.0, now() - interval '100 days' - (g % 8640000) * "
+                    "interval '1 second'"
                     " FROM generate_series(:a, :b) g"
                 ),
                 {"a": start, "b": start + n - 1},
@@ -105,7 +107,8 @@ class LockSampler(threading.Thread):
             while not self.stop.is_set():
                 waited = conn.execute(
                     text(
-                        "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - waitstart)), 0) FROM pg_locks "
+                        "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - waitstart)), "
+                        "0) FROM pg_locks "
                         "WHERE NOT granted AND pid = :p"
                     ),
                     {"p": self.inserter.pid or -1},
@@ -198,7 +201,8 @@ systems: [{{id: s, name: 测试, name_en: bench}}]
                 "SELECT count(*) FROM hisops.metric_daily"
             ).scalar_one()
             results["left_old"] = conn.exec_driver_sql(
-                "SELECT count(*) FROM hisops.metric_sample WHERE observed_at < now() - interval '90 days'"
+                "SELECT count(*) FROM hisops.metric_sample WHERE observed_at < now() - interval "
+                "'90 days'"
             ).scalar_one()
         results["load_after"] = os.getloadavg()
         repo.dispose()

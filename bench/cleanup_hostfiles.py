@@ -230,12 +230,14 @@ def main() -> int:
             sshd.stop()
             cluster.destroy()
     print(
-        "\n| files | run | dry run | seconds | peak RSS MB | growth MB | files acted | left | load |"
+        "\n| files | run | dry run | seconds | peak RSS MB | growth MB | files acted | left | load "
+        "|"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['n']} | {r['mode']} | {'yes' if r['dry_run'] else 'no'} | {r['seconds']} | {r['peak_rss_mb']} | "
+            f"| {r['n']} | {r['mode']} | {'yes' if r['dry_run'] else 'no'} | {r['seconds']} | "
+            f"{r['peak_rss_mb']} | "
             f"{r['growth_mb']} | {r.get('files', '—')} | {r['left']} | {r['load']} |"
         )
     return 0

@@ -146,7 +146,8 @@ def report(label: str, walls: list[float], stats: dict, runs: int) -> float:
         calls, exec_ms, plan_ms = stats.get(name, (0, 0.0, 0.0))
         if calls:
             print(
-                f"    {name:<12} exec {exec_ms / calls:7.2f} ms  plan {plan_ms / calls:6.2f} ms  ({calls} calls)"
+                f"    {name:<12} exec {exec_ms / calls:7.2f} ms  plan {plan_ms / calls:6.2f} ms  "
+                f"({calls} calls)"
             )
     return server
 

@@ -308,16 +308,20 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 def markdown(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
-        "| round | wall (s) | inspect (s) | report (s) | targets | findings | per-target mean / median / p95 / max (s) "
+        "| round | wall (s) | inspect (s) | report (s) | targets | findings | per-target mean / "
+        "median / p95 / max (s) "
         "| database mean (s) | host mean (s) | per-system process (s) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         a, k = r["all"], r["per_target"]
         lines.append(
-            f"| {r['round']} | {r['wall_s']:.1f} | {r['inspect_s']:.1f} | {r['report_s']:.1f} | {r['targets']} "
-            f"| {r['findings']} {json.dumps(r['severities'])} | {a['mean']:.2f} / {a['median']:.2f} / {a['p95']:.2f} "
-            f"/ {a['max']:.2f} | {k.get('database', {}).get('mean', 0):.2f} | {k.get('host', {}).get('mean', 0):.2f} "
+            f"| {r['round']} | {r['wall_s']:.1f} | {r['inspect_s']:.1f} | {r['report_s']:.1f} | "
+            f"{r['targets']} "
+            f"| {r['findings']} {json.dumps(r['severities'])} | {a['mean']:.2f} / "
+            f"{a['median']:.2f} / {a['p95']:.2f} "
+            f"/ {a['max']:.2f} | {k.get('database', {}).get('mean', 0):.2f} | "
+            f"{k.get('host', {}).get('mean', 0):.2f} "
             f"| {r['systems_s']} |"
         )
     lines.append(
@@ -351,7 +355,8 @@ def main() -> int:
             },
         }
         print(
-            f"setup: {time.monotonic() - t0:.1f}s (cluster, sshd, {len(databases)} databases, catalog)",
+            f"setup: {time.monotonic() - t0:.1f}s (cluster, sshd, {len(databases)} databases, "
+            f"catalog)",
             flush=True,
         )
         alone = uncontended(inventory_path, catalog_url, servers)

@@ -264,8 +264,10 @@ def naive(repo: Any, period: Any) -> dict[str, Any]:
         p = {"s": period.start, "e": period.end}
         findings = conn.execute(
             text(
-                "SELECT system_id, target_id, severity, observed_at FROM hisops.finding WHERE observed_at >= :s "
-                "AND observed_at < :e AND check_id IN ('database.reachable', 'host.reachable', 'http.status')"
+                "SELECT system_id, target_id, severity, observed_at FROM hisops.finding WHERE "
+                "observed_at >= :s "
+                "AND observed_at < :e AND check_id IN ('database.reachable', 'host.reachable', "
+                "'http.status')"
             ),
             p,
         ).all()
@@ -346,7 +348,8 @@ def main() -> int:
         ):
             r = measure(how, which, url, inventory)
             notes = (
-                f"build {r['build_s']:.2f} s, page {r['html_kb']} KB, availability {r['availability_pct']}%"
+                f"build {r['build_s']:.2f} s, page {r['html_kb']} KB, availability "
+                f"{r['availability_pct']}%"
                 if how == "kpi"
                 else f"{r['rows']:,} raw rows fetched"
             )

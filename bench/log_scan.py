@@ -34,9 +34,12 @@ from hisops.targets.runner import LocalRunner, SshParams, SshRunner
 
 PATTERNS = {"error": "ERROR", "fatal": "FATAL|PANIC", "oom": "(?i)out of memory"}
 TEMPLATES = [
-    "{ts} CST [{pid}] LOG:  duration: {d}.512 ms  statement: SELECT * FROM outpatient_visit WHERE visit_id = {n}",
-    "{ts} CST [{pid}] LOG:  connection authorized: user=his_app database=his_outpatient application_name=his",
-    "{ts} CST [{pid}] LOG:  checkpoint complete: wrote {n} buffers (0.1%); 0 WAL file(s) added, 0 removed",
+    "{ts} CST [{pid}] LOG:  duration: {d}.512 ms  statement: SELECT * FROM outpatient_visit WHERE "
+    "visit_id = {n}",
+    "{ts} CST [{pid}] LOG:  connection authorized: user=his_app database=his_outpatient "
+    "application_name=his",
+    "{ts} CST [{pid}] LOG:  checkpoint complete: wrote {n} buffers (0.1%); 0 WAL file(s) added, 0 "
+    "removed",
     '{ts} CST [{pid}] LOG:  automatic vacuum of table "his.public.prescription": index scans: 1',
 ]
 RARE = [
@@ -48,7 +51,8 @@ RARE = [
     (0.0005, '{ts} CST [{pid}] FATAL:  password authentication failed for user "his_app"'),
     (
         0.0001,
-        "{ts} CST [{pid}] LOG:  server process (PID {pid}) was terminated by signal 9: Killed (Out of memory)",
+        "{ts} CST [{pid}] LOG:  server process (PID {pid}) was terminated by signal 9: Killed (Out "
+        "of memory)",
     ),
 ]
 
@@ -170,7 +174,8 @@ def python_scan(path: Path) -> dict:
 
 def awk_scan(path: Path) -> dict:
     prog = (
-        "/ERROR/ { e++ } /FATAL|PANIC/ { f++ } /[oO][uU][tT] [oO][fF] [mM][eE][mM][oO][rR][yY]/ { o++ } "
+        "/ERROR/ { e++ } /FATAL|PANIC/ { f++ } /[oO][uU][tT] [oO][fF] [mM][eE][mM][oO][rR][yY]/ "
+        "{ o++ } "
         "END { print e + 0, f + 0, o + 0 }"
     )
     start = time.perf_counter()
@@ -193,7 +198,8 @@ def awk_scan(path: Path) -> dict:
 
 def rss(r: dict) -> str:
     return (
-        f"commands {r['commands_kb'] or '?'} KB RSS, {r['cpu_s']:.2f} s CPU; python +{r['py_growth_kb']} KB "
+        f"commands {r['commands_kb'] or '?'} KB RSS, {r['cpu_s']:.2f} s CPU; python "
+        f"+{r['py_growth_kb']} KB "
         f"(traced {r['py_peak_kb']} KB)"
     )
 
@@ -279,7 +285,8 @@ def run_all(path: Path, size: int, args) -> None:
     more = hisops_scan(path, LocalRunner(), warm["offsets"])
     grown = path.stat().st_size - size
     print(
-        f"  incremental: {grown / 1e6:.0f} MB appended → {more['seconds']:.2f} s, counts {more['counts']}"
+        f"  incremental: {grown / 1e6:.0f} MB appended → {more['seconds']:.2f} s, counts "
+        f"{more['counts']}"
     )
 
 

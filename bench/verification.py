@@ -302,8 +302,10 @@ def report(
         d, t = r["drill"], r["drill"]["drill"]["timings"]
         print(
             f"round {i} ({r['order']}): raw pg_restore -j2 {r['raw']['seconds']:.1f}s "
-            f"(load {r['raw']['load']}, peak {r['raw']['peak_rss_mb']} MiB) | drill {d['seconds']:.1f}s "
-            f"(load {d['load']}, peak {d['peak_rss_mb']} MiB {d['top']}) → ratio {ratios[i - 1]:.3f}; "
+            f"(load {r['raw']['load']}, peak {r['raw']['peak_rss_mb']} MiB) | drill "
+            f"{d['seconds']:.1f}s "
+            f"(load {d['load']}, peak {d['peak_rss_mb']} MiB {d['top']}) → ratio "
+            f"{ratios[i - 1]:.3f}; "
             f"drill steps {t}; checks {d['drill']['checks']}, ok {d['drill']['ok']}"
         )
     summary = {
@@ -316,7 +318,8 @@ def report(
         "deep": deep,
     }
     print(
-        f"database {size / 1e9:.2f} GB ({size / 2**30:.2f} GiB), backup {backup.size_bytes / 2**20:.0f} MiB; "
+        f"database {size / 1e9:.2f} GB ({size / 2**30:.2f} GiB), backup "
+        f"{backup.size_bytes / 2**20:.0f} MiB; "
         f"ratio median {summary['ratio_median']}, max {summary['ratio_max']}; "
         f"drill peak RSS {summary['drill_peak_rss_mib']} MiB"
     )
