@@ -88,7 +88,7 @@ def one_run(cluster: PgCluster) -> tuple[float, list[Any]]:
 
 
 def baseline_module(rev: str) -> types.ModuleType:
-    """``hisops.inspect.db_checks`` as it was at git revision ``rev`` (only its statements are used)."""
+    """``hisops.inspect.db_checks`` as it was at git revision ``rev`` (only its statements used)."""
     repo = Path(__file__).resolve().parents[1]
     source = subprocess.run(
         ["git", "-C", str(repo), "show", f"{rev}:include/hisops/inspect/db_checks.py"],

@@ -129,7 +129,7 @@ def inspect_one(
     threads: int,
     servers: dict[str, Any],
 ) -> dict[str, Any]:
-    """What one mapped Airflow task does, with connections resolved from ``servers`` instead of Airflow."""
+    """One mapped Airflow task, connections resolved from ``servers`` instead of Airflow."""
     from hisops.catalog.repository import CatalogRepository
     from hisops.inspect.run import Access, RunContext, inspect_system
     from hisops.inventory.loader import load_inventory
@@ -140,7 +140,10 @@ def inspect_one(
     pg = servers["pg"]
 
     def dsn_for(db: Any) -> str:
-        return f"host={pg['host']} port={pg['port']} user={pg['user']} password={pg['password']} dbname={db.conn_id}"
+        return (
+            f"host={pg['host']} port={pg['port']} user={pg['user']} "
+            f"password={pg['password']} dbname={db.conn_id}"
+        )
 
     def runner_for(host: Any) -> Any:
         ssh = servers["ssh"]
@@ -177,7 +180,7 @@ def inspect_one(
 def uncontended(
     inventory_path: Path, catalog_url: str, servers: dict[str, Any], k: int = 5
 ) -> dict[str, float]:
-    """Per-target cost without concurrency: the first system's targets, one at a time, k of each kind."""
+    """Per-target cost without concurrency: the first system's targets one at a time, k per kind."""
     from hisops.catalog.repository import CatalogRepository
     from hisops.inventory.loader import load_inventory
 

@@ -201,7 +201,7 @@ print(json.dumps({{"server_ms": r.server_ms, "suggestions": r.advice["suggestion
 
 
 class LockSampler(threading.Thread):
-    """Every 50 ms: workload backends waiting on a lock whose blockers include a maintenance backend."""
+    """Every 50 ms: workload backends waiting on a lock that a maintenance backend holds or queues."""
 
     def __init__(self, dsn: str) -> None:
         super().__init__(daemon=True)

@@ -138,7 +138,7 @@ def _marker(pg) -> str:
 
 
 def ensure_database(pg, scale: float) -> int:
-    """The synthetic database at ``scale`` (regenerated when missing or of another scale); its size."""
+    """The synthetic database at ``scale`` (regenerated if missing or another scale); its size."""
     from hisops.synth.generate import generate
 
     wanted = f"hisops bench scale={scale:g} seed={SEED}"
