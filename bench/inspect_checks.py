@@ -38,7 +38,8 @@ from hisops.inventory.thresholds import Thresholds
 DB = "his_scale1"
 STATS = """SELECT substring(query FROM 'hisops:inspect:([a-z_]+)') AS name, sum(calls)::bigint,
                   sum(total_exec_time), sum(total_plan_time)
-           FROM pg_stat_statements WHERE dbid = %s AND query LIKE '%%hisops:inspect:%%' GROUP BY 1"""
+           FROM pg_stat_statements WHERE dbid = %s AND query LIKE '%%hisops:inspect:%%' GROUP BY
+               1"""
 
 
 def query(cluster: PgCluster, sql: str, args: tuple = (), dbname: str = "postgres") -> list[tuple]:

@@ -93,10 +93,12 @@ def _array(values: tuple[str, ...]) -> str:
 def generation_sql(databases: int, hosts: int, days: int) -> list[tuple[str, str]]:
     """(what, SQL) steps; all rows made by PostgreSQL. Targets: db_NNN / host_NNN in sys_NN."""
     start = f"timestamptz '{END}' - interval '{days} days'"
-    target = f"""(SELECT 'database' AS kind, 'db_' || lpad(i::text, 3, '0') AS id, 'sys_' || lpad((i % {SYSTEMS})::text, 2, '0') AS sys
+    target = f"""(SELECT 'database' AS kind, 'db_' || lpad(i::text, 3, '0') AS id, 'sys_' ||
+        lpad((i % {SYSTEMS})::text, 2, '0') AS sys
                  FROM generate_series(0, {databases} - 1) i
                  UNION ALL
-                 SELECT 'host', 'host_' || lpad(i::text, 3, '0'), 'sys_' || lpad((i % {SYSTEMS})::text, 2, '0')
+                 SELECT 'host', 'host_' || lpad(i::text, 3, '0'), 'sys_' || lpad((i %
+                     {SYSTEMS})::text, 2, '0')
                  FROM generate_series(0, {hosts} - 1) i)"""
     return [
         (

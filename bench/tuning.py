@@ -217,10 +217,12 @@ class LockSampler(threading.Thread):
     def run(self) -> None:
         with self.conn.cursor() as cur:
             while not self.stop.is_set():
-                cur.execute("""SELECT coalesce(max(extract(epoch FROM now() - w.query_start)), 0), count(*)
+                cur.execute("""SELECT coalesce(max(extract(epoch FROM now() - w.query_start)), 0),
+                    count(*)
                     FROM pg_stat_activity w
                     WHERE w.application_name = 'pgbench' AND w.wait_event_type = 'Lock'
-                      AND EXISTS (SELECT 1 FROM pg_stat_activity m WHERE m.pid = ANY(pg_blocking_pids(w.pid))
+                      AND EXISTS (SELECT 1 FROM pg_stat_activity m WHERE m.pid =
+                          ANY(pg_blocking_pids(w.pid))
                                   AND m.application_name LIKE 'hisops-maintenance%')""")
                 wait, n = cur.fetchone()
                 self.max_wait_s, self.samples = max(self.max_wait_s, float(wait)), self.samples + 1
