@@ -104,52 +104,66 @@ def generation_sql(databases: int, hosts: int, days: int) -> list[tuple[str, str
         (
             "inspection runs",
             f"""
-            INSERT INTO hisops.inspection_run (dag_id, run_id, logical_date, started_at, finished_at, state)
-            SELECT 'daily_inspection', 'scheduled__' || d, d + interval '7 hours', d + interval '7 hours',
+            INSERT INTO hisops.inspection_run (dag_id, run_id, logical_date, started_at,
+                finished_at, state)
+            SELECT 'daily_inspection', 'scheduled__' || d, d + interval '7 hours', d + interval
+                '7 hours',
                    d + interval '7 hours' + (20 + random() * 50) * interval '1 minute', 'success'
-            FROM generate_series({start}, timestamptz '{END}' - interval '1 day', interval '1 day') d""",
+            FROM generate_series({start}, timestamptz '{END}' - interval '1 day', interval '1 day')
+                d""",
         ),
         (
             "findings",
             f"""
-            INSERT INTO hisops.finding (inspection_run_id, check_id, target_kind, target_id, system_id, severity,
+            INSERT INTO hisops.finding (inspection_run_id, check_id, target_kind, target_id,
+                system_id, severity,
                                         value, message_zh, message_en, observed_at)
             SELECT r.id, c.check_id, t.kind, t.id, t.sys,
-                   CASE WHEN random() < 0.97 THEN 'ok' WHEN random() < 0.8 THEN 'warn' ELSE 'critical' END,
+                   CASE WHEN random() < 0.97 THEN 'ok' WHEN random() < 0.8 THEN 'warn' ELSE
+                       'critical' END,
                    random() * 100, '检查结果', 'check result',
                    r.logical_date + random() * interval '15 minutes'
             FROM hisops.inspection_run r
             CROSS JOIN {target} t
             JOIN LATERAL unnest(CASE t.kind WHEN 'database' THEN {_array(DB_CHECKS)}
-                                            ELSE {_array(HOST_CHECKS)} END) AS c(check_id) ON true""",
+                                            ELSE {_array(HOST_CHECKS)} END) AS c(check_id) ON
+                                                true""",
         ),
         (
             "incidents",
             f"""
-            INSERT INTO hisops.incident (check_id, target_id, system_id, severity, state, title_zh, title_en,
+            INSERT INTO hisops.incident (check_id, target_id, system_id, severity, state, title_zh,
+                title_en,
                                          opened_at, acknowledged_at, acknowledged_by, resolved_at)
             SELECT 'db.connections', 'db_' || lpad((g % {databases})::text, 3, '0'),
                    'sys_' || lpad((g % {databases} % {SYSTEMS})::text, 2, '0'),
-                   CASE WHEN g % 5 = 0 THEN 'critical' ELSE 'warn' END, 'resolved', '事件', 'incident', o,
+                   CASE WHEN g % 5 = 0 THEN 'critical' ELSE 'warn' END, 'resolved', '事件',
+                       'incident', o,
                    CASE WHEN g % 3 <> 0 THEN o + random() * interval '2 hours' END,
-                   CASE WHEN g % 3 <> 0 THEN 'operator' || (g % 7) END, o + random() * interval '30 hours'
+                   CASE WHEN g % 3 <> 0 THEN 'operator' || (g % 7) END, o + random() * interval
+                       '30 hours'
             FROM generate_series(1, {days} * 20) g,
                  LATERAL (SELECT {start} + (g / 20.0) * interval '1 day' AS o) t""",
         ),
         (
             "backups",
             f"""
-            INSERT INTO hisops.backup (database_id, system_id, kind, state, started_at, finished_at, size_bytes)
-            SELECT 'db_' || lpad(i::text, 3, '0'), 'sys_' || lpad((i % {SYSTEMS})::text, 2, '0'), 'database',
+            INSERT INTO hisops.backup (database_id, system_id, kind, state, started_at, finished_at,
+                size_bytes)
+            SELECT 'db_' || lpad(i::text, 3, '0'), 'sys_' || lpad((i % {SYSTEMS})::text, 2, '0'),
+                'database',
                    CASE WHEN random() < 0.98 THEN 'verified' ELSE 'failed' END,
-                   d + interval '1 hour', d + interval '1 hour' + random() * interval '40 minutes', 1e9
-            FROM generate_series({start}, timestamptz '{END}' - interval '1 day', interval '1 day') d,
+                   d + interval '1 hour', d + interval '1 hour' + random() * interval '40 minutes',
+                       1e9
+            FROM generate_series({start}, timestamptz '{END}' - interval '1 day', interval '1 day')
+                d,
                  generate_series(0, {databases} - 1) i""",
         ),
         (
             "restore drills",
             """
-            INSERT INTO hisops.backup_verification (backup_id, started_at, finished_at, ok, restore_seconds)
+            INSERT INTO hisops.backup_verification (backup_id, started_at, finished_at, ok,
+                restore_seconds)
             SELECT id, finished_at + interval '5 minutes', finished_at + interval '20 minutes',
                    state = 'verified', CASE WHEN state = 'verified' THEN 60 + random() * 900 END
             FROM hisops.backup""",
@@ -157,23 +171,29 @@ def generation_sql(databases: int, hosts: int, days: int) -> list[tuple[str, str
         (
             "maintenance operations",
             f"""
-            INSERT INTO hisops.maintenance_operation (database_id, kind, state, started_at, finished_at)
-            SELECT 'db_' || lpad((g % {databases})::text, 3, '0'), 'reindex', 'completed', s, s + interval '20 minutes'
+            INSERT INTO hisops.maintenance_operation (database_id, kind, state, started_at,
+                finished_at)
+            SELECT 'db_' || lpad((g % {databases})::text, 3, '0'), 'reindex', 'completed', s, s +
+                interval '20 minutes'
             FROM generate_series(1, {days} * 5) g,
-                 LATERAL (SELECT {start} + (g / 5.0) * interval '1 day' + interval '2 hours' AS s) t""",
+                 LATERAL (SELECT {start} + (g / 5.0) * interval '1 day' + interval '2 hours' AS s)
+                     t""",
         ),
         (
             "changes",
             f"""
-            INSERT INTO hisops.change_record (title, requested_by, approved_by, state, requested_at, started_at,
+            INSERT INTO hisops.change_record (title, requested_by, approved_by, state, requested_at,
+                started_at,
                                               finished_at, failed_at, kind, targets)
             SELECT '变更 ' || g, 'operator' || (g % 7), 'sysadmin' || (g % 2),
-                   CASE WHEN g % 10 = 0 THEN 'rolled_back' WHEN g % 25 = 0 THEN 'cancelled' ELSE 'completed' END,
+                   CASE WHEN g % 10 = 0 THEN 'rolled_back' WHEN g % 25 = 0 THEN 'cancelled' ELSE
+                       'completed' END,
                    s - interval '1 day', s, s + interval '30 minutes',
                    CASE WHEN g % 10 = 0 THEN s + interval '10 minutes' END, 'sql',
                    ARRAY['db_' || lpad((g % {databases})::text, 3, '0')]
             FROM generate_series(1, {days} * 2) g,
-                 LATERAL (SELECT {start} + (g / 2.0) * interval '1 day' + interval '2 hours' AS s) t""",
+                 LATERAL (SELECT {start} + (g / 2.0) * interval '1 day' + interval '2 hours' AS s)
+                     t""",
         ),
         ("analyze", "ANALYZE"),
     ]

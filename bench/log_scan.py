@@ -157,8 +157,8 @@ with open(sys.argv[1], "rb", buffering=0) as fh:
                 counts[name] += 1
                 pos = buf.find(b"\n", m.end()) + 1
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"seconds": time.perf_counter() - start, "counts": counts, "rss_kb": usage.ru_maxrss,
-                  "cpu_s": usage.ru_utime + usage.ru_stime}))
+print(json.dumps({"seconds": time.perf_counter() - start, "counts": counts,
+                  "rss_kb": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}))
 """
 
 

@@ -186,9 +186,11 @@ from hisops.runinfo import RunInfo
 from hisops.tune.review import review_database
 repo = CatalogRepository.from_url({pg.sqlalchemy_url("hisops_catalog")!r})
 inv = load_inventory({str(inv_path)!r})
-r = review_database(repo, inv, {DB!r}, {pg.dsn(DB)!r}, RunInfo("performance_review", "bench", triggering_user="bench"))
-print(json.dumps({{"server_ms": r.server_ms, "suggestions": r.advice["suggestions"], "health": r.health,
-                  "proposals": r.proposals, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}},
+run = RunInfo("performance_review", "bench", triggering_user="bench")
+r = review_database(repo, inv, {DB!r}, {pg.dsn(DB)!r}, run)
+rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"server_ms": r.server_ms, "suggestions": r.advice["suggestions"],
+                  "health": r.health, "proposals": r.proposals, "peak_rss_mb": rss_mb}},
                  ensure_ascii=False, default=str))
 """
     t0 = time.monotonic()
@@ -201,7 +203,7 @@ print(json.dumps({{"server_ms": r.server_ms, "suggestions": r.advice["suggestion
 
 
 class LockSampler(threading.Thread):
-    """Every 50 ms: workload backends waiting on a lock that a maintenance backend holds or queues."""
+    """Every 50 ms: workload backends waiting on a lock a maintenance backend holds or queues."""
 
     def __init__(self, dsn: str) -> None:
         super().__init__(daemon=True)

@@ -3,7 +3,10 @@
 Pure constants: DAG files import this at parse time, so it must stay import-cheap. Role names
 come from :mod:`hisops.roles` (the one home of the names).
 
-| level | see DAGs | trigger, clear/re-run, pause routine DAGs | restore/change/maintenance | connections, variables, pools | users, roles | audit trail |
+Columns: (1) see DAGs, (2) trigger, clear/re-run, pause routine DAGs, (3) restore, change,
+maintenance, (4) connections, variables, pools, (5) users, roles, (6) audit trail.
+
+| level      | 1 | 2 | 3 | 4 | 5 | 6 |
 | 超级管理员 | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
 | 系统管理员 | ✓ | ✓ | ✓ | ✓ | ✗ | ✓ |
 | 运维人员   | ✓ | ✓ (per DAG) | ✗ | ✗ | ✗ | ✗ |

@@ -39,7 +39,8 @@ def current_try_lease(context: dict[str, Any]) -> Callable[[], bool]:
             )
         except Exception as exc:  # noqa: BLE001 - no supervisor (orphaned) or no answer: not ours any more
             log.error(
-                "本任务已失去调度 lost contact with Airflow (%s: %s): treating this try as superseded",
+                "本任务已失去调度 lost contact with Airflow (%s: %s): "
+                "treating this try as superseded",
                 type(exc).__name__,
                 exc,
             )

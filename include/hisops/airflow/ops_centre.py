@@ -1,4 +1,5 @@
-"""运维中心 O&M centre — a FastAPI app mounted in the Airflow api-server by plugins/hisops_plugin.py.
+"""运维中心 O&M centre — a FastAPI app mounted in the Airflow api-server
+(by plugins/hisops_plugin.py).
 
 Airflow does not protect plugin routes: every route here resolves the user from the Airflow
 JWT (cookie of the UI session, or a Bearer token) and asks the auth manager for a permission
@@ -10,9 +11,9 @@ that matches what the route shows or does (custom FAB resources from ``hisops.ai
 | GET  /evidence/{id}/{file}      | read "hisops 运维中心 O&M centre"   | all five roles |
 | GET  /changes/{id}              | read "hisops 运维中心 O&M centre"   | all five roles |
 | GET  /kpi/{id}                  | read "hisops 运维中心 O&M centre"   | all five roles |
-| GET  /evidence-packs/{id}       | read "hisops 审计记录 Audit trail"  | 审计管理员, 系统管理员, 超级管理员 |
-| POST /incidents/{id}/ack        | edit DAG daily_inspection          | 运维人员, 系统管理员, 超级管理员 |
-| GET  /audit                     | read "hisops 审计记录 Audit trail"  | 审计管理员, 系统管理员, 超级管理员 |
+| GET  /evidence-packs/{id}       | read "hisops 审计记录 Audit trail"  | 审计/系统/超级管理员 |
+| POST /incidents/{id}/ack        | edit DAG daily_inspection          | 运维人员/系统/超级管理员 |
+| GET  /audit                     | read "hisops 审计记录 Audit trail"  | 审计/系统/超级管理员 |
 
 Refused requests are written to the audit trail by ``hisops.airflow.audit_middleware``.
 """
