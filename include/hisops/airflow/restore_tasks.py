@@ -11,15 +11,19 @@ imported inside the functions.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from hisops.airflow import runtime
 from hisops.airflow.context import run_info
 
+if TYPE_CHECKING:
+    from hisops.restore.service import RestoreEnv
+
 TASK = "restore_database"
 
 
-def _env(context: dict) -> Any:
+def _env(context: dict) -> RestoreEnv:
     from hisops.airflow.shared_storage import backup_root
     from hisops.airflow.users import roles_of
     from hisops.restore.service import RestoreEnv
@@ -40,17 +44,27 @@ def _env(context: dict) -> Any:
     )
 
 
-def authorize_restore(params: dict[str, Any], context: dict) -> dict[str, Any]:
-    """Form, confirmation, role, backup choice; a refusal fails the run without retry."""
+def _refusal_fails_run(
+    authorize: Callable[[RestoreEnv, dict[str, Any]], dict[str, Any]],
+    params: dict[str, Any],
+    context: dict,
+) -> dict[str, Any]:
+    """``authorize(env, params)``; a refusal fails the run without retry."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from hisops.restore.errors import Refused
-    from hisops.restore.service import authorize_restore as authorize
 
     try:
         return authorize(_env(context), params)
     except Refused as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def authorize_restore(params: dict[str, Any], context: dict) -> dict[str, Any]:
+    """Form, confirmation, role, backup choice; a refusal fails the run without retry."""
+    from hisops.restore.service import authorize_restore as authorize
+
+    return _refusal_fails_run(authorize, params, context)
 
 
 def stage_restore(plan: dict[str, Any], context: dict) -> dict[str, Any]:
@@ -90,15 +104,9 @@ def drop_restore_staging(plan: dict[str, Any] | None, context: dict) -> bool:
 
 def authorize_pitr_restore(params: dict[str, Any], context: dict) -> dict[str, Any]:
     """Form, typed server id, role, backup set; a refusal fails the run without retry."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from hisops.restore.errors import Refused
     from hisops.restore.pitr import authorize_pitr_restore as authorize
 
-    try:
-        return authorize(_env(context), params)
-    except Refused as exc:
-        raise AirflowFailException(str(exc)) from exc
+    return _refusal_fails_run(authorize, params, context)
 
 
 def run_pitr_restore(plan: dict[str, Any], context: dict) -> dict[str, Any]:

@@ -546,10 +546,8 @@ def _read_while_dumping(
         tables = user_tables(conn)
         schema = schema_info(conn, tables)
     except psycopg2.Error as exc:
-        _prefer_pg_dump_error(proc, err, spec)
-        raise BackupError(
-            f"快照内读取结构失败 schema read in snapshot failed for {spec.database_id}: "
-            f"{_first_line(exc)}"
+        raise _snapshot_failed(
+            proc, err, spec, "快照内读取结构失败 schema read in snapshot", exc
         ) from exc
     return tables, schema, _count_while_dumping(conn, tables, spec, proc, err)
 
@@ -566,6 +564,15 @@ def _prefer_pg_dump_error(proc: subprocess.Popen, err: IO[bytes], spec: DumpSpec
         wait_pg_dump(proc, err, spec.database_id)
 
 
+def _snapshot_failed(
+    proc: subprocess.Popen, err: IO[bytes], spec: DumpSpec, what: str, exc: BaseException
+) -> BackupError:
+    """A read in the snapshot transaction failed: pg_dump's own error is raised when it has one
+    (the source is gone), else the error to raise names ``what``."""
+    _prefer_pg_dump_error(proc, err, spec)
+    return BackupError(f"{what} failed for {spec.database_id}: {_first_line(exc)}")
+
+
 def _count_while_dumping(
     conn: PgConnection, tables: list, spec: DumpSpec, proc: subprocess.Popen, err: IO[bytes]
 ) -> list:
@@ -578,10 +585,8 @@ def _count_while_dumping(
     try:
         return count_rows(conn, tables, spec.exact_count_max_rows)
     except psycopg2.Error as exc:
-        _prefer_pg_dump_error(proc, err, spec)
-        raise BackupError(
-            f"快照内计数失败 row count in snapshot failed for {spec.database_id}: "
-            f"{_first_line(exc)}"
+        raise _snapshot_failed(
+            proc, err, spec, "快照内计数失败 row count in snapshot", exc
         ) from exc
 
 

@@ -16,7 +16,7 @@ from hisops.security import baseline, db_checks, host_checks
 from hisops.security.findings import finding
 
 if TYPE_CHECKING:
-    from hisops.catalog.records import FindingRecord
+    from hisops.catalog.records import FindingRecord, TargetKind
     from hisops.catalog.repository import CatalogRepository
     from hisops.inventory.models import Database, Host, Inventory
     from hisops.runinfo import RunInfo
@@ -81,6 +81,19 @@ def _drift_finding(
     )
 
 
+def _unreachable(kind: TargetKind, target_id: str, system_id: str, exc: Exception) -> FindingRecord:
+    """The target did not answer: one check_error ``security.reachable`` finding."""
+    return finding(
+        "security.reachable",
+        kind,
+        target_id,
+        "check_error",
+        f"无法连接，安全检查未执行：{exc}",
+        f"unreachable, security checks not run: {exc}",
+        system_id=system_id,
+    )
+
+
 def audit_database(
     repo: CatalogRepository,
     db: Database,
@@ -101,17 +114,7 @@ def audit_database(
         ) as conn:
             snap = db_checks.collect(conn, db.id)
     except TargetUnreachable as exc:
-        return [
-            finding(
-                "security.reachable",
-                "database",
-                db.id,
-                "check_error",
-                f"无法连接，安全检查未执行：{exc}",
-                f"unreachable, security checks not run: {exc}",
-                system_id=system_id,
-            )
-        ]
+        return [_unreachable("database", db.id, system_id, exc)]
     roles = {name: dict(attrs) for name, attrs in snap.roles.items()}
     out = [
         *db_checks.evaluate(snap),
@@ -168,17 +171,7 @@ def audit_host(
             lambda reader: repo.log_offsets(key, reader, run_id),
         )
     except TargetUnreachable as exc:
-        return [
-            finding(
-                "security.reachable",
-                "host",
-                host.id,
-                "check_error",
-                f"无法连接，安全检查未执行：{exc}",
-                f"unreachable, security checks not run: {exc}",
-                system_id=system_id,
-            )
-        ]
+        return [_unreachable("host", host.id, system_id, exc)]
     finally:
         runner.close()
     out = host_checks.evaluate(snap)
