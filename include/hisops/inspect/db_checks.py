@@ -475,12 +475,10 @@ def check_connections(t: Target, d: Data, facts: Facts) -> FindingRecord:
     used, limit = d["client_backends"], d["max_connections"]
     pct = 100.0 * used / limit
     level = t.thresholds.connections_pct
-    return t.make(
+    return t.percent(
         "db.connections",
-        classify(level, pct),
-        round(pct, 1),
         level,
-        unit="%",
+        pct,
         value_text=f"{used}/{limit}",
         zh=f"连接数 {used}/{limit}（{pct:.1f}%，含保留给超级用户的 {d['reserved']} 个）",
         en=(
@@ -670,12 +668,11 @@ def check_cache_hit(t: Target, d: Data, facts: Facts) -> FindingRecord:
             read=read,
         )
     pct = 100.0 * hit / (hit + read)
-    return t.make(
+    return t.percent(
         "db.cache_hit",
-        classify(level, pct),
-        round(pct, 2),
         level,
-        unit="%",
+        pct,
+        digits=2,
         zh=f"缓存命中率 {pct:.2f}%（自 {d['stats_reset'] or '统计开始'} 以来）",
         en=f"cache hit ratio {pct:.2f}% (since {d['stats_reset'] or 'statistics start'})",
         hit=hit,
@@ -1119,12 +1116,11 @@ def check_sequences(t: Target, d: Data, facts: Facts) -> FindingRecord:
         )
     pct = float(top["used_pct"])
     typ = f"（列类型 {top['coltype']}）" if top["coltype"] else ""
-    return t.make(
+    return t.percent(
         "db.sequences",
-        classify(level, pct),
-        round(pct, 2),
         level,
-        unit="%",
+        pct,
+        digits=2,
         value_text=f"{pct:.2f}%",
         zh=(
             f"使用率最高的序列 {top['name']}{typ} 已用 "

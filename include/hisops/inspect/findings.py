@@ -394,6 +394,12 @@ class Target:
             **kw,
         )
 
+    def percent(
+        self, check_id: str, level: Level, pct: float, digits: int = 1, **kw: Any
+    ) -> FindingRecord:
+        """A percentage measured against ``level``: classified, rounded to ``digits``, unit %."""
+        return self.make(check_id, classify(level, pct), round(pct, digits), level, unit="%", **kw)
+
     def error(self, check_id: str, exc: BaseException | str) -> FindingRecord:
         return check_error(check_id, self.kind, self.target_id, self.system_id, exc)
 

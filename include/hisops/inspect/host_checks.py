@@ -343,12 +343,10 @@ def check_inodes(t: Target, facts: HostFacts) -> list[FindingRecord]:
         total, used, free, mount = parsed
         pct = 100.0 * free / total
         out.append(
-            t.make(
+            t.percent(
                 f"host.inodes:{path}",
-                classify(level, pct),
-                round(pct, 1),
                 level,
-                unit="%",
+                pct,
                 value_text=f"{free:,} free",
                 zh=f"{path}（{mount}）inode 剩余 {pct:.1f}%（{free:,}/{total:,}）",
                 en=f"{path} ({mount}) {pct:.1f}% inodes free ({free:,} of {total:,})",
@@ -392,12 +390,10 @@ def check_memory(t: Target, facts: HostFacts) -> FindingRecord:
         available = mem.get("MemFree", 0) + mem.get("Buffers", 0) + mem.get("Cached", 0)
     pct = 100.0 * available / total
     level = t.thresholds.memory_available_pct
-    return t.make(
+    return t.percent(
         "host.memory",
-        classify(level, pct),
-        round(pct, 1),
         level,
-        unit="%",
+        pct,
         value_text=f"{fmt_bytes(available)} / {fmt_bytes(total)}",
         zh=f"可用内存 {fmt_bytes(available)}，占 {pct:.1f}%" + ("（估算）" if estimated else ""),
         en=f"{fmt_bytes(available)} memory available, {pct:.1f}%"
@@ -424,12 +420,10 @@ def check_swap(t: Target, facts: HostFacts) -> FindingRecord:
             en="no swap configured",
         )
     pct = 100.0 * free / total
-    return t.make(
+    return t.percent(
         "host.swap",
-        classify(level, pct),
-        round(pct, 1),
         level,
-        unit="%",
+        pct,
         value_text=f"{fmt_bytes(free)} / {fmt_bytes(total)} free",
         zh=f"交换分区剩余 {pct:.1f}%（{fmt_bytes(free)}/{fmt_bytes(total)}）",
         en=f"{pct:.1f}% swap free ({fmt_bytes(free)} of {fmt_bytes(total)})",
