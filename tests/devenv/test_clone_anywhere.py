@@ -45,6 +45,26 @@ def test_cluster_starts_from_a_0700_parent(tmp_path: Path) -> None:
     assert not cluster.root.exists() and not server_dir.exists()
 
 
+def test_a_new_clone_at_the_same_path_replaces_the_orphaned_cluster(tmp_path: Path) -> None:
+    """Checkout deleted and cloned again at the same path: its old outside cluster is stale."""
+    root = _private_parent(tmp_path) / "checkout" / ".demo" / "pg"
+    old = PgCluster(root, free_port())
+    new = PgCluster(root, free_port())
+    try:
+        old.start()
+        old_dir = old.server_dir
+        shutil.rmtree(root.parent.parent)  # `rm -rf checkout` while the server still runs
+        new.start()
+        with psycopg2.connect(new.dsn(), connect_timeout=5) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+        conn.close()
+        if os.geteuid() == 0:
+            assert new.server_dir == old_dir  # same folder, a fresh cluster in it
+    finally:
+        new.destroy()
+
+
 @pytest.mark.long
 def test_test_sh_from_a_clone_in_a_0700_home(tmp_path: Path) -> None:
     """`./test.sh` of a fresh clone inside a 0700 directory (the venv is shared: keeps it short)."""

@@ -824,6 +824,7 @@ def down() -> int:
 
 def clean() -> int:
     down()
+    cluster().destroy()  # also the server folder outside the checkout (clone anywhere)
     shutil.rmtree(DEMO, ignore_errors=True)
     say("removed .demo/")
     return 0

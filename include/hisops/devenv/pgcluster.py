@@ -14,6 +14,7 @@ the checkout still shows where the data is and ``destroy()`` removes both.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pwd
 import secrets
@@ -41,6 +42,7 @@ SUPERUSER = "hisops"
 SERVER_OS_USER = "postgres"  # who runs the server when we are root
 APP = "hisops-devenv"  # application_name of the cluster helper's own sessions
 OUTSIDE_BASE = Path(os.environ.get("HISOPS_PG_OUTSIDE_DIR", "/var/tmp"))
+log = logging.getLogger(__name__)
 
 
 class ClusterError(RuntimeError):
@@ -153,7 +155,19 @@ class PgCluster:
         outside.mkdir(mode=0o700, exist_ok=True)
         outside.chmod(0o700)
         self._chown(outside)
+        self._drop_orphaned(outside / "data")
         os.symlink(outside / "data", self.root / "data")
+
+    def _drop_orphaned(self, datadir: Path) -> None:
+        """Remove the cluster an earlier checkout at this same path left behind (deleted, cloned
+        again): nothing links to it any more and its superuser password went with the checkout."""
+        if not datadir.exists():
+            return
+        log.warning("removing the orphaned private cluster %s of an earlier checkout", datadir)
+        if (datadir / "postmaster.pid").exists():
+            stop = pg_ctl_stop_argv(datadir, mode="immediate", bindir=find_pg_bindir())
+            subprocess.run(self._as_owner(stop), capture_output=True)
+        shutil.rmtree(datadir)
 
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(self._as_owner(argv), capture_output=True, text=True)
