@@ -18,11 +18,15 @@ import time
 import zlib
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from hisops.devenv.airflow_env import REPO, airflow_env
 from hisops.devenv.pgcluster import PgCluster, port_in_use
+
+if TYPE_CHECKING:
+    from psycopg2.sql import Identifier
 
 DEMO = Path(os.environ.get("HISOPS_DEMO_HOME", REPO / ".demo"))
 PG_PORT = int(os.environ.get("HISOPS_DEMO_PG_PORT", "55432"))
@@ -100,16 +104,17 @@ def _private_write(path: Path, text: str) -> None:
     path.chmod(0o600)
 
 
-def ensure_role_reader(pg: PgCluster, password: str) -> None:
-    """A login role that may only SELECT FAB's ab_user/ab_role/ab_user_role (not a superuser)."""
+def _airflow_login_role(pg: PgCluster, name: str, password: str) -> Identifier:
+    """The login role ``name`` (created if missing; never a superuser, password set) that may
+    connect to the airflow database; returns its SQL identifier for the grants."""
     from psycopg2 import sql
 
-    role = sql.Identifier(ROLE_READER)
+    role = sql.Identifier(name)
     pg.execute(
         sql.SQL(
             "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) "
             "THEN CREATE ROLE {} LOGIN; END IF; END $$"
-        ).format(sql.Literal(ROLE_READER), role)
+        ).format(sql.Literal(name), role)
     )
     pg.execute(
         sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
@@ -117,6 +122,14 @@ def ensure_role_reader(pg: PgCluster, password: str) -> None:
         )
     )
     pg.execute(sql.SQL("GRANT CONNECT ON DATABASE airflow TO {}").format(role))
+    return role
+
+
+def ensure_role_reader(pg: PgCluster, password: str) -> None:
+    """A login role that may only SELECT FAB's ab_user/ab_role/ab_user_role (not a superuser)."""
+    from psycopg2 import sql
+
+    role = _airflow_login_role(pg, ROLE_READER, password)
     tables = sql.SQL(", ").join(sql.Identifier(t) for t in ROLE_TABLES)
     pg.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(tables, role), dbname="airflow")
 
@@ -180,9 +193,7 @@ CLEANER = (
 def _cleaner_password() -> str:
     path = DEMO / "airflow_cleaner.pw"
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(12))
+        _private_write(path, secrets.token_urlsafe(12))
     return path.read_text().strip()
 
 
@@ -192,19 +203,7 @@ def ensure_airflow_cleaner(pg: PgCluster) -> None:
 
     from hisops.cleanup.airflow_meta import CLEANER_GRANTS
 
-    role = sql.Identifier(CLEANER)
-    pg.execute(
-        sql.SQL(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {}) "
-            "THEN CREATE ROLE {} LOGIN; END IF; END $$"
-        ).format(sql.Literal(CLEANER), role)
-    )
-    pg.execute(
-        sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-            role, sql.Literal(_cleaner_password())
-        )
-    )
-    pg.execute(sql.SQL("GRANT CONNECT ON DATABASE airflow TO {}").format(role))
+    role = _airflow_login_role(pg, CLEANER, _cleaner_password())
     for grant in CLEANER_GRANTS:
         pg.execute(sql.SQL(grant).format(role=role), dbname="airflow")
 
