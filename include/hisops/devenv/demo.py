@@ -246,54 +246,27 @@ def register_connections() -> None:
     from airflow.utils.session import create_session
 
     pg = cluster()
-    conns = [
-        Connection(
-            conn_id=name,
+
+    def postgres(
+        conn_id: str, schema: str, login: str = pg.user, password: str = pg.password
+    ) -> Connection:
+        return Connection(
+            conn_id=conn_id,
             conn_type="postgres",
             host=pg.host,
             port=pg.port,
-            login=pg.user,
-            password=pg.password,
-            schema=name,
+            login=login,
+            password=password,
+            schema=schema,
         )
-        for name in (*HIS_DATABASES, "hisops_catalog")
-    ]
-    conns.append(
-        Connection(
-            conn_id="hisops_pg_main",
-            conn_type="postgres",
-            host=pg.host,
-            port=pg.port,
-            login=pg.user,
-            password=pg.password,
-            schema="postgres",
-        )
-    )  # the server (PITR)
+
+    conns = [postgres(name, name) for name in (*HIS_DATABASES, "hisops_catalog")]
+    conns.append(postgres("hisops_pg_main", "postgres"))  # the server (PITR)
     # restore_database reads FAB's user/role tables to check the triggering user's role:
     # through a role that may SELECT those three tables and nothing else
-    conns.append(
-        Connection(
-            conn_id="hisops_airflow_db",
-            conn_type="postgres",
-            host=pg.host,
-            port=pg.port,
-            login=ROLE_READER,
-            password=_credentials()[ROLE_READER],
-            schema="airflow",
-        )
-    )
+    conns.append(postgres("hisops_airflow_db", "airflow", ROLE_READER, _credentials()[ROLE_READER]))
     # retention_cleanup runs `airflow db clean` as a role with only the grants it needs
-    conns.append(
-        Connection(
-            conn_id="hisops_airflow_clean",
-            conn_type="postgres",
-            host=pg.host,
-            port=pg.port,
-            login=CLEANER,
-            password=_cleaner_password(),
-            schema="airflow",
-        )
-    )
+    conns.append(postgres("hisops_airflow_clean", "airflow", CLEANER, _cleaner_password()))
     conns.append(
         Connection(
             conn_id="hisops_smtp",
