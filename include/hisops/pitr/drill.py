@@ -50,6 +50,7 @@ from hisops.verify.drill import (
     DrillResult,
     DrillStop,
     evidence_dir,
+    timed,
     worse_fault,
     write_evidence,
 )
@@ -368,9 +369,8 @@ def _check_database(
     run.notes += [f"{database.id}: {n}" for n in plan.notes if "estimate" not in n]
     if plan.problems:
         run.fail("backup", [f"{database.id}: {p}" for p in plan.problems])
-    started = time.monotonic()
-    gx = gx_runner.run_suite(plan, dsn, docs_root / database.id)
-    run.timings[f"expectations:{database.id}"] = round(time.monotonic() - started, 3)
+    with timed(run.timings, f"expectations:{database.id}"):
+        gx = gx_runner.run_suite(plan, dsn, docs_root / database.id)
     run.checks_total += len(gx.outcomes)
     failed = [o for o in gx.outcomes if not o.success]
     run.failed_checks += [o.as_dict() for o in failed]
@@ -399,9 +399,8 @@ def _check_database(
 def _verify_repo(run: _Run) -> None:
     from hisops.pitr.pgbackrest import error_lines
 
-    started = time.monotonic()
-    result = run.req.pgbr.run("verify", f"--set={run.req.label}", timeout=RECOVERY_TIMEOUT)
-    run.timings["pgbackrest_verify"] = round(time.monotonic() - started, 3)
+    with timed(run.timings, "pgbackrest_verify"):
+        result = run.req.pgbr.run("verify", f"--set={run.req.label}", timeout=RECOVERY_TIMEOUT)
     text = f"{result.stdout}\n{result.stderr}"
     bad = [
         ln.strip()
@@ -420,7 +419,7 @@ def _verify_repo(run: _Run) -> None:
 
 def _steps(run: _Run, docs_root: Path) -> None:
     req = run.req
-    with _timed(run, "target"):
+    with timed(run.timings, "target"):
         drill = f"{req.backup_id}_{secrets.token_hex(3)}"
         run.target = markers.make_target(
             req.production_dsn, req.target_kind, drill, req.target_value
@@ -431,30 +430,19 @@ def _steps(run: _Run, docs_root: Path) -> None:
             for db, dbname in req.databases
         }
     start = time.monotonic()
-    with _timed(run, "restore"):
+    with timed(run.timings, "restore"):
         _make_scratch(run)
         _restore(run)
-    with _timed(run, "recovery"):
+    with timed(run.timings, "recovery"):
         _start(run)
         _wait_promoted(run)
     run.restore_seconds = round(time.monotonic() - start, 3)
     _prove(run)
-    with _timed(run, "checks"):
+    with timed(run.timings, "checks"):
         for database, dbname in req.databases:
             _check_database(run, database, dbname, schemas[database.id], docs_root)
     if req.verify_repo:
         _verify_repo(run)
-
-
-class _timed:  # noqa: N801 - a context manager like open()
-    def __init__(self, run: _Run, step: str) -> None:
-        self.run, self.step = run, step
-
-    def __enter__(self) -> None:
-        self.start = time.monotonic()
-
-    def __exit__(self, *exc: object) -> None:
-        self.run.timings[self.step] = round(time.monotonic() - self.start, 3)
 
 
 def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
@@ -478,7 +466,7 @@ def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
             [f"演练无法完成 drill could not be completed: {type(exc).__name__}: {exc}"[:1000]],
         )
     finally:
-        with _timed(run, "teardown"):
+        with timed(run.timings, "teardown"):
             _stop_and_remove(run)
     run.timings["total"] = round(time.monotonic() - begin, 3)
     if run.target is not None:

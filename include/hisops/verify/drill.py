@@ -20,6 +20,7 @@ state alone but are still recorded, alerted and never count as verified.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -59,6 +60,16 @@ _INFRA_MARKERS = (
     "permission denied to create",
     "timeout expired",
 )
+
+
+@contextmanager
+def timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Seconds the ``with`` block took, into ``timings[step]`` (also when it raises)."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[step] = round(time.monotonic() - start, 3)
 
 
 def worse_fault(current: Fault, found: Fault) -> Fault:
@@ -174,13 +185,8 @@ class _State:
             self.fault = worse_fault(self.fault, fault)
             self.failures += lines
 
-    @contextmanager
-    def timed(self, step: str) -> Iterator[None]:
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            self.timings[step] = round(time.monotonic() - start, 3)
+    def timed(self, step: str) -> contextlib.AbstractContextManager[None]:
+        return timed(self.timings, step)
 
     def result(self) -> DrillResult:
         outcomes = self.gx.outcomes if self.gx else []
