@@ -57,6 +57,13 @@ class _M(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class _Aliased(_M):
+    """A model with fields named like Python keywords or BaseModel attributes (``schema_``,
+    ``globals_``): read by either name, written by the alias (``schema``, ``globals``)."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
 class Source(_M):
     """Where the data came from. Database backups:
     host/port/dbname/versions; file backups: host + paths."""
@@ -91,15 +98,11 @@ class Snapshot(_M):
     lsn: str | None = None
 
 
-class TableCount(_M):
+class TableCount(_Aliased):
     schema_: str = Field(alias="schema")
     name: str
     rows: int
     exact: bool
-
-    model_config = ConfigDict(
-        extra="ignore", frozen=True, populate_by_name=True, serialize_by_alias=True
-    )
 
     @property
     def qualified(self) -> str:
@@ -159,7 +162,7 @@ class Timings(_M):
     total_seconds: float = 0.0
 
 
-class Manifest(_M):
+class Manifest(_Aliased):
     format: Literal["hisops-backup/1"] = FORMAT
     backup_id: int
     kind: Literal["database", "files"]
@@ -179,10 +182,6 @@ class Manifest(_M):
     globals_: Globals | None = Field(default=None, alias="globals")
     timings: Timings
     size_bytes: int
-
-    model_config = ConfigDict(
-        extra="ignore", frozen=True, populate_by_name=True, serialize_by_alias=True
-    )
 
     @property
     def target_id(self) -> str:
