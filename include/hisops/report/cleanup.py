@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hisops.kpi.files import private_dir, write_private
-from hisops.report.render import REPORT_FILE, fmt_bytes, fmt_time, jinja_environment
+from hisops.report.render import fmt_bytes, fmt_time, jinja_environment, summary_text
 
 MAX_FILES = 50  # skipped/failed files listed in the page; the catalog holds all of them
 SCOPES = {
@@ -94,9 +94,7 @@ def text_summary(r: CleanupReport, path: str | None = None) -> str:
             f"{s.files} 文件 files, {fmt_bytes(s.bytes_freed)}"
             + (f" — {s.reason}" if s.reason else "")
         )
-    if path:
-        lines.append(f"{REPORT_FILE}: {path}")
-    return "\n".join(lines)
+    return summary_text(lines, path)
 
 
 def render(r: CleanupReport) -> str:

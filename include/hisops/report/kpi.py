@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from hisops.kpi.charts import BLUE, ORANGE, Bar, Series, line_chart, pct_bars
-from hisops.report.render import REPORT_FILE, jinja_environment
+from hisops.report.render import jinja_environment, summary_text
 
 if TYPE_CHECKING:
     from hisops.kpi.figures import KpiReport
@@ -209,9 +209,7 @@ def kpi_text(report: KpiReport, path: str | None = None) -> str:
         f"巡检准时率 inspection punctuality: {report.inspection.text()}",
         f"变更成功率 change success: {report.changes.success.text()}",
     ]
-    if path:
-        lines.append(f"{REPORT_FILE}: {path}")
-    return "\n".join(lines)
+    return summary_text(lines, path)
 
 
 def render_evidence_index(

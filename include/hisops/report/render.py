@@ -503,6 +503,11 @@ def subject(data: ReportData) -> str:
     )
 
 
+def summary_text(lines: list[str], path: str | Path | None) -> str:
+    """A text summary: its lines, then the saved page's path (``REPORT_FILE``) when there is one."""
+    return "\n".join([*lines, f"{REPORT_FILE}: {path}"] if path else lines)
+
+
 def text_summary(data: ReportData, report_path: str | None = None) -> str:
     """Plain-text version (chat robots, the text/plain part): lights per
     system and the top problems."""
@@ -522,9 +527,7 @@ def text_summary(data: ReportData, report_path: str | None = None) -> str:
             for g in s.top
         ]
     lines.append(f"未关闭事件 open incidents: {len(data.open_incidents)}")
-    if report_path:
-        lines.append(f"{REPORT_FILE}: {report_path}")
-    return "\n".join(lines)
+    return summary_text(lines, report_path)
 
 
 # --------------------------------------------------------------------------- saving

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hisops.kpi.files import write_private
-from hisops.report.render import REPORT_FILE, fmt_bytes, jinja_environment
+from hisops.report.render import fmt_bytes, jinja_environment, summary_text
 
 SEVERITY = {"critical": ("严重", "#d93025"), "warn": ("警告", "#f9ab00"), "ok": ("正常", "#1e8e3e")}
 STEP_STATE = {
@@ -80,9 +80,7 @@ def review_text(results: Sequence[Mapping[str, Any]], subject: str, path: str | 
             f"重复索引 redundant {len(r.get('health', {}).get('redundant', []))}"
         )
         lines += [f"  ! {f['message_zh']} ({f['message_en']})" for f in r.get("findings", [])]
-    if path:
-        lines.append(f"{REPORT_FILE}: {path}")
-    return "\n".join(lines)
+    return summary_text(lines, path)
 
 
 def render_maintenance(result: Mapping[str, Any], *, hospital: str, tz: ZoneInfo) -> str:

@@ -546,7 +546,7 @@ def publish(path: str, inventory: Inventory, run: RunInfo, *, channels: Any = ()
     from pathlib import Path
 
     from hisops.notify import send
-    from hisops.report.render import REPORT_FILE
+    from hisops.report.render import summary_text
     from hisops.report.tune_render import render_maintenance, save_html
 
     result = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -565,6 +565,6 @@ def publish(path: str, inventory: Inventory, run: RunInfo, *, channels: Any = ()
         f"{'演练 dry run' if result['dry_run'] else '执行 applied'} · "
         + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     )
-    text = subject + f"\n{REPORT_FILE}: {out}"
+    text = summary_text([subject], out)
     sent = send(list(channels), subject, text, severity="warn", html=html) if channels else None
     return {"path": str(out), "subject": subject, "sent": [] if sent is None else sent.sent}
