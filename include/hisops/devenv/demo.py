@@ -56,18 +56,27 @@ def say(msg: str) -> None:
     print(f"[hisops demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-PITR_CONFIG = (
-    DEMO / "pgbackrest" / "pgbackrest.conf"
-)  # = inventory servers[pg-main].pitr.config_path
 PITR_STANZA = "hisops-demo"
+
+
+def pitr_dir() -> Path:
+    """pgBackRest's folder (config, repository): ``.demo/pgbackrest``, or beside the cluster's
+    files outside the checkout when the server's OS user cannot enter ``.demo`` (a clone in a
+    0700 home: archive_command runs as that user and must read the config)."""
+    DEMO.mkdir(parents=True, exist_ok=True)
+    inside = PgCluster(DEMO / "pg", PG_PORT)
+    if inside.server_can_enter(DEMO):
+        return DEMO / "pgbackrest"
+    return inside.outside_dir() / "pgbackrest"
 
 
 def cluster() -> PgCluster:
     """The demo's private cluster; it archives WAL to a local pgBackRest repository
-    (.demo/pgbackrest, 0700), configured by the pitr_backup DAG from the inventory."""
+    (:func:`pitr_dir`, 0700), configured by the pitr_backup DAG from the inventory."""
+    config = pitr_dir() / "pgbackrest.conf"  # = inventory servers[pg-main].pitr.config_path
     archive = (
         f"wal_level = replica\narchive_mode = on\narchive_timeout = 60\n"
-        f"archive_command = 'pgbackrest --config={PITR_CONFIG} --stanza={PITR_STANZA} "
+        f"archive_command = 'pgbackrest --config={config} --stanza={PITR_STANZA} "
         "archive-push %p'\n"
     )
     return PgCluster(DEMO / "pg", PG_PORT, socket=True, extra_conf=archive)
@@ -80,7 +89,7 @@ def _env(pg: PgCluster) -> dict[str, str]:
             DEMO / "airflow",
             pg.sqlalchemy_url("airflow"),
             api_port=API_PORT,
-            inventory=write_demo_inventory(),
+            inventory=write_demo_inventory(pg),
         )
     )
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
@@ -135,11 +144,21 @@ def ensure_role_reader(pg: PgCluster, password: str) -> None:
 
 
 # --- data ---------------------------------------------------------------------------------------
-def write_demo_inventory() -> Path:
-    """inventory/hospital.example.yaml, maintenance window 00:00-23:59 (README documents it)."""
+def write_demo_inventory(pg: PgCluster) -> Path:
+    """inventory/hospital.example.yaml, maintenance window 00:00-23:59 (README documents it);
+    the server's paths where this cluster really has them (outside a 0700 checkout)."""
     import re
 
     text = INVENTORY.read_text(encoding="utf-8")
+    real = {
+        ".demo/pgbackrest/": f"{pitr_dir()}/",
+        ".demo/pg/data": str(pg.datadir.resolve()),
+        ".demo/pg/sock": str(pg.socket_dir),
+        ".demo/pg/server.log": str(pg.logfile),
+    }
+    for inside, path in real.items():  # only where a value starts: ": x", "{path: x", "[x"
+        for lead in (": ", "{path: ", "["):
+            text = text.replace(lead + inside, lead + path)
     text = re.sub(
         r'(maintenance_window:[^\n]*\n\s+start: )"[0-9:]+"(\n\s+end: )"[0-9:]+"',
         r'\1"00:00"\2"23:59"',

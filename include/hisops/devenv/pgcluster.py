@@ -141,6 +141,13 @@ class PgCluster:
         )
         return probe.returncode == 0
 
+    def server_can_enter(self, path: Path) -> bool:
+        """Whether the server's OS user can traverse ``path`` (always, when we are not root)."""
+        if os.geteuid() != 0:
+            return True
+        probe = subprocess.run(self._as_owner(["test", "-x", str(path)]), capture_output=True)
+        return probe.returncode == 0
+
     def _prepare_server_dir(self) -> None:
         """Own ``root`` for the server's user; if it still cannot get in, use ``outside_dir()``."""
         self.root.mkdir(parents=True, exist_ok=True)
