@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hisops.restore.errors import RestoreRefused
-from hisops.restore.request import RESTORABLE_STATES, backup_id_or, check_role
+from hisops.restore.request import RESTORABLE_STATES, XComPlan, backup_id_or, check_role
 
 if TYPE_CHECKING:
     from hisops.catalog.records import BackupRecord
@@ -71,7 +71,7 @@ class PitrRestoreRequest:
 
 
 @dataclass(frozen=True)
-class PitrRestorePlan:
+class PitrRestorePlan(XComPlan):
     """An authorized point-in-time restore (small, JSON-able for XCom)."""
 
     server_id: str
@@ -82,13 +82,6 @@ class PitrRestorePlan:
     datadir: str
     port: int  # 0: a free port, chosen when the restore starts
     user: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PitrRestorePlan:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 # --- deciding -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from hisops import roles
 from hisops.restore.errors import RestoreRefused
@@ -42,8 +42,22 @@ class RestoreRequest:
     roles: frozenset[str] = frozenset()
 
 
+class XComPlan:
+    """A plan dataclass that goes from task to task as a plain dict (XCom)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """The plan out of a step's XCom (which may carry more keys)."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
 @dataclass(frozen=True)
-class RestorePlan:
+class RestorePlan(XComPlan):
     """An authorized restore: everything later steps need (small, JSON-able for XCom)."""
 
     database_id: str
@@ -54,14 +68,6 @@ class RestorePlan:
     staging_db: str
     production_db: str  # the inventory database's current name (its connection's dbname)
     user: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RestorePlan:
-        """The plan out of a step's XCom (which may carry more keys)."""
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def backup_id_or(value: Any, keyword: str) -> int | str:
