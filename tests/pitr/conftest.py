@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,14 +56,20 @@ def archive_conf(root: Path, stanza: str) -> str:
     )
 
 
-def make_env(name: str) -> PitrEnv:
+def make_env(name: str, repo_tmpfs: str | None = None) -> PitrEnv:
+    """``repo_tmpfs``: mount a tmpfs of that size (e.g. ``"2m"``) as the repository first."""
     root = TEST_HOME / name
     stanza = f"t{uuid.uuid4().hex[:6]}"
     root.mkdir(parents=True, exist_ok=True)
+    if repo_tmpfs:
+        mount_tmpfs(root / "repo", repo_tmpfs)
     cluster = PgCluster(
         root / "pg", free_port(), socket=True, extra_conf=archive_conf(root, stanza)
     )
     server = pitr_server(root, cluster, stanza)
+    if repo_tmpfs:  # the mount point belongs to root: hand it to the OS user pgBackRest runs as
+        pw = pwd.getpwnam(cluster.os_user)
+        os.chown(root / "repo", pw.pw_uid, pw.pw_gid)
     cfg = pitr_config.render(server, cluster.user)
     pitr_config.write_local(cfg, cluster.os_user)
     pitr_config.ensure_repo_dir(server)
@@ -68,6 +77,20 @@ def make_env(name: str) -> PitrEnv:
     pgbr = PgBackRest(cfg, os_user=cluster.os_user, password=cluster.password)
     pgbr.checked("stanza-create", timeout=120)
     return PitrEnv(cluster, server, pgbr, root)
+
+
+def mount_tmpfs(path: Path, size: str) -> None:
+    """A small tmpfs at ``path`` (a repository disk that fills up); skips where mount is refused."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("挂载 tmpfs 需要 root / mounting a tmpfs needs root")
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"不允许挂载 tmpfs / mount refused here: {proc.stderr.strip()[:200]}")
 
 
 _SHARED: dict[str, PitrEnv] = {}
@@ -94,3 +117,20 @@ def own_pitr_env() -> Iterator[PitrEnv]:
     import shutil
 
     shutil.rmtree(env.root, ignore_errors=True)
+
+
+@pytest.fixture
+def full_disk_pitr_env() -> Iterator[PitrEnv]:
+    """A cluster whose repository is a 2 MiB tmpfs: room for the stanza, not for a backup."""
+    import shutil
+
+    root = TEST_HOME / f"pitr-full-{uuid.uuid4().hex[:6]}"
+    env = None
+    try:
+        env = make_env(root.name, repo_tmpfs="2m")
+        yield env
+    finally:
+        if env is not None:
+            env.cluster.destroy()
+        subprocess.run(["umount", str(root / "repo")], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

@@ -162,10 +162,11 @@ def _restore(run: _Run) -> None:
     if not result.ok:
         from hisops.pitr.pgbackrest import error_lines
 
-        raise DrillStop(
-            _restore_fault(error_lines(result)),
-            [f"pgbackrest restore 失败 failed: {error_lines(result)}"],
-        )
+        fault = _restore_fault(error_lines(result))
+        lines = [f"pgbackrest restore 失败 failed: {error_lines(result)}"]
+        if fault == "backup":  # restore's own error seldom names the file: verify does
+            lines += _repo_problems(req, run.timings)
+        raise DrillStop(fault, lines)
 
 
 def _restore_fault(message: str) -> str:
@@ -396,22 +397,29 @@ def _check_database(
         )
 
 
-def _verify_repo(run: _Run) -> None:
+def _repo_problems(req: PitrDrillRequest, timings: dict[str, float]) -> list[str]:
+    """``pgbackrest verify --set=<label>``: its lines naming invalid or missing files (empty when
+    the backup set verified); its seconds into ``timings``."""
     from hisops.pitr.pgbackrest import error_lines
 
-    with timed(run.timings, "pgbackrest_verify"):
-        result = run.req.pgbr.run("verify", f"--set={run.req.label}", timeout=RECOVERY_TIMEOUT)
+    with timed(timings, "pgbackrest_verify"):
+        result = req.pgbr.run("verify", f"--set={req.label}", timeout=RECOVERY_TIMEOUT)
     text = f"{result.stdout}\n{result.stderr}"
     bad = [
         ln.strip()
         for ln in text.splitlines()
         if "invalid" in ln.lower() or "missing" in ln.lower() or " ERROR: " in ln
     ]
-    if not result.ok or bad:
-        run.fail(
-            "backup",
-            [f"pgbackrest verify: {line[:400]}" for line in (bad or [error_lines(result)])][:20],
-        )
+    if result.ok and not bad:
+        return []
+    lines = bad or [error_lines(result)]
+    return [f"pgbackrest verify: {line[:400]}" for line in lines[:20]]
+
+
+def _verify_repo(run: _Run) -> None:
+    problems = _repo_problems(run.req, run.timings)
+    if problems:
+        run.fail("backup", problems)
 
 
 # --- the drill ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,6 +107,28 @@ def fail_stale_running(
     return failed
 
 
+LOW_SPACE = 64 * 2**20  # a repository disk with less free space than this is called full
+
+
+def repo_space_note(server: PgServer, pgbr: PgBackRest) -> str:
+    """What a failed backup's message adds about a local repository's disk: pgBackRest 2.45 may
+    report a full disk as an unrelated write error (``[2] No such file or directory``)."""
+    pitr = server.pitr
+    if pgbr.runner is not None or pitr is None or pitr.repo.kind != "path":
+        return ""
+    try:
+        usage = shutil.disk_usage(pitr.repo.path)
+    except OSError:
+        return ""
+    if usage.free >= LOW_SPACE:
+        return ""
+    return (
+        f"; 备份仓库磁盘已满 repository disk full: {usage.free / 2**20:.1f} MiB free of "
+        f"{usage.total / 2**20:.1f} MiB at {pitr.repo.path} — 请扩容或清理后重试 "
+        "free space or grow the disk, then run the backup again"
+    )
+
+
 def _new_backup(before: set[str], info: StanzaInfo, backup_type: str) -> PhysicalBackup:
     new = [b for b in info.backups if b.label not in before and not b.error]
     if not new:
@@ -139,7 +162,7 @@ def backup_server(
         if not result.ok:
             raise PgBackRestError(
                 f"pgbackrest backup --type={backup_type} 失败 failed (exit {result.rc}, "
-                f"{result.seconds:.0f}s): {error_lines(result)}"
+                f"{result.seconds:.0f}s): {error_lines(result)}{repo_space_note(server, pgbr)}"
             )
         info = pgbr.info()
         made = _new_backup(before, info, backup_type)
