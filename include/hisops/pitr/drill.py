@@ -12,8 +12,9 @@ Steps (:func:`run_pitr_drill`), the scratch cluster stopped and removed whatever
 5. checks — per inventory database on the server: the same Great Expectations suite as logical
    drills (tables and columns as on production at the target, primary keys, critical columns,
    foreign keys, inventory expectations; row counts are not compared — no snapshot count exists
-   for a point in time) and ``amcheck``; then ``pgbackrest verify`` of the repository (a corrupt
-   file is named).
+   for a point in time) and ``amcheck``. ``pgbackrest verify`` of the backup set (a corrupt file is
+   named) runs beside recovery, then Great Expectations is imported (:class:`_Beside`); a restore
+   that fails for the backup's sake runs verify at once to name the file.
 
 The measured RTO is restore + recovery (until the copy accepts writes). Result: the logical drills'
 :class:`hisops.verify.drill.DrillResult`, so recording, evidence and alerts are shared.
@@ -416,13 +417,43 @@ def _repo_problems(req: PitrDrillRequest, timings: dict[str, float]) -> list[str
     return [f"pgbackrest verify: {line[:400]}" for line in lines[:20]]
 
 
-def _verify_repo(run: _Run) -> None:
-    problems = _repo_problems(run.req, run.timings)
-    if problems:
-        run.fail("backup", problems)
-
-
 # --- the drill ----------------------------------------------------------------------------------
+
+
+class _Beside:
+    """What runs beside recovery, in one thread and in this order: ``pgbackrest verify --set``
+    (it reads the repository, recovery the scratch directory), then the Great Expectations import.
+    Memory is capped that way (no pgBackRest process runs once GX is loaded) and the restore keeps
+    both cores. Its findings are added by the main thread (:meth:`finish`)."""
+
+    def __init__(self, run: _Run) -> None:
+        import threading
+
+        self.req = run.req
+        self.timings: dict[str, float] = {}
+        self.problems: list[str] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._work, name="pitr-beside", daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        if self.req.verify_repo:
+            try:
+                self.problems = _repo_problems(self.req, self.timings)
+            except Exception as exc:  # noqa: BLE001 - reported as the verify's own failure
+                self.problems = [f"pgbackrest verify: {type(exc).__name__}: {exc}"[:400]]
+        if not self.stopped.is_set():
+            from hisops.verify import gx_runner
+
+            gx_runner.preload().join()
+
+    def finish(self, run: _Run, *, stopped: bool = False) -> list[str]:
+        """Wait for it (skipping the GX import when the drill stopped); its verify problems."""
+        if stopped:
+            self.stopped.set()
+        self.thread.join()
+        run.timings.update(self.timings)
+        return self.problems
 
 
 def _steps(run: _Run, docs_root: Path) -> None:
@@ -441,24 +472,31 @@ def _steps(run: _Run, docs_root: Path) -> None:
     with timed(run.timings, "restore"):
         _make_scratch(run)
         _restore(run)
-    with timed(run.timings, "recovery"):
-        _start(run)
-        _wait_promoted(run)
-    run.restore_seconds = round(time.monotonic() - start, 3)
-    _prove(run)
+    beside = _Beside(run)  # verify, then the GX import, while the copy recovers
+    try:
+        with timed(run.timings, "recovery"):
+            _start(run)
+            _wait_promoted(run)
+        run.restore_seconds = round(time.monotonic() - start, 3)
+        _prove(run)
+    except DrillStop as stop:
+        problems = beside.finish(run, stopped=True)
+        raise DrillStop(stop.fault, [*stop.failures, *problems]) from stop
+    except BaseException:
+        beside.finish(run, stopped=True)
+        raise
+    with timed(run.timings, "verify_wait"):
+        problems = beside.finish(run)
+    if problems:
+        run.fail("backup", problems)
     with timed(run.timings, "checks"):
         for database, dbname in req.databases:
             _check_database(run, database, dbname, schemas[database.id], docs_root)
-    if req.verify_repo:
-        _verify_repo(run)
 
 
 def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
     """Run one PITR drill end to end (never raises for what it finds: see ``DrillResult.fault``)."""
-    from hisops.verify import gx_runner
-
     run = _Run(req, scratch_dir(req.scratch_root, req.server_id, req.backup_id), free_port())
-    gx_runner.preload()
     directory = evidence_dir(req.evidence_root, req.server_id, req.backup_id, run.started_at)
     begin = time.monotonic()
     try:
