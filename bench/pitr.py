@@ -262,7 +262,7 @@ logging.basicConfig(level=logging.WARNING)
 import psycopg2, sqlalchemy, airflow.sdk
 import hisops.airflow.backup_tasks as bt, hisops.airflow.pitr_tasks as pt
 import hisops.airflow.verify_tasks as vt
-bt.set_label = pt.set_label = lambda context, label: None
+bt.set_label = pt.set_label = vt.set_label = lambda context, label: None
 
 class Events(dict):
     def __missing__(self, key):
