@@ -670,6 +670,9 @@ def change_runs(tok: str) -> dict[str, str]:
     return states
 
 
+HITL_SETTLE_S = 10  # s between an approval request appearing and the demo answering it
+
+
 def _change(tok: str, approver: str, change: dict, before_approval=None) -> str:
     """Trigger change_request, answer its approval as ``approver``, wait; 'run state · change'."""
     conf = {"kind": "sql", "database_id": CHANGE_DB, **change}
@@ -696,6 +699,10 @@ def _change(tok: str, approver: str, change: dict, before_approval=None) -> str:
 
     wait_for(f"the approval request of {run_id}", waiting_or_done, 600)
     if seen["hitl"]:
+        # Airflow 3.3 race: an answer that lands before the scheduler has handled the executor's
+        # "awaiting input" event makes it fail the resumed try (seen: answered 0.5 s after the
+        # pause → 'finished with state success, but ... queued' → failed). People take longer.
+        time.sleep(HITL_SETTLE_S)
         if before_approval:
             before_approval()
         code, body = _api(
