@@ -53,8 +53,12 @@ def test_a_new_clone_at_the_same_path_replaces_the_orphaned_cluster(tmp_path: Pa
     try:
         old.start()
         old_dir = old.server_dir
+        beside = old_dir / "pgbackrest" / "repo"  # the demo keeps its repository beside it
+        beside.mkdir(parents=True)
         shutil.rmtree(root.parent.parent)  # `rm -rf checkout` while the server still runs
         new.start()
+        if os.geteuid() == 0:
+            assert not beside.exists()  # the old cluster's repository would not match the new
         with psycopg2.connect(new.dsn(), connect_timeout=5) as conn, conn.cursor() as cur:
             cur.execute("SELECT 1")
             assert cur.fetchone() == (1,)

@@ -162,19 +162,25 @@ class PgCluster:
         outside.mkdir(mode=0o700, exist_ok=True)
         outside.chmod(0o700)
         self._chown(outside)
-        self._drop_orphaned(outside / "data")
+        self._drop_orphaned(outside)
         os.symlink(outside / "data", self.root / "data")
 
-    def _drop_orphaned(self, datadir: Path) -> None:
-        """Remove the cluster an earlier checkout at this same path left behind (deleted, cloned
-        again): nothing links to it any more and its superuser password went with the checkout."""
+    def _drop_orphaned(self, outside: Path) -> None:
+        """Empty the folder an earlier checkout at this same path left behind (deleted, cloned
+        again): nothing links to its cluster any more, its superuser password went with the
+        checkout, and what lies beside it (the demo's pgBackRest repository) belongs to it."""
+        datadir = outside / "data"
         if not datadir.exists():
             return
-        log.warning("removing the orphaned private cluster %s of an earlier checkout", datadir)
+        log.warning("removing the orphaned private cluster %s of an earlier checkout", outside)
         if (datadir / "postmaster.pid").exists():
             stop = pg_ctl_stop_argv(datadir, mode="immediate", bindir=find_pg_bindir())
             subprocess.run(self._as_owner(stop), capture_output=True)
-        shutil.rmtree(datadir)
+        for child in outside.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
 
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(self._as_owner(argv), capture_output=True, text=True)
