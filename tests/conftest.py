@@ -58,6 +58,9 @@ def pg_conn_json(pg: PgCluster, dbname: str, password: str | None = None) -> str
     )
 
 
+FROM_EMAIL = "hisops@hospital.example"
+
+
 @dataclass
 class Mailbox:
     """A real SMTP receiver's inbox (aiosmtpd handler): parsed messages and raw text."""
@@ -76,6 +79,21 @@ class Mailbox:
 
     def subjects(self, prefix: str) -> list[str]:
         return [str(m["subject"]) for m in self.messages if str(m["subject"]).startswith(prefix)]
+
+    def channel(self, name: str, min_severity: str, to: str) -> Any:
+        """An e-mail notification Channel that delivers into this mailbox."""
+        from hisops.notify import Channel, build_apprise_url
+
+        url = build_apprise_url(
+            "email",
+            host=self.host,
+            port=self.port,
+            login=None,
+            password=None,
+            extra={"disable_ssl": True, "disable_tls": True, "from_email": FROM_EMAIL},
+            to=[to],
+        )
+        return Channel(name, "email", url, min_severity)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from hisops.change import service as S
 from hisops.change.request import RequestError, from_params
 from hisops.inventory.models import Inventory
-from hisops.notify import Channel, build_apprise_url
 from hisops.runinfo import RunInfo
 from hisops.targets.runner import SshParams, SshRunner
 
@@ -242,15 +241,6 @@ def test_failed_revert_is_critical_and_supervisors_are_told(
     change_id = _copy_change(
         catalog, inv, access, pg, target_db, revert="DROP TABLE no_such_table;"
     )
-    url = build_apprise_url(
-        "email",
-        host=mailbox.host,
-        port=mailbox.port,
-        login=None,
-        password=None,
-        extra={"disable_ssl": True, "disable_tls": True, "from_email": "hisops@hospital.example"},
-        to=["supervisor@hospital.example"],
-    )
 
     outcome = S.apply_and_verify(
         catalog,
@@ -258,7 +248,7 @@ def test_failed_revert_is_critical_and_supervisors_are_told(
         change_id,
         access,
         REQUESTER,
-        [Channel("主管", "email", url, "critical")],
+        [mailbox.channel("主管", "critical", "supervisor@hospital.example")],
         now=IN_WINDOW,
     )
 

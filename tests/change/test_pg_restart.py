@@ -14,7 +14,6 @@ import pytest
 from hisops.change import service as S
 from hisops.devenv.pgcluster import PgCluster, find_pg_bindir
 from hisops.inventory.models import Inventory
-from hisops.notify import Channel, build_apprise_url
 from hisops.runinfo import RunInfo
 from hisops.targets.runner import LocalRunner
 
@@ -139,15 +138,6 @@ def test_restart_not_allowed_is_recorded_pending_and_the_requester_told(
     inv, access = _inventory(server, tmp_path), _access(server)
     change_id = _approved(catalog, inv, access, tmp_path, restart_allowed=False)
     _, _, started_before = _setting(server)
-    url = build_apprise_url(
-        "email",
-        host=mailbox.host,
-        port=mailbox.port,
-        login=None,
-        password=None,
-        extra={"disable_ssl": True, "disable_tls": True, "from_email": "hisops@hospital.example"},
-        to=["dba@hospital.example"],
-    )
 
     outcome = S.apply_and_verify(
         catalog,
@@ -155,7 +145,7 @@ def test_restart_not_allowed_is_recorded_pending_and_the_requester_told(
         change_id,
         access,
         REQUESTER,
-        [Channel("运维", "email", url, "warn")],
+        [mailbox.channel("运维", "warn", "dba@hospital.example")],
         now=IN_WINDOW,
     )
 
