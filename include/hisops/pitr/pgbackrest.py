@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -102,11 +103,24 @@ def parse_info(text: str, stanza: str) -> StanzaInfo:
     )
 
 
+def exit_text(rc: int) -> str:
+    """``exit N``, naming the signal when one killed the process: ``-N`` from subprocess, ``128+N``
+    from runuser, sudo or a shell (pgBackRest's own error codes are below 128)."""
+    number = -rc if rc < 0 else rc - 128 if rc > 128 else 0
+    try:
+        name = signal.Signals(number).name if number else ""
+    except ValueError:
+        name = ""
+    if not name:
+        return f"exit {rc}"
+    return f"exit {rc}, 被信号 {name} 终止 killed by signal {name} ({number})"
+
+
 def error_lines(result: CommandResult) -> str:
     """pgBackRest's ERROR/WARN lines (its console log), else the tail of its output."""
     text = f"{result.stdout}\n{result.stderr}"
     picked = [ln.strip() for ln in text.splitlines() if " ERROR: " in ln or ln.startswith("ERROR")]
-    return "; ".join(picked)[-1500:] or text.strip()[-1500:] or f"exit {result.rc}"
+    return "; ".join(picked)[-1500:] or text.strip()[-1500:] or exit_text(result.rc)
 
 
 @dataclass
@@ -165,7 +179,7 @@ class PgBackRest:
         result = self.run(command, *options, timeout=timeout)
         if not result.ok:
             raise PgBackRestError(
-                f"pgbackrest {command} 失败 failed (exit {result.rc}): {error_lines(result)}"
+                f"pgbackrest {command} 失败 failed ({exit_text(result.rc)}): {error_lines(result)}"
             )
         return result
 
@@ -173,6 +187,6 @@ class PgBackRest:
         result = self.run("info", "--output=json", timeout=300)
         if not result.ok:
             raise PgBackRestError(
-                f"pgbackrest info 失败 failed (exit {result.rc}): {error_lines(result)}"
+                f"pgbackrest info 失败 failed ({exit_text(result.rc)}): {error_lines(result)}"
             )
         return parse_info(result.stdout, self.cfg.stanza)

@@ -22,7 +22,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hisops.pitr.pgbackrest import PgBackRestError, PhysicalBackup, StanzaInfo, error_lines
+from hisops.pitr.pgbackrest import (
+    PgBackRestError,
+    PhysicalBackup,
+    StanzaInfo,
+    error_lines,
+    exit_text,
+)
 from hisops.timeouts import STALE_PITR_BACKUP
 
 if TYPE_CHECKING:
@@ -161,7 +167,7 @@ def backup_server(
         result = pgbr.run("backup", f"--type={backup_type}")
         if not result.ok:
             raise PgBackRestError(
-                f"pgbackrest backup --type={backup_type} 失败 failed (exit {result.rc}, "
+                f"pgbackrest backup --type={backup_type} 失败 failed ({exit_text(result.rc)}, "
                 f"{result.seconds:.0f}s): {error_lines(result)}{repo_space_note(server, pgbr)}"
             )
         info = pgbr.info()
