@@ -120,6 +120,15 @@ def run_tree(argv: list[str], env: dict[str, str], what: str) -> dict[str, Any]:
     }
 
 
+def cpu_busy() -> float:
+    """Machine-wide busy CPU seconds so far (all cores, servers included): deltas around a
+    contender say how much work it did, whatever the wall clock."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+
 def as_postgres(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
 
@@ -195,14 +204,14 @@ class Bench:
         )
         return inv
 
-    def child_env(self) -> dict[str, str]:
+    def child_env(self, include: Path | None = None) -> dict[str, str]:
         return {
             **os.environ,
             "HISOPS_INVENTORY": str(self.inventory()),
             "AIRFLOW_CONN_BENCH_DB": self.conn_json(DB),
             "AIRFLOW_CONN_BENCH_PG": self.conn_json("postgres"),
             "AIRFLOW_CONN_HISOPS_CATALOG": self.conn_json(CATALOG),
-            "PYTHONPATH": f"{REPO / 'include'}:{os.environ.get('PYTHONPATH', '')}",
+            "PYTHONPATH": f"{include or REPO / 'include'}:{os.environ.get('PYTHONPATH', '')}",
         }
 
     def raw_env(self) -> dict[str, str]:
@@ -276,6 +285,11 @@ def context(run_id):
     return {"dag_run": run, "run_id": run_id, "outlet_events": Events()}
 
 job = json.loads(sys.argv[3])
+import psutil
+def busy():  # machine-wide busy CPU seconds (bench/pitr.py cpu_busy)
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+busy_before = busy()
 start = time.monotonic()
 if sys.argv[1] == "prepare":
     result = pt.prepare_task(job["server_id"], context(job["run_id"]))
@@ -284,21 +298,24 @@ elif sys.argv[1] == "backup":
     result = pt.backup_task(job["prepared"], job["type"], ctx)
 elif sys.argv[1] == "drill":
     result = vt.run_drill_task(job, context(job["run_id"]))
-result = {"task_seconds": time.monotonic() - start, **result}
+result = {"task_seconds": time.monotonic() - start, "cpu_busy_s": busy() - busy_before, **result}
 print("RESULT " + json.dumps(result, default=str))
 """
 
 
-def hisops_task(bench: Bench, kind: str, dag_id: str, job: dict[str, Any]) -> dict[str, Any]:
+def hisops_task(
+    bench: Bench, kind: str, dag_id: str, job: dict[str, Any], include: Path | None = None
+) -> dict[str, Any]:
     r = run_tree(
         [sys.executable, "-c", CHILD, kind, dag_id, json.dumps(job)],
-        bench.child_env(),
+        bench.child_env(include),
         f"hisops {kind}",
     )
     line = next(ln for ln in reversed(r["stdout"].splitlines()) if ln.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
     return {
         "seconds": round(result["task_seconds"], 2),
+        "cpu_busy_s": round(result["cpu_busy_s"], 2),
         "process_wall_seconds": r["seconds"],
         "peak_rss_mb": r["peak_rss_mb"],
         "peak_rss_mb_with_server": r["peak_rss_mb_with_server"],
@@ -367,7 +384,9 @@ def change_one_percent(bench: Bench) -> dict[str, Any]:
 # --- 3: PITR drill vs raw restore + recovery ----------------------------------------------------
 
 
-def hisops_drill(bench: Bench, backup_id: int, label: str, i: int) -> dict[str, Any]:
+def hisops_drill(
+    bench: Bench, backup_id: int, label: str, i: int, include: Path | None = None
+) -> dict[str, Any]:
     job = {
         "backup_id": backup_id,
         "database_id": SERVER,
@@ -378,7 +397,7 @@ def hisops_drill(bench: Bench, backup_id: int, label: str, i: int) -> dict[str, 
         "system_id": "bench",
         "run_id": f"bench__drill_{i}_{time.time():.0f}",
     }
-    r = hisops_task(bench, "drill", "backup_verification", job)
+    r = hisops_task(bench, "drill", "backup_verification", job, include)
     res = r.pop("result")
     if not res["ok"]:
         raise RuntimeError(f"hisops drill failed: {res['failures']}")
@@ -457,7 +476,7 @@ def start_and_wait_promoted(bench: Bench, data: Path, port: int) -> None:
                 conn.close()
         except psycopg2.OperationalError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.2)  # as the drill polls (pitr.drill.PROMOTED_POLL_S)
 
 
 def stop_remove(data: Path) -> None:
@@ -474,7 +493,7 @@ def raw_drill(bench: Bench, label: str, i: int) -> dict[str, Any]:
     bench.query(f"SELECT pg_create_restore_point('{point}')", "postgres")
     wait_archived(bench)
     data, port = scratch_dir(bench, f"raw_{i}"), free_port()
-    start = time.monotonic()
+    start, busy = time.monotonic(), cpu_busy()
     r = run_tree(
         bench.pgbackrest(
             "restore",
@@ -490,11 +509,12 @@ def raw_drill(bench: Bench, label: str, i: int) -> dict[str, Any]:
     )
     restore_s = time.monotonic() - start
     start_and_wait_promoted(bench, data, port)
-    seconds = time.monotonic() - start
+    seconds, busy = time.monotonic() - start, cpu_busy() - busy
     t0 = time.monotonic()
     stop_remove(data)
     return {
         "seconds": round(seconds, 2),
+        "cpu_busy_s": round(busy, 2),
         "restore_seconds": round(restore_s, 2),
         "recovery_seconds": round(seconds - restore_s, 2),
         "teardown_seconds": round(time.monotonic() - t0, 2),
@@ -661,24 +681,12 @@ def ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else float("nan")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    bench = Bench(args.port, args.scale)
-    t0 = time.monotonic()
-    size = setup(bench)
-    print(f"database ready: {size / 1e9:.2f} GB ({time.monotonic() - t0:.0f}s)", flush=True)
-    res: dict[str, Any] = {"size_bytes": size, "scale": args.scale, "rounds": args.rounds}
-    prep = hisops_task(bench, "prepare", "pitr_backup", {"server_id": SERVER, "run_id": "bench_p"})
-    prepared = prep.pop("result")
-    prepared.pop("task_seconds")
-    res["prepare"] = prep
-    print("prepare (config, stanza-create, check):", json.dumps(prep), flush=True)
-    wait_archived(bench)
-    # warm-up: two fulls, so the cache is warm and every measured full expires one (retention 2)
-    for _ in range(1 if args.small else 2):
-        run_tree(bench.pgbackrest("backup", "--type=full"), bench.raw_env(), "warm-up backup")
-
-    full, incr, drills = [], [], []
-    for i in range(args.rounds):
+def backup_rounds(
+    bench: Bench, prepared: dict, rounds: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    full: list[dict[str, Any]] = []
+    incr: list[dict[str, Any]] = []
+    for i in range(rounds):
         order = ["hisops", "raw"] if i % 2 == 0 else ["raw", "hisops"]
         got = {}
         for who in order:
@@ -702,25 +710,66 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
         print("incr", i + 1, json.dumps(incr[-1]), flush=True)
-    res["full"], res["incr"] = full, incr
-    last_full = full[-1]["hisops"]
+    return full, incr
+
+
+def drill_rounds(bench: Bench, last_full: dict, args: argparse.Namespace) -> list[dict]:
+    """hisops drill vs raw restore + recovery (and the baseline code's drill, if given),
+    the order rotating every round."""
+    drills = []
+    who_all = ["hisops", "raw"] + (["baseline"] if args.baseline_include else [])
     for i in range(args.rounds):
-        order = ["hisops", "raw"] if i % 2 == 0 else ["raw", "hisops"]
-        got = {}
+        order = who_all if i % 2 == 0 else who_all[::-1]
+        got: dict[str, Any] = {}
         for who in order:
-            got[who] = (
-                hisops_drill(bench, last_full["backup_id"], last_full["label"], i)
-                if who == "hisops"
-                else raw_drill(bench, last_full["label"], i)
-            )
+            if who == "raw":
+                got[who] = raw_drill(bench, last_full["label"], i)
+            else:
+                include = args.baseline_include if who == "baseline" else None
+                got[who] = hisops_drill(
+                    bench, last_full["backup_id"], last_full["label"], i, include
+                )
         got["order"] = " ".join(order)
         got["ratio_hisops_over_raw"] = ratio(got["hisops"]["seconds"], got["raw"]["seconds"])
         got["ratio_rto_hisops_over_raw"] = ratio(
             got["hisops"]["restore_recovery_seconds"], got["raw"]["seconds"]
         )
+        if "baseline" in got:
+            got["ratio_baseline_over_raw"] = ratio(
+                got["baseline"]["seconds"], got["raw"]["seconds"]
+            )
         drills.append(got)
         print("drill", i + 1, json.dumps(got), flush=True)
-    res["drill"] = drills
+    return drills
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    bench = Bench(args.port, args.scale)
+    t0 = time.monotonic()
+    size = setup(bench)
+    print(f"database ready: {size / 1e9:.2f} GB ({time.monotonic() - t0:.0f}s)", flush=True)
+    res: dict[str, Any] = {"size_bytes": size, "scale": args.scale, "rounds": args.rounds}
+    prep = hisops_task(bench, "prepare", "pitr_backup", {"server_id": SERVER, "run_id": "bench_p"})
+    prepared = prep.pop("result")
+    prepared.pop("task_seconds")
+    prepared.pop("cpu_busy_s")
+    res["prepare"] = prep
+    print("prepare (config, stanza-create, check):", json.dumps(prep), flush=True)
+    wait_archived(bench)
+    # warm-up: two fulls, so the cache is warm and every measured full expires one (retention 2)
+    for _ in range(1 if args.small or args.only == "drill" else 2):
+        run_tree(bench.pgbackrest("backup", "--type=full"), bench.raw_env(), "warm-up backup")
+
+    if args.only == "drill":  # one full for the catalog row the drills verify
+        res["full"], res["incr"], res["rpo"] = [], [], []
+        last_full = hisops_backup(bench, prepared, "full", 0)
+    else:
+        full, incr = backup_rounds(bench, prepared, args.rounds)
+        res["full"], res["incr"] = full, incr
+        last_full = full[-1]["hisops"]
+    res["drill"] = drill_rounds(bench, last_full, args)
+    if args.only == "drill":
+        return res
     rpo_prepare(bench)
     wait_archived(bench)  # the pgbench tables are in the archive before the load starts
     res["rpo"] = []
@@ -779,7 +828,20 @@ def summary(res: dict[str, Any]) -> str:
         f"{med([r['ratio_rto_hisops_over_raw'] for r in drills])} | | |"
     )
     for i, r in enumerate(drills, 1):
+        if "baseline" in r:
+            b = r["baseline"]
+            lines.append(
+                f"drill {i} baseline code: {b['seconds']} s (restore+recovery "
+                f"{b['restore_recovery_seconds']}), baseline/raw {r['ratio_baseline_over_raw']}, "
+                f"RSS {b['peak_rss_mb']} MB"
+            )
+        lines.append(
+            f"drill {i} machine CPU busy s: hisops {r['hisops']['cpu_busy_s']}, "
+            f"raw {r['raw']['cpu_busy_s']}"
+            + (f", baseline {r['baseline']['cpu_busy_s']}" if "baseline" in r else "")
+        )
         lines.append(f"drill {i} hisops timings: {json.dumps(r['hisops']['timings'])}")
+        lines.append(f"drill {i} hisops peak parts MB: {json.dumps(r['hisops']['peak_parts_mb'])}")
     lines += [
         "",
         "| round | load s | TPS | committed | recovered | lost tx | lost s of work | "
@@ -809,6 +871,14 @@ def main() -> None:
     ap.add_argument("--load-seconds", type=float, default=75)
     ap.add_argument("--small", action="store_true", help="quick check: scale 0.2, one round each")
     ap.add_argument("--keep", action="store_true", help="keep cluster, data and repository")
+    ap.add_argument(
+        "--only", choices=("all", "drill"), default="all", help="drill: item 3 (and memory) only"
+    )
+    ap.add_argument(
+        "--baseline-include",
+        type=Path,
+        help="also drill with this include/ (e.g. a worktree of the code before a change)",
+    )
     args = ap.parse_args()
     if args.small:
         args.scale, args.rounds, args.rpo_rounds, args.load_seconds = 0.2, 1, 1, 5

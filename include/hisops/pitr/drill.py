@@ -2,7 +2,8 @@
 
 Steps (:func:`run_pitr_drill`), the scratch cluster stopped and removed whatever happens:
 
-1. target — hisops writes heartbeat markers / a named restore point on production (``markers``);
+1. target — hisops writes heartbeat markers / a named restore point on production (``markers``),
+   while step 2 runs (the target's name is chosen first; recovery waits until it is archived);
 2. restore — ``pgbackrest restore --set=<label>`` into a NEW scratch data directory
    ``<scratch_root>/hisops_pitr_<server>_<backup>_<rand>`` (never the production data directory:
    refused by a guard), ``--archive-mode=off`` so the copy never pushes WAL into the repository;
@@ -12,9 +13,10 @@ Steps (:func:`run_pitr_drill`), the scratch cluster stopped and removed whatever
 5. checks — per inventory database on the server: the same Great Expectations suite as logical
    drills (tables and columns as on production at the target, primary keys, critical columns,
    foreign keys, inventory expectations; row counts are not compared — no snapshot count exists
-   for a point in time) and ``amcheck``. ``pgbackrest verify`` of the backup set (a corrupt file is
-   named) runs beside recovery, then Great Expectations is imported (:class:`_Beside`); a restore
-   that fails for the backup's sake runs verify at once to name the file.
+   for a point in time) and ``amcheck``, beside each other. Great Expectations is imported during
+   recovery, then ``pgbackrest verify`` of the backup set (a corrupt file is named) runs during the
+   checks (:func:`_steps`); a restore that fails for the backup's sake runs verify at once to name
+   the file.
 
 The measured RTO is restore + recovery (until the copy accepts writes). Result: the logical drills'
 :class:`hisops.verify.drill.DrillResult`, so recording, evidence and alerts are shared.
@@ -30,7 +32,9 @@ import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,12 +64,14 @@ if TYPE_CHECKING:
     from hisops.backup.snapshot import SchemaInfo
     from hisops.inventory.models import Database
     from hisops.pitr.pgbackrest import PgBackRest
+    from hisops.verify.amcheck import AmcheckResult
 
 log = logging.getLogger(__name__)
 SCRATCH_PREFIX = "hisops_pitr_"
 SCRATCH_RE = re.compile(r"hisops_pitr_[a-z0-9_-]+_\d+_[0-9a-f]{6}")
 SEGMENT_RE = re.compile(r"\b([0-9A-F]{24})\b")
 RECOVERY_TIMEOUT = 3600.0
+PROMOTED_POLL_S = 0.2  # how often recovery's end is asked for (bench/pitr.py's raw contender too)
 APP = "hisops-pitr-drill"  # application_name of the drill's sessions
 
 
@@ -151,13 +157,13 @@ def _make_scratch(run: _Run) -> None:
             os.chown(p, pw.pw_uid, pw.pw_gid)
 
 
-def _restore(run: _Run) -> None:
+def _restore(run: _Run, target_options: list[str]) -> None:
     req = run.req
     options = [
         f"--set={req.label}",
         f"--pg1-path={run.scratch}",
         "--archive-mode=off",
-        *run.target.restore_options(),
+        *target_options,
     ]
     result = req.pgbr.run("restore", *options, timeout=RECOVERY_TIMEOUT)
     if not result.ok:
@@ -294,7 +300,7 @@ def _wait_promoted(run: _Run) -> None:
             raise DrillStop(
                 "infrastructure", [f"恢复超时 recovery did not finish in {RECOVERY_TIMEOUT:.0f}s"]
             )
-        time.sleep(0.5)
+        time.sleep(PROMOTED_POLL_S)
 
 
 def _stop_and_remove(run: _Run) -> None:
@@ -344,9 +350,7 @@ def _dbname(dsn: str) -> str:
     return dsn_dbname(dsn) or "postgres"
 
 
-def _manifest_like(
-    run: _Run, database: Database, dbname: str, production_schema: SchemaInfo
-) -> SimpleNamespace:
+def _manifest_like(run: _Run, database: Database, production_schema: SchemaInfo) -> SimpleNamespace:
     return SimpleNamespace(
         schema_=production_schema, tables=[], backup_id=run.req.backup_id, database_id=database.id
     )
@@ -363,11 +367,42 @@ def production_schema(dsn: str) -> SchemaInfo:
 def _check_database(
     run: _Run, database: Database, dbname: str, schema: SchemaInfo, docs_root: Path
 ) -> None:
-    from hisops.verify import amcheck, gx_runner
-    from hisops.verify.expectations import build_plan
+    """GX suite and amcheck of one restored database; amcheck reads index pages in its own
+    sessions while GX (mostly Python) drives its queries, as in the logical drill."""
+    from concurrent.futures import ThreadPoolExecutor
 
     dsn = _dsn(run, dbname)
-    plan = build_plan(_manifest_like(run, database, dbname, schema), database, run.req.mode)
+    with ThreadPoolExecutor(1, thread_name_prefix="amcheck") as pool:
+        pending = pool.submit(_timed_amcheck, run, database, dsn)
+        try:
+            _expectations(run, database, schema, dsn, docs_root)
+        finally:
+            checked = pending.result()
+    run.amcheck[database.id] = checked.as_dict()
+    if checked.problems:
+        run.fail(
+            "backup",
+            [
+                f"{database.id}: 索引损坏 index corrupt: {p.index} on {p.table}: {p.error}"
+                for p in checked.problems
+            ],
+        )
+
+
+def _timed_amcheck(run: _Run, database: Database, dsn: str) -> AmcheckResult:
+    from hisops.verify import amcheck
+
+    with timed(run.timings, f"amcheck:{database.id}"):  # a key of its own: no write races
+        return amcheck.check_indexes(dsn, jobs=run.req.jobs)
+
+
+def _expectations(
+    run: _Run, database: Database, schema: SchemaInfo, dsn: str, docs_root: Path
+) -> None:
+    from hisops.verify import gx_runner
+    from hisops.verify.expectations import build_plan
+
+    plan = build_plan(_manifest_like(run, database, schema), database, run.req.mode)
     run.notes += [f"{database.id}: {n}" for n in plan.notes if "estimate" not in n]
     if plan.problems:
         run.fail("backup", [f"{database.id}: {p}" for p in plan.problems])
@@ -384,16 +419,6 @@ def _check_database(
             [
                 f"{database.id}: 清单中的检查无效 invalid inventory expectation: {m}"
                 for m in gx.invalid
-            ],
-        )
-    checked = amcheck.check_indexes(dsn, jobs=run.req.jobs)
-    run.amcheck[database.id] = checked.as_dict()
-    if checked.problems:
-        run.fail(
-            "backup",
-            [
-                f"{database.id}: 索引损坏 index corrupt: {p.index} on {p.table}: {p.error}"
-                for p in checked.problems
             ],
         )
 
@@ -420,78 +445,74 @@ def _repo_problems(req: PitrDrillRequest, timings: dict[str, float]) -> list[str
 # --- the drill ----------------------------------------------------------------------------------
 
 
-class _Beside:
-    """What runs beside recovery, in one thread and in this order: ``pgbackrest verify --set``
-    (it reads the repository, recovery the scratch directory), then the Great Expectations import.
-    Memory is capped that way (no pgBackRest process runs once GX is loaded) and the restore keeps
-    both cores. Its findings are added by the main thread (:meth:`finish`)."""
-
-    def __init__(self, run: _Run) -> None:
-        import threading
-
-        self.req = run.req
-        self.timings: dict[str, float] = {}
-        self.problems: list[str] = []
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._work, name="pitr-beside", daemon=True)
-        self.thread.start()
-
-    def _work(self) -> None:
-        if self.req.verify_repo:
-            try:
-                self.problems = _repo_problems(self.req, self.timings)
-            except Exception as exc:  # noqa: BLE001 - reported as the verify's own failure
-                self.problems = [f"pgbackrest verify: {type(exc).__name__}: {exc}"[:400]]
-        if not self.stopped.is_set():
-            from hisops.verify import gx_runner
-
-            gx_runner.preload().join()
-
-    def finish(self, run: _Run, *, stopped: bool = False) -> list[str]:
-        """Wait for it (skipping the GX import when the drill stopped); its verify problems."""
-        if stopped:
-            self.stopped.set()
-        self.thread.join()
-        run.timings.update(self.timings)
-        return self.problems
-
-
-def _steps(run: _Run, docs_root: Path) -> None:
+def _target_and_schemas(run: _Run, drill: str) -> dict[str, SchemaInfo]:
+    """On production: the markers and restore point (archived before this returns), then each
+    database's tables and keys as of the target (the heartbeat table is part of that state)."""
     req = run.req
     with timed(run.timings, "target"):
-        drill = f"{req.backup_id}_{secrets.token_hex(3)}"
-        run.target = markers.make_target(
-            req.production_dsn, req.target_kind, drill, req.target_value
-        )
-        # after the markers: the heartbeat table is part of the target state too
-        schemas = {
+        target = markers.make_target(req.production_dsn, req.target_kind, drill, req.target_value)
+        run.target = target
+        return {
             db.id: production_schema(dsn_with(req.production_dsn, dbname))
             for db, dbname in req.databases
         }
+
+
+def _gx_then_verify(run: _Run, gx_loaded: threading.Event) -> list[str]:
+    """Beside recovery and the checks: import Great Expectations (``gx_loaded`` set when done,
+    whatever happened), then ``pgbackrest verify --set``; its problems, or why it could not run."""
+    from hisops.verify import gx_runner
+
+    try:
+        with timed(run.timings, "gx_import"):
+            gx_runner.load_gx()
+    except Exception:  # noqa: BLE001 - the import in run_suite reports it properly
+        log.exception("great_expectations import failed")
+    finally:
+        gx_loaded.set()
+    if not run.req.verify_repo:
+        return []
+    try:
+        return _repo_problems(run.req, run.timings)
+    except Exception as exc:  # noqa: BLE001 - reported as the verify's own failure
+        return [f"pgbackrest verify: {type(exc).__name__}: {exc}"[:400]]
+
+
+def _steps(run: _Run, docs_root: Path, pool: ThreadPoolExecutor) -> None:
+    """The critical path is restore → recovery → checks, as an operator's restore would be (so the
+    measured RTO is a plain restore's). Beside it, in ``pool``: the markers while the set is
+    restored (recovery only needs them archived before it starts), then the Great Expectations
+    import during recovery and ``pgbackrest verify`` during the checks. Peak memory: one pgBackRest
+    process set plus GX."""
+    req = run.req
+    drill = f"{req.backup_id}_{secrets.token_hex(3)}"
+    value = markers.target_value(req.target_kind, drill, req.target_value)
+    prepared = pool.submit(_target_and_schemas, run, drill)
     start = time.monotonic()
     with timed(run.timings, "restore"):
         _make_scratch(run)
-        _restore(run)
-    beside = _Beside(run)  # verify, then the GX import, while the copy recovers
+        _restore(run, markers.restore_options(req.target_kind, value))
+    with timed(run.timings, "target_wait"):
+        schemas = prepared.result()
+    gx_loaded = threading.Event()
+    verified = pool.submit(_gx_then_verify, run, gx_loaded)
     try:
         with timed(run.timings, "recovery"):
             _start(run)
             _wait_promoted(run)
         run.restore_seconds = round(time.monotonic() - start, 3)
         _prove(run)
-    except DrillStop as stop:
-        problems = beside.finish(run, stopped=True)
-        raise DrillStop(stop.fault, [*stop.failures, *problems]) from stop
-    except BaseException:
-        beside.finish(run, stopped=True)
-        raise
-    with timed(run.timings, "verify_wait"):
-        problems = beside.finish(run)
-    if problems:
-        run.fail("backup", problems)
+    except DrillStop as stop:  # name a corrupt file too, when verify finds one
+        raise DrillStop(stop.fault, [*stop.failures, *verified.result()]) from stop
+    with timed(run.timings, "gx_import_wait"):
+        gx_loaded.wait()
     with timed(run.timings, "checks"):
         for database, dbname in req.databases:
             _check_database(run, database, dbname, schemas[database.id], docs_root)
+    with timed(run.timings, "verify_wait"):
+        problems = verified.result()
+    if problems:
+        run.fail("backup", problems)
 
 
 def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
@@ -500,7 +521,8 @@ def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
     directory = evidence_dir(req.evidence_root, req.server_id, req.backup_id, run.started_at)
     begin = time.monotonic()
     try:
-        _steps(run, directory)
+        with ThreadPoolExecutor(2, thread_name_prefix="pitr-beside") as pool:
+            _steps(run, directory, pool)
     except DrillStop as stop:
         run.fail(stop.fault, stop.failures)
     except markers.MarkerError as exc:
@@ -547,9 +569,7 @@ def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
 def restore_into(req: PitrDrillRequest, datadir: Path, target: markers.Target) -> None:
     """``pgbackrest restore --set=<req.label>`` into ``datadir`` (new, made by the caller) to
     ``target``, with the drill's options (``--archive-mode=off``); DrillStop naming the cause."""
-    run = _Run(req, datadir, 0)
-    run.target = target
-    _restore(run)
+    _restore(_Run(req, datadir, 0), target.restore_options())
 
 
 def start_and_wait(req: PitrDrillRequest, datadir: Path, port: int) -> None:

@@ -53,9 +53,7 @@ class Target:
     after: Marker | None  # must NOT be in the copy
 
     def restore_options(self) -> list[str]:
-        if self.kind == "latest":
-            return ["--type=default"]
-        return [f"--type={self.kind}", f"--target={self.value}", "--target-action=promote"]
+        return restore_options(self.kind, self.value)
 
     def as_dict(self) -> dict[str, Any]:
         def m(x: Marker | None) -> dict[str, Any] | None:
@@ -67,6 +65,24 @@ class Target:
             "before": m(self.before),
             "after": m(self.after),
         }
+
+
+def point_name(drill: str) -> str:
+    """The restore point hisops makes for a drill."""
+    return f"hisops_{drill}"
+
+
+def target_value(kind: str, drill: str, value: str | None) -> str | None:
+    """The restore point or time :func:`make_target` will use: known before any marker is
+    written, so the restore can start while the markers are being written and archived."""
+    return point_name(drill) if kind == "name" and value is None else value
+
+
+def restore_options(kind: str, value: str | None) -> list[str]:
+    """``pgbackrest restore`` options for a target (see :func:`target_value`)."""
+    if kind == "latest":
+        return ["--type=default"]
+    return [f"--type={kind}", f"--target={value}", "--target-action=promote"]
 
 
 def _conn(dsn: str) -> AbstractContextManager[PgConnection]:
@@ -123,7 +139,7 @@ def make_target(dsn: str, kind: str, drill: str, value: str | None = None) -> Ta
     """Write the markers for a drill and return the target (see module doc)."""
     if kind == "name" and value is None:
         before = write_marker(dsn, f"before {drill}")
-        name = f"hisops_{drill}"
+        name = point_name(drill)
         restore_point(dsn, name)
         after = write_marker(dsn, f"after {drill}")
         switch_and_wait(dsn)
