@@ -14,9 +14,9 @@ Steps (:func:`run_pitr_drill`), the scratch cluster stopped and removed whatever
    drills (tables and columns as on production at the target, primary keys, critical columns,
    foreign keys, inventory expectations; row counts are not compared — no snapshot count exists
    for a point in time) and ``amcheck``, beside each other. Great Expectations is imported during
-   recovery, then ``pgbackrest verify`` of the backup set (a corrupt file is named) runs during the
-   checks (:func:`_steps`); a restore that fails for the backup's sake runs verify at once to name
-   the file.
+   recovery; ``pgbackrest verify`` of the backup set (a corrupt file is named) runs beside the
+   proof and the checks (:func:`_steps`); a restore or recovery that fails for the backup's sake
+   runs verify at once to name the file.
 
 The measured RTO is restore + recovery (until the copy accepts writes). Result: the logical drills'
 :class:`hisops.verify.drill.DrillResult`, so recording, evidence and alerts are shared.
@@ -32,7 +32,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -458,9 +457,8 @@ def _target_and_schemas(run: _Run, drill: str) -> dict[str, SchemaInfo]:
         }
 
 
-def _gx_then_verify(run: _Run, gx_loaded: threading.Event) -> list[str]:
-    """Beside recovery and the checks: import Great Expectations (``gx_loaded`` set when done,
-    whatever happened), then ``pgbackrest verify --set``; its problems, or why it could not run."""
+def _import_gx(run: _Run) -> None:
+    """Import Great Expectations beside recovery (an import error is reported by run_suite)."""
     from hisops.verify import gx_runner
 
     try:
@@ -468,8 +466,10 @@ def _gx_then_verify(run: _Run, gx_loaded: threading.Event) -> list[str]:
             gx_runner.load_gx()
     except Exception:  # noqa: BLE001 - the import in run_suite reports it properly
         log.exception("great_expectations import failed")
-    finally:
-        gx_loaded.set()
+
+
+def _verify_problems(run: _Run) -> list[str]:
+    """``pgbackrest verify --set`` beside the checks: its problems, or why it could not run."""
     if not run.req.verify_repo:
         return []
     try:
@@ -481,9 +481,9 @@ def _gx_then_verify(run: _Run, gx_loaded: threading.Event) -> list[str]:
 def _steps(run: _Run, docs_root: Path, pool: ThreadPoolExecutor) -> None:
     """The critical path is restore → recovery → checks, as an operator's restore would be (so the
     measured RTO is a plain restore's). Beside it, in ``pool``: the markers while the set is
-    restored (recovery only needs them archived before it starts), then the Great Expectations
-    import during recovery and ``pgbackrest verify`` during the checks. Peak memory: one pgBackRest
-    process set plus GX."""
+    restored (recovery only needs them archived before it starts); the Great Expectations import
+    during recovery; ``pgbackrest verify`` once recovery is done (it reads the repository, the
+    checks the scratch copy). Peak memory: one pgBackRest process set plus GX."""
     req = run.req
     drill = f"{req.backup_id}_{secrets.token_hex(3)}"
     value = markers.target_value(req.target_kind, drill, req.target_value)
@@ -494,18 +494,22 @@ def _steps(run: _Run, docs_root: Path, pool: ThreadPoolExecutor) -> None:
         _restore(run, markers.restore_options(req.target_kind, value))
     with timed(run.timings, "target_wait"):
         schemas = prepared.result()
-    gx_loaded = threading.Event()
-    verified = pool.submit(_gx_then_verify, run, gx_loaded)
+    gx_loaded = pool.submit(_import_gx, run)
     try:
         with timed(run.timings, "recovery"):
             _start(run)
             _wait_promoted(run)
         run.restore_seconds = round(time.monotonic() - start, 3)
-        _prove(run)
     except DrillStop as stop:  # name a corrupt file too, when verify finds one
+        raise DrillStop(stop.fault, [*stop.failures, *_verify_problems(run)]) from stop
+    # after recovery: its reads of the repository would slow recovery, the measured RTO
+    verified = pool.submit(_verify_problems, run)
+    try:
+        _prove(run)
+    except DrillStop as stop:
         raise DrillStop(stop.fault, [*stop.failures, *verified.result()]) from stop
     with timed(run.timings, "gx_import_wait"):
-        gx_loaded.wait()
+        gx_loaded.result()
     with timed(run.timings, "checks"):
         for database, dbname in req.databases:
             _check_database(run, database, dbname, schemas[database.id], docs_root)
@@ -521,7 +525,7 @@ def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
     directory = evidence_dir(req.evidence_root, req.server_id, req.backup_id, run.started_at)
     begin = time.monotonic()
     try:
-        with ThreadPoolExecutor(2, thread_name_prefix="pitr-beside") as pool:
+        with ThreadPoolExecutor(3, thread_name_prefix="pitr-beside") as pool:
             _steps(run, directory, pool)
     except DrillStop as stop:
         run.fail(stop.fault, stop.failures)
