@@ -68,7 +68,15 @@ def test_full_backup_is_catalogued_and_the_pitr_drill_proves_the_point(
     assert any("point proven" in n for n in result.notes)
     assert result.checks_total > 10 and result.restore_seconds > 0
     assert not list((pitr_env.root / "scratch").iterdir())  # scratch cluster stopped and removed
-    assert Path(result.evidence_path).is_file()
+    page = Path(result.evidence_path)
+    assert page.name == "evidence.html" and page.stat().st_mode & 0o077 == 0
+    html = page.read_text()
+    # the same evidence page as a logical drill's: verdict, RTO, every check by database, proof
+    total = result.checks_total
+    assert "演练通过 drill passed" in html and f"{total}/{total}" in html
+    assert f"{result.restore_seconds:.1f} 秒 s" in html and "时间点恢复 PITR" in html
+    assert "emr_db: public.patient" in html and "point proven" in html
+    assert "已检查 checked" in html and "pgbackrest verify" in html
 
 
 def test_archive_findings_from_the_archiver_row(pitr_env):

@@ -123,13 +123,13 @@ def _completed(repo, target: str, kind: str = "database") -> int:
     return bid
 
 
-def test_pending_backups_oldest_first_and_only_the_newest_physical(catalog, inv):
+def test_pending_backups_are_every_undrilled_one_oldest_first_physical_too(catalog, inv):
     a, b = _completed(catalog, "his_emr"), _completed(catalog, "his_emr")
     drilled = _completed(catalog, "his_emr")
     catalog.mark_backup_verified(drilled)
     p1, p2 = _completed(catalog, "pg-main", "physical"), _completed(catalog, "pg-main", "physical")
     assert p1 < p2
-    assert plan.pending_backup_ids(catalog, inv) == [a, b, p2]
+    assert plan.pending_backup_ids(catalog, inv) == [a, b, p1, p2]
 
 
 def test_an_unusable_chosen_backup_is_an_error_an_unusable_pending_one_is_skipped(catalog, inv):

@@ -34,7 +34,7 @@ import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -50,6 +50,7 @@ from hisops.targets.postgres import (
     pg_session,
     server_bindir,
 )
+from hisops.verify import evidence
 from hisops.verify.drill import (
     DrillResult,
     DrillStop,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from hisops.inventory.models import Database
     from hisops.pitr.pgbackrest import PgBackRest
     from hisops.verify.amcheck import AmcheckResult
+    from hisops.verify.gx_runner import CheckOutcome
 
 log = logging.getLogger(__name__)
 SCRATCH_PREFIX = "hisops_pitr_"
@@ -106,8 +108,7 @@ class _Run:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    checks_total: int = 0
-    failed_checks: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[CheckOutcome] = field(default_factory=list)  # every database's, for evidence
     amcheck: dict[str, Any] = field(default_factory=dict)
     restore_seconds: float | None = None
     target: markers.Target | None = None
@@ -407,9 +408,8 @@ def _expectations(
         run.fail("backup", [f"{database.id}: {p}" for p in plan.problems])
     with timed(run.timings, f"expectations:{database.id}"):
         gx = gx_runner.run_suite(plan, dsn, docs_root / database.id)
-    run.checks_total += len(gx.outcomes)
+    run.outcomes += [replace(o, table=f"{database.id}: {o.table or '—'}") for o in gx.outcomes]
     failed = [o for o in gx.outcomes if not o.success]
-    run.failed_checks += [o.as_dict() for o in failed]
     if failed:
         run.fail("backup", [f"{database.id}: {o.line()}" for o in failed])
     if gx.invalid:
@@ -543,6 +543,7 @@ def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
     run.timings["total"] = round(time.monotonic() - begin, 3)
     if run.target is not None:
         run.notes.append(f"target: {run.target.as_dict()}")
+    failed = [o for o in run.outcomes if not o.success]
     result = DrillResult(
         backup_id=req.backup_id,
         database_id=req.server_id,
@@ -554,15 +555,16 @@ def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
         scratch_db=str(run.scratch),
         restore_seconds=run.restore_seconds,
         failures=tuple(run.failures),
-        checks_total=run.checks_total,
-        checks_failed=len(run.failed_checks),
-        failed_checks=tuple(run.failed_checks),
+        checks_total=len(run.outcomes),
+        checks_failed=len(failed),
+        failed_checks=tuple(o.as_dict() for o in failed),
         amcheck=run.amcheck,
-        evidence_path=str(directory / "index.html"),
+        evidence_path=str(directory / evidence.PAGE),  # GX's Data Docs in one folder per database
         notes=tuple(run.notes),
         timings=dict(run.timings),
     )
     write_evidence(directory, result)
+    evidence.write_evidence_page(directory, result, run.outcomes)
     log.info("%s", result.summary())
     return result
 

@@ -40,8 +40,30 @@ STEPS = {
     "amcheck": "索引检查 amcheck",
     "drop_db": "删演练库 drop scratch",
     "scratch": "演练库内全部 inside scratch",
+    "target": "写入恢复点标记 target markers",
+    "target_wait": "等待标记归档 wait for the markers' archive",
+    "recovery": "恢复 (重放 WAL) recovery",
+    "gx_import": "载入 GX import GX",
+    "gx_import_wait": "等待 GX 载入 wait for the GX import",
+    "pgbackrest_verify": "pgbackrest verify",
+    "verify_wait": "等待 verify wait for verify",
+    "teardown": "停止并删除演练实例 stop and remove the scratch server",
     "total": "合计 total",
 }
+
+
+def amcheck_summary(amcheck: dict[str, Any]) -> dict[str, Any]:
+    """A logical drill's amcheck result as is; a PITR drill's (one per database) added up."""
+    if not amcheck or "checked" in amcheck:
+        return amcheck
+    per_db = {db: v for db, v in amcheck.items() if isinstance(v, dict)}
+    parts = list(per_db.values())
+    unavailable = [f"{db}: {v['unavailable']}" for db, v in per_db.items() if v.get("unavailable")]
+    return {
+        "checked": sum(v.get("checked") or 0 for v in parts),
+        "problems": [p for v in parts for p in v.get("problems") or []],
+        "unavailable": "; ".join(unavailable) if len(unavailable) == len(parts) else None,
+    }
 
 
 def _rows(outcomes: Sequence[CheckOutcome]) -> list[dict[str, Any]]:
@@ -75,7 +97,7 @@ def render_page(
         hospital=hospital,
         faults=FAULTS,
         steps=STEPS,
-        amcheck=result.amcheck or {},
+        amcheck=amcheck_summary(result.amcheck or {}),
     )
 
 

@@ -51,18 +51,14 @@ def pending_backup_ids(repo: CatalogRepository, inventory: Inventory) -> list[in
     a DAG scheduled by asset *name reference*, so the catalog says what is new. ALL undrilled
     backups are drilled (two backups in quick succession, safety backups of restore_database),
     never only the newest. A backup whose drill could not be performed (infrastructure or
-    configuration) stays ``completed`` and is drilled again. Physical backups: only the newest of
-    each server is drilled (each one restores the whole server)."""
+    configuration) stays ``completed`` and is drilled again. Physical backups too: each drill
+    restores the whole server, but an older set is what a restore to an earlier point uses."""
     ids: list[int] = []
-    for _, db in inventory.all_databases():
-        found = [b for b in repo.backups_for(db.id, states=("completed",)) if b.kind == "database"]
+    targets = [(db.id, "database") for _, db in inventory.all_databases()]
+    targets += [(srv.id, "physical") for _, srv in inventory.all_servers() if srv.pitr]
+    for target, kind in targets:
+        found = [b for b in repo.backups_for(target, states=("completed",)) if b.kind == kind]
         ids += [b.id for b in reversed(found)]
-    for _, srv in inventory.all_servers():
-        if srv.pitr:
-            found = [
-                b for b in repo.backups_for(srv.id, states=("completed",)) if b.kind == "physical"
-            ]
-            ids += [b.id for b in found[:1]]
     return ids
 
 
