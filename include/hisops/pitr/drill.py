@@ -369,8 +369,6 @@ def _check_database(
 ) -> None:
     """GX suite and amcheck of one restored database; amcheck reads index pages in its own
     sessions while GX (mostly Python) drives its queries, as in the logical drill."""
-    from concurrent.futures import ThreadPoolExecutor
-
     dsn = _dsn(run, dbname)
     with ThreadPoolExecutor(1, thread_name_prefix="amcheck") as pool:
         pending = pool.submit(_timed_amcheck, run, database, dsn)
@@ -449,8 +447,9 @@ def _target_and_schemas(run: _Run, drill: str) -> dict[str, SchemaInfo]:
     database's tables and keys as of the target (the heartbeat table is part of that state)."""
     req = run.req
     with timed(run.timings, "target"):
-        target = markers.make_target(req.production_dsn, req.target_kind, drill, req.target_value)
-        run.target = target
+        run.target = markers.make_target(
+            req.production_dsn, req.target_kind, drill, req.target_value
+        )
         return {
             db.id: production_schema(dsn_with(req.production_dsn, dbname))
             for db, dbname in req.databases
