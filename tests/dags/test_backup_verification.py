@@ -33,6 +33,7 @@ def test_verification_dag_verifies_and_records_evidence(dag_env, make_backup, pg
         dag_env.tmp / "reports" / "verification" / "d1"
     )
     assert oct(evidence.stat().st_mode & 0o777) == "0o600"
+    assert "测试医院" in evidence.read_text()  # the inventory's hospital, on the evidence page
     assert verification.details["checks_failed"] == 0 and verification.details["checks_total"] > 40
     event = next(e for e in repo.audit_events() if e.action == "backup_verification")
     assert (event.result, event.target, event.actor) == ("success", "d1", "dag_test")

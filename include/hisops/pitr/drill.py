@@ -96,6 +96,8 @@ class PitrDrillRequest:
     jobs: int = 2
     os_user: str = "postgres"
     verify_repo: bool = True
+    tz: str | None = None  # the inventory's timezone, for the evidence page (None: Asia/Shanghai)
+    hospital: str | None = None  # the inventory's hospital name, on the evidence page
 
 
 @dataclass
@@ -563,7 +565,7 @@ def run_pitr_drill(req: PitrDrillRequest) -> DrillResult:
         timings=dict(run.timings),
     )
     write_evidence(directory, result)
-    evidence.write_evidence_page(directory, result, run.outcomes)
+    evidence.write_evidence_page(directory, result, run.outcomes, tz=req.tz, hospital=req.hospital)
     log.info("%s", result.summary())
     return result
 

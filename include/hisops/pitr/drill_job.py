@@ -76,4 +76,6 @@ def drill_request(
         pg_bindir=srv.pg_bindir,
         mode=job.get("mode", "fast"),
         os_user=srv.pitr.os_user,
+        tz=inventory.timezone,
+        hospital=inventory.hospital,
     )

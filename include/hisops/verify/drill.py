@@ -103,6 +103,8 @@ class DrillRequest:
     expected_manifest_sha256: str | None = None
     heapallindexed: bool = False
     before_checks: Callable[[str], None] | None = None  # test hook: called with the scratch DSN
+    tz: str | None = None  # the inventory's timezone, for the evidence page (None: Asia/Shanghai)
+    hospital: str | None = None  # the inventory's hospital name, on the evidence page
 
 
 @dataclass(frozen=True)
@@ -520,6 +522,12 @@ def run_drill(req: DrillRequest) -> DrillResult:
     state.evidence = directory / evidence.PAGE  # our offline page; GX's Data Docs stay beside it
     result = state.result()
     write_evidence(directory, result)
-    evidence.write_evidence_page(directory, result, state.gx.outcomes if state.gx else [])
+    evidence.write_evidence_page(
+        directory,
+        result,
+        state.gx.outcomes if state.gx else [],
+        tz=req.tz,
+        hospital=req.hospital,
+    )
     log.info("%s", result.summary())
     return result

@@ -76,6 +76,8 @@ def drill_request(
         encryption_key=access.encryption_key(backup_dir),
         expected_manifest_sha256=job.get("manifest_sha256"),
         before_checks=before_checks,
+        tz=inventory.timezone,
+        hospital=inventory.hospital,
     )
 
 
