@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from hisops.devenv.pgcluster import PgCluster
-from hisops.inventory.models import PgServer, Pitr, PitrRepo
+from hisops.inventory.models import Database, PgServer, Pitr, PitrRepo
 from hisops.pitr import config as pitr_config
+from hisops.pitr.drill import PitrDrillRequest
 from hisops.pitr.pgbackrest import PgBackRest
 
 from tests.conftest import TEST_HOME, free_port
@@ -45,6 +46,28 @@ def pitr_server(root: Path, cluster: PgCluster, stanza: str) -> PgServer:
         data_directory=str(cluster.datadir),
         port=cluster.port,
         pitr=pitr,
+    )
+
+
+def drill_request(
+    env: PitrEnv,
+    backup_id: int,
+    label: str,
+    evidence_root: Path,
+    databases: tuple[tuple[Database, str], ...] = (),
+) -> PitrDrillRequest:
+    """A PITR drill of one of ``env``'s backups, scratch beside the cluster."""
+    return PitrDrillRequest(
+        backup_id=backup_id,
+        server_id="pg-main",
+        label=label,
+        production_dsn=env.dsn(),
+        production_datadir=str(env.cluster.datadir),
+        pgbr=env.pgbr,
+        scratch_root=env.root / "scratch",
+        evidence_root=evidence_root,
+        databases=databases,
+        os_user=env.cluster.os_user,
     )
 
 

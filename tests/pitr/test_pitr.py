@@ -10,6 +10,8 @@ from hisops.pitr import drill as pitr_drill
 from hisops.pitr import preflight, service
 from hisops.runinfo import RunInfo
 
+from tests.pitr.conftest import drill_request
+
 RUN = RunInfo(dag_id="pitr_backup", run_id="manual__t", triggering_user="tester")
 
 
@@ -49,17 +51,8 @@ def test_full_backup_is_catalogued_and_the_pitr_drill_proves_the_point(
     assert (record.kind, record.state, record.database_id) == ("physical", "completed", "pg-main")
     assert record.manifest["label"] == outcome.label and record.path.endswith(outcome.label)
     db = Database(id="emr_db", conn_id="t_pitr", critical_tables=["patient"])
-    req = pitr_drill.PitrDrillRequest(
-        backup_id=outcome.backup_id,
-        server_id="pg-main",
-        label=outcome.label,
-        production_dsn=pitr_env.dsn(),
-        production_datadir=str(pitr_env.cluster.datadir),
-        pgbr=pitr_env.pgbr,
-        scratch_root=pitr_env.root / "scratch",
-        evidence_root=tmp_path / "evidence",
-        databases=((db, pitr_db),),
-        os_user=pitr_env.cluster.os_user,
+    req = drill_request(
+        pitr_env, outcome.backup_id, outcome.label, tmp_path / "evidence", ((db, pitr_db),)
     )
 
     result = pitr_drill.run_pitr_drill(req)

@@ -25,6 +25,8 @@ from hisops.restore.pitr import AUTO, choose_physical
 from hisops.runinfo import RunInfo
 from hisops.verify.record import record_drill
 
+from tests.pitr.conftest import drill_request
+
 RUN = RunInfo(dag_id="pitr_backup", run_id="manual__faults", triggering_user="tester")
 DRILL_RUN = RunInfo(dag_id="backup_verification", run_id="manual__faults", triggering_user="t")
 
@@ -42,20 +44,6 @@ def _fill(env, table: str = "ward_log", rows: int = 200_000) -> None:
         f"CREATE TABLE {table} AS SELECT i, md5(i::text) AS h FROM generate_series(1, {rows}) i"
     )
     env.cluster.execute("CHECKPOINT")
-
-
-def _request(env, outcome, tmp_path: Path) -> pitr_drill.PitrDrillRequest:
-    return pitr_drill.PitrDrillRequest(
-        backup_id=outcome.backup_id,
-        server_id="pg-main",
-        label=outcome.label,
-        production_dsn=env.dsn(),
-        production_datadir=str(env.cluster.datadir),
-        pgbr=env.pgbr,
-        scratch_root=env.root / "scratch",
-        evidence_root=tmp_path / "evidence",
-        os_user=env.cluster.os_user,
-    )
 
 
 def _backup_dir(env, label: str) -> Path:
@@ -86,7 +74,9 @@ def test_a_corrupted_repository_file_fails_the_drill_naming_the_file(
     assert stored, f"{relpath} not in the backup set"
     _flip_bytes(stored[0])  # the table's file in the repository, after the backup
 
-    result = pitr_drill.run_pitr_drill(_request(env, outcome, tmp_path))
+    result = pitr_drill.run_pitr_drill(
+        drill_request(env, outcome.backup_id, outcome.label, tmp_path / "evidence")
+    )
 
     assert not result.ok and result.fault == "backup", result.failures
     assert any(relpath in line for line in result.failures), result.failures
@@ -136,7 +126,9 @@ def test_a_missing_wal_segment_fails_the_pitr_drill_naming_the_segment(
     _switch_and_wait(env)
     _archive_file(env, lost).unlink()  # gone from the archive, needed to reach any later target
 
-    result = pitr_drill.run_pitr_drill(_request(env, outcome, tmp_path))
+    result = pitr_drill.run_pitr_drill(
+        drill_request(env, outcome.backup_id, outcome.label, tmp_path / "evidence")
+    )
 
     assert not result.ok and result.fault == "backup", result.failures
     assert any(lost in line and "missing" in line for line in result.failures), result.failures
